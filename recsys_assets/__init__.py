@@ -1,0 +1,1 @@
+"""recsys_assets: a Dagster asset graph that keeps a recommendation model fresh."""

@@ -1,0 +1,177 @@
+"""Write-once, versioned store of model bundles, and its local-filesystem implementation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import dagster as dg
+from pydantic import Field
+
+MANIFEST = "manifest.json"
+
+
+class BundleExistsError(RuntimeError):
+    """A complete bundle (one with a manifest) already exists for this version."""
+
+
+class BundleIntegrityError(RuntimeError):
+    """A file read back from the store does not match the checksum it was written with."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ModelStore(dg.ConfigurableResource, ABC):
+    """Versioned, write-once object store for model bundles and the champion pointer."""
+
+    # Backends implement these storage primitives on object keys ("models/<name>/<version>/<file>");
+    # the bundle protocol on top of them is shared so every backend is all-or-nothing in the same way.
+    @abstractmethod
+    def put_object(self, key: str, data: bytes) -> None:
+        """Write `data` at `key`, replacing what is there."""
+
+    @abstractmethod
+    def put_object_if_absent(self, key: str, data: bytes) -> bool:
+        """Write `data` at `key` only if nothing is there; False (and no write) when it exists."""
+
+    @abstractmethod
+    def get_object(self, key: str) -> bytes | None:
+        """The bytes at `key`, or None when absent."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix`."""
+
+    @abstractmethod
+    def delete_object(self, key: str) -> None:
+        """Remove `key` if present."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Address of `key` a person can open (file path or s3:// URI)."""
+
+    @staticmethod
+    def bundle_prefix(model_name: str, version: str) -> str:
+        return f"models/{model_name}/{version}/"
+
+    def bundle_uri(self, model_name: str, version: str) -> str:
+        return self.uri(self.bundle_prefix(model_name, version))
+
+    def read_manifest(self, model_name: str, version: str) -> dict[str, Any] | None:
+        data = self.get_object(self.bundle_prefix(model_name, version) + MANIFEST)
+        return None if data is None else json.loads(data)
+
+    def read_file(self, model_name: str, version: str, name: str) -> bytes:
+        """A bundle file, verified against the checksum its manifest recorded."""
+        manifest = self.read_manifest(model_name, version)
+        if manifest is None:
+            raise FileNotFoundError(f"no complete bundle {model_name}/{version} in {self.uri('')}")
+        data = self.get_object(self.bundle_prefix(model_name, version) + name)
+        if data is None or sha256(data) != manifest["files"].get(name):
+            raise BundleIntegrityError(f"{name} of bundle {model_name}/{version} is missing or corrupt")
+        return data
+
+    def list_versions(self, model_name: str) -> list[str]:
+        """Versions with a manifest (complete bundles), oldest first."""
+        prefix = f"models/{model_name}/"
+        return sorted(
+            key[len(prefix) : -len(MANIFEST) - 1]
+            for key in self.list_keys(prefix)
+            if key.endswith("/" + MANIFEST)
+        )
+
+    def publish_bundle(
+        self, model_name: str, version: str, files: Mapping[str, bytes], manifest: dict[str, Any]
+    ) -> str:
+        """Upload a bundle all-or-nothing and return its URI.
+
+        Files go first and are read back and checksummed; `manifest.json` goes last with a
+        conditional write, so a version is complete exactly when its manifest exists and an
+        existing version is never overwritten. A failure midway leaves no manifest; retrying
+        the same version rewrites the orphaned files.
+        """
+        prefix = self.bundle_prefix(model_name, version)
+        if self.get_object(prefix + MANIFEST) is not None:
+            raise BundleExistsError(f"bundle {model_name}/{version} already exists at {self.uri(prefix)}")
+        checksums = {}
+        for name, data in files.items():
+            key = prefix + name
+            self.put_object(key, data)
+            stored = self.get_object(key)
+            if stored is None or sha256(stored) != sha256(data):
+                raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
+            checksums[name] = sha256(data)
+        manifest = {**manifest, "files": checksums}
+        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        if not self.put_object_if_absent(prefix + MANIFEST, body):
+            raise BundleExistsError(f"bundle {model_name}/{version} was completed by another run")
+        return self.uri(prefix)
+
+    def read_champion(self, model_name: str) -> dict[str, Any] | None:
+        """The promoted version's pointer ({"version", "promoted_at", ...}), or None."""
+        data = self.get_object(f"models/{model_name}/champion.json")
+        return None if data is None else json.loads(data)
+
+    def write_champion(self, model_name: str, version: str, **details: Any) -> None:
+        """Point the champion at a complete bundle."""
+        if self.read_manifest(model_name, version) is None:
+            raise FileNotFoundError(f"cannot promote {model_name}/{version}: no complete bundle")
+        pointer = {"model_name": model_name, "version": version,
+                   "promoted_at": datetime.now(timezone.utc).isoformat(), **details}
+        self.put_object(f"models/{model_name}/champion.json", json.dumps(pointer, indent=2).encode())
+
+
+class LocalModelStore(ModelStore):
+    """Model store on the local filesystem (the embedded default)."""
+
+    root: str = Field(description="Folder that holds models/<model_name>/<version>/.")
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root) / key
+
+    def put_object(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename so a reader never sees a half-written file.
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, path)
+
+    def put_object_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as tmp:
+            tmp.write(data)
+        try:
+            os.link(tmp.name, path)  # atomic, and fails if the target exists
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp.name)
+
+    def get_object(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.is_file() else None
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
+        )
+
+    def delete_object(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))

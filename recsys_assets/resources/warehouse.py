@@ -1,0 +1,169 @@
+"""Warehouse interface for raw interaction events, and its embedded DuckDB implementation."""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from recsys_assets.schema import EVENTS_SCHEMA, conform
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse could not be reached or refused access; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class WarehousePartition:
+    """One day of events as the warehouse reports it (BigQuery's INFORMATION_SCHEMA.PARTITIONS shape)."""
+
+    partition_id: str  # YYYYMMDD, as BigQuery names day partitions
+    total_rows: int
+    last_modified_time: datetime
+
+    @property
+    def partition_key(self) -> str:
+        """The Dagster daily partition key (YYYY-MM-DD) for this warehouse partition."""
+        return f"{self.partition_id[:4]}-{self.partition_id[4:6]}-{self.partition_id[6:]}"
+
+
+def day_of(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """UTC calendar day of each timestamp, as date32."""
+    return pc.cast(pc.floor_temporal(ts, unit="day"), pa.timestamp("us", tz="UTC")).cast(pa.date32())
+
+
+class Warehouse(dg.ConfigurableResource, ABC):
+    """Day-partitioned store of raw user-item interaction events."""
+
+    @abstractmethod
+    def read_events(self, start: datetime, end: datetime) -> pa.Table:
+        """Events with `start <= event_ts < end`, in the events contract's schema."""
+
+    @abstractmethod
+    def replace_days(self, events: pa.Table) -> dict[str, int]:
+        """Replace every day present in `events` with exactly those rows (idempotent per day).
+
+        Returns the number of rows written per partition key.
+        """
+
+    @abstractmethod
+    def list_partitions(self) -> list[WarehousePartition]:
+        """Every non-empty day partition with its row count and last modification time."""
+
+    @property
+    @abstractmethod
+    def table_ref(self) -> str:
+        """Human-readable name of the events table, for messages and metadata."""
+
+
+class DuckDBWarehouse(Warehouse):
+    """Embedded warehouse: a DuckDB file on the local filesystem."""
+
+    path: str = Field(description="Path of the DuckDB database file; created on first write.")
+    table: str = Field(default="events", description="Name of the events table.")
+
+    @property
+    def table_ref(self) -> str:
+        return f"duckdb:{self.path}#{self.table}"
+
+    @contextlib.contextmanager
+    def _connect(self, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not Path(self.path).exists():
+            raise WarehouseUnavailable(f"warehouse file {self.path} does not exist; seed or import events first")
+        if not read_only:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:  # held by another writer, unreadable file, ...
+            raise WarehouseUnavailable(f"cannot open warehouse {self.table_ref}: {exc}") from exc
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def _ensure_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self.table} (
+                user_id VARCHAR, item_id VARCHAR, event_type VARCHAR, weight DOUBLE,
+                event_ts TIMESTAMPTZ, event_date DATE)"""
+        )
+        # DuckDB has no partition metadata of its own; this table mirrors
+        # BigQuery's INFORMATION_SCHEMA.PARTITIONS so sensors work the same on both.
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self.table}_partitions (
+                partition_id VARCHAR PRIMARY KEY, total_rows BIGINT, last_modified_time TIMESTAMPTZ)"""
+        )
+
+    def _has_table(self, con: duckdb.DuckDBPyConnection) -> bool:
+        return bool(
+            con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [self.table]
+            ).fetchone()[0]
+        )
+
+    def read_events(self, start: datetime, end: datetime) -> pa.Table:
+        with self._connect(read_only=True) as con:
+            if not self._has_table(con):
+                return EVENTS_SCHEMA.empty_table()
+            table = con.sql(
+                f"""SELECT user_id, item_id, event_type, weight, event_ts FROM {self.table}
+                    WHERE event_ts >= ? AND event_ts < ? ORDER BY event_ts""",
+                params=[start, end],
+            ).to_arrow_table()
+        return conform(table)
+
+    def replace_days(self, events: pa.Table) -> dict[str, int]:
+        events = conform(events)
+        days = day_of(events["event_ts"])
+        staged = events.append_column("event_date", days)
+        counts = pc.value_counts(days)
+        per_day = {
+            str(value): int(count)
+            for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
+            if value is not None
+        }
+        if not per_day:
+            return {}
+        now = datetime.now(timezone.utc)
+        with self._connect(read_only=False) as con:
+            self._ensure_tables(con)
+            con.register("staged_events", staged)
+            con.register(
+                "staged_days",
+                pa.table({"event_date": pa.array(list(per_day), pa.string()).cast(pa.date32())}),
+            )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"DELETE FROM {self.table} WHERE event_date IN (SELECT event_date FROM staged_days)")
+                con.execute(f"INSERT INTO {self.table} SELECT * FROM staged_events")
+                con.execute(
+                    f"""INSERT OR REPLACE INTO {self.table}_partitions
+                        SELECT strftime(event_date, '%Y%m%d'), count(*), ?::TIMESTAMPTZ
+                        FROM staged_events GROUP BY event_date""",
+                    [now],
+                )
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+        return per_day
+
+    def list_partitions(self) -> list[WarehousePartition]:
+        with self._connect(read_only=True) as con:
+            if not self._has_table(con):
+                return []
+            rows = con.execute(
+                f"SELECT partition_id, total_rows, last_modified_time FROM {self.table}_partitions "
+                "WHERE total_rows > 0 ORDER BY partition_id"
+            ).fetchall()
+        return [WarehousePartition(pid, int(n), ts.astimezone(timezone.utc)) for pid, n, ts in rows]

@@ -1,0 +1,42 @@
+"""Deployment settings read from the environment.
+
+Everything that changes between the embedded default and a cloud deployment is an
+environment variable read here, so switching backends never means editing code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Values that shape the asset graph itself (not just resource configuration)."""
+
+    data_dir: Path
+    partitions_start: str
+    training_window_days: int
+    model_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        window = int(env.get("RECSYS_TRAINING_WINDOW_DAYS", "28"))
+        if window < 1:
+            raise ValueError(f"RECSYS_TRAINING_WINDOW_DAYS must be at least 1, got {window}")
+        return cls(
+            data_dir=Path(env.get("RECSYS_DATA_DIR", str(REPO_ROOT / "data"))).resolve(),
+            # MovieLens 100k starts in 1997; a start this early lets imported public data
+            # fall inside the partition space without extra configuration.
+            partitions_start=env.get("RECSYS_PARTITIONS_START", "1995-01-01"),
+            training_window_days=window,
+            model_name=env.get("RECSYS_MODEL_NAME", "jobs-als"),
+        )
+
+
+SETTINGS = Settings.from_env()

