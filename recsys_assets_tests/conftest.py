@@ -1,0 +1,3 @@
+"""Shared fixtures. Stand-ins for cloud services live in `standins/`, one module per service."""
+
+pytest_plugins: list[str] = []
