@@ -106,9 +106,9 @@ class DuckDBWarehouse(Warehouse):
 
     def _has_table(self, con: duckdb.DuckDBPyConnection) -> bool:
         return bool(
-            con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [self.table]
-            ).fetchone()[0]
+            con.sql(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", params=[self.table]
+            ).fetchall()[0][0]
         )
 
     def read_events(self, start: datetime, end: datetime) -> pa.Table:
@@ -162,7 +162,7 @@ class DuckDBWarehouse(Warehouse):
         with self._connect(read_only=True) as con:
             if not self._has_table(con):
                 return []
-            rows = con.execute(
+            rows = con.sql(
                 f"SELECT partition_id, total_rows, last_modified_time FROM {self.table}_partitions "
                 "WHERE total_rows > 0 ORDER BY partition_id"
             ).fetchall()

@@ -1,0 +1,22 @@
+"""The Dagster code location: every asset, check, job, schedule, sensor and resource."""
+
+import dagster as dg
+
+from recsys_assets.evaluation.assets import model_evaluation
+from recsys_assets.extract.assets import interactions
+from recsys_assets.features.assets import training_set
+from recsys_assets.jobs import interactions_job, retrain_job
+from recsys_assets.release.assets import model_bundle, model_release
+from recsys_assets.resources import build_resources
+from recsys_assets.training.assets import als_model, baseline_models
+
+ASSETS = [interactions, training_set, als_model, baseline_models, model_evaluation, model_bundle, model_release]
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    jobs=[interactions_job, retrain_job],
+    resources=build_resources(),
+    # One process for the whole run: the steps are short and a Python start per step costs more
+    # than it buys here (figures in the README). Heavy training leaves the process through Pipes.
+    executor=dg.in_process_executor,
+)

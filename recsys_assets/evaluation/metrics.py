@@ -1,0 +1,54 @@
+"""Top-k ranking metrics computed for all users at once from a recommendation matrix.
+
+Definitions, for one user with relevant (held-out) set R, top-k list r_1..r_k and
+hit indicator h_i = [r_i in R]; every metric is averaged over users with |R| > 0:
+
+- precision@k = sum(h_i) / k
+- recall@k    = sum(h_i) / |R|
+- AP@k        = sum_i h_i * precision@i / min(k, |R|);  MAP@k is its mean
+- NDCG@k      = DCG / IDCG with DCG = sum_i h_i / log2(i + 1) and IDCG the DCG of
+                min(k, |R|) hits at the top
+- coverage    = distinct items recommended to anyone / catalogue size
+
+Dividing AP and IDCG by min(k, |R|) keeps a perfect list scoring 1 when |R| > k.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+METRIC_NAMES = ("precision", "recall", "ndcg", "map")
+
+
+def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_items: int) -> dict[str, float]:
+    """Metrics of `recommendations` (users x k item indices, -1 for an empty slot) against `relevant`.
+
+    Row u of `recommendations` is for row u of `relevant`; users without relevant items are skipped.
+    """
+    n_users, k = recommendations.shape
+    n_relevant = np.diff(relevant.indptr)
+    evaluated = n_relevant > 0
+    rows = np.repeat(np.arange(n_users), k)
+    cols = recommendations.ravel()
+    filled = cols >= 0
+    hits = np.zeros(n_users * k, dtype=bool)
+    # Sparse fancy indexing looks every (user, item) pair up at once.
+    hits[filled] = np.asarray(relevant[rows[filled], cols[filled]]).ravel() > 0
+    hits = hits.reshape(n_users, k)[evaluated]
+    n_rel = n_relevant[evaluated]
+    cutoff = np.minimum(n_rel, k)
+
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[cutoff - 1]
+    precision_at_i = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    n_hits = hits.sum(axis=1)
+    recommended = np.unique(cols[filled])
+    return {
+        f"precision@{k}": float(np.mean(n_hits / k)) if len(n_rel) else 0.0,
+        f"recall@{k}": float(np.mean(n_hits / n_rel)) if len(n_rel) else 0.0,
+        f"ndcg@{k}": float(np.mean((hits * discounts).sum(axis=1) / ideal)) if len(n_rel) else 0.0,
+        f"map@{k}": float(np.mean((precision_at_i * hits).sum(axis=1) / cutoff)) if len(n_rel) else 0.0,
+        "coverage": float(len(recommended) / n_items) if n_items else 0.0,
+        "users_evaluated": int(evaluated.sum()),
+    }

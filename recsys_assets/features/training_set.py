@@ -1,0 +1,155 @@
+"""Turn a window of interaction events into the user x item training matrices and a time-based holdout."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Mapping
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from recsys_assets import storage
+
+# Every split is one file of the same shape: users x items, CSR.
+MATRIX_FILES = ("train", "fit", "validation", "holdout")
+USER_IDS_FILE = "user_ids.parquet"
+ITEM_IDS_FILE = "item_ids.parquet"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    event_type_weights: Mapping[str, float]
+    default_event_weight: float
+    min_user_items: int
+    min_item_users: int
+    holdout_fraction: float
+    validation_fraction: float
+
+
+@dataclass
+class TrainingSet:
+    """Matrices share one user and one item index; `train` = `fit` + `validation`."""
+
+    train: sp.csr_matrix
+    fit: sp.csr_matrix
+    validation: sp.csr_matrix
+    holdout: sp.csr_matrix
+    user_ids: pa.Array
+    item_ids: pa.Array
+    summary: dict
+
+    def to_files(self) -> dict[str, bytes]:
+        files = {f"{name}.npz": storage.sparse_to_bytes(getattr(self, name)) for name in MATRIX_FILES}
+        files[USER_IDS_FILE] = storage.table_to_bytes(pa.table({"user_id": self.user_ids}))
+        files[ITEM_IDS_FILE] = storage.table_to_bytes(pa.table({"item_id": self.item_ids}))
+        return files
+
+    @classmethod
+    def load(cls, base_uri: str) -> "TrainingSet":
+        read = lambda name: storage.read_bytes(storage.join(base_uri, name))  # noqa: E731
+        matrices = {name: storage.sparse_from_bytes(read(f"{name}.npz")) for name in MATRIX_FILES}
+        return cls(
+            **matrices,
+            user_ids=storage.table_from_bytes(read(USER_IDS_FILE))["user_id"].combine_chunks(),
+            item_ids=storage.table_from_bytes(read(ITEM_IDS_FILE))["item_id"].combine_chunks(),
+            summary=storage.read_json(storage.join(base_uri, SUMMARY_FILE)),
+        )
+
+
+def content_hash(files: Mapping[str, bytes]) -> str:
+    """A hash of the training data that changes exactly when the data does."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode())
+        digest.update(hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()
+
+
+def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
+    """Deduplicate, weight, filter and split `events` (the interactions contract) per user by time."""
+    con = duckdb.connect()
+    con.register("events", events)
+    con.register(
+        "type_weights",
+        pa.table({"event_type": list(params.event_type_weights), "type_weight": list(params.event_type_weights.values())}),
+    )
+    # Holdout: each user's most recent distinct items (by first interaction); validation: the
+    # most recent of what remains, used only for hyperparameter search. Users keep at least one
+    # training item because min_user_items >= 2 and both fractions round down.
+    pairs = con.sql(
+        f"""
+        WITH deduped AS (SELECT DISTINCT user_id, item_id, event_type, weight, event_ts FROM events),
+        weighted AS (
+            SELECT user_id, item_id, event_ts,
+                   weight * coalesce(type_weight, {float(params.default_event_weight)!r}) AS confidence
+            FROM deduped LEFT JOIN type_weights USING (event_type)),
+        pairs AS (
+            SELECT user_id, item_id, sum(confidence) AS confidence, min(event_ts) AS first_ts
+            FROM weighted GROUP BY user_id, item_id HAVING sum(confidence) > 0),
+        items_ok AS (SELECT item_id FROM pairs GROUP BY item_id HAVING count(*) >= {int(params.min_item_users)}),
+        item_filtered AS (SELECT * FROM pairs SEMI JOIN items_ok USING (item_id)),
+        users_ok AS (SELECT user_id FROM item_filtered GROUP BY user_id HAVING count(*) >= {int(params.min_user_items)}),
+        kept AS (SELECT * FROM item_filtered SEMI JOIN users_ok USING (user_id)),
+        ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY first_ts DESC, item_id) AS recency,
+                      count(*) OVER (PARTITION BY user_id) AS n
+            FROM kept),
+        split AS (
+            SELECT *, greatest(1, floor(n * {float(params.holdout_fraction)!r}))::BIGINT AS n_holdout FROM ranked)
+        SELECT user_id, item_id, confidence::FLOAT AS confidence,
+               CASE WHEN recency <= n_holdout THEN 'holdout'
+                    WHEN recency <= n_holdout + greatest(1, floor((n - n_holdout) * {float(params.validation_fraction)!r}))
+                         AND n - n_holdout >= 2 THEN 'validation'
+                    ELSE 'fit' END AS split
+        FROM split
+        """
+    ).to_arrow_table()
+    con.register("pairs", pairs)
+    users = con.sql("SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' ORDER BY user_id").to_arrow_table()["user_id"]
+    items = con.sql("SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' ORDER BY item_id").to_arrow_table()["item_id"]
+    con.register("users", pa.table({"user_id": users, "u": pa.array(np.arange(len(users), dtype=np.int32))}))
+    con.register("items", pa.table({"item_id": items, "i": pa.array(np.arange(len(items), dtype=np.int32))}))
+    # Holdout pairs whose item never occurs in training cannot be recommended by any model; they
+    # are dropped and counted rather than silently scored as misses.
+    indexed = con.sql(
+        "SELECT u, i, confidence, split FROM pairs JOIN users USING (user_id) JOIN items USING (item_id)"
+    ).to_arrow_table()
+    shape = (len(users), len(items))
+    u = indexed["u"].to_numpy()
+    i = indexed["i"].to_numpy()
+    conf = indexed["confidence"].to_numpy()
+    split = indexed["split"].to_numpy(zero_copy_only=False)
+
+    def matrix(mask: np.ndarray, values: np.ndarray | None = None) -> sp.csr_matrix:
+        data = conf[mask] if values is None else values[mask]
+        return sp.csr_matrix((data.astype(np.float32), (u[mask], i[mask])), shape=shape)
+
+    is_fit, is_val, is_hold = split == "fit", split == "validation", split == "holdout"
+    ones = np.ones_like(conf)
+    result = TrainingSet(
+        train=matrix(is_fit | is_val),
+        fit=matrix(is_fit),
+        validation=matrix(is_val, ones),
+        holdout=matrix(is_hold, ones),
+        user_ids=users.combine_chunks(),
+        item_ids=items.combine_chunks(),
+        summary={},
+    )
+    n_holdout_all = int(con.sql("SELECT count(*) FROM pairs WHERE split = 'holdout'").fetchall()[0][0])
+    result.summary = {
+        "events": events.num_rows,
+        "events_deduplicated": int(con.sql("SELECT count(*) FROM (SELECT DISTINCT * FROM events)").fetchall()[0][0]),
+        "pairs_kept": pairs.num_rows,
+        "users": shape[0],
+        "items": shape[1],
+        "train_pairs": int(result.train.nnz),
+        "holdout_pairs": int(result.holdout.nnz),
+        "holdout_pairs_unknown_item": n_holdout_all - int(result.holdout.nnz),
+        "holdout_users": int((np.diff(result.holdout.indptr) > 0).sum()),
+        "density": float(result.train.nnz) / max(shape[0] * shape[1], 1),
+    }
+    return result

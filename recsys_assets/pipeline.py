@@ -1,0 +1,107 @@
+"""Run the graph from Python: seed, import, and materialize the latest partition (used by the CLI)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Mapping
+
+import dagster as dg
+
+from recsys_assets import storage
+from recsys_assets.definitions import ASSETS
+from recsys_assets.evaluation.assets import METRICS_FILE
+from recsys_assets.partitions import daily_partitions
+from recsys_assets.release.assets import BUNDLE_REF_FILE
+from recsys_assets.resources.warehouse import Warehouse
+from recsys_assets.settings import SETTINGS
+
+DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False)
+
+
+@dataclass
+class PipelineOutcome:
+    partition_key: str
+    success: bool
+    failures: list[str]
+    evaluation: dict | None
+    bundle: dict | None
+
+
+def instance() -> dg.DagsterInstance:
+    """The persistent instance when DAGSTER_HOME is set (so runs show in the UI), else an ephemeral one."""
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def latest_partition(warehouse: Warehouse) -> str:
+    """The most recent day that has events in the warehouse."""
+    partitions = warehouse.list_partitions()
+    if not partitions:
+        raise SystemExit(f"the warehouse {warehouse.table_ref} holds no events: run `demo` or `import-events` first")
+    return partitions[-1].partition_key
+
+
+def window(partition_key: str) -> tuple[str, str]:
+    """First and last partition key of the training window ending at `partition_key`."""
+    end = date.fromisoformat(partition_key)
+    start = max(end - timedelta(days=SETTINGS.training_window_days - 1), date.fromisoformat(SETTINGS.partitions_start))
+    return start.isoformat(), end.isoformat()
+
+
+def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    reasons = []
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            reasons.append(f"{event.step_key} failed: {error.message.strip() if error else 'unknown error'}")
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                reasons.append(f"check {evaluation.check_name} failed: {evaluation.description}")
+    return reasons
+
+
+def materialize_partition(
+    partition_key: str,
+    resources: Mapping[str, Any],
+    dagster_instance: dg.DagsterInstance | None = None,
+    run_config: Mapping[str, Any] | None = None,
+) -> PipelineOutcome:
+    """Extract the training window (one run over the whole range), then rebuild everything downstream."""
+    if partition_key not in daily_partitions.get_partition_keys():
+        raise SystemExit(
+            f"{partition_key} is outside the partitions ({SETTINGS.partitions_start} to yesterday); "
+            "set RECSYS_PARTITIONS_START earlier for older data"
+        )
+    dagster_instance = dagster_instance or instance()
+    # Step progress at INFO is what a person follows; DEBUG engine events drown it.
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
+    start, end = window(partition_key)
+    extract = dg.materialize(
+        ASSETS, selection=["interactions"], resources=resources, instance=dagster_instance, raise_on_error=False,
+        run_config=run_config,
+        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+    )
+    failures = _failures(extract)
+    if not extract.success:
+        return PipelineOutcome(partition_key, False, failures, None, None)
+    retrain = dg.materialize(
+        ASSETS, selection=DOWNSTREAM, resources=resources, instance=dagster_instance, raise_on_error=False,
+        partition_key=partition_key, run_config=run_config,
+    )
+    failures += _failures(retrain)
+    artifacts = resources["artifacts"]
+    evaluation_uri = artifacts.uri("model_evaluation", partition_key, METRICS_FILE)
+    bundle_uri = artifacts.uri("model_bundle", partition_key, BUNDLE_REF_FILE)
+    bundle_written = any(
+        e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == dg.AssetKey("model_bundle")
+        for e in retrain.all_events
+    )
+    return PipelineOutcome(
+        partition_key=partition_key,
+        success=retrain.success and not failures,
+        failures=failures,
+        evaluation=storage.read_json(evaluation_uri) if storage.exists(evaluation_uri) else None,
+        bundle=storage.read_json(bundle_uri) if bundle_written else None,
+    )
