@@ -99,7 +99,11 @@ def read_events_file(
         event_type, weight = "'rating'", "TRY_CAST(rating AS DOUBLE)"
     else:
         event_type = "coalesce(nullif(trim(event_type), ''), 'interaction')" if "event_type" in raw.columns else "'interaction'"
-        weight = "coalesce(TRY_CAST(nullif(trim(weight), '') AS DOUBLE), NULL)" if "weight" in raw.columns else "1.0"
+        # An empty weight means "an ordinary event" (1.0); text that is not a number is malformed.
+        weight = (
+            "CASE WHEN nullif(trim(weight), '') IS NULL THEN 1.0 ELSE TRY_CAST(trim(weight) AS DOUBLE) END"
+            if "weight" in raw.columns else "1.0"
+        )
     # Timestamps may be unix seconds (MovieLens, many exports) or ISO-8601 text.
     parsed = raw.select(
         f"""nullif(trim(user_id), '') AS user_id, nullif(trim(item_id), '') AS item_id,

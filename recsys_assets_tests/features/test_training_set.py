@@ -1,0 +1,77 @@
+"""The training set deduplicates, weights, filters and splits each user by time."""
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pyarrow as pa
+
+from recsys_assets.features.training_set import SplitParams, TrainingSet, build_training_set, content_hash
+from recsys_assets.schema import EVENTS_SCHEMA
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+PARAMS = SplitParams(
+    event_type_weights={"view": 1.0, "apply": 5.0}, default_event_weight=1.0,
+    min_user_items=3, min_item_users=1, holdout_fraction=0.25, validation_fraction=0.34,
+)
+
+
+def events(rows: list[tuple[str, str, str, float, int]]) -> pa.Table:
+    """Rows of (user, item, event_type, weight, hour offset)."""
+    return pa.table(
+        {
+            "user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "event_type": [r[2] for r in rows],
+            "weight": [r[3] for r in rows], "event_ts": [T0 + timedelta(hours=r[4]) for r in rows],
+        },
+        schema=EVENTS_SCHEMA,
+    )
+
+
+def cell(data: TrainingSet, matrix: str, user: str, item: str) -> float:
+    u = data.user_ids.to_pylist().index(user)
+    i = data.item_ids.to_pylist().index(item)
+    return float(getattr(data, matrix)[u, i])
+
+
+def test_dedup_weighting_filters_and_time_split():
+    rows = [(f"alice", f"j{i}", "view", 1.0, i) for i in range(8)]  # j7 is alice's most recent item
+    rows += [("alice", "j0", "apply", 1.0, 20), ("alice", "j0", "apply", 1.0, 20)]  # exact duplicate apply
+    rows += [("bob", "j1", "view", 1.0, 1), ("bob", "j2", "view", 2.0, 2)]  # only 2 items: filtered out
+    # carol trains on j6 and j7 early, so alice's held-out j6/j7 are in the catalogue
+    rows += [("carol", "j6", "view", 1.0, 0), ("carol", "j7", "view", 1.0, 1), ("carol", "jx", "view", 1.0, 2)]
+    data = build_training_set(events(rows), PARAMS)
+
+    assert data.user_ids.to_pylist() == ["alice", "carol"]
+    # j0: one view (1.0) + one apply (5.0) after removing the duplicate row
+    assert cell(data, "train", "alice", "j0") == 6.0
+    # 8 items: floor(8 * 0.25) = 2 most recent held out (j7, j6); the holdout is binary
+    holdout_items = [data.item_ids[i].as_py() for i in data.holdout.indices]
+    assert sorted(holdout_items) == ["j6", "j7"] and set(data.holdout.data) == {1.0}
+    # validation: floor(6 * 0.34) = 2 most recent of the rest (j5, j4); fit keeps j0..j3
+    alice = data.user_ids.to_pylist().index("alice")
+    assert sorted(data.item_ids[i].as_py() for i in data.validation[alice].indices) == ["j4", "j5"]
+    assert data.fit[alice].nnz == 4 and data.train[alice].nnz == 6
+    assert data.summary["events"] == 15 and data.summary["events_deduplicated"] == 14
+    # carol's own held-out item jx occurs nowhere in training, so only alice is evaluated
+    assert data.summary["holdout_users"] == 1 and data.summary["holdout_pairs_unknown_item"] == 1
+
+
+def test_holdout_items_unseen_in_training_are_dropped_and_counted():
+    rows = [("u1", "a", "view", 1.0, 1), ("u1", "b", "view", 1.0, 2), ("u1", "c", "view", 1.0, 3),
+            ("u1", "d", "view", 1.0, 4), ("u1", "only-new", "view", 1.0, 9)]
+    data = build_training_set(events(rows), PARAMS)
+    assert "only-new" not in data.item_ids.to_pylist()
+    assert data.summary["holdout_pairs_unknown_item"] == 1 and data.holdout.nnz == 0
+
+
+def test_files_round_trip_and_hash_is_stable(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [(f"u{u}", f"j{rng.integers(30)}", "view", 1.0, int(h)) for u in range(40) for h in rng.integers(0, 500, 12)]
+    data = build_training_set(events(rows), PARAMS)
+    files = data.to_files()
+    for name, payload in files.items():
+        (tmp_path / name).write_bytes(payload)
+    (tmp_path / "summary.json").write_text('{"events": 1}')
+    loaded = TrainingSet.load(str(tmp_path))
+    assert (loaded.train != data.train).nnz == 0 and (loaded.holdout != data.holdout).nnz == 0
+    assert loaded.item_ids.equals(data.item_ids)
+    assert content_hash(files) == content_hash(build_training_set(events(rows), PARAMS).to_files())

@@ -1,0 +1,27 @@
+"""Test helpers shared by the suite: an embedded environment in a temporary folder."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from recsys_assets.extract.synthetic import SyntheticSpec, generate_events
+from recsys_assets.resources import build_resources
+
+# Small enough to train in about a second, big enough that ALS clearly beats popularity.
+SMALL_SPEC = SyntheticSpec(n_users=600, n_items=300, n_days=10, events_per_day=2500, seed=3, end_date=date(2026, 3, 10))
+
+
+def local_env(root: Path, **overrides: str) -> dict[str, str]:
+    """Environment for the embedded default with every path under `root`."""
+    return {"RECSYS_DATA_DIR": str(root), "RECSYS_TRAINING_WINDOW_DAYS": "28", **overrides}
+
+
+def local_resources(root: Path, **overrides: str) -> dict[str, Any]:
+    return build_resources(local_env(root, **overrides))
+
+
+def seed(resources: dict[str, Any], spec: SyntheticSpec = SMALL_SPEC) -> dict[str, int]:
+    """Write synthetic events into the warehouse; returns rows per day."""
+    return resources["warehouse"].replace_days(generate_events(spec))
