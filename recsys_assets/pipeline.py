@@ -62,6 +62,12 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     return reasons
 
 
+def _config_for(run_config: Mapping[str, Any], assets: set[str]) -> dict[str, Any]:
+    """`run_config` restricted to the ops of `assets`: each run validates only its own ops."""
+    ops = {name: value for name, value in run_config.get("ops", {}).items() if name in assets}
+    return {**run_config, "ops": ops}
+
+
 def materialize_partition(
     partition_key: str,
     resources: Mapping[str, Any],
@@ -80,7 +86,7 @@ def materialize_partition(
     start, end = window(partition_key)
     extract = dg.materialize(
         ASSETS, selection=["interactions"], resources=resources, instance=dagster_instance, raise_on_error=False,
-        run_config=run_config,
+        run_config=_config_for(run_config, {"interactions"}),
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
     )
     failures = _failures(extract)
@@ -88,7 +94,8 @@ def materialize_partition(
         return PipelineOutcome(partition_key, False, failures, None, None)
     retrain = dg.materialize(
         ASSETS, selection=DOWNSTREAM, resources=resources, instance=dagster_instance, raise_on_error=False,
-        partition_key=partition_key, run_config=run_config,
+        partition_key=partition_key,
+        run_config=_config_for(run_config, {a.key.to_user_string() for a in ASSETS} - {"interactions"}),
     )
     failures += _failures(retrain)
     artifacts = resources["artifacts"]

@@ -67,7 +67,7 @@ def model_bundle(
     model = load_als(artifacts, key)
     k = evaluation["k"]
     now = datetime.now(timezone.utc)
-    version = new_version(now, context.run_id)
+    version = new_version(now, context.run.run_id)
     summary = evaluation["training_set"]
     comparison = {
         "model": headline(evaluation["model"], k),
@@ -100,7 +100,7 @@ def model_bundle(
             {"version": evaluation["champion"]["version"], "metrics": headline(evaluation["champion"]["metrics"], k)}
             if evaluation["champion"] else None
         ),
-        "dagster": {"run_id": context.run_id, "partition": key},
+        "dagster": {"run_id": context.run.run_id, "partition": key},
     }
     training_files = artifacts.uri("training_set", key)
     files = {

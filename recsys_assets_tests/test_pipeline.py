@@ -1,0 +1,190 @@
+"""The whole graph on the embedded default: real values at every step, and the gates that stop it."""
+
+import hashlib
+import json
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from recsys_assets.pipeline import materialize_partition
+from recsys_assets.schema import EVENTS_SCHEMA
+from recsys_assets.settings import SETTINGS
+from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, seed
+
+pytestmark = pytest.mark.slow
+
+PARTITION = SMALL_SPEC.end_date.isoformat()
+FAST_ALS = {"ops": {"als_model": {"config": {"factors": [16, 32], "regularization": [0.1], "iterations": 10}}}}
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    assert event is not None, f"{asset} was never materialized"
+    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+
+def model_dir(root: Path) -> Path:
+    return root / "model_store" / "models" / SETTINGS.model_name
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def test_full_graph_materializes_with_real_values(tmp_path, instance):
+    resources = local_resources(tmp_path)
+    rows_per_day = seed(resources)
+    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    assert outcome.success, outcome.failures
+
+    extract = latest_metadata(instance, "interactions")
+    assert extract["dagster/row_count"] == sum(rows_per_day.values()) and extract["rows_rejected"] == 0
+    assert extract["rows_per_day"] == {day: rows_per_day.get(day, 0) for day in extract["rows_per_day"]}
+    assert len(extract["rows_per_day"]) == SETTINGS.training_window_days  # the whole window, one run
+
+    training = latest_metadata(instance, "training_set")
+    assert training["users"] > 0.9 * SMALL_SPEC.n_users and training["holdout_users"] > 0.95 * training["users"]
+    assert training["window"].startswith((SMALL_SPEC.end_date - timedelta(days=27)).isoformat())
+
+    als = latest_metadata(instance, "als_model")  # reported from the training subprocess through Pipes
+    assert als["search_trials"] == 2 and als["hyperparameters"]["factors"] in (16, 32)
+    assert als["launcher"] == "SubprocessTrainingLauncher" and als["image"] == "local"
+
+    evaluation = outcome.evaluation
+    assert evaluation["model"]["users_evaluated"] == training["holdout_users"]
+    assert evaluation["model"]["ndcg@10"] > 1.5 * evaluation["baselines"]["popularity"]["ndcg@10"]
+    assert evaluation["champion"] is None
+
+    version = outcome.bundle["version"]
+    bundle = model_dir(tmp_path) / version
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["model_name"] == SETTINGS.model_name and manifest["version"] == version
+    assert manifest["image"] is None and manifest["data"]["window"]["days"] == 28
+    assert manifest["data"]["content_hash"] == training["content_hash"]
+    assert set(manifest["metrics"]) == {"model", "baselines"}
+    assert set(manifest["metrics"]["model"]) == {"precision@10", "recall@10", "ndcg@10", "map@10", "coverage"}
+    assert set(manifest["metrics"]["baselines"]) == {"popularity", "item_knn"}
+    assert manifest["metrics"]["model"]["ndcg@10"] == pytest.approx(evaluation["model"]["ndcg@10"])
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
+    item_factors = np.load(bundle / "item_factors.npy", allow_pickle=False)
+    item_ids = pa.parquet.read_table(bundle / "item_ids.parquet")
+    assert item_factors.shape[0] == item_ids.num_rows == training["items"]
+    assert (bundle / "metrics.png").read_bytes().startswith(b"\x89PNG")
+    assert "![metrics](metrics.png)" in (bundle / "model_card.md").read_text()
+
+    release = tmp_path / "model_store" / "releases" / SETTINGS.model_name / version
+    pointer = json.loads((release / f"models/{SETTINGS.model_name}.json").read_text())
+    assert pointer["version"] == version
+    assert pointer["manifest_sha256"] == hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
+    assert "| ndcg@10 | — |" in (release / "PULL_REQUEST.md").read_text()
+    assert json.loads((model_dir(tmp_path) / "champion.json").read_text())["version"] == version
+
+    # A second run is a new version next to the first, which stays byte-for-byte intact,
+    # and the first is now the champion the challenger is measured against.
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    second = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    assert second.success and second.bundle["version"] != version
+    assert second.evaluation["champion"]["version"] == version
+    assert second.evaluation["champion"]["metrics"]["ndcg@10"] == pytest.approx(
+        evaluation["model"]["ndcg@10"], rel=0.05
+    )
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+
+
+def structureless_events(end: date) -> pa.Table:
+    """Every user draws items from one global popularity curve: nothing to personalise."""
+    rng = np.random.default_rng(5)
+    n = 40_000
+    popularity = 1.0 / np.arange(1, 201) ** 1.2
+    items = rng.choice(200, n, p=popularity / popularity.sum())
+    start = datetime.combine(end - timedelta(days=9), datetime.min.time(), tzinfo=timezone.utc)
+    return pa.table(
+        {
+            "user_id": [f"u{u}" for u in rng.integers(0, 1500, n)],
+            "item_id": [f"j{i}" for i in items],
+            "event_type": ["view"] * n,
+            "weight": np.ones(n),
+            "event_ts": [start + timedelta(seconds=int(s)) for s in rng.integers(0, 10 * 86400, n)],
+        },
+        schema=EVENTS_SCHEMA,
+    )
+
+
+def test_blocking_check_stops_the_bundle_when_popularity_wins(tmp_path, instance):
+    resources = local_resources(tmp_path)
+    resources["warehouse"].replace_days(structureless_events(SMALL_SPEC.end_date))
+    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+
+    assert not outcome.success and outcome.bundle is None
+    assert any("beats_popularity" in reason and "popularity" in reason for reason in outcome.failures)
+    assert not model_dir(tmp_path).exists(), "no bundle may be written when the gate fails"
+    assert instance.get_latest_materialization_event(dg.AssetKey("model_release")) is None
+
+
+def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
+    resources = local_resources(tmp_path)
+    seed(resources)
+    champion = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    assert champion.success
+    # An under-fitted challenger: one factor, one iteration, heavy regularisation.
+    weak = {"ops": {
+        "als_model": {"config": {"factors": [2], "regularization": [50.0], "iterations": 2}},
+        "model_evaluation": {"config": {"min_relative_lift": -1.0}},
+    }}
+    challenger = materialize_partition(PARTITION, resources, instance, run_config=weak)
+
+    assert not challenger.success
+    reason = next(r for r in challenger.failures if "not_worse_than_champion" in r)
+    assert f"champion {champion.bundle['version']}" in reason
+    pointer = json.loads((model_dir(tmp_path) / "champion.json").read_text())
+    assert pointer["version"] == champion.bundle["version"]
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("model_bundle"), "not_worse_than_champion")]
+    )
+    evaluation = next(iter(check.values())).event.dagster_event.event_specific_data
+    assert not evaluation.passed and "challenger ndcg@10" in evaluation.description
+
+
+def test_missing_window_partitions_fail_with_their_names(tmp_path, instance):
+    resources = local_resources(tmp_path)
+    seed(resources)
+    from recsys_assets.definitions import ASSETS
+
+    result = dg.materialize(
+        ASSETS, selection=["training_set"], resources=resources, instance=instance, partition_key=PARTITION,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    message = failure.step_failure_data.user_failure_data.description
+    assert f"28 of 28 interactions partitions" in message and PARTITION in message and "--partition-range" in message
+
+
+def test_bad_rows_are_quarantined_and_block_downstream(tmp_path, instance):
+    resources = local_resources(tmp_path)
+    seed(resources)
+    day = SMALL_SPEC.end_date
+    broken = pa.table(
+        {"user_id": [None] * 200 + ["u1"], "item_id": ["j1"] * 201, "event_type": ["view"] * 201,
+         "weight": [1.0] * 200 + [-3.0],
+         "event_ts": [datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)] * 201},
+        schema=EVENTS_SCHEMA,
+    )
+    resources["warehouse"].replace_days(broken)
+    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+
+    assert not outcome.success
+    assert any(f"no_null_ids failed: worst day {PARTITION}: 200 of 201 rows" in r for r in outcome.failures)
+    # one negative weight in 201 rows is under the 1% limit: quarantined, but not a failure
+    assert not any("non_negative_weights" in r for r in outcome.failures)
+    rejected = pa.parquet.read_table(tmp_path / "artifacts" / "interactions" / PARTITION / "rejected.parquet")
+    assert rejected.num_rows == 201  # quarantined next to the extract, not lost
+    assert rejected["weight"].to_pylist().count(-3.0) == 1
+    assert instance.get_latest_materialization_event(dg.AssetKey("training_set")) is None
