@@ -14,7 +14,7 @@ from recsys_assets.definitions import ASSETS
 from recsys_assets.evaluation.assets import METRICS_FILE
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.release.assets import BUNDLE_REF_FILE
-from recsys_assets.resources.warehouse import Warehouse
+from recsys_assets.resources.warehouse import Warehouse, WarehouseUnavailable
 from recsys_assets.settings import SETTINGS
 
 DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False)
@@ -36,7 +36,10 @@ def instance() -> dg.DagsterInstance:
 
 def latest_partition(warehouse: Warehouse) -> str:
     """The most recent day that has events in the warehouse."""
-    partitions = warehouse.list_partitions()
+    try:
+        partitions = warehouse.list_partitions()
+    except WarehouseUnavailable:
+        partitions = []
     if not partitions:
         raise SystemExit(f"the warehouse {warehouse.table_ref} holds no events: run `demo` or `import-events` first")
     return partitions[-1].partition_key

@@ -1,0 +1,41 @@
+# The two README commands (`make demo`, `make test`) do all the set-up they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Locally the repository root is the Dagster instance folder (dagster.yaml lives here).
+export DAGSTER_HOME := $(CURDIR)
+
+.PHONY: demo test test-fast dev lint emulators clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## demo: seed synthetic data if needed and materialize the whole graph for the latest day
+demo: $(VENV)/.installed
+	$(PY) -m recsys_assets demo
+
+## test: the whole suite, slow tiers and emulators included (what CI runs)
+test: $(VENV)/.installed emulators
+	$(PY) -m pytest -m "slow or not slow" --durations=10; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$status
+
+## test-fast: the quick tier a developer runs often
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow" -q
+
+## dev: the Dagster UI on http://127.0.0.1:3000
+dev: $(VENV)/.installed
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+emulators: $(VENV)/.installed
+	@if [ -f scripts/install_bigquery_emulator.sh ]; then bash scripts/install_bigquery_emulator.sh; fi
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/hadolint Dockerfile
+
+clean:
+	rm -rf storage history schedules logs .logs_queue .nux .telemetry data
