@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 
 ## test: the whole suite, slow tiers and emulators included (what CI runs)
 test: $(VENV)/.installed emulators
-	$(PY) -m pytest -m "slow or not slow" --durations=10; status=$$?; \
+	$(PY) -m pytest --durations=10; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$status
 
 ## test-fast: the quick tier a developer runs often

@@ -1,0 +1,53 @@
+"""Throughput of the vectorised steps at production-like size (10 million events).
+
+Run: `.venv/bin/python -m benchmarks.scale [--events-per-day 100000 --days 100]`
+Figures measured on the 2-core / 24 GiB development machine are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from datetime import date
+
+from recsys_assets.extract.synthetic import SyntheticSpec, generate_events
+from recsys_assets.features.training_set import SplitParams, build_training_set
+from recsys_assets.schema import EVENT_TYPE_WEIGHTS
+from recsys_assets.training.models import ALSParams, evaluate, fit_als, item_knn_model, popularity_model
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def timed(label: str, fn):
+    started = time.perf_counter()
+    value = fn()
+    print(f"{label:42s} {time.perf_counter() - started:7.2f}s   peak RSS {peak_rss_gib():5.2f} GiB")
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=200_000)
+    parser.add_argument("--items", type=int, default=30_000)
+    parser.add_argument("--days", type=int, default=100)
+    parser.add_argument("--events-per-day", type=int, default=100_000)
+    args = parser.parse_args()
+    spec = SyntheticSpec(n_users=args.users, n_items=args.items, n_days=args.days,
+                         events_per_day=args.events_per_day, end_date=date(2026, 6, 30))
+    events = timed(f"generate {args.days * args.events_per_day:,} events", lambda: generate_events(spec))
+    params = SplitParams(EVENT_TYPE_WEIGHTS, 1.0, 3, 3, 0.2, 0.2)
+    data = timed(f"training set from {events.num_rows:,} events", lambda: build_training_set(events, params))
+    print(f"  {data.train.shape[0]:,} users x {data.train.shape[1]:,} items, {data.train.nnz:,} training pairs")
+    model = timed("ALS fit (64 factors, 15 iterations)",
+                  lambda: fit_als(data.train, ALSParams(64, 0.1, 1.0, 15, 100.0, 0.8, 42)))
+    knn = timed("item-kNN fit (BM25, 100 neighbours)", lambda: item_knn_model(data.train))
+    for name, m in (("ALS", model), ("popularity", popularity_model(data.train)), ("item-kNN", knn)):
+        metrics = timed(f"evaluate {name} (all holdout users, k=10)", lambda: evaluate(m, data.train, data.holdout, 10))
+        print(f"  {name}: ndcg@10 {metrics['ndcg@10']:.4f} over {metrics['users_evaluated']:,} users")
+
+
+if __name__ == "__main__":
+    main()
