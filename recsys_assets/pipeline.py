@@ -78,7 +78,7 @@ def materialize_partition(
     run_config: Mapping[str, Any] | None = None,
 ) -> PipelineOutcome:
     """Extract the training window (one run over the whole range), then rebuild everything downstream."""
-    if partition_key not in daily_partitions.get_partition_keys():
+    if not daily_partitions.has_partition_key(partition_key):
         raise SystemExit(
             f"{partition_key} is outside the partitions ({SETTINGS.partitions_start} to yesterday); "
             "set RECSYS_PARTITIONS_START earlier for older data"

@@ -1,7 +1,7 @@
 """The daily extract of interaction events from the warehouse, with its data-quality checks."""
 
 import statistics
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import numpy as np
@@ -37,12 +37,11 @@ class ExtractConfig(dg.Config):
 
 
 def _previous_row_counts(artifacts: ArtifactStore, partition_key: str, days: int) -> list[int]:
-    """Row counts of the extracts before `partition_key`, read from Parquet footers only."""
+    """Row counts of the extracts of the `days` days before `partition_key`, read from Parquet footers only."""
+    first = date.fromisoformat(partition_key)
     counts = []
-    keys = daily_partitions.get_partition_keys()
-    index = keys.index(partition_key) if partition_key in keys else 0
-    for key in keys[max(0, index - days) : index]:
-        uri = artifacts.uri("interactions", key, EVENTS_FILE)
+    for back in range(1, days + 1):
+        uri = artifacts.uri("interactions", (first - timedelta(days=back)).isoformat(), EVENTS_FILE)
         if storage.exists(uri):
             counts.append(pq.read_metadata(pa.BufferReader(storage.read_bytes(uri))).num_rows)
     return counts
