@@ -1,0 +1,69 @@
+"""The local model store keeps the all-or-nothing, write-once bundle protocol."""
+
+import json
+
+import pytest
+
+from recsys_assets.resources.model_store import BundleExistsError, BundleIntegrityError, LocalModelStore
+
+FILES = {"item_factors.npy": b"\x93NUMPY factors", "model_card.md": b"# card"}
+
+
+def test_publish_then_read_back_with_checksums(tmp_path):
+    store = LocalModelStore(root=str(tmp_path))
+    uri = store.publish_bundle("m", "v1", FILES, {"version": "v1"})
+    manifest = json.loads((tmp_path / "models/m/v1/manifest.json").read_text())
+    assert uri == str(tmp_path / "models/m/v1/") and manifest["version"] == "v1"
+    assert set(manifest["files"]) == set(FILES)
+    assert store.read_file("m", "v1", "model_card.md") == b"# card"
+    assert store.list_versions("m") == ["v1"]
+
+
+def test_an_existing_version_is_never_overwritten(tmp_path):
+    store = LocalModelStore(root=str(tmp_path))
+    store.publish_bundle("m", "v1", FILES, {"version": "v1"})
+    with pytest.raises(BundleExistsError):
+        store.publish_bundle("m", "v1", {"model_card.md": b"other"}, {"version": "v1"})
+    assert store.read_file("m", "v1", "model_card.md") == b"# card"
+    assert store.put_object_if_absent("models/m/v1/manifest.json", b"{}") is False
+
+
+class FailingStore(LocalModelStore):
+    """Dies on the second file, as a crash or lost connection midway through an upload would."""
+
+    def put_object(self, key, data):
+        if key.endswith("model_card.md"):
+            raise OSError("disk full")
+        super().put_object(key, data)
+
+
+def test_failure_midway_leaves_no_manifest_and_a_retry_completes(tmp_path):
+    with pytest.raises(OSError):
+        FailingStore(root=str(tmp_path)).publish_bundle("m", "v1", FILES, {"version": "v1"})
+    store = LocalModelStore(root=str(tmp_path))
+    assert store.read_manifest("m", "v1") is None and store.list_versions("m") == []
+    store.publish_bundle("m", "v1", FILES, {"version": "v1"})
+    assert store.list_versions("m") == ["v1"]
+
+
+class CorruptingStore(LocalModelStore):
+    """Reads back different bytes than were written, as a flaky disk or proxy would."""
+
+    def get_object(self, key):
+        data = super().get_object(key)
+        return data[:-1] + b"!" if data and not key.endswith("manifest.json") else data
+
+
+def test_checksum_mismatch_stops_before_the_manifest(tmp_path):
+    with pytest.raises(BundleIntegrityError, match="checksum mismatch"):
+        CorruptingStore(root=str(tmp_path)).publish_bundle("m", "v1", FILES, {"version": "v1"})
+    assert LocalModelStore(root=str(tmp_path)).read_manifest("m", "v1") is None
+
+
+def test_champion_pointer_only_names_complete_bundles(tmp_path):
+    store = LocalModelStore(root=str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        store.write_champion("m", "v9")
+    store.publish_bundle("m", "v1", FILES, {"version": "v1"})
+    store.write_champion("m", "v1", release="pr-1")
+    assert store.read_champion("m")["version"] == "v1" and store.read_champion("m")["release"] == "pr-1"
