@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import time
 
-from dagster_pipes import PipesContext, open_dagster_pipes
+from dagster_pipes import PipesContext
 
 from recsys_assets import storage
 from recsys_assets.features.training_set import TrainingSet
+from recsys_assets.pipes.worker import open_training_pipes
 from recsys_assets.training.models import ALSParams, fit_als, model_to_bytes, search_als
 
 MODEL_FILE = "model.npz"
@@ -56,7 +57,7 @@ def run(pipes: PipesContext) -> dict:
 
 
 def main() -> None:
-    with open_dagster_pipes() as pipes:
+    with open_training_pipes() as pipes:
         report = run(pipes)
         best_trial = max(report["search"], key=lambda t: next(v for n, v in t.items() if n.startswith("ndcg")), default=None)
         pipes.report_asset_materialization(

@@ -164,7 +164,7 @@ def test_missing_window_partitions_fail_with_their_names(tmp_path, instance):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     message = failure.step_failure_data.user_failure_data.description
-    assert f"28 of 28 interactions partitions" in message and PARTITION in message and "--partition-range" in message
+    assert "28 of 28 interactions partitions" in message and PARTITION in message and "--partition-range" in message
 
 
 def test_bad_rows_are_quarantined_and_block_downstream(tmp_path, instance):

@@ -14,14 +14,21 @@ with no cloud runs the whole graph, and production switches backends by configur
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
 from recsys_assets.resources.release import LocalReleasePublisher, ReleasePublisher
 from recsys_assets.resources.secrets import LocalSecretStore, SecretStore
-from recsys_assets.resources.training_launcher import SubprocessTrainingLauncher, TrainingLauncher
+from recsys_assets.resources.training_launcher import (
+    DockerTrainingLauncher,
+    SubprocessTrainingLauncher,
+    TrainingLauncher,
+    VertexTrainingLauncher,
+)
 from recsys_assets.resources.warehouse import DuckDBWarehouse, Warehouse
 from recsys_assets.settings import Settings
 
@@ -54,8 +61,45 @@ def build_release_publisher(env: Mapping[str, str], settings: Settings, secrets:
 
 
 def build_training_launcher(env: Mapping[str, str], settings: Settings) -> TrainingLauncher:
-    _choice(env, "RECSYS_TRAINING_LAUNCHER", "subprocess", ("subprocess",))
-    return SubprocessTrainingLauncher()
+    """Where `python -m recsys_assets.train` runs: `RECSYS_TRAINING_LAUNCHER=subprocess|docker|vertex`.
+
+    `docker` and `vertex` run the image named by `RECSYS_IMAGE` (CI sets it to
+    `<region>-docker.pkg.dev/<project>/<repo>/recsys:<git sha>`), which must be pinned to a commit
+    hash or digest. `docker` mounts a local artefact root at the same path (and runs as the host
+    user so the files stay yours); `RECSYS_DOCKER_NETWORK` attaches a network. `vertex` reads every
+    `VertexTrainingLauncher` field `f` from `RECSYS_VERTEX_<F>` (e.g. `RECSYS_VERTEX_PROJECT`,
+    `RECSYS_VERTEX_MESSAGES_BUCKET`, `RECSYS_VERTEX_ACCELERATOR_TYPE`; the dict fields `labels` and
+    `worker_env` as JSON objects).
+    """
+    kind = _choice(env, "RECSYS_TRAINING_LAUNCHER", "subprocess", ("subprocess", "docker", "vertex"))
+    if kind == "subprocess":
+        return SubprocessTrainingLauncher()
+    image = env.get("RECSYS_IMAGE", "").strip()
+    if not image:
+        raise ValueError(f"RECSYS_TRAINING_LAUNCHER={kind} needs RECSYS_IMAGE, the pinned project image to train on")
+    if kind == "docker":
+        artifacts = env.get("RECSYS_ARTIFACTS_URI", str(settings.data_dir / "artifacts"))
+        local_root = None if "://" in artifacts else str(Path(artifacts).resolve())
+        return DockerTrainingLauncher(
+            image_uri=image,
+            network=env.get("RECSYS_DOCKER_NETWORK") or None,
+            artifact_root=local_root,
+            user=f"{os.getuid()}:{os.getgid()}" if local_root else None,
+        )
+    prefix = "RECSYS_VERTEX_"
+    fields = {name: info for name, info in VertexTrainingLauncher.model_fields.items() if name != "image_uri"}
+    unknown = sorted(k for k in env if k.startswith(prefix) and k[len(prefix) :].lower() not in fields)
+    if unknown:
+        raise ValueError(f"unknown Vertex settings {', '.join(unknown)}; known: {', '.join(prefix + f.upper() for f in fields)}")
+    values: dict[str, Any] = {}
+    for name, info in fields.items():
+        raw = env.get(prefix + name.upper())
+        if raw is None or raw.strip() == "":
+            if info.is_required():
+                raise ValueError(f"RECSYS_TRAINING_LAUNCHER=vertex needs {prefix + name.upper()}")
+            continue
+        values[name] = json.loads(raw) if name in ("labels", "worker_env") else raw.strip()
+    return VertexTrainingLauncher(image_uri=image, **values)
 
 
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
