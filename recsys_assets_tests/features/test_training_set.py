@@ -33,7 +33,7 @@ def cell(data: TrainingSet, matrix: str, user: str, item: str) -> float:
 
 
 def test_dedup_weighting_filters_and_time_split():
-    rows = [(f"alice", f"j{i}", "view", 1.0, i) for i in range(8)]  # j7 is alice's most recent item
+    rows = [("alice", f"j{i}", "view", 1.0, i) for i in range(8)]  # j7 is alice's most recent item
     rows += [("alice", "j0", "apply", 1.0, 20), ("alice", "j0", "apply", 1.0, 20)]  # exact duplicate apply
     rows += [("bob", "j1", "view", 1.0, 1), ("bob", "j2", "view", 2.0, 2)]  # only 2 items: filtered out
     # carol trains on j6 and j7 early, so alice's held-out j6/j7 are in the catalogue
