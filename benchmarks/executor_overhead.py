@@ -12,8 +12,9 @@ import time
 
 import dagster as dg
 
-# setdefault: reconstructing the job re-imports this file, and must find the same data folder.
-os.environ.setdefault("RECSYS_DATA_DIR", tempfile.mkdtemp(prefix="recsys-bench-"))
+# Only once: reconstructing the job re-imports this file, and must find the same data folder.
+if "RECSYS_DATA_DIR" not in os.environ:
+    os.environ["RECSYS_DATA_DIR"] = tempfile.mkdtemp(prefix="recsys-bench-")
 
 from recsys_assets.definitions import ASSETS  # noqa: E402
 from recsys_assets.pipeline import DOWNSTREAM, materialize_partition  # noqa: E402
