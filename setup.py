@@ -16,6 +16,7 @@ setup(
         "google-cloud-bigquery==3.47.0",
         "google-cloud-bigquery-storage>=2.30,<3",
         "google-cloud-secret-manager==2.32.0",
+        "google-crc32c>=1.5",
         "implicit==0.7.3",
         "scikit-learn==1.9.1",
         "scipy>=1.11",

@@ -139,6 +139,7 @@ def model_bundle(
             **{f"model_{name}": value for name, value in comparison["model"].items()},
             "code_version": manifest["code_version"] or "unknown",
             "image": manifest["image"] or "local",
+            "credentials_used": dg.MetadataValue.json(model_store.secret_references()),
         }
     )
 
@@ -209,6 +210,7 @@ def model_release(
             "pull_request": dg.MetadataValue.url(result.url) if "://" in result.url else dg.MetadataValue.path(result.url),
             "created": result.created,
             "previous_champion": champion["version"] if champion else "none",
+            "credentials_used": dg.MetadataValue.json(release_publisher.secret_references()),
             "body": dg.MetadataValue.md(proposal.body),
         }
     )

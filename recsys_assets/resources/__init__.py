@@ -45,18 +45,96 @@ def build_warehouse(env: Mapping[str, str], settings: Settings) -> Warehouse:
     return DuckDBWarehouse(path=env.get("RECSYS_DUCKDB_PATH", str(settings.data_dir / "warehouse.duckdb")))
 
 
+def _required(env: Mapping[str, str], name: str, selector: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ValueError(f"{selector} needs {name}")
+    return value
+
+
+def _secret_ref(env: Mapping[str, str], name: str, default: str | None) -> tuple[str | None, str]:
+    """A secret reference `name` or `name@version` from `env[name]`; an empty value means no secret."""
+    raw = env.get(name)
+    raw = default if raw is None else raw.strip()
+    if not raw:
+        return None, "latest"
+    secret, _, version = raw.partition("@")
+    return secret, version or "latest"
+
+
 def build_secrets(env: Mapping[str, str], settings: Settings) -> SecretStore:
-    _choice(env, "RECSYS_SECRETS", "local", ("local",))
+    """`RECSYS_SECRETS=local|gcp`.
+
+    `local` reads `RECSYS_SECRET_<NAME>` variables or files in `RECSYS_SECRETS_DIR`; `gcp` reads
+    Secret Manager in `RECSYS_GCP_PROJECT` with the run's Google credentials
+    (`RECSYS_SECRETS_ENDPOINT` points it at a plaintext local stand-in, for tests).
+    """
+    kind = _choice(env, "RECSYS_SECRETS", "local", ("local", "gcp"))
+    if kind == "gcp":
+        # Imported here so the embedded default does not load gRPC and the Google client.
+        from recsys_assets.resources.gcp_secrets import GcpSecretManagerStore
+
+        return GcpSecretManagerStore(
+            project=_required(env, "RECSYS_GCP_PROJECT", "RECSYS_SECRETS=gcp"),
+            endpoint=env.get("RECSYS_SECRETS_ENDPOINT", "").strip() or None,
+        )
     return LocalSecretStore(directory=env.get("RECSYS_SECRETS_DIR"))
 
 
 def build_model_store(env: Mapping[str, str], settings: Settings, secrets: SecretStore) -> ModelStore:
-    _choice(env, "RECSYS_MODEL_STORE", "local", ("local",))
+    """`RECSYS_MODEL_STORE=local|s3`.
+
+    `s3` uses `RECSYS_S3_BUCKET`, `RECSYS_S3_PREFIX`, `RECSYS_S3_REGION` and `RECSYS_S3_ENDPOINT_URL`
+    (S3-compatible stores). The key pair is read from the secrets resource: secret names (optionally
+    `name@version`) in `RECSYS_S3_ACCESS_KEY_SECRET` / `RECSYS_S3_SECRET_KEY_SECRET`, default
+    `aws-access-key-id` / `aws-secret-access-key`; set both to "" for the default AWS credential chain.
+    """
+    kind = _choice(env, "RECSYS_MODEL_STORE", "local", ("local", "s3"))
+    if kind == "s3":
+        from recsys_assets.resources.s3_model_store import S3ModelStore
+
+        access_key, access_key_version = _secret_ref(env, "RECSYS_S3_ACCESS_KEY_SECRET", "aws-access-key-id")
+        secret_key, secret_key_version = _secret_ref(env, "RECSYS_S3_SECRET_KEY_SECRET", "aws-secret-access-key")
+        return S3ModelStore(
+            secrets=secrets,
+            bucket=_required(env, "RECSYS_S3_BUCKET", "RECSYS_MODEL_STORE=s3"),
+            prefix=env.get("RECSYS_S3_PREFIX", "").strip().strip("/"),
+            region_name=env.get("RECSYS_S3_REGION", "").strip() or None,
+            endpoint_url=env.get("RECSYS_S3_ENDPOINT_URL", "").strip() or None,
+            access_key_secret=access_key,
+            access_key_secret_version=access_key_version,
+            secret_key_secret=secret_key,
+            secret_key_secret_version=secret_key_version,
+        )
     return LocalModelStore(root=env.get("RECSYS_MODEL_STORE_DIR", str(settings.data_dir / "model_store")))
 
 
 def build_release_publisher(env: Mapping[str, str], settings: Settings, secrets: SecretStore) -> ReleasePublisher:
-    _choice(env, "RECSYS_RELEASE", "local", ("local",))
+    """`RECSYS_RELEASE=local|github`.
+
+    `github` opens the pull request on `RECSYS_GITHUB_REPOSITORY` (owner/name) against
+    `RECSYS_GITHUB_BASE_BRANCH` (default main) through `RECSYS_GITHUB_BASE_URL` (default
+    https://api.github.com; GitHub Enterprise: https://<host>/api/v3), with the token read from the
+    secrets resource under `RECSYS_GITHUB_TOKEN_SECRET` (`name` or `name@version`, default github-token).
+    """
+    kind = _choice(env, "RECSYS_RELEASE", "local", ("local", "github"))
+    if kind == "github":
+        from recsys_assets.resources.github import GitHubReleasePublisher
+
+        repository = _required(env, "RECSYS_GITHUB_REPOSITORY", "RECSYS_RELEASE=github")
+        if repository.count("/") != 1 or not all(repository.split("/")):
+            raise ValueError(f"RECSYS_GITHUB_REPOSITORY={repository!r} must be owner/name")
+        token, token_version = _secret_ref(env, "RECSYS_GITHUB_TOKEN_SECRET", "github-token")
+        if token is None:
+            raise ValueError("RECSYS_RELEASE=github needs RECSYS_GITHUB_TOKEN_SECRET (the token's secret name)")
+        return GitHubReleasePublisher(
+            secrets=secrets,
+            repository=repository,
+            base_branch=env.get("RECSYS_GITHUB_BASE_BRANCH", "").strip() or "main",
+            base_url=env.get("RECSYS_GITHUB_BASE_URL", "").strip() or "https://api.github.com",
+            token_secret=token,
+            token_secret_version=token_version,
+        )
     return LocalReleasePublisher(root=env.get("RECSYS_RELEASE_DIR", str(settings.data_dir / "model_store")))
 
 

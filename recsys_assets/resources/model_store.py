@@ -58,6 +58,10 @@ class ModelStore(dg.ConfigurableResource, ABC):
     def uri(self, key: str) -> str:
         """Address of `key` a person can open (file path or s3:// URI)."""
 
+    def secret_references(self) -> list[str]:
+        """The secrets (name@version, never values) this store's credentials came from."""
+        return []
+
     @staticmethod
     def bundle_prefix(model_name: str, version: str) -> str:
         return f"models/{model_name}/{version}/"

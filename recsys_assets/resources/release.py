@@ -38,6 +38,10 @@ class ReleaseResult:
 class ReleasePublisher(dg.ConfigurableResource, ABC):
     """Turns a release proposal into a reviewable change (a pull request, or local files)."""
 
+    def secret_references(self) -> list[str]:
+        """The secrets (name@version, never values) this publisher's credentials came from."""
+        return []
+
     @abstractmethod
     def propose(self, proposal: ReleaseProposal) -> ReleaseResult:
         """Publish the proposal once; publishing the same version again returns the existing one."""

@@ -19,10 +19,19 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud.aiplatform_v1 import AcceleratorType, JobState
 
 from recsys_assets.pipes.channels import object_store_channels
-from recsys_assets.pipes.vertex import PipesVertexCustomJobClient, VertexJobSpec
-from recsys_assets.pipes.vertex import console_url, label_safe
-from recsys_assets.resources.image_ref import UnpinnedImageError, parse_image_ref, require_pinned_image
-from recsys_assets_tests.standins.vertex import DUMMY_AWS, FakeVertex, JobPlan, S3StandIn
+from recsys_assets.pipes.vertex import (
+    PipesVertexCustomJobClient,
+    VertexJobSpec,
+    console_url,
+    label_safe,
+)
+from recsys_assets.resources.image_ref import (
+    UnpinnedImageError,
+    parse_image_ref,
+    require_pinned_image,
+)
+from recsys_assets_tests.standins.s3 import S3StandIn
+from recsys_assets_tests.standins.vertex import DUMMY_AWS, FakeVertex, JobPlan
 
 WORKER = Path(__file__).with_name("pipes_worker.py")
 IMAGE = "europe-west1-docker.pkg.dev/proj/repo/recsys:3f2c1ab9d0e4"

@@ -4,7 +4,11 @@ import json
 
 import pytest
 
-from recsys_assets.resources.model_store import BundleExistsError, BundleIntegrityError, LocalModelStore
+from recsys_assets.resources.model_store import (
+    BundleExistsError,
+    BundleIntegrityError,
+    LocalModelStore,
+)
 
 FILES = {"item_factors.npy": b"\x93NUMPY factors", "model_card.md": b"# card"}
 

@@ -27,7 +27,8 @@ from recsys_assets.resources.training_launcher import (
     VertexTrainingLauncher,
 )
 from recsys_assets.settings import Settings
-from recsys_assets_tests.standins.vertex import DUMMY_AWS, FakeVertex, S3StandIn
+from recsys_assets_tests.standins.s3 import S3StandIn
+from recsys_assets_tests.standins.vertex import DUMMY_AWS, FakeVertex
 
 IMAGE = "europe-west1-docker.pkg.dev/proj/repo/recsys:" + "3f2c1ab9d0e4" + "5" * 28
 WORKER = Path(__file__).parents[1] / "pipes" / "pipes_worker.py"

@@ -12,9 +12,8 @@ command is this interpreter), one process even for several replicas, and the sta
 rather than on a clock.
 
 Fixtures: `fake_vertex` (the service plus a connected client), `vertex_messages_s3` (a fresh bucket
-on a moto S3 server) and `vertex_messages_gcs` (a bucket on `gcp-storage-emulator`), the buckets
-carrying Pipes context and messages. The moto server here is private to these fixtures so that it
-cannot collide with a general S3 stand-in's fixture names.
+on the moto S3 server of `standins.s3`) and `vertex_messages_gcs` (a bucket on
+`gcp-storage-emulator`), the buckets carrying Pipes context and messages.
 """
 
 from __future__ import annotations
@@ -31,11 +30,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Literal
 
-import boto3
 import grpc
 import pytest
 from google.cloud.aiplatform_v1 import JobServiceClient
-from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+from google.cloud.aiplatform_v1.services.job_service.transports import (
+    JobServiceGrpcTransport,
+)
 from google.cloud.aiplatform_v1.types import (
     CancelCustomJobRequest,
     CreateCustomJobRequest,
@@ -45,6 +45,8 @@ from google.cloud.aiplatform_v1.types import (
 )
 from google.protobuf import empty_pb2
 from google.rpc import code_pb2, status_pb2
+
+from recsys_assets_tests.standins.s3 import S3StandIn
 
 SERVICE = "google.cloud.aiplatform.v1.JobService"
 VERTEX_EXIT_MESSAGE = (
@@ -262,48 +264,12 @@ def fake_vertex(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeVertex
         server.stop(grace=None)
 
 
-@dataclass(frozen=True)
-class S3StandIn:
-    """A moto S3 server with the Pipes messages bucket created."""
-
-    endpoint_url: str
-    bucket: str
-
-    def client(self):
-        return boto3.client("s3", endpoint_url=self.endpoint_url, **_boto_kwargs())
-
-    def keys(self, prefix: str = "") -> list[str]:
-        listing = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)
-        return [item["Key"] for item in listing.get("Contents", [])]
-
-
-def _boto_kwargs() -> dict[str, str]:
-    return {
-        "aws_access_key_id": DUMMY_AWS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": DUMMY_AWS["AWS_SECRET_ACCESS_KEY"],
-        "region_name": DUMMY_AWS["AWS_DEFAULT_REGION"],
-    }
-
-
-@pytest.fixture(scope="session")
-def _vertex_moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def vertex_messages_s3(_vertex_moto_server: str) -> S3StandIn:
-    """A new, empty moto S3 bucket for Pipes context and messages (the server is shared per session)."""
-    # A fresh bucket per test: us-east-1 answers a repeated CreateBucket with 200, so "create or
-    # clean" cannot tell a leftover bucket apart, and failed sessions leave context files behind.
-    standin = S3StandIn(endpoint_url=_vertex_moto_server, bucket=f"{MESSAGES_BUCKET}-{uuid.uuid4().hex[:12]}")
+def vertex_messages_s3(s3_server: str) -> S3StandIn:
+    """A new, empty bucket for Pipes context and messages on the session's moto server (`standins.s3`)."""
+    # A fresh bucket per test rather than a reset: us-east-1 answers a repeated CreateBucket with
+    # 200, so "create or clean" cannot tell a leftover bucket apart from a new one.
+    standin = S3StandIn(endpoint_url=s3_server, bucket=f"{MESSAGES_BUCKET}-{uuid.uuid4().hex[:12]}")
     standin.client().create_bucket(Bucket=standin.bucket)
     return standin
 

@@ -1,0 +1,165 @@
+"""Release pull requests on GitHub (or GitHub Enterprise) through PyGithub, token from the secrets resource.
+
+Project-owned because `dagster_github.GithubResource` is deprecated upstream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from github import Auth, Github, GithubException, GithubRetry
+from github.Repository import Repository
+from pydantic import Field, PrivateAttr
+
+from recsys_assets.resources.release import (
+    ReleaseProposal,
+    ReleasePublisher,
+    ReleaseResult,
+)
+from recsys_assets.resources.secrets import Secret, SecretStore
+
+
+class ReleasePublishError(RuntimeError):
+    """GitHub refused or failed a step of opening the release pull request; never carries the token."""
+
+
+def _github_message(exc: GithubException) -> str:
+    """GitHub's own explanation: the top-level message plus any per-field errors of a 422."""
+    data = exc.data if isinstance(exc.data, dict) else {}
+    parts = [str(data.get("message") or exc.message or "no message")]
+    for error in data.get("errors") or []:
+        parts.append(str(error.get("message") or error.get("code") or error) if isinstance(error, dict) else str(error))
+    return "; ".join(parts)
+
+
+class GitHubReleasePublisher(ReleasePublisher):
+    """Opens a pull request on GitHub that changes the serving pointer file to the new model version."""
+
+    secrets: SecretStore = Field(description="Where the GitHub token is read from at run time.")
+    repository: str = Field(description="Repository that holds the serving pointer, as owner/name.")
+    base_branch: str = Field(default="main", description="Branch the release pull request targets.")
+    base_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub API root; for GitHub Enterprise Server https://<host>/api/v3.",
+    )
+    token_secret: str = Field(
+        default="github-token",
+        description="Secret holding a token allowed to push branches and open pull requests on the repository.",
+    )
+    token_secret_version: str = Field(default="latest", description="Version of token_secret.")
+    timeout_seconds: int = Field(default=30, description="Timeout of each GitHub API request.")
+    max_retries: int = Field(
+        default=3, description="Retries of a request on 5xx answers and rate limits (0 for none)."
+    )
+    seconds_between_requests: float = Field(
+        default=0.25, description="Pause between requests, which keeps clear of GitHub's secondary rate limits."
+    )
+    seconds_between_writes: float = Field(
+        default=1.0, description="Pause between writes, which GitHub asks of clients that create content."
+    )
+
+    _client: Github | None = PrivateAttr(default=None)
+    _token: Secret | None = PrivateAttr(default=None)
+
+    def _github(self) -> Github:
+        # Read on first use inside the run, so the token never sits in resource config (which Dagster stores).
+        if self._client is None:
+            self._token = self.secrets.access(self.token_secret, self.token_secret_version)
+            self._client = Github(
+                base_url=self.base_url.rstrip("/"),
+                auth=Auth.Token(self._token.value),
+                timeout=self.timeout_seconds,
+                retry=GithubRetry(total=self.max_retries) if self.max_retries > 0 else None,
+                seconds_between_requests=self.seconds_between_requests or None,
+                seconds_between_writes=self.seconds_between_writes or None,
+            )
+        return self._client
+
+    def secret_references(self) -> list[str]:
+        """The token's secret as name@resolved version (never its value); reads it if nothing has yet."""
+        self._github()
+        return [self._token.reference()] if self._token else []
+
+    def _fail(self, step: str, exc: GithubException, hint: str = "") -> NoReturn:
+        text = f"GitHub {step} on {self.repository} at {self.base_url} failed (HTTP {exc.status}): {_github_message(exc)}"
+        if hint:
+            text += f". {hint}"
+        if self._token and self._token.value:
+            text = text.replace(self._token.value, "[redacted]")
+        # `from None`: PyGithub's exception carries the raw response, nothing that is useful beyond
+        # what is quoted above, and nothing from it should reach a log unredacted.
+        raise ReleasePublishError(text) from None
+
+    def _open_pull(self, repo: Repository, branch: str) -> Any | None:
+        owner = self.repository.split("/", 1)[0]
+        pulls = repo.get_pulls(state="open", head=f"{owner}:{branch}", base=self.base_branch)
+        return next(iter(pulls), None)
+
+    def _result(self, pull: Any, created: bool) -> ReleaseResult:
+        return ReleaseResult(url=pull.html_url, identifier=f"{self.repository}#{pull.number}", created=created)
+
+    def propose(self, proposal: ReleaseProposal) -> ReleaseResult:
+        """Open the release pull request, or return the one already open for this version.
+
+        Every step can be repeated: an attempt that died after creating the branch or committing the
+        pointer is completed by the next one rather than duplicated.
+
+        Raises:
+            ReleasePublishError: GitHub refused a step (bad token, no access, validation error).
+        """
+        branch = proposal.branch
+        step = "reading the repository"
+        try:
+            repo = self._github().get_repo(self.repository)
+            step = "listing open pull requests"
+            existing = self._open_pull(repo, branch)
+            if existing is not None:
+                return self._result(existing, created=False)
+
+            step = f"reading branch {self.base_branch}"
+            base_sha = repo.get_branch(self.base_branch).commit.sha
+            step = f"creating branch {branch}"
+            try:
+                repo.create_git_ref(f"refs/heads/{branch}", base_sha)
+            except GithubException as exc:
+                # Left by an earlier attempt that died midway: reuse it.
+                if not (exc.status == 422 and "already exists" in _github_message(exc)):
+                    raise
+
+            step = f"reading {proposal.pointer_path} on {branch}"
+            try:
+                current = repo.get_contents(proposal.pointer_path, ref=branch)
+            except GithubException as exc:
+                if exc.status != 404:
+                    raise
+                current = None
+            if isinstance(current, list):
+                raise ReleasePublishError(f"{proposal.pointer_path} in {self.repository} is a directory, not a file")
+            step = f"committing {proposal.pointer_path} on {branch}"
+            if current is None:
+                repo.create_file(proposal.pointer_path, proposal.title, proposal.pointer_content, branch=branch)
+            elif current.decoded_content != proposal.pointer_content.encode():
+                repo.update_file(
+                    proposal.pointer_path, proposal.title, proposal.pointer_content, current.sha, branch=branch
+                )
+            # else: an earlier attempt already committed exactly this pointer.
+
+            step = f"opening the pull request {branch} -> {self.base_branch}"
+            try:
+                pull = repo.create_pull(base=self.base_branch, head=branch, title=proposal.title, body=proposal.body)
+            except GithubException as exc:
+                if exc.status == 422 and "pull request already exists" in _github_message(exc).lower():
+                    # Another run opened it between our check and our create.
+                    existing = self._open_pull(repo, branch)
+                    if existing is not None:
+                        return self._result(existing, created=False)
+                raise
+            return self._result(pull, created=True)
+        except GithubException as exc:
+            hint = {
+                401: f"the token in secret {self._token.reference() if self._token else self.token_secret} was rejected",
+                403: "the token needs contents:write and pull-requests:write on the repository",
+                404: "the repository, branch or path does not exist or the token cannot see it",
+                422: "GitHub refused the request as invalid (see its message)",
+            }.get(exc.status, "")
+            self._fail(step, exc, hint)

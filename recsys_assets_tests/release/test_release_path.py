@@ -1,0 +1,165 @@
+"""The release path on the cloud backends: S3 bundle, Secret Manager credentials, GitHub pull request.
+
+Every backend is a local stand-in reached by its real client: moto (checking signatures, so the run
+only succeeds with the key pair from Secret Manager), the fake Secret Manager, and the fake GitHub
+(accepting only the token from Secret Manager). After the run, every record Dagster kept is searched
+for the secret values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from recsys_assets.pipeline import materialize_partition
+from recsys_assets.resources.gcp_secrets import GcpSecretManagerStore
+from recsys_assets.resources.github import GitHubReleasePublisher
+from recsys_assets.resources.s3_model_store import S3ModelStore
+from recsys_assets.settings import SETTINGS
+from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
+from recsys_assets_tests.standins.github import TOKEN, FakeGitHub
+from recsys_assets_tests.standins.s3 import S3StandIn
+from recsys_assets_tests.standins.secret_manager import FakeSecretManager
+
+pytestmark = pytest.mark.slow
+
+PARTITION = SMALL_SPEC.end_date.isoformat()
+FAST_ALS = {"ops": {"als_model": {"config": {"factors": [16], "regularization": [0.1], "iterations": 10}}}}
+S3_PREFIX = "recsys"
+POINTER_PATH = f"models/{SETTINGS.model_name}.json"
+
+
+def cloud_resources(
+    tmp_path: Path, s3: S3StandIn, secret_manager: FakeSecretManager, github: FakeGitHub
+) -> tuple[dict[str, Any], list[str]]:
+    """Resources built from the environment exactly as a deployment would, and the secret values in play."""
+    key_id, secret_key = s3.require_signed_requests()
+    secret_manager.add("aws-access-key-id", "stale-key-id")  # version 1, rotated away
+    secret_manager.add("aws-access-key-id", key_id)
+    secret_manager.add("aws-secret-access-key", secret_key)
+    secret_manager.add("github-token", TOKEN)
+    env = local_env(
+        tmp_path,
+        RECSYS_SECRETS="gcp",
+        RECSYS_GCP_PROJECT=secret_manager.project,
+        RECSYS_SECRETS_ENDPOINT=secret_manager.endpoint,
+        RECSYS_MODEL_STORE="s3",
+        RECSYS_S3_BUCKET=s3.bucket,
+        RECSYS_S3_PREFIX=S3_PREFIX,
+        RECSYS_S3_ENDPOINT_URL=s3.endpoint_url,
+        RECSYS_S3_REGION=s3.region,
+        RECSYS_RELEASE="github",
+        RECSYS_GITHUB_REPOSITORY=github.repository,
+        RECSYS_GITHUB_BASE_URL=github.base_url,
+        RECSYS_GITHUB_TOKEN_SECRET="github-token",
+    )
+    from recsys_assets.resources import build_resources
+
+    resources = build_resources(env)
+    assert isinstance(resources["secrets"], GcpSecretManagerStore)
+    assert isinstance(resources["model_store"], S3ModelStore)
+    assert isinstance(resources["release_publisher"], GitHubReleasePublisher)
+    # GitHub's write pacing is for github.com; the stand-in has no rate limits.
+    resources["release_publisher"] = resources["release_publisher"].model_copy(
+        update={"seconds_between_requests": 0, "seconds_between_writes": 0}
+    )
+    return resources, [key_id, secret_key, TOKEN]
+
+
+def materialization_metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, Any]:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    assert event is not None, f"{asset} was never materialized"
+    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+
+
+def everything_dagster_kept(instance: dg.DagsterInstance) -> dict[str, str]:
+    """Every run, job snapshot, event log entry and metadata value, serialized, plus every file in DAGSTER_HOME."""
+    records: dict[str, str] = {}
+    for run in instance.get_runs():
+        records[f"run {run.run_id}"] = dg.serialize_value(run)
+        if run.job_snapshot_id:
+            records[f"job snapshot {run.run_id}"] = dg.serialize_value(instance.get_job_snapshot(run.job_snapshot_id))
+        for index, entry in enumerate(instance.all_logs(run.run_id)):
+            records[f"event {run.run_id}/{index}"] = dg.serialize_value(entry)
+            materialization = entry.asset_materialization
+            for name, value in (materialization.metadata if materialization else {}).items():
+                records[f"metadata {materialization.asset_key.to_user_string()}.{name}"] = repr(value.value)
+    for path in Path(instance.root_directory).rglob("*"):
+        if path.is_file():
+            records[f"file {path}"] = path.read_bytes().decode("utf-8", errors="replace")
+    return records
+
+
+def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
+    tmp_path, s3_standin, fake_secret_manager, fake_github
+):
+    resources, secret_values = cloud_resources(tmp_path, s3_standin, fake_secret_manager, fake_github)
+    seed(resources)
+    with dg.instance_for_test() as instance:
+        outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+        assert outcome.success, outcome.failures
+        version = outcome.bundle["version"]
+
+        # The bundle is in S3, complete, under the configured prefix.
+        bundle = f"{S3_PREFIX}/models/{SETTINGS.model_name}/{version}/"
+        assert outcome.bundle["uri"] == f"s3://{s3_standin.bucket}/{bundle}"
+        manifest_bytes = s3_standin.read(bundle + "manifest.json")
+        manifest = json.loads(manifest_bytes)
+        for name, digest in manifest["files"].items():
+            assert hashlib.sha256(s3_standin.read(bundle + name)).hexdigest() == digest
+
+        # The release is one open pull request whose only change is the pointer file.
+        branch = f"release/{SETTINGS.model_name}/{version}"
+        [pull] = fake_github.open_pulls()
+        assert pull["head"]["ref"] == branch and pull["base"]["ref"] == "main"
+        assert pull["title"] == f"Release {SETTINGS.model_name} {version}"
+        assert "| ndcg@10 | — |" in pull["body"] and f"s3://{s3_standin.bucket}/{bundle}model_card.md" in pull["body"]
+        pointer = json.loads(fake_github.files[branch][POINTER_PATH])
+        assert pointer["version"] == version and pointer["uri"] == outcome.bundle["uri"]
+        assert pointer["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
+        release = materialization_metadata(instance, "model_release")
+        assert release["pull_request"] == pull["html_url"] and release["created"] is True
+        champion = json.loads(s3_standin.read(f"{S3_PREFIX}/models/{SETTINGS.model_name}/champion.json"))
+        assert champion["version"] == version and champion["release"] == pull["html_url"]
+
+        # Credentials were read from Secret Manager (the rotated key id at its latest version).
+        assert set(fake_secret_manager.requests) == {
+            f"projects/{fake_secret_manager.project}/secrets/{name}/versions/latest"
+            for name in ("aws-access-key-id", "aws-secret-access-key", "github-token")
+        }
+        assert all(call.headers["Authorization"] == f"token {TOKEN}" for call in fake_github.calls)
+        # ...and the runs record which versions, by name only.
+        assert materialization_metadata(instance, "model_bundle")["credentials_used"] == [
+            "aws-access-key-id@2", "aws-secret-access-key@1"]
+        assert release["credentials_used"] == ["github-token@1"]
+
+        records = everything_dagster_kept(instance)
+        assert any(version in text for text in records.values())  # the search does find what is there
+        assert any(name.startswith("metadata model_release.") for name in records)
+        leaks = [(where, value[:4] + "…") for where, text in records.items() for value in secret_values if value in text]
+        assert leaks == [], f"secret values found in: {leaks}"
+
+
+def test_rerunning_the_release_returns_the_open_pull_request(tmp_path, s3_standin, fake_secret_manager, fake_github):
+    resources, _ = cloud_resources(tmp_path, s3_standin, fake_secret_manager, fake_github)
+    seed(resources)
+    with dg.instance_for_test() as instance:
+        outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+        assert outcome.success, outcome.failures
+        first = materialization_metadata(instance, "model_release")
+
+        from recsys_assets.definitions import ASSETS
+
+        again = dg.materialize(
+            ASSETS, selection=["model_release"], resources=resources, instance=instance, partition_key=PARTITION,
+        )
+        assert again.success
+        second = materialization_metadata(instance, "model_release")
+        assert second["created"] is False and second["pull_request"] == first["pull_request"]
+        assert len(fake_github.pulls) == 1 and fake_github.open_pulls()[0]["html_url"] == first["pull_request"]
+        assert len(fake_github.calls_to("POST", "/pulls")) == 1
