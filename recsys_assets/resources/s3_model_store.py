@@ -115,17 +115,17 @@ class S3ModelStore(ModelStore):
         # echoes the access key id and the string that was signed.
         raise ModelStoreError(text) from None
 
+    def _checksum(self, data: bytes) -> dict[str, str]:
+        if not self.checksum_sha256:
+            return {}
+        return {"ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode()}
+
     def put_object(self, key: str, data: bytes) -> None:
-        extra: dict[str, str] = {}
-        if self.checksum_sha256:
-            extra["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
         with self._errors("PutObject", key):
-            self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+            self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **self._checksum(data))
 
     def put_object_if_absent(self, key: str, data: bytes) -> bool:
-        extra: dict[str, str] = {}
-        if self.checksum_sha256:
-            extra["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        extra = self._checksum(data)
         with self._errors("conditional PutObject", key):
             try:
                 self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*", **extra)
