@@ -8,6 +8,8 @@ from recsys_assets.features.assets import training_set
 from recsys_assets.jobs import interactions_job, retrain_job
 from recsys_assets.release.assets import model_bundle, model_release
 from recsys_assets.resources import build_resources
+from recsys_assets.schedules import schedules
+from recsys_assets.sensors import sensors
 from recsys_assets.training.assets import als_model, baseline_models
 
 ASSETS = [interactions, training_set, als_model, baseline_models, model_evaluation, model_bundle, model_release]
@@ -15,6 +17,8 @@ ASSETS = [interactions, training_set, als_model, baseline_models, model_evaluati
 defs = dg.Definitions(
     assets=ASSETS,
     jobs=[interactions_job, retrain_job],
+    schedules=schedules,
+    sensors=sensors,
     resources=build_resources(),
     # One process for the whole run: the steps are short and a Python start per step costs more
     # than it buys here (figures in the README). Heavy training leaves the process through Pipes.

@@ -2,6 +2,9 @@
 
 import dagster as dg
 
+# Tag on every automatically started run saying what started it (schedule name or sensor reason).
+TRIGGER_TAG = "recsys/trigger"
+
 interactions_job = dg.define_asset_job(
     "interactions_job",
     selection=dg.AssetSelection.assets("interactions"),

@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "recsys_assets_tests.standins.vertex",
     "recsys_assets_tests.standins.secret_manager",
     "recsys_assets_tests.standins.github",
+    "recsys_assets_tests.standins.bigquery",
 ]

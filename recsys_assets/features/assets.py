@@ -6,7 +6,12 @@ from pydantic import Field
 
 from recsys_assets import storage
 from recsys_assets.extract.assets import EVENTS_FILE
-from recsys_assets.features.training_set import SUMMARY_FILE, SplitParams, build_training_set, content_hash
+from recsys_assets.features.training_set import (
+    SUMMARY_FILE,
+    SplitParams,
+    build_training_set,
+    content_hash,
+)
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.schema import EVENT_TYPE_WEIGHTS, EVENTS_SCHEMA

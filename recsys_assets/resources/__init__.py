@@ -41,7 +41,46 @@ def _choice(env: Mapping[str, str], name: str, default: str, options: tuple[str,
 
 
 def build_warehouse(env: Mapping[str, str], settings: Settings) -> Warehouse:
-    _choice(env, "RECSYS_WAREHOUSE", "duckdb", ("duckdb",))
+    """`RECSYS_WAREHOUSE=duckdb|bigquery`.
+
+    `duckdb` is a file at `RECSYS_DUCKDB_PATH`. `bigquery` reads the table `RECSYS_BQ_PROJECT`.
+    `RECSYS_BQ_DATASET`.`RECSYS_BQ_TABLE` (default events) in `RECSYS_BQ_LOCATION` with Application
+    Default Credentials; `RECSYS_BQ_USE_STORAGE_API=false` downloads query results over REST instead of
+    the Storage Read API. For an emulator, `RECSYS_BQ_ENDPOINT` (http://host:port, then no credentials
+    are sent) and `RECSYS_BQ_STORAGE_ENDPOINT` (host:port of its plaintext Storage gRPC API).
+    """
+    kind = _choice(env, "RECSYS_WAREHOUSE", "duckdb", ("duckdb", "bigquery"))
+    if kind == "bigquery":
+        import dagster as dg
+
+        from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
+
+        def setting(name: str, default: str | None = None) -> Any:
+            # A value that comes from the process environment stays an EnvVar, so the definitions
+            # snapshot records the variable's name rather than the value; a value passed in `env`
+            # only (tests, scripts) is used as it is.
+            value = env.get(name, "").strip() or default
+            if value and value != default and os.environ.get(name) == value:
+                return dg.EnvVar(name)
+            return value
+
+        _required(env, "RECSYS_BQ_PROJECT", "RECSYS_WAREHOUSE=bigquery")
+        _required(env, "RECSYS_BQ_DATASET", "RECSYS_WAREHOUSE=bigquery")
+        use_storage = env.get("RECSYS_BQ_USE_STORAGE_API", "true").strip().lower() or "true"
+        if use_storage not in ("true", "1", "yes", "false", "0", "no"):
+            raise ValueError(f"RECSYS_BQ_USE_STORAGE_API={use_storage!r} is not true or false")
+        endpoint = env.get("RECSYS_BQ_ENDPOINT", "").strip()
+        return BigQueryWarehouse(
+            project=setting("RECSYS_BQ_PROJECT"),
+            dataset=setting("RECSYS_BQ_DATASET"),
+            table=setting("RECSYS_BQ_TABLE", "events"),
+            location=setting("RECSYS_BQ_LOCATION"),
+            endpoint=setting("RECSYS_BQ_ENDPOINT"),
+            storage_endpoint=setting("RECSYS_BQ_STORAGE_ENDPOINT"),
+            # Credentials never travel over plaintext HTTP; such an endpoint is a local emulator.
+            anonymous_credentials=endpoint.startswith("http://"),
+            use_storage_api=use_storage in ("true", "1", "yes"),
+        )
     return DuckDBWarehouse(path=env.get("RECSYS_DUCKDB_PATH", str(settings.data_dir / "warehouse.duckdb")))
 
 

@@ -234,7 +234,9 @@ class VertexTrainingLauncher(TrainingLauncher):
     def pipes_client(self) -> "PipesVertexCustomJobClient":
         """The Pipes client `launch` runs, wired to the configured endpoints and bucket."""
         from google.cloud.aiplatform_v1 import JobServiceClient
-        from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+        from google.cloud.aiplatform_v1.services.job_service.transports import (
+            JobServiceGrpcTransport,
+        )
 
         from recsys_assets.pipes.channels import object_store_channels
         from recsys_assets.pipes.vertex import PipesVertexCustomJobClient

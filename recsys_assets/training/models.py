@@ -16,7 +16,11 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
-from implicit.nearest_neighbours import BM25Recommender, ItemItemRecommender, bm25_weight
+from implicit.nearest_neighbours import (
+    BM25Recommender,
+    ItemItemRecommender,
+    bm25_weight,
+)
 from implicit.recommender_base import RecommenderBase
 from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
