@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import requests
 from google.api_core import exceptions as gexc
@@ -27,6 +26,7 @@ from recsys_assets.resources.warehouse import (
     WarehousePartition,
     WarehouseUnavailable,
     day_of,
+    rows_per_day,
 )
 from recsys_assets.schema import EVENTS_SCHEMA, conform
 
@@ -252,13 +252,7 @@ class BigQueryWarehouse(Warehouse):
             WarehouseUnavailable: BigQuery is unreachable, the dataset does not exist, or access is denied.
         """
         events = conform(events)
-        days_col = day_of(events["event_ts"])
-        counts = pc.value_counts(days_col)
-        per_day = {
-            str(value): int(count)
-            for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
-            if value is not None
-        }
+        per_day = rows_per_day(day_of(events["event_ts"]))
         if not per_day:
             return {}
         days = sorted(per_day)

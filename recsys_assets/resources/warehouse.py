@@ -41,6 +41,16 @@ def day_of(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.cast(pc.floor_temporal(ts, unit="day"), pa.timestamp("us", tz="UTC")).cast(pa.date32())
 
 
+def rows_per_day(days: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    """Row count of each day (YYYY-MM-DD) in a date32 column."""
+    counts = pc.value_counts(days)
+    return {
+        str(value): int(count)
+        for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
+        if value is not None
+    }
+
+
 class Warehouse(dg.ConfigurableResource, ABC):
     """Day-partitioned store of raw user-item interaction events."""
 
@@ -126,12 +136,7 @@ class DuckDBWarehouse(Warehouse):
         events = conform(events)
         days = day_of(events["event_ts"])
         staged = events.append_column("event_date", days)
-        counts = pc.value_counts(days)
-        per_day = {
-            str(value): int(count)
-            for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
-            if value is not None
-        }
+        per_day = rows_per_day(days)
         if not per_day:
             return {}
         now = datetime.now(timezone.utc)
