@@ -89,7 +89,7 @@ def model_evaluation(
     table = {**results, **({f"champion ({champion['version']})": champion["metrics"]} if champion else {})}
     yield dg.MaterializeResult(
         metadata={
-            **{name: value for name, value in results["model"].items()},
+            **results["model"],
             **{f"popularity_{ndcg}": popularity_ndcg, f"item_knn_{ndcg}": results["item_knn"][ndcg]},
             "champion_version": champion["version"] if champion else "none",
             "metrics": dg.MetadataValue.md(metrics_table(table)),

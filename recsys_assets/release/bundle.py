@@ -74,7 +74,7 @@ def model_card(manifest: dict, comparison: dict[str, dict[str, float]]) -> str:
     hp = manifest["hyperparameters"]
     return f"""# Model card: {manifest['model_name']} {manifest['version']}
 
-Implicit-feedback ALS recommender (implicit {manifest.get('library_versions', {}).get('implicit', '')}) trained
+Implicit-feedback ALS recommender (implicit {manifest['library_versions']['implicit']}) trained
 on user-item interactions from {data['window']['start']} to {data['window']['end']}
 ({data['window']['days']} daily partitions, {data['train_pairs']:,} user-item pairs,
 {data['users']:,} users, {data['items']:,} items; content hash `{data['content_hash'][:16]}`).
