@@ -5,6 +5,7 @@ from pydantic import Field
 
 from recsys_assets import storage
 from recsys_assets.evaluation.champion import evaluate_champion
+from recsys_assets.evaluation.metrics import headline_names
 from recsys_assets.features.training_set import TrainingSet
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -27,7 +28,7 @@ class EvaluationConfig(dg.Config):
 def metrics_table(results: dict[str, dict[str, float]]) -> str:
     """Markdown table of metrics, one row per model."""
     k = next(int(n.split("@")[1]) for n in next(iter(results.values())) if "@" in n)
-    names = [f"{metric}@{k}" for metric in ("precision", "recall", "ndcg", "map")] + ["coverage"]
+    names = headline_names(k)
     lines = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     lines += [f"| {model} | " + " | ".join(f"{m[n]:.4f}" for n in names) + " |" for model, m in results.items()]
     return "\n".join(lines)

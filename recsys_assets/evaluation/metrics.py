@@ -21,6 +21,11 @@ import scipy.sparse as sp
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
 
 
+def headline_names(k: int) -> list[str]:
+    """The reported metrics in their display order: the four at k, then coverage."""
+    return [f"{name}@{k}" for name in METRIC_NAMES] + ["coverage"]
+
+
 def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_items: int) -> dict[str, float]:
     """Metrics of `recommendations` (users x k item indices, -1 for an empty slot) against `relevant`.
 

@@ -41,9 +41,11 @@ def _previous_row_counts(artifacts: ArtifactStore, partition_key: str, days: int
     first = date.fromisoformat(partition_key)
     counts = []
     for back in range(1, days + 1):
-        uri = artifacts.uri("interactions", (first - timedelta(days=back)).isoformat(), EVENTS_FILE)
-        if storage.exists(uri):
-            counts.append(pq.read_metadata(pa.BufferReader(storage.read_bytes(uri))).num_rows)
+        try:
+            data = storage.read_bytes(artifacts.uri("interactions", (first - timedelta(days=back)).isoformat(), EVENTS_FILE))
+        except FileNotFoundError:
+            continue
+        counts.append(pq.read_metadata(pa.BufferReader(data)).num_rows)
     return counts
 
 

@@ -49,7 +49,12 @@ def window_keys(context: dg.AssetExecutionContext) -> list[str]:
 def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore):
     """Users x items confidence matrices over a rolling window, split per user by time for evaluation."""
     keys = window_keys(context)
-    missing = [k for k in keys if not storage.exists(artifacts.uri("interactions", k, EVENTS_FILE))]
+    tables, missing = [], []
+    for key in keys:
+        try:
+            tables.append(storage.table_from_bytes(storage.read_bytes(artifacts.uri("interactions", key, EVENTS_FILE))))
+        except FileNotFoundError:
+            missing.append(key)
     if missing:
         raise dg.Failure(
             description=(
@@ -60,7 +65,6 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig, a
             ),
             metadata={"missing_partitions": dg.MetadataValue.json(missing)},
         )
-    tables = [storage.table_from_bytes(storage.read_bytes(artifacts.uri("interactions", k, EVENTS_FILE))) for k in keys]
     events = pa.concat_tables([t.cast(EVENTS_SCHEMA) for t in tables]) if tables else EVENTS_SCHEMA.empty_table()
     context.log.info(f"read {events.num_rows:,} events from {len(keys)} daily extracts ({keys[0]}..{keys[-1]})")
     data = build_training_set(

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from recsys_assets import storage, train
 from recsys_assets.evaluation.assets import METRICS_FILE
+from recsys_assets.evaluation.metrics import headline_names
 from recsys_assets.features.training_set import ITEM_IDS_FILE, USER_IDS_FILE
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.release.bundle import (
@@ -29,7 +30,6 @@ from recsys_assets.settings import SETTINGS
 from recsys_assets.training.assets import load_als
 
 BUNDLE_REF_FILE = "bundle.json"
-HEADLINE_ORDER = ("precision", "recall", "ndcg", "map", "coverage")
 CHECK_NOT_WORSE_THAN_CHAMPION = "not_worse_than_champion"
 
 
@@ -149,9 +149,9 @@ def pull_request_body(manifest: dict, champion_manifest: dict | None, card_uri: 
     new = manifest["metrics"]["model"]
     old = (champion_manifest or {}).get("metrics", {}).get("model", {})
     rows = "\n".join(
-        f"| {name} | {old[name]:.4f} | {value:.4f} | {value - old[name]:+.4f} |" if name in old
-        else f"| {name} | — | {value:.4f} | — |"
-        for name, value in sorted(new.items(), key=lambda item: HEADLINE_ORDER.index(item[0].split("@")[0]))
+        f"| {name} | {old[name]:.4f} | {new[name]:.4f} | {new[name] - old[name]:+.4f} |" if name in old
+        else f"| {name} | — | {new[name]:.4f} | — |"
+        for name in headline_names(manifest["k"])
     )
     champion = champion_manifest["version"] if champion_manifest else "none"
     return (
@@ -182,7 +182,9 @@ def model_release(
     """Release pull request that points serving at the new bundle, then records it as the champion."""
     bundle = storage.read_json(artifacts.uri("model_bundle", context.partition_key, BUNDLE_REF_FILE))
     name, version = SETTINGS.model_name, bundle["version"]
-    manifest = model_store.read_manifest(name, version)
+    # One read: the pointer pins the exact manifest bytes the metrics below come from.
+    manifest_bytes = model_store.get_object(model_store.bundle_prefix(name, version) + MANIFEST)
+    manifest = json.loads(manifest_bytes)
     champion = model_store.read_champion(name)
     champion_manifest = model_store.read_manifest(name, champion["version"]) if champion else None
     pointer = {
@@ -190,7 +192,7 @@ def model_release(
         "version": version,
         "uri": bundle["uri"],
         # Serving verifies the bundle against this before loading it.
-        "manifest_sha256": sha256(model_store.get_object(model_store.bundle_prefix(name, version) + MANIFEST)),
+        "manifest_sha256": sha256(manifest_bytes),
         "metrics": manifest["metrics"]["model"],
     }
     proposal = ReleaseProposal(

@@ -14,11 +14,11 @@ matplotlib.use("Agg")  # headless: the bundle is built on servers without a disp
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from recsys_assets.evaluation.metrics import headline_names  # noqa: E402
 from recsys_assets.settings import REPO_ROOT  # noqa: E402
 
 MODEL_CARD = "model_card.md"
 METRICS_PLOT = "metrics.png"
-HEADLINE_METRICS = ("precision", "recall", "ndcg", "map")
 
 
 def code_version() -> str | None:
@@ -41,7 +41,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 def headline(metrics: dict[str, float], k: int) -> dict[str, float]:
     """The manifest's metric block: precision/recall/ndcg/map at k and coverage."""
-    return {**{f"{name}@{k}": metrics[f"{name}@{k}"] for name in HEADLINE_METRICS}, "coverage": metrics["coverage"]}
+    return {name: metrics[name] for name in headline_names(k)}
 
 
 def metrics_plot(series: dict[str, dict[str, float]]) -> bytes:

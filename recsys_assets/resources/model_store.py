@@ -109,10 +109,10 @@ class ModelStore(dg.ConfigurableResource, ABC):
         for name, data in files.items():
             key = prefix + name
             self.put_object(key, data)
-            stored = self.get_object(key)
-            if stored is None or sha256(stored) != sha256(data):
-                raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
             checksums[name] = sha256(data)
+            stored = self.get_object(key)
+            if stored is None or sha256(stored) != checksums[name]:
+                raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
         manifest = {**manifest, "files": checksums}
         body = json.dumps(manifest, indent=2, sort_keys=True).encode()
         if not self.put_object_if_absent(prefix + MANIFEST, body):
