@@ -11,10 +11,11 @@ import resource
 import time
 from datetime import date
 
-from recsys_assets.extract.synthetic import SyntheticSpec, generate_events
-from recsys_assets.features.training_set import SplitParams, build_training_set
-from recsys_assets.schema import EVENT_TYPE_WEIGHTS
-from recsys_assets.training.models import ALSParams, evaluate, fit_als, item_knn_model, popularity_model
+from recsys_assets.domain.metrics import evaluate
+from recsys_assets.domain.params import ALSParams, SplitParams
+from recsys_assets.domain.recommenders import fit_als, item_knn_model, popularity_model, ranker
+from recsys_assets.domain.splitting import build_training_set
+from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
 
 def peak_rss_gib() -> float:
@@ -38,14 +39,14 @@ def main() -> None:
     spec = SyntheticSpec(n_users=args.users, n_items=args.items, n_days=args.days,
                          events_per_day=args.events_per_day, end_date=date(2026, 6, 30))
     events = timed(f"generate {args.days * args.events_per_day:,} events", lambda: generate_events(spec))
-    params = SplitParams(EVENT_TYPE_WEIGHTS, 1.0, 3, 3, 0.2, 0.2)
+    params = SplitParams()
     data = timed(f"training set from {events.num_rows:,} events", lambda: build_training_set(events, params))
     print(f"  {data.train.shape[0]:,} users x {data.train.shape[1]:,} items, {data.train.nnz:,} training pairs")
     model = timed("ALS fit (64 factors, 15 iterations)",
-                  lambda: fit_als(data.train, ALSParams(64, 0.1, 1.0, 15, 100.0, 0.8, 42)))
+                  lambda: fit_als(data.train, ALSParams(factors=64, regularization=0.1, alpha=1.0)))
     knn = timed("item-kNN fit (BM25, 100 neighbours)", lambda: item_knn_model(data.train))
     for name, m in (("ALS", model), ("popularity", popularity_model(data.train)), ("item-kNN", knn)):
-        metrics = timed(f"evaluate {name} (all holdout users, k=10)", lambda: evaluate(m, data.train, data.holdout, 10))
+        metrics = timed(f"evaluate {name} (all holdout users, k=10)", lambda: evaluate(ranker(m, data.train, 10), data.holdout, 10))
         print(f"  {name}: ndcg@10 {metrics['ndcg@10']:.4f} over {metrics['users_evaluated']:,} users")
 
 

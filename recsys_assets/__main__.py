@@ -4,30 +4,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from recsys_assets.extract.synthetic import SyntheticSpec, generate_events
+from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
+
+if TYPE_CHECKING:
+    from recsys_assets.pipeline import PipelineOutcome
+    from recsys_assets.resources.warehouse import Warehouse
 
 
-def _seed(warehouse, spec: SyntheticSpec) -> None:
+def _seed(warehouse: Warehouse, spec: SyntheticSpec) -> None:
     events = generate_events(spec)
     days = warehouse.replace_days(events)
     print(f"seeded {events.num_rows:,} synthetic events over {len(days)} days into {warehouse.table_ref}")
 
 
-def _report(outcome) -> int:
-    from recsys_assets.evaluation.assets import metrics_table
+def _report(outcome: PipelineOutcome) -> int:
+    from recsys_assets.domain.metrics import metrics_table
 
     if outcome.evaluation:
         ev = outcome.evaluation
-        table = {"model (ALS)": ev["model"], **ev["baselines"]}
-        if ev.get("champion"):
-            table[f"champion {ev['champion']['version']}"] = ev["champion"]["metrics"]
-        print(f"\nHoldout of partition {outcome.partition_key}: {ev['holdout']['users']:,} users, k={ev['k']}\n")
+        table = {"model (ALS)": ev.model, **ev.baselines}
+        if ev.champion:
+            table[f"champion {ev.champion.version}"] = ev.champion.metrics
+        print(f"\nHoldout of partition {outcome.partition_key}: {ev.holdout.users:,} users, k={ev.k}\n")
         print(metrics_table(table))
     for reason in outcome.failures:
         print(f"\n{reason}", file=sys.stderr)
     if outcome.bundle:
-        print(f"\nmodel bundle {outcome.bundle['version']}: {outcome.bundle['uri']}")
+        print(f"\nmodel bundle {outcome.bundle.version}: {outcome.bundle.uri}")
     elif outcome.evaluation:
         print("\nno bundle was written (see the failed check above)", file=sys.stderr)
     return 0 if outcome.success else 1
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "seed":
             return 0
     if args.command == "import-events":
-        from recsys_assets.extract.importer import ImportRejectedError, read_events_file
+        from recsys_assets.domain.importer import ImportRejectedError, read_events_file
 
         try:
             events, report = read_events_file(args.file, args.format, args.min_rating, args.max_invalid_share)
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     return _report(materialize_partition(partition, resources))
 
 
-def warehouse_has_data(warehouse) -> bool:
+def warehouse_has_data(warehouse: Warehouse) -> bool:
     from recsys_assets.resources.warehouse import WarehouseUnavailable
 
     try:

@@ -2,17 +2,13 @@
 
 import dagster as dg
 
-from recsys_assets.evaluation.assets import model_evaluation
-from recsys_assets.extract.assets import interactions
-from recsys_assets.features.assets import training_set
+from recsys_assets.assets import ASSETS
 from recsys_assets.jobs import interactions_job, retrain_job
-from recsys_assets.release.assets import model_bundle, model_release
 from recsys_assets.resources import build_resources
 from recsys_assets.schedules import schedules
 from recsys_assets.sensors import sensors
-from recsys_assets.training.assets import als_model, baseline_models
 
-ASSETS = [interactions, training_set, als_model, baseline_models, model_evaluation, model_bundle, model_release]
+__all__ = ["ASSETS", "defs"]
 
 defs = dg.Definitions(
     assets=ASSETS,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
-from recsys_assets import storage
-from recsys_assets.definitions import ASSETS
-from recsys_assets.evaluation.assets import METRICS_FILE
+from recsys_assets.assets import ASSETS
+from recsys_assets.domain import storage
+from recsys_assets.domain.records import BundleRef, EvaluationResult
 from recsys_assets.partitions import daily_partitions
-from recsys_assets.release.assets import BUNDLE_REF_FILE
+from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse, WarehouseUnavailable
 from recsys_assets.settings import SETTINGS
 
@@ -25,8 +26,8 @@ class PipelineOutcome:
     partition_key: str
     success: bool
     failures: list[str]
-    evaluation: dict | None
-    bundle: dict | None
+    evaluation: EvaluationResult | None
+    bundle: BundleRef | None
 
 
 def instance() -> dg.DagsterInstance:
@@ -101,9 +102,9 @@ def materialize_partition(
         run_config=_config_for(run_config, {a.key.to_user_string() for a in ASSETS} - {"interactions"}),
     )
     failures += _failures(retrain)
-    artifacts = resources["artifacts"]
-    evaluation_uri = artifacts.uri("model_evaluation", partition_key, METRICS_FILE)
-    bundle_uri = artifacts.uri("model_bundle", partition_key, BUNDLE_REF_FILE)
+    artifacts: ArtifactStore = resources["artifacts"]
+    evaluation_uri = artifacts.layout.model_evaluation(partition_key).metrics
+    bundle_uri = artifacts.layout.model_bundle(partition_key).ref
     bundle_written = any(
         e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == dg.AssetKey("model_bundle")
         for e in retrain.all_events
@@ -112,6 +113,6 @@ def materialize_partition(
         partition_key=partition_key,
         success=retrain.success and not failures,
         failures=failures,
-        evaluation=storage.read_json(evaluation_uri) if storage.exists(evaluation_uri) else None,
-        bundle=storage.read_json(bundle_uri) if bundle_written else None,
+        evaluation=EvaluationResult.from_json(storage.read_bytes(evaluation_uri)) if storage.exists(evaluation_uri) else None,
+        bundle=BundleRef.from_json(storage.read_bytes(bundle_uri)) if bundle_written else None,
     )

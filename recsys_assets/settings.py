@@ -7,9 +7,10 @@ environment variable read here, so switching backends never means editing code.
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,3 +41,18 @@ class Settings:
 
 
 SETTINGS = Settings.from_env()
+
+
+def code_version() -> str | None:
+    """The git commit the code runs from: set by CI/the image build, else asked of git, else None."""
+    if os.environ.get("RECSYS_CODE_VERSION"):
+        return os.environ["RECSYS_CODE_VERSION"]
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from recsys_assets.extract.synthetic import SyntheticSpec, generate_events
+from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.resources import build_resources
 
 # Small enough to train in about a second, big enough that ALS clearly beats popularity.

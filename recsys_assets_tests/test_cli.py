@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 import pytest
 
 from recsys_assets.__main__ import main
-from recsys_assets.extract.synthetic import generate_events
+from recsys_assets.domain.synthetic import generate_events
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.helpers import SMALL_SPEC, local_env
 

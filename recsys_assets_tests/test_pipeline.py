@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from recsys_assets.pipeline import materialize_partition
-from recsys_assets.schema import EVENTS_SCHEMA
+from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, seed
 
@@ -57,11 +57,11 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     assert als["launcher"] == "SubprocessTrainingLauncher" and als["image"] == "local"
 
     evaluation = outcome.evaluation
-    assert evaluation["model"]["users_evaluated"] == training["holdout_users"]
-    assert evaluation["model"]["ndcg@10"] > 1.5 * evaluation["baselines"]["popularity"]["ndcg@10"]
-    assert evaluation["champion"] is None
+    assert evaluation.model["users_evaluated"] == training["holdout_users"]
+    assert evaluation.model["ndcg@10"] > 1.5 * evaluation.baselines["popularity"]["ndcg@10"]
+    assert evaluation.champion is None
 
-    version = outcome.bundle["version"]
+    version = outcome.bundle.version
     bundle = model_dir(tmp_path) / version
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["model_name"] == SETTINGS.model_name and manifest["version"] == version
@@ -70,7 +70,7 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     assert set(manifest["metrics"]) == {"model", "baselines"}
     assert set(manifest["metrics"]["model"]) == {"precision@10", "recall@10", "ndcg@10", "map@10", "coverage"}
     assert set(manifest["metrics"]["baselines"]) == {"popularity", "item_knn"}
-    assert manifest["metrics"]["model"]["ndcg@10"] == pytest.approx(evaluation["model"]["ndcg@10"])
+    assert manifest["metrics"]["model"]["ndcg@10"] == pytest.approx(evaluation.model["ndcg@10"])
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
     item_factors = np.load(bundle / "item_factors.npy", allow_pickle=False)
@@ -90,10 +90,10 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     # and the first is now the champion the challenger is measured against.
     before = {p.name: p.read_bytes() for p in bundle.iterdir()}
     second = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
-    assert second.success and second.bundle["version"] != version
-    assert second.evaluation["champion"]["version"] == version
-    assert second.evaluation["champion"]["metrics"]["ndcg@10"] == pytest.approx(
-        evaluation["model"]["ndcg@10"], rel=0.05
+    assert second.success and second.bundle.version != version
+    assert second.evaluation.champion.version == version
+    assert second.evaluation.champion.metrics["ndcg@10"] == pytest.approx(
+        evaluation.model["ndcg@10"], rel=0.05
     )
     assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
 
@@ -142,9 +142,9 @@ def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
 
     assert not challenger.success
     reason = next(r for r in challenger.failures if "not_worse_than_champion" in r)
-    assert f"champion {champion.bundle['version']}" in reason
+    assert f"champion {champion.bundle.version}" in reason
     pointer = json.loads((model_dir(tmp_path) / "champion.json").read_text())
-    assert pointer["version"] == champion.bundle["version"]
+    assert pointer["version"] == champion.bundle.version
     check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("model_bundle"), "not_worse_than_champion")]
     )

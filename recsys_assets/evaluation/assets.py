@@ -1,20 +1,25 @@
 """Offline evaluation of the model against its baselines (and the current champion) on one holdout."""
 
+
+import io
+from collections.abc import Iterator
+
 import dagster as dg
+import numpy as np
 from pydantic import Field
 
-from recsys_assets import storage
-from recsys_assets.evaluation.champion import evaluate_champion
-from recsys_assets.evaluation.metrics import headline_names
-from recsys_assets.features.training_set import TrainingSet
+from recsys_assets.domain import storage
+from recsys_assets.domain.champion import ChampionModel, score_champion
+from recsys_assets.domain.layout import BundleFile
+from recsys_assets.domain.metrics import evaluate, metrics_table
+from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest
+from recsys_assets.domain.recommenders import als_from_bytes, knn_from_bytes, ranker
+from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.settings import SETTINGS
-from recsys_assets.training.assets import load_als, load_baselines
-from recsys_assets.training.models import evaluate
 
-METRICS_FILE = "metrics.json"
 CHECK_BEATS_POPULARITY = "beats_popularity"
 
 
@@ -25,13 +30,22 @@ class EvaluationConfig(dg.Config):
     )
 
 
-def metrics_table(results: dict[str, dict[str, float]]) -> str:
-    """Markdown table of metrics, one row per model."""
-    k = next(int(n.split("@")[1]) for n in next(iter(results.values())) if "@" in n)
-    names = headline_names(k)
-    lines = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += [f"| {model} | " + " | ".join(f"{m[n]:.4f}" for n in names) + " |" for model, m in results.items()]
-    return "\n".join(lines)
+def load_champion(store: ModelStore, model_name: str) -> ChampionModel | None:
+    """The promoted bundle's item factors, ids and parameters, or None when nothing is promoted yet."""
+    pointer = store.read_champion(model_name)
+    if pointer is None:
+        return None
+    version = pointer["version"]
+    raw_manifest = store.read_manifest(model_name, version)
+    if raw_manifest is None:
+        raise FileNotFoundError(f"the champion {model_name}/{version} has no manifest in {store.uri('')}")
+    manifest = Manifest.from_dict(raw_manifest)
+    return ChampionModel(
+        version=version,
+        item_factors=np.load(io.BytesIO(store.read_file(model_name, version, BundleFile.ITEM_FACTORS)), allow_pickle=False),
+        item_ids=storage.table_from_bytes(store.read_file(model_name, version, BundleFile.ITEM_IDS))["item_id"],
+        params=manifest.model.params,
+    )
 
 
 @dg.asset(
@@ -41,7 +55,9 @@ def metrics_table(results: dict[str, dict[str, float]]) -> str:
     kinds={"python"},
     check_specs=[
         dg.AssetCheckSpec(
-            CHECK_BEATS_POPULARITY, asset="model_evaluation", blocking=True,
+            CHECK_BEATS_POPULARITY,
+            asset="model_evaluation",
+            blocking=True,
             description="The model beats the popularity baseline on NDCG@k by the configured margin; "
             "no bundle is written otherwise.",
         )
@@ -49,29 +65,39 @@ def metrics_table(results: dict[str, dict[str, float]]) -> str:
 )
 def model_evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, model_store: ModelStore
-):
+) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Precision, recall, NDCG and MAP at k plus coverage for the model, each baseline and the champion."""
     key = context.partition_key
-    data = TrainingSet.load(artifacts.uri("training_set", key))
-    models = {"model": load_als(artifacts, key), **load_baselines(artifacts, key)}
+    layout = artifacts.layout
+    data = TrainingSet.load(layout.training_set(key))
+    baselines = layout.baseline_models(key)
+    models = {
+        "model": als_from_bytes(storage.read_bytes(layout.als_model(key).model)),
+        "popularity": als_from_bytes(storage.read_bytes(baselines.model("popularity"))),
+        "item_knn": knn_from_bytes(storage.read_bytes(baselines.model("item_knn"))),
+    }
     results = {}
     for name, model in models.items():
-        results[name] = evaluate(model, data.train, data.holdout, config.k)
-        context.log.info(f"evaluated {name} on {results[name]['users_evaluated']:,} users: ndcg@{config.k} "
-                         f"{results[name][f'ndcg@{config.k}']:.4f}")
-    champion = evaluate_champion(model_store, SETTINGS.model_name, data, config.k)
+        results[name] = evaluate(ranker(model, data.train, config.k), data.holdout, config.k)
+        context.log.info(
+            f"evaluated {name} on {results[name]['users_evaluated']:,} users: ndcg@{config.k} "
+            f"{results[name][f'ndcg@{config.k}']:.4f}"
+        )
+    champion_model = load_champion(model_store, SETTINGS.model_name)
+    champion = score_champion(champion_model, data, config.k) if champion_model else None
     if champion is not None:
-        context.log.info(f"champion {champion['version']}: ndcg@{config.k} {champion['metrics'][f'ndcg@{config.k}']:.4f}")
+        context.log.info(f"champion {champion.version}: ndcg@{config.k} {champion.metrics[f'ndcg@{config.k}']:.4f}")
 
-    evaluation = {
-        "k": config.k,
-        "model": results["model"],
-        "baselines": {name: m for name, m in results.items() if name != "model"},
-        "champion": champion,
-        "holdout": {"users": results["model"]["users_evaluated"], "pairs": int(data.holdout.nnz)},
-        "training_set": data.summary,
-    }
-    storage.write_json(artifacts.uri("model_evaluation", key, METRICS_FILE), evaluation)
+    evaluation = EvaluationResult(
+        k=config.k,
+        model=results["model"],
+        baselines={name: m for name, m in results.items() if name != "model"},
+        champion=champion,
+        holdout=HoldoutSize(users=int(results["model"]["users_evaluated"]), pairs=int(data.holdout.nnz)),
+        training_set=data.summary,
+    )
+    metrics_uri = layout.model_evaluation(key).metrics
+    storage.write_bytes(metrics_uri, evaluation.to_json())
 
     ndcg = f"ndcg@{config.k}"
     model_ndcg, popularity_ndcg = results["model"][ndcg], results["popularity"][ndcg]
@@ -87,13 +113,14 @@ def model_evaluation(
         ),
         metadata={"model_" + ndcg: model_ndcg, "popularity_" + ndcg: popularity_ndcg, "required": required},
     )
-    table = {**results, **({f"champion ({champion['version']})": champion["metrics"]} if champion else {})}
+    table = {**results, **({f"champion ({champion.version})": champion.metrics} if champion else {})}
     yield dg.MaterializeResult(
         metadata={
             **results["model"],
-            **{f"popularity_{ndcg}": popularity_ndcg, f"item_knn_{ndcg}": results["item_knn"][ndcg]},
-            "champion_version": champion["version"] if champion else "none",
+            f"popularity_{ndcg}": popularity_ndcg,
+            f"item_knn_{ndcg}": results["item_knn"][ndcg],
+            "champion_version": champion.version if champion else "none",
             "metrics": dg.MetadataValue.md(metrics_table(table)),
-            "path": dg.MetadataValue.path(artifacts.uri("model_evaluation", key, METRICS_FILE)),
+            "path": dg.MetadataValue.path(metrics_uri),
         }
     )

@@ -1,20 +1,16 @@
 """The training set: a rolling window of interactions turned into sparse matrices and a holdout."""
 
+
 import dagster as dg
 import pyarrow as pa
-from pydantic import Field
 
-from recsys_assets import storage
-from recsys_assets.extract.assets import EVENTS_FILE
-from recsys_assets.features.training_set import (
-    SUMMARY_FILE,
-    SplitParams,
-    build_training_set,
-    content_hash,
-)
+from recsys_assets.domain import storage
+from recsys_assets.domain.events import EVENTS_SCHEMA
+from recsys_assets.domain.params import SplitParams
+from recsys_assets.domain.records import TrainingSetSummary, Window
+from recsys_assets.domain.splitting import build_training_set, content_hash
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.schema import EVENT_TYPE_WEIGHTS, EVENTS_SCHEMA
 from recsys_assets.settings import SETTINGS
 
 WINDOW = dg.TimeWindowPartitionMapping(
@@ -22,17 +18,8 @@ WINDOW = dg.TimeWindowPartitionMapping(
 )
 
 
-class TrainingSetConfig(dg.Config):
-    event_type_weights: dict[str, float] = Field(
-        default=EVENT_TYPE_WEIGHTS, description="Confidence multiplier per event type."
-    )
-    default_event_weight: float = Field(default=1.0, description="Multiplier for event types not listed.")
-    min_user_items: int = Field(default=3, ge=2, description="Users with fewer distinct items are dropped.")
-    min_item_users: int = Field(default=3, ge=1, description="Items with fewer distinct users are dropped.")
-    holdout_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share of each user's most recent items held out.")
-    validation_fraction: float = Field(
-        default=0.2, gt=0, lt=1, description="Share of the remaining items used to tune hyperparameters."
-    )
+class TrainingSetConfig(dg.Config, SplitParams):
+    """The split parameters, settable per run from the launchpad."""
 
 
 def window_keys(context: dg.AssetExecutionContext) -> list[str]:
@@ -46,13 +33,16 @@ def window_keys(context: dg.AssetExecutionContext) -> list[str]:
     group_name="features",
     kinds={"duckdb", "scipy"},
 )
-def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore):
+def training_set(
+    context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore
+) -> dg.MaterializeResult:
     """Users x items confidence matrices over a rolling window, split per user by time for evaluation."""
     keys = window_keys(context)
+    layout = artifacts.layout
     tables, missing = [], []
     for key in keys:
         try:
-            tables.append(storage.table_from_bytes(storage.read_bytes(artifacts.uri("interactions", key, EVENTS_FILE))))
+            tables.append(storage.table_from_bytes(storage.read_bytes(layout.interactions(key).events)))
         except FileNotFoundError:
             missing.append(key)
     if missing:
@@ -67,48 +57,39 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig, a
         )
     events = pa.concat_tables([t.cast(EVENTS_SCHEMA) for t in tables]) if tables else EVENTS_SCHEMA.empty_table()
     context.log.info(f"read {events.num_rows:,} events from {len(keys)} daily extracts ({keys[0]}..{keys[-1]})")
-    data = build_training_set(
-        events,
-        SplitParams(
-            event_type_weights=config.event_type_weights,
-            default_event_weight=config.default_event_weight,
-            min_user_items=config.min_user_items,
-            min_item_users=config.min_item_users,
-            holdout_fraction=config.holdout_fraction,
-            validation_fraction=config.validation_fraction,
-        ),
-    )
-    if data.train.nnz == 0 or data.summary["holdout_users"] == 0:
+    data = build_training_set(events, SplitParams.model_validate(config.model_dump()))
+    counts = data.counts
+    if counts.train_pairs == 0 or counts.holdout_users == 0:
         raise dg.Failure(
             description=(
                 f"the window {keys[0]}..{keys[-1]} leaves no trainable data after filtering "
-                f"({data.summary}); widen RECSYS_TRAINING_WINDOW_DAYS or lower the activity minimums"
+                f"({counts.model_dump()}); widen RECSYS_TRAINING_WINDOW_DAYS or lower the activity minimums"
             )
         )
-    files = data.to_files()
-    summary = {
-        **data.summary,
-        "window": {"start": keys[0], "end": keys[-1], "days": len(keys)},
-        "partitions": keys,
-        "content_hash": content_hash(files),
-    }
-    base = artifacts.uri("training_set", context.partition_key)
-    for name, payload in files.items():
-        storage.write_bytes(storage.join(base, name), payload)
-    storage.write_json(storage.join(base, SUMMARY_FILE), summary)  # last: marks a complete set
-    context.log.info(f"training set: {summary['users']:,} users, {summary['items']:,} items, {summary['train_pairs']:,} pairs")
+    files = layout.training_set(context.partition_key)
+    payloads = data.to_files(files)
+    summary = TrainingSetSummary(
+        **counts.model_dump(),
+        window=Window(start=keys[0], end=keys[-1], days=len(keys)),
+        partitions=keys,
+        content_hash=content_hash(payloads),
+    )
+    for uri, payload in payloads.items():
+        storage.write_bytes(uri, payload)
+    storage.write_bytes(files.summary, summary.to_json())  # last: marks a complete set
+    context.log.info(f"training set: {summary.users:,} users, {summary.items:,} items, {summary.train_pairs:,} pairs")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": summary["train_pairs"],
-            "users": summary["users"],
-            "items": summary["items"],
-            "density": summary["density"],
-            "holdout_users": summary["holdout_users"],
-            "holdout_pairs": summary["holdout_pairs"],
-            "events": summary["events"],
-            "duplicates_removed": summary["events"] - summary["events_deduplicated"],
+            "dagster/row_count": summary.train_pairs,
+            "users": summary.users,
+            "items": summary.items,
+            "density": summary.density,
+            "holdout_users": summary.holdout_users,
+            "holdout_pairs": summary.holdout_pairs,
+            "events": summary.events,
+            "duplicates_removed": summary.events - summary.events_deduplicated,
             "window": f"{keys[0]}..{keys[-1]} ({len(keys)} days)",
-            "content_hash": summary["content_hash"],
-            "path": dg.MetadataValue.path(base),
+            "content_hash": summary.content_hash,
+            "path": dg.MetadataValue.path(files.folder),
         }
     )

@@ -1,35 +1,32 @@
 """The versioned model bundle in the model store, and the release that promotes it."""
 
+
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from importlib.metadata import version as package_version
 
 import dagster as dg
 from pydantic import Field
 
-from recsys_assets import storage, train
-from recsys_assets.evaluation.assets import METRICS_FILE
-from recsys_assets.evaluation.metrics import headline_names
-from recsys_assets.features.training_set import ITEM_IDS_FILE, USER_IDS_FILE
-from recsys_assets.partitions import daily_partitions
-from recsys_assets.release.bundle import (
-    METRICS_PLOT,
-    MODEL_CARD,
-    code_version,
-    headline,
-    metrics_plot,
+from recsys_assets.domain import storage
+from recsys_assets.domain.bundle import (
+    build_manifest,
+    bundle_files,
+    comparison_table,
     model_card,
     new_version,
-    npy_bytes,
+    pull_request_body,
 )
+from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
+from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, Manifest, TrainingReport
+from recsys_assets.domain.recommenders import als_from_bytes
+from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.resources.model_store import MANIFEST, ModelStore, sha256
+from recsys_assets.resources.model_store import ModelStore, sha256
 from recsys_assets.resources.release import ReleaseProposal, ReleasePublisher
 from recsys_assets.resources.training_launcher import TrainingLauncher
-from recsys_assets.settings import SETTINGS
-from recsys_assets.training.assets import load_als
+from recsys_assets.settings import SETTINGS, code_version
 
-BUNDLE_REF_FILE = "bundle.json"
 CHECK_NOT_WORSE_THAN_CHAMPION = "not_worse_than_champion"
 
 
@@ -40,6 +37,21 @@ class BundleConfig(dg.Config):
     )
 
 
+def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool, str]:
+    """Whether the challenger is within `tolerance` of the champion's NDCG@k, and why."""
+    ndcg = f"ndcg@{evaluation.k}"
+    champion = evaluation.champion
+    if champion is None:
+        return True, "no champion promoted yet: the first model is released"
+    floor = champion.metrics[ndcg] * (1 - tolerance)
+    challenger = evaluation.model[ndcg]
+    passed = challenger >= floor
+    return passed, (
+        f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} {floor:.4f} "
+        f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%})"
+    )
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["model_evaluation"],
@@ -47,7 +59,9 @@ class BundleConfig(dg.Config):
     kinds={"s3"},
     check_specs=[
         dg.AssetCheckSpec(
-            CHECK_NOT_WORSE_THAN_CHAMPION, asset="model_bundle", blocking=True,
+            CHECK_NOT_WORSE_THAN_CHAMPION,
+            asset="model_bundle",
+            blocking=True,
             description="The new model is not worse than the promoted champion on NDCG@k beyond the tolerance; "
             "the release is blocked otherwise.",
         )
@@ -59,76 +73,46 @@ def model_bundle(
     artifacts: ArtifactStore,
     model_store: ModelStore,
     training_launcher: TrainingLauncher,
-):
+) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Write-once, versioned model bundle: factors, id maps, model card and manifest.json."""
     key = context.partition_key
-    evaluation = storage.read_json(artifacts.uri("model_evaluation", key, METRICS_FILE))
-    report = storage.read_json(artifacts.uri("als_model", key, train.REPORT_FILE))
-    model = load_als(artifacts, key)
-    k = evaluation["k"]
+    layout = artifacts.layout
+    evaluation = EvaluationResult.from_json(storage.read_bytes(layout.model_evaluation(key).metrics))
+    trained = layout.als_model(key)
+    report = TrainingReport.from_json(storage.read_bytes(trained.report))
+    model = als_from_bytes(storage.read_bytes(trained.model))
     now = datetime.now(timezone.utc)
     version = new_version(now, context.run.run_id)
-    summary = evaluation["training_set"]
-    comparison = {
-        "model": headline(evaluation["model"], k),
-        **{name: headline(m, k) for name, m in evaluation["baselines"].items()},
-    }
-    if evaluation["champion"]:
-        comparison[f"champion {evaluation['champion']['version']}"] = headline(evaluation["champion"]["metrics"], k)
-    manifest = {
-        "model_name": SETTINGS.model_name,
-        "version": version,
-        "created_at": now.isoformat(),
-        "code_version": code_version(),
-        "image": training_launcher.image,
-        "library_versions": {name: package_version(name) for name in ("implicit", "dagster", "numpy", "scipy")},
-        "data": {
-            "window": summary["window"],
-            "partitions": summary["partitions"],
-            "events": summary["events"],
-            "train_pairs": summary["train_pairs"],
-            "holdout_pairs": summary["holdout_pairs"],
-            "users": summary["users"],
-            "items": summary["items"],
-            "content_hash": summary["content_hash"],
-        },
-        "hyperparameters": report["hyperparameters"],
-        "k": k,
-        "holdout_users": evaluation["holdout"]["users"],
-        "metrics": {"model": comparison["model"], "baselines": {n: comparison[n] for n in evaluation["baselines"]}},
-        "champion": (
-            {"version": evaluation["champion"]["version"], "metrics": headline(evaluation["champion"]["metrics"], k)}
-            if evaluation["champion"] else None
-        ),
-        "dagster": {"run_id": context.run.run_id, "partition": key},
-    }
-    training_files = artifacts.uri("training_set", key)
-    files = {
-        "user_factors.npy": npy_bytes(model.user_factors),
-        "item_factors.npy": npy_bytes(model.item_factors),
-        USER_IDS_FILE: storage.read_bytes(storage.join(training_files, USER_IDS_FILE)),
-        ITEM_IDS_FILE: storage.read_bytes(storage.join(training_files, ITEM_IDS_FILE)),
-        "training_report.json": json.dumps(report, indent=2).encode(),
-        METRICS_PLOT: metrics_plot(comparison),
-        MODEL_CARD: model_card(manifest, comparison).encode(),
-    }
-    uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest)
-    storage.write_json(artifacts.uri("model_bundle", key, BUNDLE_REF_FILE), {"version": version, "uri": uri})
+    manifest = build_manifest(
+        model_name=SETTINGS.model_name,
+        version=version,
+        created_at=now,
+        code_version=code_version(),
+        image=training_launcher.image,
+        evaluation=evaluation,
+        report=report,
+        run=DagsterRun(run_id=context.run.run_id, partition=key),
+    )
+    comparison = comparison_table(evaluation)
+    training_files = layout.training_set(key)
+    files = bundle_files(
+        manifest,
+        comparison,
+        user_factors=model.user_factors,
+        item_factors=model.item_factors,
+        user_ids=storage.read_bytes(training_files.user_ids),
+        item_ids=storage.read_bytes(training_files.item_ids),
+        report=report,
+    )
+    uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest.model_dump(mode="json"))
+    storage.write_bytes(layout.model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json())
     context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
 
-    ndcg = f"ndcg@{k}"
-    champion = evaluation["champion"]
-    if champion is None:
-        passed, description = True, "no champion promoted yet: the first model is released"
-    else:
-        floor = champion["metrics"][ndcg] * (1 - config.champion_tolerance)
-        passed = evaluation["model"][ndcg] >= floor
-        description = (
-            f"challenger {ndcg} {evaluation['model'][ndcg]:.4f} {'>=' if passed else '<'} {floor:.4f} "
-            f"(champion {champion['version']} {champion['metrics'][ndcg]:.4f} - {config.champion_tolerance:.0%})"
-        )
+    passed, description = champion_check(evaluation, config.champion_tolerance)
     yield dg.AssetCheckResult(
-        check_name=CHECK_NOT_WORSE_THAN_CHAMPION, passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         description=description,
     )
     yield dg.MaterializeResult(
@@ -137,30 +121,10 @@ def model_bundle(
             "uri": dg.MetadataValue.url(uri) if "://" in uri else dg.MetadataValue.path(uri),
             "model_card": dg.MetadataValue.md(model_card(manifest, comparison)),
             **{f"model_{name}": value for name, value in comparison["model"].items()},
-            "code_version": manifest["code_version"] or "unknown",
-            "image": manifest["image"] or "local",
+            "code_version": manifest.code_version or "unknown",
+            "image": manifest.image or "local",
             "credentials_used": dg.MetadataValue.json(model_store.secret_references()),
         }
-    )
-
-
-def pull_request_body(manifest: dict, champion_manifest: dict | None, card_uri: str) -> str:
-    """Release PR text: the metric diff against the champion and a link to the model card."""
-    new = manifest["metrics"]["model"]
-    old = (champion_manifest or {}).get("metrics", {}).get("model", {})
-    rows = "\n".join(
-        f"| {name} | {old[name]:.4f} | {new[name]:.4f} | {new[name] - old[name]:+.4f} |" if name in old
-        else f"| {name} | — | {new[name]:.4f} | — |"
-        for name in headline_names(manifest["k"])
-    )
-    champion = champion_manifest["version"] if champion_manifest else "none"
-    return (
-        f"Promotes **{manifest['model_name']}** to version `{manifest['version']}` (champion: `{champion}`).\n\n"
-        f"| metric | champion | challenger | change |\n|---|---|---|---|\n{rows}\n\n"
-        f"Data: {manifest['data']['window']['start']}..{manifest['data']['window']['end']}, "
-        f"{manifest['data']['train_pairs']:,} pairs, hash `{manifest['data']['content_hash'][:16]}`. "
-        f"Code `{manifest['code_version'] or 'unknown'}`, image `{manifest['image'] or 'local'}`.\n\n"
-        f"Model card: {card_uri}\n"
     )
 
 
@@ -178,22 +142,25 @@ def model_release(
     artifacts: ArtifactStore,
     model_store: ModelStore,
     release_publisher: ReleasePublisher,
-):
+) -> dg.MaterializeResult:
     """Release pull request that points serving at the new bundle, then records it as the champion."""
-    bundle = storage.read_json(artifacts.uri("model_bundle", context.partition_key, BUNDLE_REF_FILE))
-    name, version = SETTINGS.model_name, bundle["version"]
+    bundle = BundleRef.from_json(storage.read_bytes(artifacts.layout.model_bundle(context.partition_key).ref))
+    name, version = SETTINGS.model_name, bundle.version
     # One read: the pointer pins the exact manifest bytes the metrics below come from.
-    manifest_bytes = model_store.get_object(model_store.bundle_prefix(name, version) + MANIFEST)
-    manifest = json.loads(manifest_bytes)
+    manifest_bytes = model_store.get_object(ModelStoreKeys(name).manifest(version))
+    if manifest_bytes is None:
+        raise dg.Failure(f"bundle {name}/{version} has no manifest in the model store: it was never completed")
+    manifest = Manifest.from_json(manifest_bytes)
     champion = model_store.read_champion(name)
-    champion_manifest = model_store.read_manifest(name, champion["version"]) if champion else None
+    champion_raw = model_store.read_manifest(name, champion["version"]) if champion else None
+    champion_manifest = Manifest.from_dict(champion_raw) if champion_raw else None
     pointer = {
         "model_name": name,
         "version": version,
-        "uri": bundle["uri"],
+        "uri": bundle.uri,
         # Serving verifies the bundle against this before loading it.
         "manifest_sha256": sha256(manifest_bytes),
-        "metrics": manifest["metrics"]["model"],
+        "metrics": manifest.metrics.model,
     }
     proposal = ReleaseProposal(
         model_name=name,
@@ -201,7 +168,7 @@ def model_release(
         pointer_path=config.pointer_path,
         pointer_content=json.dumps(pointer, indent=2) + "\n",
         title=f"Release {name} {version}",
-        body=pull_request_body(manifest, champion_manifest, storage.join(bundle["uri"], MODEL_CARD)),
+        body=pull_request_body(manifest, champion_manifest, storage.join(bundle.uri, BundleFile.MODEL_CARD)),
     )
     result = release_publisher.propose(proposal)
     model_store.write_champion(name, version, release=result.url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from recsys_assets import storage
+from recsys_assets.domain.layout import ArtifactLayout
 
 
 class ArtifactStore(dg.ConfigurableResource):
@@ -13,8 +13,7 @@ class ArtifactStore(dg.ConfigurableResource):
 
     root_uri: str = Field(description="Local folder or object-store URI that holds intermediate artefacts.")
 
-    def uri(self, asset: str, partition_key: str, name: str = "") -> str:
-        """Address of one artefact file of one asset partition (or its folder when `name` is empty)."""
-        return storage.join(self.root_uri, asset, partition_key, name) if name else storage.join(
-            self.root_uri, asset, partition_key
-        )
+    @property
+    def layout(self) -> ArtifactLayout:
+        """Typed addresses of every artefact under `root_uri`."""
+        return ArtifactLayout(self.root_uri)

@@ -21,14 +21,8 @@ from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
 from pydantic import Field
 
-from recsys_assets.resources.warehouse import (
-    Warehouse,
-    WarehousePartition,
-    WarehouseUnavailable,
-    day_of,
-    rows_per_day,
-)
-from recsys_assets.schema import EVENTS_SCHEMA, conform
+from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_day
+from recsys_assets.resources.warehouse import Warehouse, WarehousePartition, WarehouseUnavailable
 
 T = TypeVar("T")
 

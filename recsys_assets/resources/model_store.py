@@ -7,15 +7,15 @@ import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-MANIFEST = "manifest.json"
-
+from recsys_assets.domain.layout import ModelStoreKeys
 
 class BundleExistsError(RuntimeError):
     """A complete bundle (one with a manifest) already exists for this version."""
@@ -26,6 +26,7 @@ class BundleIntegrityError(RuntimeError):
 
 
 def sha256(data: bytes) -> str:
+    """Hex SHA-256 of `data`: the checksum a manifest records for each bundle file."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -51,10 +52,6 @@ class ModelStore(dg.ConfigurableResource, ABC):
         """Every key under `prefix`."""
 
     @abstractmethod
-    def delete_object(self, key: str) -> None:
-        """Remove `key` if present."""
-
-    @abstractmethod
     def uri(self, key: str) -> str:
         """Address of `key` a person can open (file path or s3:// URI)."""
 
@@ -62,15 +59,9 @@ class ModelStore(dg.ConfigurableResource, ABC):
         """The secrets (name@version, never values) this store's credentials came from."""
         return []
 
-    @staticmethod
-    def bundle_prefix(model_name: str, version: str) -> str:
-        return f"models/{model_name}/{version}/"
-
-    def bundle_uri(self, model_name: str, version: str) -> str:
-        return self.uri(self.bundle_prefix(model_name, version))
-
     def read_manifest(self, model_name: str, version: str) -> dict[str, Any] | None:
-        data = self.get_object(self.bundle_prefix(model_name, version) + MANIFEST)
+        """The manifest as stored (a JSON object), or None when the version is incomplete or absent."""
+        data = self.get_object(ModelStoreKeys(model_name).manifest(version))
         return None if data is None else json.loads(data)
 
     def read_file(self, model_name: str, version: str, name: str) -> bytes:
@@ -78,19 +69,16 @@ class ModelStore(dg.ConfigurableResource, ABC):
         manifest = self.read_manifest(model_name, version)
         if manifest is None:
             raise FileNotFoundError(f"no complete bundle {model_name}/{version} in {self.uri('')}")
-        data = self.get_object(self.bundle_prefix(model_name, version) + name)
+        data = self.get_object(ModelStoreKeys(model_name).bundle_file(version, name))
         if data is None or sha256(data) != manifest["files"].get(name):
             raise BundleIntegrityError(f"{name} of bundle {model_name}/{version} is missing or corrupt")
         return data
 
     def list_versions(self, model_name: str) -> list[str]:
         """Versions with a manifest (complete bundles), oldest first."""
-        prefix = f"models/{model_name}/"
-        return sorted(
-            key[len(prefix) : -len(MANIFEST) - 1]
-            for key in self.list_keys(prefix)
-            if key.endswith("/" + MANIFEST)
-        )
+        keys = ModelStoreKeys(model_name)
+        versions = (keys.version_of_manifest_key(key) for key in self.list_keys(keys.models_prefix))
+        return sorted(version for version in versions if version)
 
     def publish_bundle(
         self, model_name: str, version: str, files: Mapping[str, bytes], manifest: dict[str, Any]
@@ -102,8 +90,9 @@ class ModelStore(dg.ConfigurableResource, ABC):
         existing version is never overwritten. A failure midway leaves no manifest; retrying
         the same version rewrites the orphaned files.
         """
-        prefix = self.bundle_prefix(model_name, version)
-        if self.get_object(prefix + MANIFEST) is not None:
+        keys = ModelStoreKeys(model_name)
+        prefix = keys.bundle_prefix(version)
+        if self.get_object(keys.manifest(version)) is not None:
             raise BundleExistsError(f"bundle {model_name}/{version} already exists at {self.uri(prefix)}")
         checksums = {}
         for name, data in files.items():
@@ -115,13 +104,13 @@ class ModelStore(dg.ConfigurableResource, ABC):
                 raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
         manifest = {**manifest, "files": checksums}
         body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        if not self.put_object_if_absent(prefix + MANIFEST, body):
+        if not self.put_object_if_absent(keys.manifest(version), body):
             raise BundleExistsError(f"bundle {model_name}/{version} was completed by another run")
         return self.uri(prefix)
 
     def read_champion(self, model_name: str) -> dict[str, Any] | None:
         """The promoted version's pointer ({"version", "promoted_at", ...}), or None."""
-        data = self.get_object(f"models/{model_name}/champion.json")
+        data = self.get_object(ModelStoreKeys(model_name).champion)
         return None if data is None else json.loads(data)
 
     def write_champion(self, model_name: str, version: str, **details: Any) -> None:
@@ -130,7 +119,7 @@ class ModelStore(dg.ConfigurableResource, ABC):
             raise FileNotFoundError(f"cannot promote {model_name}/{version}: no complete bundle")
         pointer = {"model_name": model_name, "version": version,
                    "promoted_at": datetime.now(timezone.utc).isoformat(), **details}
-        self.put_object(f"models/{model_name}/champion.json", json.dumps(pointer, indent=2).encode())
+        self.put_object(ModelStoreKeys(model_name).champion, json.dumps(pointer, indent=2).encode())
 
 
 class LocalModelStore(ModelStore):
@@ -173,9 +162,6 @@ class LocalModelStore(ModelStore):
         return sorted(
             str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
         )
-
-    def delete_object(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
 
     def uri(self, key: str) -> str:
         return str(self._path(key))

@@ -9,6 +9,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.domain.layout import PULL_REQUEST_BODY, ModelStoreKeys
+
 
 @dataclass(frozen=True)
 class ReleaseProposal:
@@ -53,8 +55,8 @@ class LocalReleasePublisher(ReleasePublisher):
     root: str = Field(description="Folder that receives releases/<model_name>/<version>/.")
 
     def propose(self, proposal: ReleaseProposal) -> ReleaseResult:
-        folder = Path(self.root) / "releases" / proposal.model_name / proposal.version
-        body_path = folder / "PULL_REQUEST.md"
+        folder = Path(self.root) / ModelStoreKeys(proposal.model_name).release_folder(proposal.version)
+        body_path = folder / PULL_REQUEST_BODY
         if body_path.exists():
             return ReleaseResult(url=str(body_path), identifier=str(folder), created=False)
         pointer = folder / proposal.pointer_path

@@ -160,9 +160,5 @@ class S3ModelStore(ModelStore):
                 keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
         return sorted(keys)
 
-    def delete_object(self, key: str) -> None:
-        with self._errors("DeleteObject", key):
-            self._s3().delete_object(Bucket=self.bucket, Key=self._key(key))
-
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import sys
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import dagster as dg
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from recsys_assets.resources.image_ref import require_pinned_image
 
@@ -54,7 +55,8 @@ class SubprocessTrainingLauncher(TrainingLauncher):
 _SECRET_LOOKING = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|ACCESS_KEY|CREDENTIAL|API_KEY", re.IGNORECASE)
 
 
-def _no_secrets(env: Mapping[str, str]) -> dict[str, str]:
+def no_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` unchanged, or a refusal naming every variable that looks like a credential."""
     suspicious = sorted(name for name in env if _SECRET_LOOKING.search(name))
     if suspicious:
         raise ValueError(
@@ -65,10 +67,15 @@ def _no_secrets(env: Mapping[str, str]) -> dict[str, str]:
     return dict(env)
 
 
+# Field types that validate themselves, so every launcher declares the rule once by using the type.
+PinnedImage = Annotated[str, AfterValidator(require_pinned_image)]
+PlainEnv = Annotated[dict[str, str], AfterValidator(no_secrets)]
+
+
 class DockerTrainingLauncher(TrainingLauncher):
     """Trains in a container of the pinned project image on the local Docker engine."""
 
-    image_uri: str = Field(description="Pinned project image (commit-hash tag or digest).")
+    image_uri: PinnedImage = Field(description="Pinned project image (commit-hash tag or digest).")
     network: str | None = Field(default=None, description="Docker network to attach, e.g. one that reaches an object store.")
     artifact_root: str | None = Field(
         default=None,
@@ -76,17 +83,7 @@ class DockerTrainingLauncher(TrainingLauncher):
     )
     volumes: list[str] = Field(default_factory=list, description="Extra mounts in Docker's 'host:container[:mode]' form.")
     user: str | None = Field(default=None, description="uid:gid to run as, so files written to a mounted folder belong to the host user.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra plain (non-secret) environment variables.")
-
-    @field_validator("image_uri")
-    @classmethod
-    def _pinned(cls, value: str) -> str:
-        return require_pinned_image(value)
-
-    @field_validator("env")
-    @classmethod
-    def _plain_env(cls, value: dict[str, str]) -> dict[str, str]:
-        return _no_secrets(value)
+    env: PlainEnv = Field(default_factory=dict, description="Extra plain (non-secret) environment variables.")
 
     @property
     def image(self) -> str | None:
@@ -127,7 +124,7 @@ class VertexTrainingLauncher(TrainingLauncher):
 
     project: str = Field(description="Google Cloud project that runs the job.")
     location: str = Field(description="Vertex AI region, e.g. europe-west1.")
-    image_uri: str = Field(description="Pinned project image in Artifact Registry (commit-hash tag or digest).")
+    image_uri: PinnedImage = Field(description="Pinned project image in Artifact Registry (commit-hash tag or digest).")
     machine_type: str = Field(default="n1-standard-8", description="Machine type of the training replica.")
     accelerator_type: str | None = Field(default=None, description="aiplatform_v1.AcceleratorType name, e.g. NVIDIA_TESLA_T4.")
     accelerator_count: int = Field(default=0, ge=0)
@@ -155,12 +152,7 @@ class VertexTrainingLauncher(TrainingLauncher):
         default=None, description="Object-store endpoint for stand-ins; also given to the worker (AWS_ENDPOINT_URL or STORAGE_EMULATOR_HOST)."
     )
     labels: dict[str, str] = Field(default_factory=dict, description="Extra job labels; the Dagster run labels are added.")
-    worker_env: dict[str, str] = Field(default_factory=dict, description="Extra plain (non-secret) environment variables.")
-
-    @field_validator("image_uri")
-    @classmethod
-    def _pinned(cls, value: str) -> str:
-        return require_pinned_image(value)
+    worker_env: PlainEnv = Field(default_factory=dict, description="Extra plain (non-secret) environment variables.")
 
     @field_validator("messages_store")
     @classmethod
@@ -168,11 +160,6 @@ class VertexTrainingLauncher(TrainingLauncher):
         if value not in ("gcs", "s3"):
             raise ValueError(f"messages_store {value!r} is not one of gcs, s3")
         return value
-
-    @field_validator("worker_env")
-    @classmethod
-    def _plain_env(cls, value: dict[str, str]) -> dict[str, str]:
-        return _no_secrets(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "VertexTrainingLauncher":

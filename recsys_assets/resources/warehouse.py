@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from recsys_assets.schema import EVENTS_SCHEMA, conform
+from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_day
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -34,21 +34,6 @@ class WarehousePartition:
     def partition_key(self) -> str:
         """The Dagster daily partition key (YYYY-MM-DD) for this warehouse partition."""
         return f"{self.partition_id[:4]}-{self.partition_id[4:6]}-{self.partition_id[6:]}"
-
-
-def day_of(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """UTC calendar day of each timestamp, as date32."""
-    return pc.cast(pc.floor_temporal(ts, unit="day"), pa.timestamp("us", tz="UTC")).cast(pa.date32())
-
-
-def rows_per_day(days: pa.Array | pa.ChunkedArray) -> dict[str, int]:
-    """Row count of each day (YYYY-MM-DD) in a date32 column."""
-    counts = pc.value_counts(days)
-    return {
-        str(value): int(count)
-        for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
-        if value is not None
-    }
 
 
 class Warehouse(dg.ConfigurableResource, ABC):

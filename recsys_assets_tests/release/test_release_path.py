@@ -103,11 +103,11 @@ def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
         assert outcome.success, outcome.failures
-        version = outcome.bundle["version"]
+        version = outcome.bundle.version
 
         # The bundle is in S3, complete, under the configured prefix.
         bundle = f"{S3_PREFIX}/models/{SETTINGS.model_name}/{version}/"
-        assert outcome.bundle["uri"] == f"s3://{s3_standin.bucket}/{bundle}"
+        assert outcome.bundle.uri == f"s3://{s3_standin.bucket}/{bundle}"
         manifest_bytes = s3_standin.read(bundle + "manifest.json")
         manifest = json.loads(manifest_bytes)
         for name, digest in manifest["files"].items():
@@ -120,7 +120,7 @@ def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
         assert pull["title"] == f"Release {SETTINGS.model_name} {version}"
         assert "| ndcg@10 | — |" in pull["body"] and f"s3://{s3_standin.bucket}/{bundle}model_card.md" in pull["body"]
         pointer = json.loads(fake_github.files[branch][POINTER_PATH])
-        assert pointer["version"] == version and pointer["uri"] == outcome.bundle["uri"]
+        assert pointer["version"] == version and pointer["uri"] == outcome.bundle.uri
         assert pointer["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
         release = materialization_metadata(instance, "model_release")
         assert release["pull_request"] == pull["html_url"] and release["created"] is True

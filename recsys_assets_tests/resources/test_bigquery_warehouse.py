@@ -15,7 +15,7 @@ from recsys_assets.pipeline import materialize_partition
 from recsys_assets.resources import build_resources, build_warehouse
 from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from recsys_assets.resources.warehouse import WarehouseUnavailable
-from recsys_assets.schema import EVENTS_SCHEMA
+from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.settings import Settings
 from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
 from recsys_assets_tests.standins.bigquery import BigQueryStandIn, free_port
@@ -180,7 +180,7 @@ def test_full_graph_materializes_from_the_bigquery_emulator(bigquery_standin: Bi
         extract = instance.get_latest_materialization_event(dg.AssetKey("interactions")).asset_materialization.metadata
     assert extract["source"].value == f"bigquery:recsys-test.{bigquery_standin.dataset}.events"
     assert extract["dagster/row_count"].value == sum(rows_per_day.values()) and extract["rows_rejected"].value == 0
-    assert outcome.evaluation["model"]["ndcg@10"] > outcome.evaluation["baselines"]["popularity"]["ndcg@10"]
-    assert outcome.bundle is not None and outcome.bundle["version"]
+    assert outcome.evaluation.model["ndcg@10"] > outcome.evaluation.baselines["popularity"]["ndcg@10"]
+    assert outcome.bundle is not None and outcome.bundle.version
     print(f"seeded {sum(rows_per_day.values()):,} events over {len(rows_per_day)} days in {seeded:.1f}s; "
           f"whole graph in {time.monotonic() - started - seeded:.1f}s")

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from recsys_assets.resources.warehouse import DuckDBWarehouse, WarehouseUnavailable
-from recsys_assets.schema import EVENTS_SCHEMA
+from recsys_assets.domain.events import EVENTS_SCHEMA
 
 DAY = datetime(2026, 5, 4, tzinfo=timezone.utc)
 

@@ -20,7 +20,7 @@ from recsys_assets.resources.warehouse import (
     Warehouse,
     WarehousePartition,
 )
-from recsys_assets.schema import EVENTS_SCHEMA
+from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.sensors import new_interaction_partitions
 from recsys_assets.sensors.partitions import (
     LAST_MODIFIED_TAG,

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from recsys_assets.__main__ import main
-from recsys_assets.extract.importer import ImportRejectedError, read_events_file
+from recsys_assets.domain.importer import ImportRejectedError, read_events_file
 from recsys_assets_tests.helpers import local_env
 
 

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from recsys_assets import storage
-
-# Every split is one file of the same shape: users x items, CSR.
-MATRIX_FILES = ("train", "fit", "validation", "holdout")
-USER_IDS_FILE = "user_ids.parquet"
-ITEM_IDS_FILE = "item_ids.parquet"
-SUMMARY_FILE = "summary.json"
-
-
-@dataclass(frozen=True)
-class SplitParams:
-    event_type_weights: Mapping[str, float]
-    default_event_weight: float
-    min_user_items: int
-    min_item_users: int
-    holdout_fraction: float
-    validation_fraction: float
-
+from recsys_assets.domain import storage
+from recsys_assets.domain.layout import SPLITS, TrainingSetFiles
+from recsys_assets.domain.params import SplitParams
+from recsys_assets.domain.records import SplitCounts, TrainingSetSummary
 
 @dataclass
 class TrainingSet:
@@ -40,32 +26,41 @@ class TrainingSet:
     holdout: sp.csr_matrix
     user_ids: pa.Array
     item_ids: pa.Array
-    summary: dict
+    counts: SplitCounts
 
-    def to_files(self) -> dict[str, bytes]:
-        files = {f"{name}.npz": storage.sparse_to_bytes(getattr(self, name)) for name in MATRIX_FILES}
-        files[USER_IDS_FILE] = storage.table_to_bytes(pa.table({"user_id": self.user_ids}))
-        files[ITEM_IDS_FILE] = storage.table_to_bytes(pa.table({"item_id": self.item_ids}))
-        return files
+    def to_files(self, files: TrainingSetFiles) -> dict[str, bytes]:
+        """Payload of every file of the set, keyed by its address in `files` (the summary excluded)."""
+        payloads = {files.matrix(name): storage.sparse_to_bytes(getattr(self, name)) for name in SPLITS}
+        payloads[files.user_ids] = storage.table_to_bytes(pa.table({"user_id": self.user_ids}))
+        payloads[files.item_ids] = storage.table_to_bytes(pa.table({"item_id": self.item_ids}))
+        return payloads
 
     @classmethod
-    def load(cls, base_uri: str) -> "TrainingSet":
-        read = lambda name: storage.read_bytes(storage.join(base_uri, name))  # noqa: E731
-        matrices = {name: storage.sparse_from_bytes(read(f"{name}.npz")) for name in MATRIX_FILES}
+    def load(cls, files: TrainingSetFiles) -> TrainingSet:
+        summary = TrainingSetSummary.from_json(storage.read_bytes(files.summary))
+        matrices = {name: storage.sparse_from_bytes(storage.read_bytes(files.matrix(name))) for name in SPLITS}
         return cls(
             **matrices,
-            user_ids=storage.table_from_bytes(read(USER_IDS_FILE))["user_id"].combine_chunks(),
-            item_ids=storage.table_from_bytes(read(ITEM_IDS_FILE))["item_id"].combine_chunks(),
-            summary=storage.read_json(storage.join(base_uri, SUMMARY_FILE)),
+            user_ids=storage.table_from_bytes(storage.read_bytes(files.user_ids))["user_id"].combine_chunks(),
+            item_ids=storage.table_from_bytes(storage.read_bytes(files.item_ids))["item_id"].combine_chunks(),
+            counts=summary,
         )
+
+    @property
+    def summary(self) -> TrainingSetSummary:
+        """The summary a loaded set was written with (`build_training_set` results have counts only)."""
+        if not isinstance(self.counts, TrainingSetSummary):
+            raise AttributeError("this training set was built in memory and has no window summary yet")
+        return self.counts
 
 
 def content_hash(files: Mapping[str, bytes]) -> str:
-    """A hash of the training data that changes exactly when the data does."""
+    """A hash of the training data that changes exactly when the data does (file names without folders)."""
     digest = hashlib.sha256()
-    for name in sorted(files):
+    for uri in sorted(files, key=lambda uri: uri.rsplit("/", 1)[-1]):
+        name = uri.rsplit("/", 1)[-1]
         digest.update(name.encode())
-        digest.update(hashlib.sha256(files[name]).digest())
+        digest.update(hashlib.sha256(files[uri]).digest())
     return digest.hexdigest()
 
 
@@ -130,26 +125,26 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
 
     is_fit, is_val, is_hold = split == "fit", split == "validation", split == "holdout"
     ones = np.ones_like(conf)
-    result = TrainingSet(
-        train=matrix(is_fit | is_val),
+    train, holdout = matrix(is_fit | is_val), matrix(is_hold, ones)
+    return TrainingSet(
+        train=train,
         fit=matrix(is_fit),
         validation=matrix(is_val, ones),
-        holdout=matrix(is_hold, ones),
+        holdout=holdout,
         user_ids=users.combine_chunks(),
         item_ids=items.combine_chunks(),
-        summary={},
+        counts=SplitCounts(
+            events=events.num_rows,
+            events_deduplicated=int(con.sql("SELECT count(*) FROM (SELECT DISTINCT * FROM events)").fetchall()[0][0]),
+            pairs_kept=pairs.num_rows,
+            users=shape[0],
+            items=shape[1],
+            train_pairs=int(train.nnz),
+            holdout_pairs=int(holdout.nnz),
+            holdout_pairs_unknown_item=int(
+                con.sql("SELECT count(*) FROM pairs WHERE split = 'holdout'").fetchall()[0][0]
+            ) - int(holdout.nnz),
+            holdout_users=int((np.diff(holdout.indptr) > 0).sum()),
+            density=float(train.nnz) / max(shape[0] * shape[1], 1),
+        ),
     )
-    n_holdout_all = int(con.sql("SELECT count(*) FROM pairs WHERE split = 'holdout'").fetchall()[0][0])
-    result.summary = {
-        "events": events.num_rows,
-        "events_deduplicated": int(con.sql("SELECT count(*) FROM (SELECT DISTINCT * FROM events)").fetchall()[0][0]),
-        "pairs_kept": pairs.num_rows,
-        "users": shape[0],
-        "items": shape[1],
-        "train_pairs": int(result.train.nnz),
-        "holdout_pairs": int(result.holdout.nnz),
-        "holdout_pairs_unknown_item": n_holdout_all - int(result.holdout.nnz),
-        "holdout_users": int((np.diff(result.holdout.indptr) > 0).sum()),
-        "density": float(result.train.nnz) / max(shape[0] * shape[1], 1),
-    }
-    return result

@@ -1,4 +1,4 @@
-"""The recommenders: implicit ALS with a validation search, and the baselines it must beat.
+"""The recommenders: implicit ALS and the baselines it must beat, fitted, stored and queried.
 
 Every model is an implicit recommender object, so all of them recommend through the same
 library call (`recommend(..., filter_already_liked_items=True)`).
@@ -7,11 +7,9 @@ library call (`recommend(..., filter_already_liked_items=True)`).
 from __future__ import annotations
 
 import io
-import itertools
-import time
 import warnings
-from dataclasses import asdict, dataclass
-from typing import Callable
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,21 +23,9 @@ from implicit.recommender_base import RecommenderBase
 from implicit.utils import ParameterWarning
 from threadpoolctl import threadpool_limits
 
-from recsys_assets.evaluation.metrics import ranking_metrics
+from recsys_assets.domain.params import ALSParams
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ALSParams:
-    factors: int
-    regularization: float
-    alpha: float
-    iterations: int
-    bm25_k1: float
-    bm25_b: float
-    random_state: int
-    num_threads: int = 0
 
 
 def confidence(matrix: sp.csr_matrix, params: ALSParams) -> sp.csr_matrix:
@@ -58,13 +44,7 @@ def new_als(**params) -> AlternatingLeastSquares:
 def fit_als(matrix: sp.csr_matrix, params: ALSParams, log: Log | None = None) -> AlternatingLeastSquares:
     """Fit ALS on a users x items matrix, on the CPU, with BLAS held to one thread."""
     model = new_als(
-        factors=params.factors,
-        regularization=params.regularization,
-        alpha=params.alpha,
-        iterations=params.iterations,
-        random_state=params.random_state,
-        num_threads=params.num_threads,
-        calculate_training_loss=log is not None,
+        **params.model_dump(exclude={"bm25_k1", "bm25_b"}), calculate_training_loss=log is not None
     )
 
     def progress(iteration: int, elapsed: float, loss: float) -> None:
@@ -96,6 +76,7 @@ def item_knn_model(matrix: sp.csr_matrix, neighbours: int = 100) -> ItemItemReco
 
 
 def factor_model(user_factors: np.ndarray, item_factors: np.ndarray) -> AlternatingLeastSquares:
+    """An ALS model from stored factors (a bundle's, or a popularity vector)."""
     model = new_als(factors=item_factors.shape[1])
     model.user_factors, model.item_factors = user_factors, item_factors
     return model
@@ -109,11 +90,13 @@ def model_to_bytes(model: RecommenderBase) -> bytes:
 
 
 def als_from_bytes(data: bytes) -> AlternatingLeastSquares:
+    """An ALS (or popularity) model saved by `model_to_bytes`."""
     with threadpool_limits(1, "blas"):
         return AlternatingLeastSquares.load(io.BytesIO(data))
 
 
 def knn_from_bytes(data: bytes) -> ItemItemRecommender:
+    """An item-kNN model saved by `model_to_bytes`."""
     return ItemItemRecommender.load(io.BytesIO(data))
 
 
@@ -137,31 +120,14 @@ def recommend(
     return ids
 
 
-def evaluate(model: RecommenderBase, seen: sp.csr_matrix, relevant: sp.csr_matrix, k: int) -> dict[str, float]:
-    """Ranking metrics of `model` for every user with relevant items."""
-    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-    recs = np.full((relevant.shape[0], k), -1, dtype=np.int64)
-    recs[users] = recommend(model, seen, users, k)
-    return ranking_metrics(recs, relevant, n_items=seen.shape[1])
+def ranker(
+    model: RecommenderBase, seen: sp.csr_matrix, k: int, recalculate_user: bool = False
+) -> Callable[[np.ndarray], np.ndarray]:
+    """`model`'s top-k for given users from their `seen` rows: the `Ranker` the metrics score."""
+    return partial(_recommend_users, model, seen, k, recalculate_user)
 
 
-def search_als(
-    fit: sp.csr_matrix,
-    validation: sp.csr_matrix,
-    grid: dict[str, list],
-    base: ALSParams,
-    k: int,
-    log: Log,
-) -> tuple[ALSParams, list[dict]]:
-    """Pick ALS hyperparameters by NDCG@k on the validation split (never the holdout)."""
-    trials = []
-    names = list(grid)
-    for values in itertools.product(*(grid[name] for name in names)):
-        params = ALSParams(**{**asdict(base), **dict(zip(names, values))})
-        started = time.perf_counter()
-        metrics = evaluate(fit_als(fit, params), fit, validation, k)
-        trials.append({**dict(zip(names, values)), f"ndcg@{k}": metrics[f"ndcg@{k}"],
-                       "seconds": round(time.perf_counter() - started, 3)})
-        log(f"search trial {len(trials)}: {dict(zip(names, values))} -> validation ndcg@{k} {metrics[f'ndcg@{k}']:.4f}")
-    best = max(trials, key=lambda t: t[f"ndcg@{k}"])
-    return ALSParams(**{**asdict(base), **{name: best[name] for name in names}}), trials
+def _recommend_users(
+    model: RecommenderBase, seen: sp.csr_matrix, k: int, recalculate_user: bool, users: np.ndarray
+) -> np.ndarray:
+    return recommend(model, seen, users, k, recalculate_user=recalculate_user)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 EVENTS_SCHEMA = pa.schema(
     [
@@ -28,3 +29,18 @@ def conform(table: pa.Table) -> pa.Table:
             f"got {table.column_names}"
         )
     return table.select(list(EVENT_COLUMNS)).cast(EVENTS_SCHEMA)
+
+
+def day_of(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """UTC calendar day of each timestamp, as date32."""
+    return pc.cast(pc.floor_temporal(ts, unit="day"), pa.timestamp("us", tz="UTC")).cast(pa.date32())
+
+
+def rows_per_day(days: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    """Row count of each day (YYYY-MM-DD) in a date32 column."""
+    counts = pc.value_counts(days)
+    return {
+        str(value): int(count)
+        for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+        if value is not None
+    }

@@ -5,8 +5,11 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pyarrow as pa
 
-from recsys_assets.features.training_set import SplitParams, TrainingSet, build_training_set, content_hash
-from recsys_assets.schema import EVENTS_SCHEMA
+from recsys_assets.domain.events import EVENTS_SCHEMA
+from recsys_assets.domain.layout import TrainingSetFiles
+from recsys_assets.domain.params import SplitParams
+from recsys_assets.domain.records import TrainingSetSummary, Window
+from recsys_assets.domain.splitting import TrainingSet, build_training_set, content_hash
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 PARAMS = SplitParams(
@@ -50,9 +53,9 @@ def test_dedup_weighting_filters_and_time_split():
     alice = data.user_ids.to_pylist().index("alice")
     assert sorted(data.item_ids[i].as_py() for i in data.validation[alice].indices) == ["j4", "j5"]
     assert data.fit[alice].nnz == 4 and data.train[alice].nnz == 6
-    assert data.summary["events"] == 15 and data.summary["events_deduplicated"] == 14
+    assert data.counts.events == 15 and data.counts.events_deduplicated == 14
     # carol's own held-out item jx occurs nowhere in training, so only alice is evaluated
-    assert data.summary["holdout_users"] == 1 and data.summary["holdout_pairs_unknown_item"] == 1
+    assert data.counts.holdout_users == 1 and data.counts.holdout_pairs_unknown_item == 1
 
 
 def test_holdout_items_unseen_in_training_are_dropped_and_counted():
@@ -60,18 +63,25 @@ def test_holdout_items_unseen_in_training_are_dropped_and_counted():
             ("u1", "d", "view", 1.0, 4), ("u1", "only-new", "view", 1.0, 9)]
     data = build_training_set(events(rows), PARAMS)
     assert "only-new" not in data.item_ids.to_pylist()
-    assert data.summary["holdout_pairs_unknown_item"] == 1 and data.holdout.nnz == 0
+    assert data.counts.holdout_pairs_unknown_item == 1 and data.holdout.nnz == 0
 
 
 def test_files_round_trip_and_hash_is_stable(tmp_path):
     rng = np.random.default_rng(0)
     rows = [(f"u{u}", f"j{rng.integers(30)}", "view", 1.0, int(h)) for u in range(40) for h in rng.integers(0, 500, 12)]
     data = build_training_set(events(rows), PARAMS)
-    files = data.to_files()
-    for name, payload in files.items():
-        (tmp_path / name).write_bytes(payload)
-    (tmp_path / "summary.json").write_text('{"events": 1}')
-    loaded = TrainingSet.load(str(tmp_path))
+    files = TrainingSetFiles(str(tmp_path))
+    payloads = data.to_files(files)
+    for uri, payload in payloads.items():
+        with open(uri, "wb") as out:
+            out.write(payload)
+    summary = TrainingSetSummary(
+        **data.counts.model_dump(), window=Window(start="a", end="b", days=1), partitions=["a"], content_hash="h"
+    )
+    (tmp_path / "summary.json").write_bytes(summary.to_json())
+    loaded = TrainingSet.load(files)
     assert (loaded.train != data.train).nnz == 0 and (loaded.holdout != data.holdout).nnz == 0
-    assert loaded.item_ids.equals(data.item_ids)
-    assert content_hash(files) == content_hash(build_training_set(events(rows), PARAMS).to_files())
+    assert loaded.item_ids.equals(data.item_ids) and loaded.summary == summary
+    # The hash depends on the contents only, not on where the files are written.
+    elsewhere = build_training_set(events(rows), PARAMS).to_files(TrainingSetFiles("s3://bucket/other"))
+    assert content_hash(payloads) == content_hash(elsewhere)

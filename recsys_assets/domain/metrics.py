@@ -15,8 +15,13 @@ Dividing AP and IDCG by min(k, |R|) keeps a perfect list scoring 1 when |R| > k.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
+
+# users (row indices) -> users x k item indices, -1 for an empty slot: all the metrics need of a model.
+Ranker = Callable[[np.ndarray], np.ndarray]
 
 METRIC_NAMES = ("precision", "recall", "ndcg", "map")
 
@@ -24,6 +29,15 @@ METRIC_NAMES = ("precision", "recall", "ndcg", "map")
 def headline_names(k: int) -> list[str]:
     """The reported metrics in their display order: the four at k, then coverage."""
     return [f"{name}@{k}" for name in METRIC_NAMES] + ["coverage"]
+
+
+def metrics_table(results: dict[str, dict[str, float]]) -> str:
+    """Markdown table of the headline metrics, one row per model."""
+    k = next(int(n.split("@")[1]) for n in next(iter(results.values())) if "@" in n)
+    names = headline_names(k)
+    lines = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {model} | " + " | ".join(f"{m[n]:.4f}" for n in names) + " |" for model, m in results.items()]
+    return "\n".join(lines)
 
 
 def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_items: int) -> dict[str, float]:
@@ -57,3 +71,12 @@ def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_item
         "coverage": float(len(recommended) / n_items) if n_items else 0.0,
         "users_evaluated": int(evaluated.sum()),
     }
+
+
+def evaluate(rank: Ranker, relevant: sp.csr_matrix, k: int) -> dict[str, float]:
+    """Ranking metrics of `rank`'s top-k lists for every user with relevant items."""
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    recommendations = np.full((relevant.shape[0], k), -1, dtype=np.int64)
+    if len(users):
+        recommendations[users] = rank(users)
+    return ranking_metrics(recommendations, relevant, n_items=relevant.shape[1])

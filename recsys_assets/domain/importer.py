@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from recsys_assets.schema import EVENTS_SCHEMA
+from recsys_assets.domain.events import EVENTS_SCHEMA
 
 REQUIRED_COLUMNS = ("user_id", "item_id", "timestamp")
 OPTIONAL_COLUMNS = ("event_type", "weight")

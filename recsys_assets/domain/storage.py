@@ -10,7 +10,6 @@ import io
 import json
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -75,17 +74,6 @@ def sparse_to_bytes(matrix: sp.csr_matrix) -> bytes:
 
 def sparse_from_bytes(data: bytes) -> sp.csr_matrix:
     return sp.load_npz(io.BytesIO(data)).tocsr()
-
-
-def arrays_to_bytes(**arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # allow_pickle is off on load: numeric arrays only
-    return buffer.getvalue()
-
-
-def arrays_from_bytes(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return {name: npz[name] for name in npz.files}
 
 
 def table_to_bytes(table: pa.Table) -> bytes:

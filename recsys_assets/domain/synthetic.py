@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pyarrow as pa
 
-from recsys_assets.schema import EVENTS_SCHEMA
+from recsys_assets.domain.events import EVENTS_SCHEMA
 
 EVENT_TYPES = np.array(["view", "bookmark", "apply"])
 

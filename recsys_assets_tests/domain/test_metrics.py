@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.evaluation.metrics import ranking_metrics
+from recsys_assets.domain.metrics import ranking_metrics
 
 
 def reference(recs: list[list[int]], relevant: list[set[int]], k: int) -> dict[str, float]:

@@ -1,0 +1,206 @@
+"""Assemble a model bundle: open-format factors and ids, a model card with a plot, and the manifest."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from datetime import datetime
+from importlib.metadata import version as package_version
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from recsys_assets.domain.layout import BundleFile
+from recsys_assets.domain.metrics import headline_names
+from recsys_assets.domain.records import (
+    DagsterRun,
+    EvaluationResult,
+    Manifest,
+    ManifestData,
+    ManifestMetrics,
+    Metrics,
+    ModelSpec,
+    TrainingReport,
+)
+
+# Recorded in every manifest: what a bundle needs to be loaded and reproduced.
+RECORDED_LIBRARIES = ("implicit", "dagster", "numpy", "scipy")
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """`array` in NumPy's open `.npy` format (no pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def headline(metrics: Mapping[str, float], k: int) -> Metrics:
+    """The manifest's metric block: precision/recall/ndcg/map at k and coverage."""
+    return {name: metrics[name] for name in headline_names(k)}
+
+
+def metrics_plot(series: dict[str, dict[str, float]]) -> bytes:
+    """Grouped bar chart of every headline metric for the model and each comparison."""
+    metric_names = list(next(iter(series.values())))
+    positions = np.arange(len(metric_names))
+    width = 0.8 / len(series)
+    # The Figure API draws without pyplot's global state or a display backend.
+    fig = Figure(figsize=(8, 4), dpi=100)
+    ax = fig.subplots()
+    for offset, (label, values) in enumerate(series.items()):
+        ax.bar(positions + offset * width, [values[m] for m in metric_names], width, label=label)
+    ax.set_xticks(positions + width * (len(series) - 1) / 2, metric_names)
+    ax.set_ylabel("score on the holdout")
+    ax.set_title("Model against baselines")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def comparison_table(evaluation: EvaluationResult) -> dict[str, Metrics]:
+    """Headline metrics of the model, each baseline and the champion, in display order."""
+    k = evaluation.k
+    comparison = {
+        "model": headline(evaluation.model, k),
+        **{name: headline(metrics, k) for name, metrics in evaluation.baselines.items()},
+    }
+    if evaluation.champion:
+        comparison[f"champion {evaluation.champion.version}"] = headline(evaluation.champion.metrics, k)
+    return comparison
+
+
+def build_manifest(
+    *,
+    model_name: str,
+    version: str,
+    created_at: datetime,
+    code_version: str | None,
+    image: str | None,
+    evaluation: EvaluationResult,
+    report: TrainingReport,
+    run: DagsterRun,
+) -> Manifest:
+    """The manifest of a new bundle (its `files` checksums are added when the bundle is published)."""
+    summary = evaluation.training_set
+    k = evaluation.k
+    champion = evaluation.champion
+    return Manifest(
+        model_name=model_name,
+        version=version,
+        created_at=created_at.isoformat(),
+        code_version=code_version,
+        image=image,
+        library_versions={name: package_version(name) for name in RECORDED_LIBRARIES},
+        data=ManifestData(
+            window=summary.window,
+            partitions=summary.partitions,
+            events=summary.events,
+            train_pairs=summary.train_pairs,
+            holdout_pairs=summary.holdout_pairs,
+            users=summary.users,
+            items=summary.items,
+            content_hash=summary.content_hash,
+        ),
+        model=ModelSpec(family="als", params=report.hyperparameters),
+        k=k,
+        holdout_users=evaluation.holdout.users,
+        metrics=ManifestMetrics(
+            model=headline(evaluation.model, k),
+            baselines={name: headline(metrics, k) for name, metrics in evaluation.baselines.items()},
+        ),
+        champion=champion.model_copy(update={"metrics": headline(champion.metrics, k)}) if champion else None,
+        dagster=run,
+    )
+
+
+def model_card(manifest: Manifest, comparison: Mapping[str, Mapping[str, float]]) -> str:
+    """The Markdown model card shipped in the bundle."""
+    metric_names = list(comparison["model"])
+    rows = "\n".join(
+        f"| {label} | " + " | ".join(f"{values[m]:.4f}" for m in metric_names) + " |"
+        for label, values in comparison.items()
+    )
+    data = manifest.data
+    hp = manifest.model.params
+    return f"""# Model card: {manifest.model_name} {manifest.version}
+
+Implicit-feedback ALS recommender (implicit {manifest.library_versions['implicit']}) trained
+on user-item interactions from {data.window.start} to {data.window.end}
+({data.window.days} daily partitions, {data.train_pairs:,} user-item pairs,
+{data.users:,} users, {data.items:,} items; content hash `{data.content_hash[:16]}`).
+
+- Created: {manifest.created_at}
+- Code version: {manifest.code_version or 'unknown'}
+- Image: {manifest.image or 'local (no container)'}
+- Hyperparameters: factors={hp.factors}, regularization={hp.regularization}, alpha={hp.alpha},
+  iterations={hp.iterations}, BM25 K1={hp.bm25_k1} B={hp.bm25_b}
+
+## Offline evaluation
+
+Each user's most recent interactions were held out; every model recommends {manifest.k} unseen
+items per user and is scored on the same {manifest.holdout_users:,} users. precision@k = hits/k,
+recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|), coverage = share of
+the catalogue recommended to anyone.
+
+| model | {' | '.join(metric_names)} |
+|---{'|---' * len(metric_names)}|
+{rows}
+
+![metrics]({BundleFile.METRICS_PLOT})
+
+## Intended use and limits
+
+Ranks open job postings for a signed-in engineer from their past views, bookmarks and
+applications. Users and items outside the training window have no factors; new items need a
+retrain before they can be recommended.
+"""
+
+
+def new_version(now: datetime, run_id: str) -> str:
+    """Sortable, unique version name: UTC creation time plus the Dagster run id prefix."""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{run_id[:8]}"
+
+
+def bundle_files(
+    manifest: Manifest,
+    comparison: Mapping[str, Mapping[str, float]],
+    user_factors: np.ndarray,
+    item_factors: np.ndarray,
+    user_ids: bytes,
+    item_ids: bytes,
+    report: TrainingReport,
+) -> dict[str, bytes]:
+    """Every file of a bundle except the manifest, by its name in the bundle."""
+    return {
+        BundleFile.USER_FACTORS: npy_bytes(user_factors),
+        BundleFile.ITEM_FACTORS: npy_bytes(item_factors),
+        BundleFile.USER_IDS: user_ids,
+        BundleFile.ITEM_IDS: item_ids,
+        BundleFile.TRAINING_REPORT: report.to_json(),
+        BundleFile.METRICS_PLOT: metrics_plot(comparison),
+        BundleFile.MODEL_CARD: model_card(manifest, comparison).encode(),
+    }
+
+
+def pull_request_body(manifest: Manifest, champion_manifest: Manifest | None, card_uri: str) -> str:
+    """Release PR text: the metric diff against the champion and a link to the model card."""
+    new = manifest.metrics.model
+    old = champion_manifest.metrics.model if champion_manifest else {}
+    rows = "\n".join(
+        f"| {name} | {old[name]:.4f} | {new[name]:.4f} | {new[name] - old[name]:+.4f} |"
+        if name in old
+        else f"| {name} | — | {new[name]:.4f} | — |"
+        for name in headline_names(manifest.k)
+    )
+    champion = champion_manifest.version if champion_manifest else "none"
+    data = manifest.data
+    return (
+        f"Promotes **{manifest.model_name}** to version `{manifest.version}` (champion: `{champion}`).\n\n"
+        f"| metric | champion | challenger | change |\n|---|---|---|---|\n{rows}\n\n"
+        f"Data: {data.window.start}..{data.window.end}, "
+        f"{data.train_pairs:,} pairs, hash `{data.content_hash[:16]}`. "
+        f"Code `{manifest.code_version or 'unknown'}`, image `{manifest.image or 'local'}`.\n\n"
+        f"Model card: {card_uri}\n"
+    )

@@ -1,0 +1,190 @@
+"""Where every artefact lives: the one place that names folders, files and object keys.
+
+Two stores hold the project's files:
+
+- the **artefact store** (`RECSYS_ARTIFACTS_URI`): per-asset, per-partition intermediate files
+  that one step writes and the next reads, e.g. `training_set/2026-11-28/train.npz`;
+- the **model store**: write-once bundles under `models/<model>/<version>/`, the champion
+  pointer `models/<model>/champion.json`, and local release proposals under `releases/`.
+
+Renaming a file is one edit here; every reader and writer goes through these accessors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recsys_assets.domain.storage import join
+
+# The four user x item matrices of a training set, one `.npz` file each.
+SPLITS = ("train", "fit", "validation", "holdout")
+
+
+@dataclass(frozen=True)
+class InteractionsFiles:
+    """One day's extract."""
+
+    folder: str
+
+    @property
+    def events(self) -> str:
+        return join(self.folder, "events.parquet")
+
+    @property
+    def rejected(self) -> str:
+        """Quarantined malformed rows, kept for inspection next to the extract."""
+        return join(self.folder, "rejected.parquet")
+
+
+@dataclass(frozen=True)
+class TrainingSetFiles:
+    """The matrices, id maps and summary of one training set."""
+
+    folder: str
+
+    def matrix(self, split: str) -> str:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return join(self.folder, f"{split}.npz")
+
+    @property
+    def user_ids(self) -> str:
+        return join(self.folder, USER_IDS)
+
+    @property
+    def item_ids(self) -> str:
+        return join(self.folder, ITEM_IDS)
+
+    @property
+    def summary(self) -> str:
+        """Written last: its presence marks a complete training set."""
+        return join(self.folder, "summary.json")
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The trained model and the training report the entrypoint writes."""
+
+    folder: str
+
+    @property
+    def model(self) -> str:
+        return join(self.folder, "model.npz")
+
+    @property
+    def report(self) -> str:
+        return join(self.folder, TRAINING_REPORT)
+
+
+@dataclass(frozen=True)
+class BaselineFiles:
+    """The fitted baselines, one file each."""
+
+    folder: str
+
+    def model(self, name: str) -> str:
+        return join(self.folder, f"{name}.npz")
+
+
+@dataclass(frozen=True)
+class EvaluationFiles:
+    folder: str
+
+    @property
+    def metrics(self) -> str:
+        return join(self.folder, "metrics.json")
+
+
+@dataclass(frozen=True)
+class BundleRefFiles:
+    folder: str
+
+    @property
+    def ref(self) -> str:
+        """Which bundle version this partition's run wrote, and where."""
+        return join(self.folder, "bundle.json")
+
+
+@dataclass(frozen=True)
+class ArtifactLayout:
+    """Addresses of every intermediate artefact under one root URI (local folder, s3:// or gs://)."""
+
+    root: str
+
+    def _folder(self, asset: str, partition_key: str) -> str:
+        return join(self.root, asset, partition_key)
+
+    def interactions(self, partition_key: str) -> InteractionsFiles:
+        return InteractionsFiles(self._folder("interactions", partition_key))
+
+    def training_set(self, partition_key: str) -> TrainingSetFiles:
+        return TrainingSetFiles(self._folder("training_set", partition_key))
+
+    def als_model(self, partition_key: str) -> ModelFiles:
+        return ModelFiles(self._folder("als_model", partition_key))
+
+    def baseline_models(self, partition_key: str) -> BaselineFiles:
+        return BaselineFiles(self._folder("baseline_models", partition_key))
+
+    def model_evaluation(self, partition_key: str) -> EvaluationFiles:
+        return EvaluationFiles(self._folder("model_evaluation", partition_key))
+
+    def model_bundle(self, partition_key: str) -> BundleRefFiles:
+        return BundleRefFiles(self._folder("model_bundle", partition_key))
+
+
+# Files shared by training sets and bundles (a bundle ships the training set's id maps as they are).
+USER_IDS = "user_ids.parquet"
+ITEM_IDS = "item_ids.parquet"
+TRAINING_REPORT = "training_report.json"
+
+
+class BundleFile:
+    """Names of the files inside a model bundle (relative to the bundle's prefix)."""
+
+    MANIFEST = "manifest.json"
+    USER_FACTORS = "user_factors.npy"
+    ITEM_FACTORS = "item_factors.npy"
+    USER_IDS = USER_IDS
+    ITEM_IDS = ITEM_IDS
+    TRAINING_REPORT = TRAINING_REPORT
+    MODEL_CARD = "model_card.md"
+    METRICS_PLOT = "metrics.png"
+
+
+@dataclass(frozen=True)
+class ModelStoreKeys:
+    """Object keys of one model's bundles, champion pointer and local release proposals."""
+
+    model_name: str
+
+    @property
+    def models_prefix(self) -> str:
+        return f"models/{self.model_name}/"
+
+    def bundle_prefix(self, version: str) -> str:
+        return f"{self.models_prefix}{version}/"
+
+    def bundle_file(self, version: str, name: str) -> str:
+        return self.bundle_prefix(version) + name
+
+    def manifest(self, version: str) -> str:
+        return self.bundle_file(version, BundleFile.MANIFEST)
+
+    @property
+    def champion(self) -> str:
+        return f"{self.models_prefix}champion.json"
+
+    def version_of_manifest_key(self, key: str) -> str | None:
+        """The version a `.../<version>/manifest.json` key belongs to, or None for any other key."""
+        suffix = "/" + BundleFile.MANIFEST
+        if not key.startswith(self.models_prefix) or not key.endswith(suffix):
+            return None
+        version = key[len(self.models_prefix) : -len(suffix)]
+        return version if version and "/" not in version else None
+
+    def release_folder(self, version: str) -> str:
+        return f"releases/{self.model_name}/{version}"
+
+
+PULL_REQUEST_BODY = "PULL_REQUEST.md"

@@ -1,0 +1,210 @@
+"""Typed records passed between assets and kept in the model store, each with to/from JSON.
+
+A record written by one step is read by another step, another process, or (the manifest) months
+later by a newer version of this code, so every record is validated when it is read: a renamed
+or missing field fails at the read with the field's name, not as a `KeyError` three steps on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recsys_assets.domain.params import ALSParams, ALSSearchSpace
+
+Metrics = dict[str, float]
+
+
+class Record(BaseModel):
+    """Base of every record: immutable, unknown fields refused, JSON in and out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Any:
+        return cls.model_validate_json(data)
+
+
+class Window(Record):
+    """The days of interactions a training set covers."""
+
+    start: str
+    end: str
+    days: int
+
+
+class SplitCounts(Record):
+    """What the split kept and dropped (computed from the events alone)."""
+
+    events: int
+    events_deduplicated: int
+    pairs_kept: int
+    users: int
+    items: int
+    train_pairs: int
+    holdout_pairs: int
+    holdout_pairs_unknown_item: int = Field(description="Held-out pairs whose item never occurs in training (dropped).")
+    holdout_users: int
+    density: float
+
+
+class TrainingSetSummary(SplitCounts):
+    """`summary.json` of a training set: the split's counts plus the window it came from."""
+
+    window: Window
+    partitions: list[str]
+    content_hash: str
+
+
+class TrainingRequest(Record):
+    """What the orchestrator asks of the training entrypoint, sent as the Pipes extras."""
+
+    training_set: str = Field(description="Folder (URI) of the training set to train on.")
+    output: str = Field(description="Folder (URI) the model and the training report are written to.")
+    search: ALSSearchSpace
+
+    def to_extras(self) -> dict[str, Any]:
+        return {"request": self.model_dump(mode="json")}
+
+    @classmethod
+    def from_extras(cls, extras: dict[str, Any]) -> TrainingRequest:
+        return cls.model_validate(extras["request"])
+
+
+class SearchTrial(Record):
+    """One hyperparameter candidate tried on the validation split."""
+
+    params: ALSParams
+    validation_ndcg: float
+    k: int
+    seconds: float
+
+
+class TrainingReport(Record):
+    """What the training entrypoint did: chosen hyperparameters, every search trial, and its cost."""
+
+    hyperparameters: ALSParams
+    search: list[SearchTrial]
+    training_seconds: float
+    users: int
+    items: int
+    interactions: int
+    host: str
+
+    def best_trial(self) -> SearchTrial | None:
+        return max(self.search, key=lambda trial: trial.validation_ndcg, default=None)
+
+
+class ChampionScore(Record):
+    version: str
+    metrics: Metrics
+
+
+class HoldoutSize(Record):
+    users: int
+    pairs: int
+
+
+class EvaluationResult(Record):
+    """`metrics.json` of `model_evaluation`: every model scored on the same holdout."""
+
+    k: int
+    model: Metrics
+    baselines: dict[str, Metrics]
+    champion: ChampionScore | None
+    holdout: HoldoutSize
+    training_set: TrainingSetSummary
+
+
+class BundleRef(Record):
+    """Which bundle version a partition's run wrote, and where it is."""
+
+    version: str
+    uri: str
+
+
+class ModelSpec(Record):
+    """The model family and the parameters it was trained with."""
+
+    family: Literal["als"] = "als"
+    params: ALSParams
+
+
+class ManifestData(Record):
+    window: Window
+    partitions: list[str]
+    events: int
+    train_pairs: int
+    holdout_pairs: int
+    users: int
+    items: int
+    content_hash: str
+
+
+class ManifestMetrics(Record):
+    model: Metrics
+    baselines: dict[str, Metrics]
+
+
+class DagsterRun(Record):
+    run_id: str
+    partition: str
+
+
+MANIFEST_SCHEMA_VERSION = 2
+
+
+class Manifest(Record):
+    """`manifest.json`: everything needed to trust, load and compare a bundle, read back for years.
+
+    Version 2 names the model family (`model.family`, `model.params`); version 1 (no
+    `schema_version`) had ALS hyperparameters at the top level and is upgraded on read.
+    """
+
+    schema_version: Literal[2] = MANIFEST_SCHEMA_VERSION
+    model_name: str
+    version: str
+    created_at: str
+    code_version: str | None
+    image: str | None
+    library_versions: dict[str, str]
+    data: ManifestData
+    model: ModelSpec
+    k: int
+    holdout_users: int
+    metrics: ManifestMetrics
+    champion: ChampionScore | None
+    dagster: DagsterRun
+    files: dict[str, str] = Field(default_factory=dict, description="SHA-256 of every other file in the bundle.")
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Manifest:
+        return cls.from_dict(json.loads(data))
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Manifest:
+        """A manifest of this or the previous schema version, as the current record."""
+        if not isinstance(raw, dict):
+            raise ValueError("manifest.json is not a JSON object")
+        return cls.model_validate(upgrade_manifest(raw))
+
+
+def upgrade_manifest(raw: dict[str, Any]) -> dict[str, Any]:
+    """The current schema's fields from a manifest of this or the previous schema version."""
+    version = raw.get("schema_version", 1)
+    if version == MANIFEST_SCHEMA_VERSION:
+        return raw
+    if version == 1:
+        upgraded = {key: value for key, value in raw.items() if key != "hyperparameters"}
+        upgraded["model"] = {"family": "als", "params": raw["hyperparameters"]}
+        upgraded["schema_version"] = MANIFEST_SCHEMA_VERSION
+        return upgraded
+    raise ValueError(
+        f"manifest schema_version {version} is newer than this code understands ({MANIFEST_SCHEMA_VERSION}); "
+        "upgrade recsys_assets to read it"
+    )
