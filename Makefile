@@ -35,7 +35,11 @@ emulators: $(VENV)/.installed
 	@if [ -f scripts/install_bigquery_emulator.sh ]; then bash scripts/install_bigquery_emulator.sh; fi
 
 lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
 	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/actionlint
 
 clean:
 	rm -rf storage history schedules logs .logs_queue .nux .telemetry data

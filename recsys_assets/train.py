@@ -14,8 +14,8 @@ from dagster_pipes import PipesContext
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.layout import ModelFiles, TrainingSetFiles
-from recsys_assets.domain.records import TrainingReport, TrainingRequest
 from recsys_assets.domain.recommenders import fit_als, model_to_bytes
+from recsys_assets.domain.records import TrainingReport, TrainingRequest
 from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.domain.tuning import search_als
 from recsys_assets.pipes.worker import open_training_pipes

@@ -28,7 +28,9 @@ def test_demo_seeds_an_empty_warehouse_and_prints_metrics_and_bundle(embedded_en
     out = capsys.readouterr().out
     assert "seeded" in out and "| model (ALS) |" in out and "| popularity |" in out
     version = out.strip().splitlines()[-1].split()[2].rstrip(":")
-    manifest = json.loads((embedded_env / "model_store/models" / SETTINGS.model_name / version / "manifest.json").read_text())
+    manifest = json.loads(
+        (embedded_env / "model_store/models" / SETTINGS.model_name / version / "manifest.json").read_text()
+    )
     assert manifest["metrics"]["model"]["ndcg@10"] > manifest["metrics"]["baselines"]["popularity"]["ndcg@10"]
 
     assert main(args) == 0  # a second demo reuses the data instead of seeding again
@@ -41,8 +43,9 @@ def test_movielens_u_data_import_then_run_produces_a_bundle(embedded_env, capsys
     events = generate_events(SMALL_SPEC)
     users = pc.cast(pc.utf8_slice_codeunits(events["user_id"], 1), "int64").to_numpy()
     items = pc.cast(pc.utf8_slice_codeunits(events["item_id"], 3), "int64").to_numpy()
-    rating = np.select([events["event_type"].to_numpy(zero_copy_only=False) == t for t in ("view", "bookmark", "apply")],
-                       [3, 4, 5])
+    rating = np.select(
+        [events["event_type"].to_numpy(zero_copy_only=False) == t for t in ("view", "bookmark", "apply")], [3, 4, 5]
+    )
     seconds = pc.cast(events["event_ts"], "int64").to_numpy() // 1_000_000
     path = embedded_env / "u.data"
     np.savetxt(path, np.column_stack([users + 1, items + 1, rating, seconds]), fmt="%d", delimiter="\t")
@@ -53,7 +56,9 @@ def test_movielens_u_data_import_then_run_produces_a_bundle(embedded_env, capsys
     out = capsys.readouterr().out
     assert f"Holdout of partition {SMALL_SPEC.end_date.isoformat()}" in out
     version = out.strip().splitlines()[-1].split()[2].rstrip(":")
-    manifest = json.loads((embedded_env / "model_store/models" / SETTINGS.model_name / version / "manifest.json").read_text())
+    manifest = json.loads(
+        (embedded_env / "model_store/models" / SETTINGS.model_name / version / "manifest.json").read_text()
+    )
     assert set(manifest["metrics"]["model"]) == {"precision@10", "recall@10", "ndcg@10", "map@10", "coverage"}
     assert manifest["data"]["events"] == events.num_rows
 

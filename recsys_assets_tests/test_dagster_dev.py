@@ -22,8 +22,15 @@ from recsys_assets_tests.helpers import SMALL_SPEC, local_env, local_resources, 
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ASSET_KEYS = ["interactions", "training_set", "als_model", "baseline_models", "model_evaluation", "model_bundle",
-              "model_release"]
+ASSET_KEYS = [
+    "interactions",
+    "training_set",
+    "als_model",
+    "baseline_models",
+    "model_evaluation",
+    "model_bundle",
+    "model_release",
+]
 
 LAUNCH = """
 mutation($params: ExecutionParams!) {
@@ -54,7 +61,11 @@ def dagster_dev(tmp_path):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/graphql"
     try:
@@ -96,13 +107,20 @@ def test_ui_shows_the_graph_and_materialize_all_succeeds(dagster_dev):
         from recsys_assets.definitions import ASSETS as DEFINED
 
         assert dg.materialize(
-            DEFINED, selection=["interactions"], resources=resources, instance=scratch,
+            DEFINED,
+            selection=["interactions"],
+            resources=resources,
+            instance=scratch,
             tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
         ).success
 
     params = {
-        "selector": {"repositoryLocationName": "recsys_assets", "repositoryName": "__repository__",
-                     "jobName": "__ASSET_JOB", "assetSelection": [{"path": [k]} for k in ASSET_KEYS]},
+        "selector": {
+            "repositoryLocationName": "recsys_assets",
+            "repositoryName": "__repository__",
+            "jobName": "__ASSET_JOB",
+            "assetSelection": [{"path": [k]} for k in ASSET_KEYS],
+        },
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
     }
     launched = graphql(url, LAUNCH, params=params)["launchRun"]

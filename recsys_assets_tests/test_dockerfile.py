@@ -74,7 +74,11 @@ def test_no_credentials_are_baked_in(parsed):
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out():
-    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".venv", "data", ".git", "storage", ".emulators", ".env", "recsys_assets_tests"} <= ignored
     assert any(p.startswith("tmp") for p in ignored)
 
@@ -101,4 +105,4 @@ def test_copied_sources_exist_and_match_ci(parsed):
     # CI passes the commit as a build argument; the bundle manifest reads it from the environment.
     assert ("ARG", 'RECSYS_CODE_VERSION=""') in parsed
     workflow = (REPO / ".github" / "workflows" / "ci.yml").read_text()
-    assert "--build-arg \"RECSYS_CODE_VERSION=" in workflow
+    assert '--build-arg "RECSYS_CODE_VERSION=' in workflow

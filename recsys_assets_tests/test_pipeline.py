@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from recsys_assets.pipeline import materialize_partition
 from recsys_assets.domain.events import EVENTS_SCHEMA
+from recsys_assets.pipeline import materialize_partition
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, seed
 
@@ -92,9 +92,7 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     second = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
     assert second.success and second.bundle.version != version
     assert second.evaluation.champion.version == version
-    assert second.evaluation.champion.metrics["ndcg@10"] == pytest.approx(
-        evaluation.model["ndcg@10"], rel=0.05
-    )
+    assert second.evaluation.champion.metrics["ndcg@10"] == pytest.approx(evaluation.model["ndcg@10"], rel=0.05)
     assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
 
 
@@ -104,7 +102,7 @@ def structureless_events(end: date) -> pa.Table:
     n = 40_000
     popularity = 1.0 / np.arange(1, 201) ** 1.2
     items = rng.choice(200, n, p=popularity / popularity.sum())
-    start = datetime.combine(end - timedelta(days=9), datetime.min.time(), tzinfo=timezone.utc)
+    start = datetime.combine(end - timedelta(days=9), datetime.min.time(), tzinfo=UTC)
     return pa.table(
         {
             "user_id": [f"u{u}" for u in rng.integers(0, 1500, n)],
@@ -134,10 +132,12 @@ def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
     champion = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
     assert champion.success
     # An under-fitted challenger: one factor, one iteration, heavy regularisation.
-    weak = {"ops": {
-        "als_model": {"config": {"factors": [2], "regularization": [50.0], "iterations": 2}},
-        "model_evaluation": {"config": {"min_relative_lift": -1.0}},
-    }}
+    weak = {
+        "ops": {
+            "als_model": {"config": {"factors": [2], "regularization": [50.0], "iterations": 2}},
+            "model_evaluation": {"config": {"min_relative_lift": -1.0}},
+        }
+    }
     challenger = materialize_partition(PARTITION, resources, instance, run_config=weak)
 
     assert not challenger.success
@@ -158,7 +158,11 @@ def test_missing_window_partitions_fail_with_their_names(tmp_path, instance):
     from recsys_assets.definitions import ASSETS
 
     result = dg.materialize(
-        ASSETS, selection=["training_set"], resources=resources, instance=instance, partition_key=PARTITION,
+        ASSETS,
+        selection=["training_set"],
+        resources=resources,
+        instance=instance,
+        partition_key=PARTITION,
         raise_on_error=False,
     )
     assert not result.success
@@ -172,9 +176,13 @@ def test_bad_rows_are_quarantined_and_block_downstream(tmp_path, instance):
     seed(resources)
     day = SMALL_SPEC.end_date
     broken = pa.table(
-        {"user_id": [None] * 200 + ["u1"], "item_id": ["j1"] * 201, "event_type": ["view"] * 201,
-         "weight": [1.0] * 200 + [-3.0],
-         "event_ts": [datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)] * 201},
+        {
+            "user_id": [None] * 200 + ["u1"],
+            "item_id": ["j1"] * 201,
+            "event_type": ["view"] * 201,
+            "weight": [1.0] * 200 + [-3.0],
+            "event_ts": [datetime.combine(day, datetime.min.time(), tzinfo=UTC)] * 201,
+        },
         schema=EVENTS_SCHEMA,
     )
     resources["warehouse"].replace_days(broken)

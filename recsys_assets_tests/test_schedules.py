@@ -33,14 +33,19 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 def repository(root: Path, *extra: dg.ScheduleDefinition) -> dg.RepositoryDefinition:
     defs = dg.Definitions(
-        assets=ASSETS, jobs=[interactions_job, retrain_job], schedules=[*schedules, *extra],
-        sensors=[new_interaction_partitions], resources=local_resources(root),
+        assets=ASSETS,
+        jobs=[interactions_job, retrain_job],
+        schedules=[*schedules, *extra],
+        sensors=[new_interaction_partitions],
+        resources=local_resources(root),
     )
     dg.Definitions.validate_loadable(defs)
     return defs.get_repository_def()
 
 
-def evaluate(repo: dg.RepositoryDefinition, name: str, at: datetime, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+def evaluate(
+    repo: dg.RepositoryDefinition, name: str, at: datetime, instance: dg.DagsterInstance
+) -> list[dg.RunRequest]:
     schedule = repo.get_schedule_def(name)
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at, repository_def=repo)
     data = schedule.evaluate_tick(context)
@@ -52,7 +57,10 @@ def test_daily_extract_requests_the_day_that_just_ended(tmp_path, instance):
     repo = repository(tmp_path)
     schedule = repo.get_schedule_def("daily_extract_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
-        "0 2 * * *", "UTC", "interactions_job")
+        "0 2 * * *",
+        "UTC",
+        "interactions_job",
+    )
     [request] = evaluate(repo, "daily_extract_schedule", datetime(2026, 5, 5, 2, 0, tzinfo=UTC), instance)
     assert request.partition_key == "2026-05-04" and request.tags[TRIGGER_TAG] == "daily_extract_schedule"
 
@@ -61,16 +69,24 @@ def test_retrain_defaults_to_weekly_on_the_latest_complete_day(tmp_path, instanc
     repo = repository(tmp_path)
     schedule = repo.get_schedule_def("retrain_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
-        DEFAULT_RETRAIN_CRON, "UTC", "retrain_job")
+        DEFAULT_RETRAIN_CRON,
+        "UTC",
+        "retrain_job",
+    )
     monday = datetime(2026, 5, 4, 4, 0, tzinfo=UTC)
     [request] = evaluate(repo, "retrain_schedule", monday, instance)
     assert (request.partition_key, request.run_key, request.tags[TRIGGER_TAG]) == (
-        "2026-05-03", "2026-05-03", "retrain_schedule")
+        "2026-05-03",
+        "2026-05-03",
+        "retrain_schedule",
+    )
     assert request.tags["dagster/partition"] == "2026-05-03"
 
 
 def test_retrain_cron_and_timezone_come_from_the_environment(tmp_path, instance):
-    auckland = retrain_schedule_from_env({"RECSYS_RETRAIN_CRON": "30 1 * * *", "RECSYS_RETRAIN_TIMEZONE": "Pacific/Auckland"})
+    auckland = retrain_schedule_from_env(
+        {"RECSYS_RETRAIN_CRON": "30 1 * * *", "RECSYS_RETRAIN_TIMEZONE": "Pacific/Auckland"}
+    )
     assert (auckland.cron_schedule, auckland.execution_timezone) == ("30 1 * * *", "Pacific/Auckland")
     # 01:30 on 4 May in Auckland is 13:30 UTC on 3 May: the latest complete (UTC) day is 2 May.
     tick = datetime(2026, 5, 4, 1, 30, tzinfo=ZoneInfo("Pacific/Auckland"))

@@ -39,7 +39,7 @@ def headline(metrics: Mapping[str, float], k: int) -> Metrics:
     return {name: metrics[name] for name in headline_names(k)}
 
 
-def metrics_plot(series: dict[str, dict[str, float]]) -> bytes:
+def metrics_plot(series: Mapping[str, Mapping[str, float]]) -> bytes:
     """Grouped bar chart of every headline metric for the model and each comparison."""
     metric_names = list(next(iter(series.values())))
     positions = np.arange(len(metric_names))
@@ -93,16 +93,8 @@ def build_manifest(
         code_version=code_version,
         image=image,
         library_versions={name: package_version(name) for name in RECORDED_LIBRARIES},
-        data=ManifestData(
-            window=summary.window,
-            partitions=summary.partitions,
-            events=summary.events,
-            train_pairs=summary.train_pairs,
-            holdout_pairs=summary.holdout_pairs,
-            users=summary.users,
-            items=summary.items,
-            content_hash=summary.content_hash,
-        ),
+        # The manifest keeps the summary's fields that identify the data, under the same names.
+        data=ManifestData.model_validate(summary.model_dump(include=set(ManifestData.model_fields))),
         model=ModelSpec(family="als", params=report.hyperparameters),
         k=k,
         holdout_users=evaluation.holdout.users,
@@ -126,14 +118,14 @@ def model_card(manifest: Manifest, comparison: Mapping[str, Mapping[str, float]]
     hp = manifest.model.params
     return f"""# Model card: {manifest.model_name} {manifest.version}
 
-Implicit-feedback ALS recommender (implicit {manifest.library_versions['implicit']}) trained
+Implicit-feedback ALS recommender (implicit {manifest.library_versions["implicit"]}) trained
 on user-item interactions from {data.window.start} to {data.window.end}
 ({data.window.days} daily partitions, {data.train_pairs:,} user-item pairs,
 {data.users:,} users, {data.items:,} items; content hash `{data.content_hash[:16]}`).
 
 - Created: {manifest.created_at}
-- Code version: {manifest.code_version or 'unknown'}
-- Image: {manifest.image or 'local (no container)'}
+- Code version: {manifest.code_version or "unknown"}
+- Image: {manifest.image or "local (no container)"}
 - Hyperparameters: factors={hp.factors}, regularization={hp.regularization}, alpha={hp.alpha},
   iterations={hp.iterations}, BM25 K1={hp.bm25_k1} B={hp.bm25_b}
 
@@ -144,8 +136,8 @@ items per user and is scored on the same {manifest.holdout_users:,} users. preci
 recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|), coverage = share of
 the catalogue recommended to anyone.
 
-| model | {' | '.join(metric_names)} |
-|---{'|---' * len(metric_names)}|
+| model | {" | ".join(metric_names)} |
+|---{"|---" * len(metric_names)}|
 {rows}
 
 ![metrics]({BundleFile.METRICS_PLOT})

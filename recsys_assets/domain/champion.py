@@ -9,10 +9,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from recsys_assets.domain.events import filled_numpy
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import ALSParams
-from recsys_assets.domain.records import ChampionScore
 from recsys_assets.domain.recommenders import confidence, factor_model, recommend
+from recsys_assets.domain.records import ChampionScore
 from recsys_assets.domain.splitting import TrainingSet
 
 
@@ -33,20 +34,26 @@ def champion_recommendations(champion: ChampionModel, data: TrainingSet, users: 
     current catalogue by id, and each user is folded in from their current training rows
     (ALS's closed-form user solve), so both models answer exactly the same questions.
     """
-    to_champion = pc.fill_null(pc.index_in(data.item_ids, value_set=champion.item_ids), -1).to_numpy()
-    to_current = pc.fill_null(pc.index_in(champion.item_ids, value_set=data.item_ids), -1).to_numpy()
+    # Only items both catalogues hold can be recommended: a posting that is gone must not take a slot.
+    to_current = filled_numpy(pc.index_in(champion.item_ids, value_set=data.item_ids), -1)
+    shared = np.flatnonzero(to_current >= 0)
+    if len(shared) == 0:
+        return np.full((len(users), k), -1, dtype=np.int64)
+    current_of_shared = to_current[shared]
+    shared_of_current = np.full(data.train.shape[1], -1, dtype=np.int64)
+    shared_of_current[current_of_shared] = np.arange(len(shared))
     coo = data.train.tocoo()
-    known = to_champion[coo.col] >= 0
+    known = shared_of_current[coo.col] >= 0
     seen = sp.csr_matrix(
-        (coo.data[known], (coo.row[known], to_champion[coo.col[known]])),
-        shape=(data.train.shape[0], len(champion.item_ids)),
+        (coo.data[known], (coo.row[known], shared_of_current[coo.col[known]])),
+        shape=(data.train.shape[0], len(shared)),
     )
     model = factor_model(
-        np.zeros((data.train.shape[0], champion.item_factors.shape[1]), np.float32), champion.item_factors
+        np.zeros((data.train.shape[0], champion.item_factors.shape[1]), np.float32), champion.item_factors[shared]
     )
     model.regularization, model.alpha = champion.params.regularization, champion.params.alpha
     champion_recs = recommend(model, confidence(seen, champion.params), users, k, recalculate_user=True)
-    return np.where(champion_recs >= 0, to_current[np.maximum(champion_recs, 0)], -1)
+    return np.where(champion_recs >= 0, current_of_shared[np.maximum(champion_recs, 0)], -1)
 
 
 def score_champion(champion: ChampionModel, data: TrainingSet, k: int) -> ChampionScore:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,22 +28,24 @@ def conform(table: pa.Table) -> pa.Table:
     missing = [name for name in EVENT_COLUMNS if name not in table.column_names]
     if missing:
         raise ValueError(
-            f"events table is missing columns {missing}; expected {list(EVENT_COLUMNS)}, "
-            f"got {table.column_names}"
+            f"events table is missing columns {missing}; expected {list(EVENT_COLUMNS)}, got {table.column_names}"
         )
     return table.select(list(EVENT_COLUMNS)).cast(EVENTS_SCHEMA)
 
 
-def day_of(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
+def day_of(ts: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """UTC calendar day of each timestamp, as date32."""
     return pc.cast(pc.floor_temporal(ts, unit="day"), pa.timestamp("us", tz="UTC")).cast(pa.date32())
 
 
-def rows_per_day(days: pa.Array | pa.ChunkedArray) -> dict[str, int]:
-    """Row count of each day (YYYY-MM-DD) in a date32 column."""
-    counts = pc.value_counts(days)
-    return {
-        str(value): int(count)
-        for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
-        if value is not None
-    }
+def rows_per_value(column: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    """Row count of each distinct non-null value of `column`, keyed by its text (a date32 day: YYYY-MM-DD)."""
+    counts = pc.value_counts(column)
+    values, totals = counts.field("values").to_pylist(), counts.field("counts").to_numpy()
+    return {str(value): int(total) for value, total in zip(values, totals, strict=True) if value is not None}
+
+
+def filled_numpy(values: pa.Array | pa.ChunkedArray, fill: Any) -> np.ndarray:
+    """`values` as a NumPy array with every null replaced by `fill`."""
+    # pyarrow's stubs type fill_null's result after the fill value; with an array in, an array comes out.
+    return cast(pa.Array, pc.fill_null(values, fill)).to_numpy(zero_copy_only=False)

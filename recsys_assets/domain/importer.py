@@ -35,20 +35,26 @@ class ImportReport:
         return self.null_ids + self.bad_timestamps + self.bad_weights
 
 
+def _require_columns(rel: duckdb.DuckDBPyRelation, expected: tuple[str, ...], what: str, also: str = "") -> None:
+    missing = [c for c in expected if c not in rel.columns]
+    if missing:
+        raise ImportRejectedError(
+            f"{what} is missing required columns {missing}; expected {list(expected)}{also}, found {rel.columns}"
+        )
+
+
 def _relation(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> duckdb.DuckDBPyRelation:
     """The file as all-text columns named like the events format (movielens is renamed)."""
     if fmt == "movielens":
         if path.suffix == ".csv":
             rel = con.read_csv(str(path), header=True, all_varchar=True)
-            missing = [c for c in MOVIELENS_CSV_COLUMNS if c not in rel.columns]
-            if missing:
-                raise ImportRejectedError(
-                    f"{path} is not a MovieLens ratings.csv: missing columns {missing}; "
-                    f"expected {list(MOVIELENS_CSV_COLUMNS)}, found {rel.columns}"
-                )
+            _require_columns(rel, MOVIELENS_CSV_COLUMNS, f"{path} (MovieLens ratings.csv)")
             return rel.select("userId AS user_id, movieId AS item_id, rating, timestamp")
         rel = con.read_csv(
-            str(path), header=False, delimiter="\t", all_varchar=True,
+            str(path),
+            header=False,
+            delimiter="\t",
+            all_varchar=True,
             names=["user_id", "item_id", "rating", "timestamp"],
         )
         return rel
@@ -57,12 +63,7 @@ def _relation(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> duckdb.Du
         rel = rel.select(", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in rel.columns))
     else:
         rel = con.read_csv(str(path), header=True, all_varchar=True)
-    missing = [c for c in REQUIRED_COLUMNS if c not in rel.columns]
-    if missing:
-        raise ImportRejectedError(
-            f"{path} is missing required columns {missing}; expected "
-            f"{list(REQUIRED_COLUMNS)} plus optional {list(OPTIONAL_COLUMNS)}, found {rel.columns}"
-        )
+    _require_columns(rel, REQUIRED_COLUMNS, str(path), also=f" plus optional {list(OPTIONAL_COLUMNS)}")
     return rel
 
 
@@ -98,18 +99,21 @@ def read_events_file(
     if fmt == "movielens":
         event_type, weight = "'rating'", "TRY_CAST(rating AS DOUBLE)"
     else:
-        event_type = "coalesce(nullif(trim(event_type), ''), 'interaction')" if "event_type" in raw.columns else "'interaction'"
+        event_type = (
+            "coalesce(nullif(trim(event_type), ''), 'interaction')" if "event_type" in raw.columns else "'interaction'"
+        )
         # An empty weight means "an ordinary event" (1.0); text that is not a number is malformed.
         weight = (
             "CASE WHEN nullif(trim(weight), '') IS NULL THEN 1.0 ELSE TRY_CAST(trim(weight) AS DOUBLE) END"
-            if "weight" in raw.columns else "1.0"
+            if "weight" in raw.columns
+            else "1.0"
         )
     # Timestamps may be unix seconds (MovieLens, many exports) or ISO-8601 text.
     parsed = raw.select(
         f"""nullif(trim(user_id), '') AS user_id, nullif(trim(item_id), '') AS item_id,
             {event_type} AS event_type, {weight} AS weight,
             coalesce(to_timestamp(TRY_CAST(timestamp AS DOUBLE)), TRY_CAST(timestamp AS TIMESTAMPTZ)) AS event_ts,
-            {'TRY_CAST(rating AS DOUBLE)' if fmt == 'movielens' else 'NULL::DOUBLE'} AS rating"""
+            {"TRY_CAST(rating AS DOUBLE)" if fmt == "movielens" else "NULL::DOUBLE"} AS rating"""
     )
     con.register("parsed", parsed.to_arrow_table())
     counts = con.sql(
@@ -132,9 +136,13 @@ def read_events_file(
         )
     rating_filter = f"AND rating >= {float(min_rating)!r}" if min_rating is not None else ""
     valid = "user_id IS NOT NULL AND item_id IS NOT NULL AND event_ts IS NOT NULL AND weight >= 0 AND NOT isnan(weight)"
-    table = con.sql(
-        f"SELECT user_id, item_id, event_type, weight, event_ts FROM parsed WHERE {valid} {rating_filter} ORDER BY event_ts"
-    ).to_arrow_table().cast(EVENTS_SCHEMA)
+    table = (
+        con.sql(
+            f"SELECT user_id, item_id, event_type, weight, event_ts FROM parsed WHERE {valid} {rating_filter} ORDER BY event_ts"
+        )
+        .to_arrow_table()
+        .cast(EVENTS_SCHEMA)
+    )
     kept_before_rating = rows_read - invalid
     report = ImportReport(
         rows_read=rows_read,

@@ -53,7 +53,8 @@ def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_item
     filled = cols >= 0
     hits = np.zeros(n_users * k, dtype=bool)
     # Sparse fancy indexing looks every (user, item) pair up at once.
-    hits[filled] = np.asarray(relevant[rows[filled], cols[filled]]).ravel() > 0
+    if filled.any():  # scipy returns a (1, 0) matrix for an empty lookup
+        hits[filled] = np.asarray(relevant[rows[filled], cols[filled]]).ravel() > 0
     hits = hits.reshape(n_users, k)[evaluated]
     n_rel = n_relevant[evaluated]
     cutoff = np.minimum(n_rel, k)

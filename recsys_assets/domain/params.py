@@ -17,7 +17,7 @@ from recsys_assets.domain.events import EVENT_TYPE_WEIGHTS
 class SplitParams(BaseModel):
     """How a window of events becomes weighted matrices and a per-user time split."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_type_weights: dict[str, float] = Field(
         default_factory=lambda: dict(EVENT_TYPE_WEIGHTS), description="Confidence multiplier per event type."
@@ -36,7 +36,7 @@ class SplitParams(BaseModel):
 class ALSFixedParams(BaseModel):
     """ALS settings that are not searched."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     iterations: int = Field(default=15, ge=1, description="ALS sweeps over users and items.")
     bm25_k1: float = Field(default=100.0, ge=0, description="BM25 K1 for confidence weighting; 0 disables it.")

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsys_assets.domain.events import day_of
+from recsys_assets.domain.events import day_of, filled_numpy
 
 EPOCH = date(1970, 1, 1)
 
@@ -76,11 +76,10 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
     A row is rejected when an id is null, its weight is negative or missing, or its day is not one
     of `keys`. Shares are judged per day: one broken day must not hide inside a multi-day run.
     """
-    row_days = pc.fill_null(day_of(table["event_ts"]).cast(pa.int32()), -1).to_numpy(zero_copy_only=False)
+    row_days = filled_numpy(day_of(table["event_ts"]).cast(pa.int32()), -1)
     key_days = np.array([epoch_day(k) for k in keys])
-    null_ids = pc.fill_null(pc.or_kleene(pc.is_null(table["user_id"]), pc.is_null(table["item_id"])), True)
-    null_ids = null_ids.to_numpy(zero_copy_only=False)
-    bad_weight = pc.fill_null(pc.less(table["weight"], 0.0), True).to_numpy(zero_copy_only=False)
+    null_ids = filled_numpy(pc.or_kleene(pc.is_null(table["user_id"]), pc.is_null(table["item_id"])), True)
+    bad_weight = filled_numpy(pc.less(table["weight"], pa.scalar(0.0)), True)
     outside = ~np.isin(row_days, key_days)
     rejected = null_ids | outside | bad_weight
 

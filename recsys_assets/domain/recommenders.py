@@ -10,6 +10,7 @@ import io
 import warnings
 from collections.abc import Callable
 from functools import partial
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,7 +33,9 @@ def confidence(matrix: sp.csr_matrix, params: ALSParams) -> sp.csr_matrix:
     """BM25-damped confidences: heavy users and popular items stop dominating the factors."""
     if params.bm25_k1 <= 0:
         return matrix
-    return bm25_weight(matrix, K1=params.bm25_k1, B=params.bm25_b).tocsr().astype(np.float32)
+    # implicit annotates K1 as an int, but BM25's K1 is a real number (the default config uses 100.0).
+    weighted = bm25_weight(matrix, K1=params.bm25_k1, B=params.bm25_b)  # pyright: ignore[reportArgumentType]
+    return sp.csr_matrix(weighted).astype(np.float32)
 
 
 def new_als(**params) -> AlternatingLeastSquares:
@@ -43,9 +46,7 @@ def new_als(**params) -> AlternatingLeastSquares:
 
 def fit_als(matrix: sp.csr_matrix, params: ALSParams, log: Log | None = None) -> AlternatingLeastSquares:
     """Fit ALS on a users x items matrix, on the CPU, with BLAS held to one thread."""
-    model = new_als(
-        **params.model_dump(exclude={"bm25_k1", "bm25_b"}), calculate_training_loss=log is not None
-    )
+    model = new_als(**params.model_dump(exclude={"bm25_k1", "bm25_b"}), calculate_training_loss=log is not None)
 
     def progress(iteration: int, elapsed: float, loss: float) -> None:
         if log is not None:
@@ -92,12 +93,12 @@ def model_to_bytes(model: RecommenderBase) -> bytes:
 def als_from_bytes(data: bytes) -> AlternatingLeastSquares:
     """An ALS (or popularity) model saved by `model_to_bytes`."""
     with threadpool_limits(1, "blas"):
-        return AlternatingLeastSquares.load(io.BytesIO(data))
+        return cast(AlternatingLeastSquares, AlternatingLeastSquares.load(io.BytesIO(data)))
 
 
 def knn_from_bytes(data: bytes) -> ItemItemRecommender:
     """An item-kNN model saved by `model_to_bytes`."""
-    return ItemItemRecommender.load(io.BytesIO(data))
+    return cast(ItemItemRecommender, ItemItemRecommender.load(io.BytesIO(data)))
 
 
 def recommend(
@@ -112,10 +113,30 @@ def recommend(
         return np.empty((0, k), dtype=np.int64)
     extra = {"recalculate_user": True} if recalculate_user else {}
     with threadpool_limits(1, "blas"):
-        ids, scores = model.recommend(users, seen[users], N=k, filter_already_liked_items=True, **extra)
+        # implicit declares `recommend` on the base class without a return type.
+        ids, scores = cast(
+            tuple[np.ndarray, np.ndarray],
+            model.recommend(users, seen[users], N=k, filter_already_liked_items=True, **extra),
+        )
     ids = np.asarray(ids, dtype=np.int64).reshape(len(users), -1)
-    ids[~np.isfinite(np.asarray(scores).reshape(len(users), -1))] = -1
-    if ids.shape[1] < k:  # tiny catalogues: pad to a fixed width
+    scores = np.asarray(scores).reshape(len(users), -1)
+    # implicit fills slots it has no candidate for with -FLT_MAX (item 0 or an already seen item),
+    # and item-kNN can return seen items at score 0 when few neighbours score: blank them.
+    valid = np.isfinite(scores) & (scores > np.finfo(np.float32).min) & (ids >= 0)
+    rows = np.broadcast_to(users[:, None], ids.shape)
+    if valid.any():
+        valid[valid] = np.asarray(seen[rows[valid], ids[valid]]).ravel() == 0
+    if valid.any():
+        # Past the end of a small catalogue implicit repeats an item: keep each item's first slot only.
+        positions = np.flatnonzero(valid)
+        _, first = np.unique(rows.ravel()[positions] * seen.shape[1] + ids.ravel()[positions], return_index=True)
+        unique = np.zeros(valid.size, dtype=bool)
+        unique[positions[first]] = True
+        valid &= unique.reshape(valid.shape)
+    # Real items first, in the model's order; -1 pads the tail to exactly k slots.
+    order = np.argsort(~valid, axis=1, kind="stable")
+    ids = np.take_along_axis(np.where(valid, ids, -1), order, axis=1)[:, :k]
+    if ids.shape[1] < k:
         ids = np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
     return ids
 

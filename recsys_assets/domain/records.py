@@ -8,6 +8,7 @@ or missing field fails at the read with the field's name, not as a `KeyError` th
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,7 +73,7 @@ class TrainingRequest(Record):
         return {"request": self.model_dump(mode="json")}
 
     @classmethod
-    def from_extras(cls, extras: dict[str, Any]) -> TrainingRequest:
+    def from_extras(cls, extras: Mapping[str, Any]) -> TrainingRequest:
         return cls.model_validate(extras["request"])
 
 

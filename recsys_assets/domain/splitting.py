@@ -16,6 +16,7 @@ from recsys_assets.domain.layout import SPLITS, TrainingSetFiles
 from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.records import SplitCounts, TrainingSetSummary
 
+
 @dataclass
 class TrainingSet:
     """Matrices share one user and one item index; `train` = `fit` + `validation`."""
@@ -70,7 +71,9 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
     con.register("events", events)
     con.register(
         "type_weights",
-        pa.table({"event_type": list(params.event_type_weights), "type_weight": list(params.event_type_weights.values())}),
+        pa.table(
+            {"event_type": list(params.event_type_weights), "type_weight": list(params.event_type_weights.values())}
+        ),
     )
     # Holdout: each user's most recent distinct items (by first interaction); validation: the
     # most recent of what remains, used only for hyperparameter search. Users keep at least one
@@ -104,8 +107,12 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
         """
     ).to_arrow_table()
     con.register("pairs", pairs)
-    users = con.sql("SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' ORDER BY user_id").to_arrow_table()["user_id"]
-    items = con.sql("SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' ORDER BY item_id").to_arrow_table()["item_id"]
+    users = con.sql("SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' ORDER BY user_id").to_arrow_table()[
+        "user_id"
+    ]
+    items = con.sql("SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' ORDER BY item_id").to_arrow_table()[
+        "item_id"
+    ]
     con.register("users", pa.table({"user_id": users, "u": pa.array(np.arange(len(users), dtype=np.int32))}))
     con.register("items", pa.table({"item_id": items, "i": pa.array(np.arange(len(items), dtype=np.int32))}))
     # Holdout pairs whose item never occurs in training cannot be recommended by any model; they
@@ -143,7 +150,8 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
             holdout_pairs=int(holdout.nnz),
             holdout_pairs_unknown_item=int(
                 con.sql("SELECT count(*) FROM pairs WHERE split = 'holdout'").fetchall()[0][0]
-            ) - int(holdout.nnz),
+            )
+            - int(holdout.nnz),
             holdout_users=int((np.diff(holdout.indptr) > 0).sum()),
             density=float(train.nnz) / max(shape[0] * shape[1], 1),
         ),

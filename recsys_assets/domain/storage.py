@@ -73,7 +73,7 @@ def sparse_to_bytes(matrix: sp.csr_matrix) -> bytes:
 
 
 def sparse_from_bytes(data: bytes) -> sp.csr_matrix:
-    return sp.load_npz(io.BytesIO(data)).tocsr()
+    return sp.csr_matrix(sp.load_npz(io.BytesIO(data)))
 
 
 def table_to_bytes(table: pa.Table) -> bytes:

@@ -8,7 +8,7 @@ power-law, and a view can turn into a bookmark and then an application.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +19,7 @@ EVENT_TYPES = np.array(["view", "bookmark", "apply"])
 
 
 def _yesterday() -> date:
-    return datetime.now(timezone.utc).date() - timedelta(days=1)
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class SyntheticSpec:
 def _ids(prefix: str, indices: np.ndarray, size: int) -> pa.Array:
     width = len(str(max(size - 1, 1)))
     dictionary = pa.array([f"{prefix}{i:0{width}d}" for i in range(size)])
-    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), dictionary).cast(pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(indices, type=pa.int32()), dictionary).cast(pa.string())
 
 
 def generate_events(spec: SyntheticSpec) -> pa.Table:
@@ -69,7 +69,7 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     affinity[np.arange(k), np.arange(k)] = 1.0
     affinity[np.arange(k), (np.arange(k) + 1) % k] = 0.15
 
-    views_per_day = max(1, int(round(spec.events_per_day / (1 + spec.bookmark_rate * (1 + spec.apply_rate)))))
+    views_per_day = max(1, round(spec.events_per_day / (1 + spec.bookmark_rate * (1 + spec.apply_rate))))
     n_views = views_per_day * spec.n_days
     view_day = np.repeat(np.arange(spec.n_days), views_per_day)
     view_user = rng.choice(spec.n_users, size=n_views, p=user_activity)
@@ -105,16 +105,20 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
 
     users = np.concatenate([view_user, view_user[bookmark], view_user[apply]])
     items = np.concatenate([view_item, view_item[bookmark], view_item[apply]])
-    kinds = np.concatenate([np.zeros(n_views, np.int8), np.ones(bookmark.sum(), np.int8), np.full(apply.sum(), 2, np.int8)])
+    kinds = np.concatenate(
+        [np.zeros(n_views, np.int8), np.ones(bookmark.sum(), np.int8), np.full(apply.sum(), 2, np.int8)]
+    )
     offsets = np.concatenate([seconds, seconds[bookmark] + follow_up[bookmark], seconds[apply] + 2 * follow_up[apply]])
 
-    epoch_us = int(datetime.combine(spec.start_date, datetime.min.time(), tzinfo=timezone.utc).timestamp()) * 1_000_000
+    epoch_us = int(datetime.combine(spec.start_date, datetime.min.time(), tzinfo=UTC).timestamp()) * 1_000_000
     order = np.argsort(offsets, kind="stable")
     return pa.table(
         {
             "user_id": _ids("u", users[order], spec.n_users),
             "item_id": _ids("job", items[order], spec.n_items),
-            "event_type": pa.DictionaryArray.from_arrays(pa.array(kinds[order]), pa.array(EVENT_TYPES)).cast(pa.string()),
+            "event_type": pa.DictionaryArray.from_arrays(
+                pa.array(kinds[order], type=pa.int8()), pa.array(EVENT_TYPES)
+            ).cast(pa.string()),
             "weight": pa.array(np.ones(len(order))),
             "event_ts": pa.array(epoch_us + offsets[order] * 1_000_000, pa.timestamp("us", tz="UTC")),
         },

@@ -9,8 +9,8 @@ import scipy.sparse as sp
 
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import ALSParams, ALSSearchSpace
-from recsys_assets.domain.records import SearchTrial
 from recsys_assets.domain.recommenders import fit_als, ranker
+from recsys_assets.domain.records import SearchTrial
 
 
 def search_als(
@@ -22,7 +22,9 @@ def search_als(
     for params in space.candidates():
         started = time.perf_counter()
         ndcg = evaluate(ranker(fit_als(fit, params), fit, k), validation, k)[f"ndcg@{k}"]
-        trials.append(SearchTrial(params=params, validation_ndcg=ndcg, k=k, seconds=round(time.perf_counter() - started, 3)))
+        trials.append(
+            SearchTrial(params=params, validation_ndcg=ndcg, k=k, seconds=round(time.perf_counter() - started, 3))
+        )
         log(
             f"search trial {len(trials)}: factors={params.factors} regularization={params.regularization} "
             f"alpha={params.alpha} -> validation ndcg@{k} {ndcg:.4f}"

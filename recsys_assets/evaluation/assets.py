@@ -1,6 +1,5 @@
 """Offline evaluation of the model against its baselines (and the current champion) on one holdout."""
 
-
 import io
 from collections.abc import Iterator
 
@@ -12,8 +11,8 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.champion import ChampionModel, score_champion
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import evaluate, metrics_table
-from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest
 from recsys_assets.domain.recommenders import als_from_bytes, knn_from_bytes, ranker
+from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest
 from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -42,8 +41,12 @@ def load_champion(store: ModelStore, model_name: str) -> ChampionModel | None:
     manifest = Manifest.from_dict(raw_manifest)
     return ChampionModel(
         version=version,
-        item_factors=np.load(io.BytesIO(store.read_file(model_name, version, BundleFile.ITEM_FACTORS)), allow_pickle=False),
-        item_ids=storage.table_from_bytes(store.read_file(model_name, version, BundleFile.ITEM_IDS))["item_id"],
+        item_factors=np.load(
+            io.BytesIO(store.read_file(model_name, version, BundleFile.ITEM_FACTORS)), allow_pickle=False
+        ),
+        item_ids=storage.table_from_bytes(store.read_file(model_name, version, BundleFile.ITEM_IDS))[
+            "item_id"
+        ].combine_chunks(),
         params=manifest.model.params,
     )
 

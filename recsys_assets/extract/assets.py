@@ -1,6 +1,5 @@
 """The daily extract of interaction events from the warehouse, with its data-quality checks."""
 
-
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -11,6 +10,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from recsys_assets.domain import storage
+from recsys_assets.domain.events import rows_per_value
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.quality import DayShare, collapsed_days, median_rows, split_extract
 from recsys_assets.partitions import daily_partitions
@@ -142,9 +142,7 @@ def interactions(
             "rows_rejected": split.rejected.num_rows,
             "users": pc.count_distinct(valid["user_id"]).as_py(),
             "items": pc.count_distinct(valid["item_id"]).as_py(),
-            "event_types": dg.MetadataValue.json(
-                {str(v["values"]): int(v["counts"]) for v in pc.value_counts(valid["event_type"]).to_pylist()}
-            ),
+            "event_types": dg.MetadataValue.json(rows_per_value(valid["event_type"])),
             "rows_per_day": dg.MetadataValue.json(split.rows_per_day),
             "source": warehouse.table_ref,
             "path": dg.MetadataValue.path(layout.interactions(keys[-1]).folder),

@@ -1,6 +1,5 @@
 """The training set: a rolling window of interactions turned into sparse matrices and a holdout."""
 
-
 import dagster as dg
 import pyarrow as pa
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import random
 import string
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Literal
 
 from dagster import PipesContextInjector, PipesMessageReader
 from dagster._core.pipes.utils import PipesBlobStoreMessageReader
@@ -149,10 +150,8 @@ def _gcs_access(client: Any, bucket: str) -> tuple[Callable, Callable, Callable]
             return None
 
     def delete(key: str) -> None:
-        try:
+        with suppress(NotFound):
             handle.blob(key).delete()
-        except NotFound:
-            pass
 
     return put, get, delete
 

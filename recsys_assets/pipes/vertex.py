@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, cast
 
 import dagster as dg
 from dagster._core.definitions.resource_annotation import TreatAsResourceParam
@@ -209,9 +210,7 @@ def job_metadata(job: CustomJob) -> dict[str, Any]:
     pools = job.job_spec.worker_pool_specs
     if pools:
         machine = pools[0].machine_spec
-        accel = (
-            f" + {machine.accelerator_count} x {machine.accelerator_type.name}" if machine.accelerator_count else ""
-        )
+        accel = f" + {machine.accelerator_count} x {machine.accelerator_type.name}" if machine.accelerator_count else ""
         metadata["vertex_machine"] = f"{sum(p.replica_count for p in pools)} x {machine.machine_type}{accel}"
     return metadata
 
@@ -349,7 +348,7 @@ class PipesVertexCustomJobClient(dg.PipesClient, TreatAsResourceParam):
         if isinstance(job, VertexJobSpec):
             custom_job = job.to_custom_job(default_display_name=f"dagster-{run_id[:8] or 'run'}")
         else:
-            custom_job = CustomJob.deserialize(CustomJob.serialize(job))
+            custom_job = cast(CustomJob, CustomJob.deserialize(CustomJob.serialize(job)))
         pools = custom_job.job_spec.worker_pool_specs
         if not pools:
             raise ValueError("the custom job has no worker pool to run the Pipes process in")

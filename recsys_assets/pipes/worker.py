@@ -27,7 +27,9 @@ FLUSH_PARAM = "recsys_flush_seconds"
 STORE_ENV = "RECSYS_PIPES_STORE"
 
 
-def _channel(store: str, context_params: dict[str, Any], interval: float) -> tuple[PipesContextLoader | None, PipesMessageWriter]:
+def _channel(
+    store: str, context_params: dict[str, Any], interval: float
+) -> tuple[PipesContextLoader | None, PipesMessageWriter]:
     from_bucket = "bucket" in context_params and "key" in context_params
     if store == "s3":
         import boto3
@@ -59,5 +61,7 @@ def open_training_pipes() -> PipesContext:
     store = messages.get(STORE_PARAM) or os.environ.get(STORE_ENV)
     if not store:
         return open_dagster_pipes(params_loader=params)
-    context_loader, writer = _channel(str(store), params.load_context_params(), float(messages.get(FLUSH_PARAM, 10.0)))
+    context_loader, writer = _channel(
+        str(store), dict(params.load_context_params()), float(messages.get(FLUSH_PARAM, 10.0))
+    )
     return open_dagster_pipes(params_loader=params, context_loader=context_loader, message_writer=writer)

@@ -1,9 +1,8 @@
 """The versioned model bundle in the model store, and the release that promotes it."""
 
-
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from pydantic import Field
@@ -18,8 +17,8 @@ from recsys_assets.domain.bundle import (
     pull_request_body,
 )
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
-from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, Manifest, TrainingReport
 from recsys_assets.domain.recommenders import als_from_bytes
+from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, Manifest, TrainingReport
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore, sha256
@@ -81,7 +80,7 @@ def model_bundle(
     trained = layout.als_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
     model = als_from_bytes(storage.read_bytes(trained.model))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     version = new_version(now, context.run.run_id)
     manifest = build_manifest(
         model_name=SETTINGS.model_name,
@@ -176,7 +175,9 @@ def model_release(
     return dg.MaterializeResult(
         metadata={
             "version": version,
-            "pull_request": dg.MetadataValue.url(result.url) if "://" in result.url else dg.MetadataValue.path(result.url),
+            "pull_request": dg.MetadataValue.url(result.url)
+            if "://" in result.url
+            else dg.MetadataValue.path(result.url),
             "created": result.created,
             "previous_champion": champion["version"] if champion else "none",
             "credentials_used": dg.MetadataValue.json(release_publisher.secret_references()),

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
@@ -207,7 +208,9 @@ def build_training_launcher(env: Mapping[str, str], settings: Settings) -> Train
     fields = {name: info for name, info in VertexTrainingLauncher.model_fields.items() if name != "image_uri"}
     unknown = sorted(k for k in env if k.startswith(prefix) and k[len(prefix) :].lower() not in fields)
     if unknown:
-        raise ValueError(f"unknown Vertex settings {', '.join(unknown)}; known: {', '.join(prefix + f.upper() for f in fields)}")
+        raise ValueError(
+            f"unknown Vertex settings {', '.join(unknown)}; known: {', '.join(prefix + f.upper() for f in fields)}"
+        )
     values: dict[str, Any] = {}
     for name, info in fields.items():
         raw = env.get(prefix + name.upper())

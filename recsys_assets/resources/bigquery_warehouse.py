@@ -21,7 +21,7 @@ from google.cloud import bigquery
 from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
 from pydantic import Field
 
-from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_day
+from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
 from recsys_assets.resources.warehouse import Warehouse, WarehousePartition, WarehouseUnavailable
 
 T = TypeVar("T")
@@ -246,7 +246,7 @@ class BigQueryWarehouse(Warehouse):
             WarehouseUnavailable: BigQuery is unreachable, the dataset does not exist, or access is denied.
         """
         events = conform(events)
-        per_day = rows_per_day(day_of(events["event_ts"]))
+        per_day = rows_per_value(day_of(events["event_ts"]))
         if not per_day:
             return {}
         days = sorted(per_day)

@@ -48,9 +48,7 @@ class GitHubReleasePublisher(ReleasePublisher):
     )
     token_secret_version: str = Field(default="latest", description="Version of token_secret.")
     timeout_seconds: int = Field(default=30, description="Timeout of each GitHub API request.")
-    max_retries: int = Field(
-        default=3, description="Retries of a request on 5xx answers and rate limits (0 for none)."
-    )
+    max_retries: int = Field(default=3, description="Retries of a request on 5xx answers and rate limits (0 for none).")
     seconds_between_requests: float = Field(
         default=0.25, description="Pause between requests, which keeps clear of GitHub's secondary rate limits."
     )
@@ -81,7 +79,9 @@ class GitHubReleasePublisher(ReleasePublisher):
         return [self._token.reference()] if self._token else []
 
     def _fail(self, step: str, exc: GithubException, hint: str = "") -> NoReturn:
-        text = f"GitHub {step} on {self.repository} at {self.base_url} failed (HTTP {exc.status}): {_github_message(exc)}"
+        text = (
+            f"GitHub {step} on {self.repository} at {self.base_url} failed (HTTP {exc.status}): {_github_message(exc)}"
+        )
         if hint:
             text += f". {hint}"
         if self._token and self._token.value:

@@ -8,7 +8,7 @@ import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from recsys_assets.domain.layout import ModelStoreKeys
+
 
 class BundleExistsError(RuntimeError):
     """A complete bundle (one with a manifest) already exists for this version."""
@@ -117,8 +118,12 @@ class ModelStore(dg.ConfigurableResource, ABC):
         """Point the champion at a complete bundle."""
         if self.read_manifest(model_name, version) is None:
             raise FileNotFoundError(f"cannot promote {model_name}/{version}: no complete bundle")
-        pointer = {"model_name": model_name, "version": version,
-                   "promoted_at": datetime.now(timezone.utc).isoformat(), **details}
+        pointer = {
+            "model_name": model_name,
+            "version": version,
+            "promoted_at": datetime.now(UTC).isoformat(),
+            **details,
+        }
         self.put_object(ModelStoreKeys(model_name).champion, json.dumps(pointer, indent=2).encode())
 
 

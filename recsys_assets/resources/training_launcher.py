@@ -32,18 +32,14 @@ class TrainingLauncher(dg.ConfigurableResource, ABC):
         return None
 
     @abstractmethod
-    def launch(
-        self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]
-    ) -> dg.PipesClientCompletedInvocation:
+    def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         """Run the training entrypoint with `extras` as its Pipes extras and wait for it."""
 
 
 class SubprocessTrainingLauncher(TrainingLauncher):
     """Trains in a local child process (the embedded default)."""
 
-    def launch(
-        self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]
-    ) -> dg.PipesClientCompletedInvocation:
+    def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         return dg.PipesSubprocessClient(env=TRAINING_ENV).run(
             command=[sys.executable, *TRAINING_COMMAND[1:]], context=context, extras=dict(extras)
         )
@@ -76,13 +72,19 @@ class DockerTrainingLauncher(TrainingLauncher):
     """Trains in a container of the pinned project image on the local Docker engine."""
 
     image_uri: PinnedImage = Field(description="Pinned project image (commit-hash tag or digest).")
-    network: str | None = Field(default=None, description="Docker network to attach, e.g. one that reaches an object store.")
+    network: str | None = Field(
+        default=None, description="Docker network to attach, e.g. one that reaches an object store."
+    )
     artifact_root: str | None = Field(
         default=None,
         description="Local artefact folder, mounted at the same path so the artefact URIs in the extras resolve inside the container.",
     )
-    volumes: list[str] = Field(default_factory=list, description="Extra mounts in Docker's 'host:container[:mode]' form.")
-    user: str | None = Field(default=None, description="uid:gid to run as, so files written to a mounted folder belong to the host user.")
+    volumes: list[str] = Field(
+        default_factory=list, description="Extra mounts in Docker's 'host:container[:mode]' form."
+    )
+    user: str | None = Field(
+        default=None, description="uid:gid to run as, so files written to a mounted folder belong to the host user."
+    )
     env: PlainEnv = Field(default_factory=dict, description="Extra plain (non-secret) environment variables.")
 
     @property
@@ -105,9 +107,7 @@ class DockerTrainingLauncher(TrainingLauncher):
             kwargs["user"] = self.user
         return kwargs
 
-    def launch(
-        self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]
-    ) -> dg.PipesClientCompletedInvocation:
+    def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         from dagster_docker import PipesDockerClient
 
         return PipesDockerClient(env=self.container_env()).run(
@@ -126,7 +126,9 @@ class VertexTrainingLauncher(TrainingLauncher):
     location: str = Field(description="Vertex AI region, e.g. europe-west1.")
     image_uri: PinnedImage = Field(description="Pinned project image in Artifact Registry (commit-hash tag or digest).")
     machine_type: str = Field(default="n1-standard-8", description="Machine type of the training replica.")
-    accelerator_type: str | None = Field(default=None, description="aiplatform_v1.AcceleratorType name, e.g. NVIDIA_TESLA_T4.")
+    accelerator_type: str | None = Field(
+        default=None, description="aiplatform_v1.AcceleratorType name, e.g. NVIDIA_TESLA_T4."
+    )
     accelerator_count: int = Field(default=0, ge=0)
     replica_count: int = Field(
         default=1,
@@ -135,23 +137,38 @@ class VertexTrainingLauncher(TrainingLauncher):
         description="implicit's ALS trains on one machine; more replicas would train copies that race on output_uri.",
     )
     service_account: str | None = Field(default=None, description="Service account the job runs as.")
-    network: str | None = Field(default=None, description="VPC network to peer: projects/{number}/global/networks/{name}.")
+    network: str | None = Field(
+        default=None, description="VPC network to peer: projects/{number}/global/networks/{name}."
+    )
     persistent_resource_id: str | None = Field(default=None, description="Run on this persistent resource.")
-    base_output_directory: str | None = Field(default=None, description="gs:// prefix exposed to the job as AIP_MODEL_DIR.")
+    base_output_directory: str | None = Field(
+        default=None, description="gs:// prefix exposed to the job as AIP_MODEL_DIR."
+    )
     max_run_seconds: int | None = Field(default=None, description="Vertex stops the job after running this long.")
-    pending_timeout_seconds: float = Field(default=1800.0, gt=0, description="Cancel and fail if still queued after this.")
+    pending_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="Cancel and fail if still queued after this."
+    )
     poll_interval_seconds: float = Field(default=10.0, gt=0, description="First wait between status polls.")
     max_poll_interval_seconds: float = Field(default=60.0, gt=0, description="Longest wait between status polls.")
-    messages_store: str = Field(default="gcs", description="Object store that carries Pipes context and messages: gcs or s3.")
+    messages_store: str = Field(
+        default="gcs", description="Object store that carries Pipes context and messages: gcs or s3."
+    )
     messages_bucket: str = Field(description="Bucket for Pipes context and messages.")
     messages_prefix: str = Field(default="dagster-pipes", description="Key prefix of every Pipes object.")
-    messages_interval_seconds: float = Field(default=10.0, gt=0, description="Upload/read interval of Pipes message chunks.")
-    api_endpoint: str | None = Field(default=None, description="Vertex AI endpoint override (default: the regional endpoint).")
+    messages_interval_seconds: float = Field(
+        default=10.0, gt=0, description="Upload/read interval of Pipes message chunks."
+    )
+    api_endpoint: str | None = Field(
+        default=None, description="Vertex AI endpoint override (default: the regional endpoint)."
+    )
     api_insecure: bool = Field(default=False, description="Plain-text gRPC to api_endpoint: local stand-ins only.")
     storage_endpoint_url: str | None = Field(
-        default=None, description="Object-store endpoint for stand-ins; also given to the worker (AWS_ENDPOINT_URL or STORAGE_EMULATOR_HOST)."
+        default=None,
+        description="Object-store endpoint for stand-ins; also given to the worker (AWS_ENDPOINT_URL or STORAGE_EMULATOR_HOST).",
     )
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra job labels; the Dagster run labels are added.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra job labels; the Dagster run labels are added."
+    )
     worker_env: PlainEnv = Field(default_factory=dict, description="Extra plain (non-secret) environment variables.")
 
     @field_validator("messages_store")
@@ -162,7 +179,7 @@ class VertexTrainingLauncher(TrainingLauncher):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "VertexTrainingLauncher":
+    def _consistent(self) -> VertexTrainingLauncher:
         # Fail when the resource is built, not an hour into a run when the job is submitted.
         self.job_spec(display_name="check")
         if self.max_poll_interval_seconds < self.poll_interval_seconds:
@@ -181,7 +198,7 @@ class VertexTrainingLauncher(TrainingLauncher):
             endpoint[name] = self.storage_endpoint_url
         return {**TRAINING_ENV, **endpoint, **self.worker_env}
 
-    def job_spec(self, display_name: str) -> "VertexJobSpec":
+    def job_spec(self, display_name: str) -> VertexJobSpec:
         """The custom job to submit, before Pipes variables and run labels are added."""
         from recsys_assets.pipes.vertex import VertexJobSpec
 
@@ -218,7 +235,7 @@ class VertexTrainingLauncher(TrainingLauncher):
             )
         return storage.Client(project=self.project)
 
-    def pipes_client(self) -> "PipesVertexCustomJobClient":
+    def pipes_client(self) -> PipesVertexCustomJobClient:
         """The Pipes client `launch` runs, wired to the configured endpoints and bucket."""
         from google.cloud.aiplatform_v1 import JobServiceClient
         from google.cloud.aiplatform_v1.services.job_service.transports import (
@@ -256,9 +273,7 @@ class VertexTrainingLauncher(TrainingLauncher):
             pending_timeout=self.pending_timeout_seconds,
         )
 
-    def launch(
-        self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]
-    ) -> dg.PipesClientCompletedInvocation:
+    def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         partition = f"-{context.partition_key}" if context.has_partition_key else ""
         display_name = f"recsys-train{partition}-{context.run.run_id[:8]}"
         return self.pipes_client().run(context=context, job=self.job_spec(display_name), extras=extras)

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
-from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_day
+from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -121,10 +120,10 @@ class DuckDBWarehouse(Warehouse):
         events = conform(events)
         days = day_of(events["event_ts"])
         staged = events.append_column("event_date", days)
-        per_day = rows_per_day(days)
+        per_day = rows_per_value(days)
         if not per_day:
             return {}
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self._connect(read_only=False) as con:
             self._ensure_tables(con)
             con.register("staged_events", staged)
@@ -156,4 +155,4 @@ class DuckDBWarehouse(Warehouse):
                 f"SELECT partition_id, total_rows, last_modified_time FROM {self.table}_partitions "
                 "WHERE total_rows > 0 ORDER BY partition_id"
             ).fetchall()
-        return [WarehousePartition(pid, int(n), ts.astimezone(timezone.utc)) for pid, n, ts in rows]
+        return [WarehousePartition(pid, int(n), ts.astimezone(UTC)) for pid, n, ts in rows]

@@ -150,7 +150,7 @@ def new_interaction_partitions(context: dg.SensorEvaluationContext, warehouse: W
             raise WarehouseListingError(f"could not list warehouse partitions: {exc}") from exc
         try:
             where = warehouse.table_ref
-        except Exception:  # noqa: BLE001 - a misconfigured name must not hide the original error
+        except Exception:
             where = type(warehouse).__name__
         raise WarehouseListingError(f"could not list the partitions of {where}: {type(exc).__name__}: {exc}") from exc
 

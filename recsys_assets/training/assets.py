@@ -1,13 +1,12 @@
 """The trained recommender (ALS, trained out of process through Pipes) and its baselines."""
 
-
 import dagster as dg
 from pydantic import Field
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.params import ALSSearchSpace
-from recsys_assets.domain.records import TrainingRequest
 from recsys_assets.domain.recommenders import item_knn_model, model_to_bytes, popularity_model
+from recsys_assets.domain.records import TrainingRequest
 from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -31,7 +30,9 @@ def als_model(
 ) -> dg.MaterializeResult:
     """Implicit ALS factors, tuned on a validation split and trained out of process through Dagster Pipes."""
     if config.use_gpu:
-        raise dg.Failure("use_gpu=True needs a CUDA build of implicit on the training machine; this launcher is CPU only")
+        raise dg.Failure(
+            "use_gpu=True needs a CUDA build of implicit on the training machine; this launcher is CPU only"
+        )
     layout = artifacts.layout
     request = TrainingRequest(
         training_set=layout.training_set(context.partition_key).folder,
@@ -63,7 +64,7 @@ def baseline_models(context: dg.AssetExecutionContext, artifacts: ArtifactStore)
     return dg.MaterializeResult(
         metadata={
             "baselines": "popularity, item_knn (BM25, 100 neighbours)",
-            "item_knn_nonzeros": int(knn.similarity.nnz),
+            "item_knn_nonzeros": int(knn.similarity.nnz) if knn.similarity is not None else 0,
             "path": dg.MetadataValue.path(files.folder),
         }
     )

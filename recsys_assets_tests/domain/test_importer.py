@@ -1,6 +1,6 @@
 """Bring-your-own-data imports: formats, refusals, malformed-row accounting, idempotence."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,22 +12,27 @@ from recsys_assets_tests.helpers import local_env
 def test_events_csv_with_optional_columns(tmp_path):
     path = tmp_path / "events.csv"
     path.write_text(
-        "user_id,item_id,timestamp,event_type,weight\n"
-        "u1,j1,2026-01-02T10:00:00Z,apply,2.5\n"
-        "u2,j1,1767261600,,\n"
+        "user_id,item_id,timestamp,event_type,weight\nu1,j1,2026-01-02T10:00:00Z,apply,2.5\nu2,j1,1767261600,,\n"
     )
     table, report = read_events_file(path, max_invalid_share=0.0)
     rows = table.to_pylist()  # ordered by time: the unix-seconds row (2026-01-01T10:00Z) comes first
-    assert rows[0] == {"user_id": "u2", "item_id": "j1", "event_type": "interaction", "weight": 1.0,
-                       "event_ts": datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc)}
+    assert rows[0] == {
+        "user_id": "u2",
+        "item_id": "j1",
+        "event_type": "interaction",
+        "weight": 1.0,
+        "event_ts": datetime(2026, 1, 1, 10, 0, tzinfo=UTC),
+    }
     assert rows[1]["event_type"] == "apply" and rows[1]["weight"] == 2.5
-    assert rows[1]["event_ts"] == datetime(2026, 1, 2, 10, 0, tzinfo=timezone.utc)
+    assert rows[1]["event_ts"] == datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
     assert (report.rows_read, report.rows_kept, report.rows_invalid) == (2, 2, 0)
 
 
 def test_non_numeric_and_negative_weights_are_malformed(tmp_path):
     path = tmp_path / "events.csv"
-    path.write_text("user_id,item_id,timestamp,weight\nu1,j1,2026-01-02,lots\nu1,j2,2026-01-02,-1\nu1,j3,2026-01-02,1\n")
+    path.write_text(
+        "user_id,item_id,timestamp,weight\nu1,j1,2026-01-02,lots\nu1,j2,2026-01-02,-1\nu1,j3,2026-01-02,1\n"
+    )
     table, report = read_events_file(path, max_invalid_share=0.9)
     assert report.bad_weights == 2 and table["item_id"].to_pylist() == ["j3"]
 
@@ -79,8 +84,13 @@ def test_cli_import_is_idempotent(tmp_path, monkeypatch, capsys):
     import pyarrow.parquet as pq
 
     pq.write_table(
-        pa.table({"user_id": ["a", "b", "c"], "item_id": ["x", "y", "x"],
-                  "timestamp": ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z", "2026-01-02T03:00:00Z"]}),
+        pa.table(
+            {
+                "user_id": ["a", "b", "c"],
+                "item_id": ["x", "y", "x"],
+                "timestamp": ["2026-01-01T01:00:00Z", "2026-01-01T02:00:00Z", "2026-01-02T03:00:00Z"],
+            }
+        ),
         path,
     )
     assert main(["import-events", str(path)]) == 0
@@ -89,7 +99,11 @@ def test_cli_import_is_idempotent(tmp_path, monkeypatch, capsys):
     warehouse = build_resources(local_env(tmp_path))["warehouse"]
     first = [(p.partition_id, p.total_rows) for p in warehouse.list_partitions()]
     assert main(["import-events", str(path)]) == 0
-    assert [(p.partition_id, p.total_rows) for p in warehouse.list_partitions()] == first == [("20260101", 2), ("20260102", 1)]
+    assert (
+        [(p.partition_id, p.total_rows) for p in warehouse.list_partitions()]
+        == first
+        == [("20260101", 2), ("20260102", 1)]
+    )
     assert "imported 3 of 3 rows into 2 daily partitions" in capsys.readouterr().out
 
 

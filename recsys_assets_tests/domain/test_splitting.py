@@ -1,6 +1,6 @@
 """The training set deduplicates, weights, filters and splits each user by time."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -11,10 +11,14 @@ from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.records import TrainingSetSummary, Window
 from recsys_assets.domain.splitting import TrainingSet, build_training_set, content_hash
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARAMS = SplitParams(
-    event_type_weights={"view": 1.0, "apply": 5.0}, default_event_weight=1.0,
-    min_user_items=3, min_item_users=1, holdout_fraction=0.25, validation_fraction=0.34,
+    event_type_weights={"view": 1.0, "apply": 5.0},
+    default_event_weight=1.0,
+    min_user_items=3,
+    min_item_users=1,
+    holdout_fraction=0.25,
+    validation_fraction=0.34,
 )
 
 
@@ -22,8 +26,11 @@ def events(rows: list[tuple[str, str, str, float, int]]) -> pa.Table:
     """Rows of (user, item, event_type, weight, hour offset)."""
     return pa.table(
         {
-            "user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "event_type": [r[2] for r in rows],
-            "weight": [r[3] for r in rows], "event_ts": [T0 + timedelta(hours=r[4]) for r in rows],
+            "user_id": [r[0] for r in rows],
+            "item_id": [r[1] for r in rows],
+            "event_type": [r[2] for r in rows],
+            "weight": [r[3] for r in rows],
+            "event_ts": [T0 + timedelta(hours=r[4]) for r in rows],
         },
         schema=EVENTS_SCHEMA,
     )
@@ -59,8 +66,13 @@ def test_dedup_weighting_filters_and_time_split():
 
 
 def test_holdout_items_unseen_in_training_are_dropped_and_counted():
-    rows = [("u1", "a", "view", 1.0, 1), ("u1", "b", "view", 1.0, 2), ("u1", "c", "view", 1.0, 3),
-            ("u1", "d", "view", 1.0, 4), ("u1", "only-new", "view", 1.0, 9)]
+    rows = [
+        ("u1", "a", "view", 1.0, 1),
+        ("u1", "b", "view", 1.0, 2),
+        ("u1", "c", "view", 1.0, 3),
+        ("u1", "d", "view", 1.0, 4),
+        ("u1", "only-new", "view", 1.0, 9),
+    ]
     data = build_training_set(events(rows), PARAMS)
     assert "only-new" not in data.item_ids.to_pylist()
     assert data.counts.holdout_pairs_unknown_item == 1 and data.holdout.nnz == 0
@@ -85,3 +97,35 @@ def test_files_round_trip_and_hash_is_stable(tmp_path):
     # The hash depends on the contents only, not on where the files are written.
     elsewhere = build_training_set(events(rows), PARAMS).to_files(TrainingSetFiles("s3://bucket/other"))
     assert content_hash(payloads) == content_hash(elsewhere)
+
+
+def test_splits_partition_each_users_items_and_sparse_items_and_users_are_dropped():
+    params = SplitParams(min_user_items=2, min_item_users=2, holdout_fraction=0.5, validation_fraction=0.5)
+    rows = [("u1", f"j{i}", "view", 1.0, i) for i in range(5)]  # 5 items, j4 the most recent
+    rows += [("u2", "j0", "view", 1.0, 0), ("u2", "j1", "view", 1.0, 1)]  # exactly min_user_items
+    rows += [("u3", "j4", "view", 1.0, 0), ("u3", "j3", "view", 1.0, 1), ("u3", "j2", "view", 1.0, 2)]
+    rows += [("u4", "j0", "view", 1.0, 0), ("u4", "rare", "view", 1.0, 1)]  # "rare": 1 user < 2, so u4 keeps 1 item
+    data = build_training_set(events(rows), params)
+    assert data.user_ids.to_pylist() == ["u1", "u2", "u3"]
+    assert "rare" not in data.item_ids.to_pylist()
+
+    def items(matrix: str, user: str) -> list[str]:
+        row = getattr(data, matrix)[data.user_ids.to_pylist().index(user)]
+        return sorted(data.item_ids[int(i)].as_py() for i in row.indices)
+
+    # u1: holdout floor(5 * 0.5) = 2 most recent (j3, j4); validation floor(3 * 0.5) = 1 (j2); fit j0, j1
+    assert (items("holdout", "u1"), items("validation", "u1"), items("fit", "u1")) == (
+        ["j3", "j4"],
+        ["j2"],
+        ["j0", "j1"],
+    )
+    # u2: holdout max(1, floor(2 * 0.5)) = 1 (j1); one item left is too few to validate on, so it is fit
+    assert (items("holdout", "u2"), items("validation", "u2"), items("fit", "u2")) == (["j1"], [], ["j0"])
+    # u3: holdout floor(3 * 0.5) = 1 (j2); validation max(1, floor(2 * 0.5)) = 1 (j3); fit j4
+    assert (items("holdout", "u3"), items("validation", "u3"), items("fit", "u3")) == (["j2"], ["j3"], ["j4"])
+    # train = fit + validation, and no pair is in two splits
+    assert (data.train != data.fit + data.validation).nnz == 0
+    assert data.train.multiply(data.holdout).nnz == 0 and data.fit.multiply(data.validation).nnz == 0
+    # every held-out item also occurs in someone's training rows, so none is dropped
+    assert (data.counts.users, data.counts.items, data.counts.holdout_pairs, data.counts.holdout_users) == (3, 5, 4, 3)
+    assert data.counts.holdout_pairs_unknown_item == 0

@@ -5,8 +5,8 @@ from datetime import date
 import numpy as np
 import pyarrow.compute as pc
 
-from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.domain.events import EVENTS_SCHEMA
+from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
 SPEC = SyntheticSpec(n_users=500, n_items=400, n_days=20, events_per_day=3000, seed=11, end_date=date(2026, 2, 20))
 

@@ -153,7 +153,10 @@ def test_success_reports_job_metadata_and_worker_metadata(vertex, vertex_message
     assert {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"} <= set(env) and env["OPENBLAS_NUM_THREADS"] == "1"
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), "credentials leaked into the job spec"
     assert pool.machine_spec.machine_type == "n1-highmem-8" and pool.replica_count == 1
-    assert pool.machine_spec.accelerator_type == AcceleratorType.NVIDIA_TESLA_T4 and pool.machine_spec.accelerator_count == 1
+    assert (
+        pool.machine_spec.accelerator_type == AcceleratorType.NVIDIA_TESLA_T4
+        and pool.machine_spec.accelerator_count == 1
+    )
     assert submitted.display_name == "recsys-train-test"
     assert submitted.labels["dagster-run-id"] == result.run_id and submitted.labels["team"] == "recsys"
     assert submitted.job_spec.service_account == "trainer@proj.iam.gserviceaccount.com"
@@ -216,7 +219,9 @@ def test_pending_timeout_cancels_and_reports(vertex, vertex_messages_s3, instanc
 
 @pytest.mark.slow
 @pytest.mark.parametrize("forward_termination", [True, False])
-def test_interrupted_run_cancels_the_job(vertex, vertex_messages_s3, instance, quick_session_close, forward_termination):
+def test_interrupted_run_cancels_the_job(
+    vertex, vertex_messages_s3, instance, quick_session_close, forward_termination
+):
     """What happens when the run is terminated: Dagster raises DagsterExecutionInterruptedError in the step."""
 
     def sleep(seconds: float) -> None:
@@ -249,7 +254,9 @@ def test_job_cancelled_elsewhere_is_reported_not_cancelled_again(
             cancelled_by_hand.append(vertex.only_job.job.name)
             vertex.client.cancel_custom_job(name=cancelled_by_hand[0])
 
-    result = run_asset(make_client(vertex, vertex_messages_s3, sleep=sleep), worker_spec(vertex_messages_s3), "hang", instance)
+    result = run_asset(
+        make_client(vertex, vertex_messages_s3, sleep=sleep), worker_spec(vertex_messages_s3), "hang", instance
+    )
 
     assert not result.success
     assert "ended CANCELLED: CANCELED" in step_error(result)
@@ -271,7 +278,9 @@ def test_sigint_during_a_running_job_cancels_it(vertex, vertex_messages_s3, inst
         # in-process execution re-raises the interrupt, as the run worker would before marking the run CANCELED
         @dg.asset
         def trained(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-            return client.run(context=context, job=worker_spec(vertex_messages_s3), extras={"mode": "hang"}).get_materialize_result()
+            return client.run(
+                context=context, job=worker_spec(vertex_messages_s3), extras={"mode": "hang"}
+            ).get_materialize_result()
 
         dg.materialize([trained], instance=instance)
     assert vertex.cancelled == [vertex.only_job.job.name]
@@ -282,7 +291,9 @@ def test_custom_job_given_as_proto_keeps_its_fields(vertex, vertex_messages_s3):
     job = worker_spec(vertex_messages_s3, replica_count=3).to_custom_job("given")
     job.labels = {"dagster-run-id": "spoofed", "owner": "ml"}
 
-    prepared = client.prepare_job(job, {"DAGSTER_PIPES_CONTEXT": "c", "DAGSTER_PIPES_MESSAGES": "m"}, {"dagster/run-id": "ABC-123"})
+    prepared = client.prepare_job(
+        job, {"DAGSTER_PIPES_CONTEXT": "c", "DAGSTER_PIPES_MESSAGES": "m"}, {"dagster/run-id": "ABC-123"}
+    )
 
     chief, workers = prepared.job_spec.worker_pool_specs
     assert (chief.replica_count, workers.replica_count) == (1, 2)
@@ -295,7 +306,10 @@ def test_custom_job_given_as_proto_keeps_its_fields(vertex, vertex_messages_s3):
 
 def test_default_client_targets_the_regional_endpoint():
     client = PipesVertexCustomJobClient(
-        project="proj", location="europe-west4", message_reader=dg.PipesTempFileMessageReader(), credentials=AnonymousCredentials()
+        project="proj",
+        location="europe-west4",
+        message_reader=dg.PipesTempFileMessageReader(),
+        credentials=AnonymousCredentials(),
     )
     assert client.client.api_endpoint == "europe-west4-aiplatform.googleapis.com"
 

@@ -17,9 +17,11 @@ def test_local_subprocess_keeps_the_default_channel():
 
     @dg.asset
     def trained(context: dg.AssetExecutionContext):
-        return dg.PipesSubprocessClient().run(
-            command=[sys.executable, str(WORKER)], context=context, extras={"mode": "ok"}
-        ).get_materialize_result()
+        return (
+            dg.PipesSubprocessClient()
+            .run(command=[sys.executable, str(WORKER)], context=context, extras={"mode": "ok"})
+            .get_materialize_result()
+        )
 
     result = dg.materialize([trained])
     assert result.asset_materializations_for_node("trained")[0].metadata["rows"].value == 3

@@ -135,13 +135,17 @@ def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
         assert all(call.headers["Authorization"] == f"token {TOKEN}" for call in fake_github.calls)
         # ...and the runs record which versions, by name only.
         assert materialization_metadata(instance, "model_bundle")["credentials_used"] == [
-            "aws-access-key-id@2", "aws-secret-access-key@1"]
+            "aws-access-key-id@2",
+            "aws-secret-access-key@1",
+        ]
         assert release["credentials_used"] == ["github-token@1"]
 
         records = everything_dagster_kept(instance)
         assert any(version in text for text in records.values())  # the search does find what is there
         assert any(name.startswith("metadata model_release.") for name in records)
-        leaks = [(where, value[:4] + "…") for where, text in records.items() for value in secret_values if value in text]
+        leaks = [
+            (where, value[:4] + "…") for where, text in records.items() for value in secret_values if value in text
+        ]
         assert leaks == [], f"secret values found in: {leaks}"
 
 
@@ -156,7 +160,11 @@ def test_rerunning_the_release_returns_the_open_pull_request(tmp_path, s3_standi
         from recsys_assets.definitions import ASSETS
 
         again = dg.materialize(
-            ASSETS, selection=["model_release"], resources=resources, instance=instance, partition_key=PARTITION,
+            ASSETS,
+            selection=["model_release"],
+            resources=resources,
+            instance=instance,
+            partition_key=PARTITION,
         )
         assert again.success
         second = materialization_metadata(instance, "model_release")

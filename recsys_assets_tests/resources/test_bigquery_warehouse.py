@@ -11,11 +11,11 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.pipeline import materialize_partition
 from recsys_assets.resources import build_resources, build_warehouse
 from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from recsys_assets.resources.warehouse import WarehouseUnavailable
-from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.settings import Settings
 from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
 from recsys_assets_tests.standins.bigquery import BigQueryStandIn, free_port
@@ -29,9 +29,13 @@ FAST_ALS = {"ops": {"als_model": {"config": {"factors": [16], "regularization": 
 
 def events(day: datetime, n: int, user: str = "u") -> pa.Table:
     return pa.table(
-        {"user_id": [f"{user}{i}" for i in range(n)], "item_id": [f"j{i % 3}" for i in range(n)],
-         "event_type": ["view"] * n, "weight": [1.0 + i for i in range(n)],
-         "event_ts": [day + timedelta(minutes=7 * i) for i in range(n)]},
+        {
+            "user_id": [f"{user}{i}" for i in range(n)],
+            "item_id": [f"j{i % 3}" for i in range(n)],
+            "event_type": ["view"] * n,
+            "weight": [1.0 + i for i in range(n)],
+            "event_ts": [day + timedelta(minutes=7 * i) for i in range(n)],
+        },
         schema=EVENTS_SCHEMA,
     )
 
@@ -41,7 +45,9 @@ def test_extract_reads_exactly_the_day_and_rewrites_are_idempotent(bigquery_stan
     warehouse = bigquery_standin.warehouse()
     # The table does not exist yet: the first write creates it, day-partitioned on event_ts.
     assert warehouse.replace_days(pa.concat_tables([events(DAY, 3), events(NEXT, 2)])) == {
-        "2026-05-04": 3, "2026-05-05": 2}
+        "2026-05-04": 3,
+        "2026-05-05": 2,
+    }
     table = bigquery_standin.client().get_table(warehouse.table_id)
     assert table.time_partitioning.type_ == "DAY" and table.time_partitioning.field == "event_ts"
 
@@ -55,7 +61,9 @@ def test_extract_reads_exactly_the_day_and_rewrites_are_idempotent(bigquery_stan
         assert warehouse.read_events(DAY, NEXT)["user_id"].to_pylist() == ["v0", "v1", "v2", "v3"]
     assert warehouse.read_events(NEXT, NEXT + timedelta(days=1)).to_pylist() == events(NEXT, 2).to_pylist()
     assert [(p.partition_key, p.total_rows) for p in warehouse.list_partitions()] == [
-        ("2026-05-04", 4), ("2026-05-05", 2)]
+        ("2026-05-04", 4),
+        ("2026-05-05", 2),
+    ]
     # Staging tables are dropped after each merge.
     assert [t.table_id for t in bigquery_standin.client().list_tables(bigquery_standin.dataset)] == ["events"]
 
@@ -88,8 +96,11 @@ def test_queries_are_parameterised(bigquery_standin: BigQueryStandIn):
 @pytest.mark.slow
 def test_missing_table_or_dataset_is_reported_with_the_table_and_partition(bigquery_standin: BigQueryStandIn):
     warehouse = bigquery_standin.warehouse(table="absent")
-    with pytest.raises(WarehouseUnavailable, match=rf"not found: bigquery:recsys-test\.{bigquery_standin.dataset}\.absent "
-                                                   r"\(reading partition 2026-05-04\)"):
+    with pytest.raises(
+        WarehouseUnavailable,
+        match=rf"not found: bigquery:recsys-test\.{bigquery_standin.dataset}\.absent "
+        r"\(reading partition 2026-05-04\)",
+    ):
         warehouse.read_events(DAY, NEXT)
     with pytest.raises(WarehouseUnavailable, match=r"\.absent \(listing partitions\)"):
         warehouse.list_partitions()
@@ -97,7 +108,9 @@ def test_missing_table_or_dataset_is_reported_with_the_table_and_partition(bigqu
     no_dataset = bigquery_standin.warehouse(dataset="no_such_dataset")
     with pytest.raises(WarehouseUnavailable, match=r"no_such_dataset\.events \(replacing partition 2026-05-04\)"):
         no_dataset.replace_days(events(DAY, 1))
-    with pytest.raises(WarehouseUnavailable, match=r"no_such_dataset\.events \(reading partition 2026-05-04\.\.2026-05-05\)"):
+    with pytest.raises(
+        WarehouseUnavailable, match=r"no_such_dataset\.events \(reading partition 2026-05-04\.\.2026-05-05\)"
+    ):
         no_dataset.read_events(DAY, NEXT + timedelta(days=1))
 
 
@@ -120,12 +133,19 @@ def test_storage_read_api_client_reaches_the_configured_endpoint(bigquery_standi
 
 def test_unreachable_bigquery_is_reported_after_a_bounded_retry():
     warehouse = BigQueryWarehouse(
-        project="recsys-test", dataset="events_ds", endpoint=f"http://127.0.0.1:{free_port()}",
-        anonymous_credentials=True, retry_deadline_seconds=0.5, timeout_seconds=2.0,
+        project="recsys-test",
+        dataset="events_ds",
+        endpoint=f"http://127.0.0.1:{free_port()}",
+        anonymous_credentials=True,
+        retry_deadline_seconds=0.5,
+        timeout_seconds=2.0,
     )
     started = time.monotonic()
-    with pytest.raises(WarehouseUnavailable, match=r"BigQuery at http://127\.0\.0\.1:\d+ unavailable for "
-                                                   r"bigquery:recsys-test\.events_ds\.events \(listing partitions\)"):
+    with pytest.raises(
+        WarehouseUnavailable,
+        match=r"BigQuery at http://127\.0\.0\.1:\d+ unavailable for "
+        r"bigquery:recsys-test\.events_ds\.events \(listing partitions\)",
+    ):
         warehouse.list_partitions()
     assert time.monotonic() - started < 10
 
@@ -139,9 +159,15 @@ def test_identifiers_are_checked_before_they_reach_sql():
 
 def test_build_warehouse_selects_bigquery_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     settings = Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path)})
-    env = {"RECSYS_WAREHOUSE": "bigquery", "RECSYS_BQ_PROJECT": "recsys-prod", "RECSYS_BQ_DATASET": "events_ds",
-           "RECSYS_BQ_LOCATION": "EU", "RECSYS_BQ_USE_STORAGE_API": "false",
-           "RECSYS_BQ_ENDPOINT": "http://127.0.0.1:9050", "RECSYS_BQ_STORAGE_ENDPOINT": "127.0.0.1:9060"}
+    env = {
+        "RECSYS_WAREHOUSE": "bigquery",
+        "RECSYS_BQ_PROJECT": "recsys-prod",
+        "RECSYS_BQ_DATASET": "events_ds",
+        "RECSYS_BQ_LOCATION": "EU",
+        "RECSYS_BQ_USE_STORAGE_API": "false",
+        "RECSYS_BQ_ENDPOINT": "http://127.0.0.1:9050",
+        "RECSYS_BQ_STORAGE_ENDPOINT": "127.0.0.1:9060",
+    }
     for name in env:
         monkeypatch.delenv(name, raising=False)
     warehouse = build_warehouse(env, settings)
@@ -150,8 +176,9 @@ def test_build_warehouse_selects_bigquery_from_the_environment(tmp_path: Path, m
     assert (warehouse.location, warehouse.use_storage_api, warehouse.anonymous_credentials) == ("EU", False, True)
 
     # Google's endpoint: credentials, Storage API on by default.
-    prod = build_warehouse({"RECSYS_WAREHOUSE": "bigquery", "RECSYS_BQ_PROJECT": "recsys-prod",
-                            "RECSYS_BQ_DATASET": "events_ds"}, settings)
+    prod = build_warehouse(
+        {"RECSYS_WAREHOUSE": "bigquery", "RECSYS_BQ_PROJECT": "recsys-prod", "RECSYS_BQ_DATASET": "events_ds"}, settings
+    )
     assert (prod.endpoint, prod.anonymous_credentials, prod.use_storage_api) == (None, False, True)
 
     # Values from the process environment stay EnvVars, so the definitions carry names, not values.
@@ -182,5 +209,7 @@ def test_full_graph_materializes_from_the_bigquery_emulator(bigquery_standin: Bi
     assert extract["dagster/row_count"].value == sum(rows_per_day.values()) and extract["rows_rejected"].value == 0
     assert outcome.evaluation.model["ndcg@10"] > outcome.evaluation.baselines["popularity"]["ndcg@10"]
     assert outcome.bundle is not None and outcome.bundle.version
-    print(f"seeded {sum(rows_per_day.values()):,} events over {len(rows_per_day)} days in {seeded:.1f}s; "
-          f"whole graph in {time.monotonic() - started - seeded:.1f}s")
+    print(
+        f"seeded {sum(rows_per_day.values()):,} events over {len(rows_per_day)} days in {seeded:.1f}s; "
+        f"whole graph in {time.monotonic() - started - seeded:.1f}s"
+    )

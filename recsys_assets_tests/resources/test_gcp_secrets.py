@@ -50,7 +50,7 @@ def test_latest_skips_disabled_versions_and_a_pinned_disabled_version_is_not_fou
     fake_secret_manager.disabled.add(("api-key", 2))
     store = store_for(fake_secret_manager)
     assert store.access("api-key").version == "1"
-    with pytest.raises(SecretNotFoundError, match="'api-key' version '2'.*disabled or destroyed"):
+    with pytest.raises(SecretNotFoundError, match=r"'api-key' version '2'.*disabled or destroyed"):
         store.access("api-key", "2")
 
 
@@ -78,7 +78,7 @@ def test_missing_secret_names_the_secret_and_project(fake_secret_manager):
 def test_permission_denied(fake_secret_manager):
     fake_secret_manager.add("api-key", VALUE)
     fake_secret_manager.denied.add("api-key")
-    with pytest.raises(SecretAccessDeniedError, match="'api-key'.*secretAccessor") as caught:
+    with pytest.raises(SecretAccessDeniedError, match=r"'api-key'.*secretAccessor") as caught:
         store_for(fake_secret_manager).access("api-key")
     assert VALUE not in full_text(caught.value)
 

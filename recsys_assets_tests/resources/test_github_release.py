@@ -38,8 +38,11 @@ def publisher(fake: FakeGitHub, tmp_path: Path, **fields) -> GitHubReleasePublis
     if "secrets" not in fields:
         fields["secrets"] = secrets_with_token(tmp_path)
     defaults = {
-        "repository": fake.repository, "base_url": fake.base_url,
-        "max_retries": 0, "seconds_between_requests": 0, "seconds_between_writes": 0,
+        "repository": fake.repository,
+        "base_url": fake.base_url,
+        "max_retries": 0,
+        "seconds_between_requests": 0,
+        "seconds_between_writes": 0,
     }
     return GitHubReleasePublisher(**{**defaults, **fields})
 
@@ -159,6 +162,10 @@ def test_selected_by_environment(fake_github, tmp_path):
     release = resources["release_publisher"]
     assert isinstance(release, GitHubReleasePublisher) and release.secrets is resources["secrets"]
     assert release.token_secret == "release-bot" and release.token_secret_version == "latest"
-    assert release.model_copy(update={"seconds_between_requests": 0, "seconds_between_writes": 0}).propose(PROPOSAL).created
+    assert (
+        release.model_copy(update={"seconds_between_requests": 0, "seconds_between_writes": 0})
+        .propose(PROPOSAL)
+        .created
+    )
     with pytest.raises(ValueError, match="RECSYS_GITHUB_REPOSITORY"):
         build_resources({**env, "RECSYS_GITHUB_REPOSITORY": "not-a-repo"})

@@ -139,7 +139,9 @@ def test_credentials_come_from_the_secrets_resource(s3_standin, tmp_path):
     assert key_id not in repr(store) and secret_key not in repr(store)
 
     # The same store with a wrong secret key is refused by the server, and the error shows no credential.
-    wrong = LocalSecretStore(directory=secrets_dir(tmp_path / "wrong", key_id, "not-the-key"), env_prefix="RECSYS_TEST_UNSET_")
+    wrong = LocalSecretStore(
+        directory=secrets_dir(tmp_path / "wrong", key_id, "not-the-key"), env_prefix="RECSYS_TEST_UNSET_"
+    )
     with pytest.raises(ModelStoreError, match=r"s3://recsys-models/recsys/models/m/v2/.*HTTP 403") as caught:
         make_store(s3_standin, tmp_path, secrets=wrong).publish_bundle("m", "v2", FILES, {"version": "v2"})
     text = "".join(traceback.format_exception(caught.value))
@@ -149,7 +151,9 @@ def test_credentials_come_from_the_secrets_resource(s3_standin, tmp_path):
 def test_missing_credential_secret_names_it(s3_standin, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    store = make_store(s3_standin, tmp_path, secrets=LocalSecretStore(directory=str(empty), env_prefix="RECSYS_TEST_UNSET_"))
+    store = make_store(
+        s3_standin, tmp_path, secrets=LocalSecretStore(directory=str(empty), env_prefix="RECSYS_TEST_UNSET_")
+    )
     with pytest.raises(SecretNotFoundError, match="'aws-access-key-id'"):
         store.get_object("models/m/champion.json")
 

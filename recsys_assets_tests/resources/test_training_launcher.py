@@ -71,7 +71,11 @@ class StubContainer:
         message = {
             PIPES_PROTOCOL_VERSION_FIELD: PIPES_PROTOCOL_VERSION,
             "method": "report_asset_materialization",
-            "params": {"asset_key": "trained", "data_version": None, "metadata": {"rows": {"raw_value": 7, "type": "int"}}},
+            "params": {
+                "asset_key": "trained",
+                "data_version": None,
+                "metadata": {"rows": {"raw_value": 7, "type": "int"}},
+            },
         }
         yield (json.dumps(message) + "\n").encode()
 
@@ -113,7 +117,7 @@ def test_docker_launcher_creates_the_pinned_training_container(stub_docker, tmp_
     assert created["image"] == IMAGE and launcher.image == IMAGE
     assert created["command"] == TRAINING_COMMAND == ["python", "-m", "recsys_assets.train"]
     env = created["environment"]
-    assert PIPES_VARS <= set(env) and {k: env[k] for k in TRAINING_ENV} == TRAINING_ENV and env["LOG_LEVEL"] == "info"
+    assert set(env) >= PIPES_VARS and {k: env[k] for k in TRAINING_ENV} == TRAINING_ENV and env["LOG_LEVEL"] == "info"
     assert set(env) == PIPES_VARS | set(TRAINING_ENV) | {"LOG_LEVEL"}, "only the declared variables reach the container"
     assert created["volumes"] == [f"{tmp_path}:{tmp_path}:rw"], "artefact URIs must resolve at the same path inside"
     assert created["network"] == "recsys" and created["user"] == "1000:1000" and created["detach"] is True
@@ -133,7 +137,10 @@ def test_launchers_refuse_secret_looking_environment():
         DockerTrainingLauncher(image_uri=IMAGE, env={"GITHUB_TOKEN": "x"})
     with pytest.raises(ValidationError, match="AWS_SECRET_ACCESS_KEY"):
         VertexTrainingLauncher(
-            project="p", location="europe-west1", image_uri=IMAGE, messages_bucket="b",
+            project="p",
+            location="europe-west1",
+            image_uri=IMAGE,
+            messages_bucket="b",
             worker_env={"AWS_SECRET_ACCESS_KEY": "x"},
         )
 
@@ -146,7 +153,9 @@ def _engine_available() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _engine_available(), reason="needs a Docker engine; this machine has only the docker CLI client")
+@pytest.mark.skipif(
+    not _engine_available(), reason="needs a Docker engine; this machine has only the docker CLI client"
+)
 def test_docker_launcher_trains_in_the_built_image(tmp_path):
     """Build the Dockerfile and run the whole graph with training in the container."""
     from recsys_assets.pipeline import materialize_partition
@@ -154,7 +163,9 @@ def test_docker_launcher_trains_in_the_built_image(tmp_path):
     from recsys_assets_tests.test_pipeline import FAST_ALS
 
     repo = Path(__file__).parents[2]
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
     image = f"recsys-test:{sha}"
     docker.from_env().images.build(path=str(repo), tag=image, buildargs={"RECSYS_CODE_VERSION": sha})
     resources = build_resources(local_env(tmp_path, RECSYS_TRAINING_LAUNCHER="docker", RECSYS_IMAGE=image))
@@ -215,7 +226,7 @@ def test_vertex_launcher_runs_the_training_command_on_vertex(
     container = submitted.job_spec.worker_pool_specs[0].container_spec
     env = {v.name: v.value for v in container.env}
     assert container.image_uri == IMAGE == launcher.image
-    assert env["AWS_ENDPOINT_URL"] == vertex_messages_s3.endpoint_url and PIPES_VARS <= set(env)
+    assert env["AWS_ENDPOINT_URL"] == vertex_messages_s3.endpoint_url and set(env) >= PIPES_VARS
     assert {k: env[k] for k in TRAINING_ENV} == TRAINING_ENV and "AWS_SECRET_ACCESS_KEY" not in env
     assert submitted.display_name == f"recsys-train-2026-03-10-{result.run_id[:8]}"
     assert submitted.labels["dagster-run-id"] == result.run_id and submitted.labels["dagster-partition"] == "2026-03-10"
@@ -293,7 +304,10 @@ def test_vertex_launcher_from_environment(tmp_path):
         ({"RECSYS_TRAINING_LAUNCHER": "docker"}, "needs RECSYS_IMAGE"),
         ({"RECSYS_TRAINING_LAUNCHER": "vertex", "RECSYS_IMAGE": "recsys:latest"}, "RECSYS_VERTEX_PROJECT"),
         ({"RECSYS_TRAINING_LAUNCHER": "docker", "RECSYS_IMAGE": "recsys:latest"}, "is not pinned"),
-        ({"RECSYS_TRAINING_LAUNCHER": "vertex", "RECSYS_IMAGE": IMAGE, "RECSYS_VERTEX_PROJECT": "p"}, "RECSYS_VERTEX_LOCATION"),
+        (
+            {"RECSYS_TRAINING_LAUNCHER": "vertex", "RECSYS_IMAGE": IMAGE, "RECSYS_VERTEX_PROJECT": "p"},
+            "RECSYS_VERTEX_LOCATION",
+        ),
         (
             {"RECSYS_TRAINING_LAUNCHER": "vertex", "RECSYS_IMAGE": IMAGE, "RECSYS_VERTEX_PROJCT": "p"},
             "unknown Vertex settings RECSYS_VERTEX_PROJCT",
@@ -306,6 +320,7 @@ def test_launcher_selection_errors_name_the_variable(tmp_path, env, message):
 
 
 # -- the real entrypoint through the fake Vertex ---------------------------------------------------
+
 
 @pytest.mark.slow
 def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s3, orchestrator_aws):
@@ -334,7 +349,7 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
     seed(resources)
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_ALS)
-        assert outcome.success, outcome.failures + [fake_vertex.only_job.log[-2000:]]
+        assert outcome.success, [*outcome.failures, fake_vertex.only_job.log[-2000:]]
         event = instance.get_latest_materialization_event(dg.AssetKey("als_model"))
         als = {k: v.value for k, v in event.asset_materialization.metadata.items()}
         worker_logs = [entry.user_message for entry in instance.all_logs(event.run_id)]

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 from recsys_assets.definitions import ASSETS
+from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.jobs import interactions_job, retrain_job
 from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from recsys_assets.resources.warehouse import (
@@ -20,7 +21,6 @@ from recsys_assets.resources.warehouse import (
     Warehouse,
     WarehousePartition,
 )
-from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.sensors import new_interaction_partitions
 from recsys_assets.sensors.partitions import (
     LAST_MODIFIED_TAG,
@@ -40,8 +40,13 @@ T0 = datetime(2026, 5, 10, 8, 0, tzinfo=UTC)
 
 def events(day: datetime, n: int, user: str = "u") -> pa.Table:
     return pa.table(
-        {"user_id": [f"{user}{i}" for i in range(n)], "item_id": ["j1"] * n, "event_type": ["view"] * n,
-         "weight": [1.0] * n, "event_ts": [day + timedelta(minutes=i) for i in range(n)]},
+        {
+            "user_id": [f"{user}{i}" for i in range(n)],
+            "item_id": ["j1"] * n,
+            "event_type": ["view"] * n,
+            "weight": [1.0] * n,
+            "event_ts": [day + timedelta(minutes=i) for i in range(n)],
+        },
         schema=EVENTS_SCHEMA,
     )
 
@@ -56,7 +61,9 @@ def part(day: str, modified: datetime = T0, rows: int = 10) -> WarehousePartitio
 def test_new_days_then_nothing_then_a_late_change():
     first = plan_tick([part("2026-05-04"), part("2026-05-05")], {}, NOW)
     assert [(c.partition_key, c.reason) for c in first.changes] == [
-        ("2026-05-04", "new_partition"), ("2026-05-05", "new_partition")]
+        ("2026-05-04", "new_partition"),
+        ("2026-05-05", "new_partition"),
+    ]
     assert first.changes[0].run_key == "2026-05-04:2026-05-10T08:00:00+00:00"
     assert first.cursor == {"2026-05-04": T0.isoformat(), "2026-05-05": T0.isoformat()}
 
@@ -66,7 +73,8 @@ def test_new_days_then_nothing_then_a_late_change():
     later = T0 + timedelta(days=3)
     late = plan_tick([part("2026-05-04", later), part("2026-05-05")], first.cursor, NOW)
     assert [(c.partition_key, c.reason, c.run_key) for c in late.changes] == [
-        ("2026-05-04", "late_data", f"2026-05-04:{later.isoformat()}")]
+        ("2026-05-04", "late_data", f"2026-05-04:{later.isoformat()}")
+    ]
     assert late.cursor["2026-05-04"] == later.isoformat()
 
 
@@ -118,7 +126,9 @@ def instance() -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def defs(tmp_path: Path) -> dg.Definitions:
     return dg.Definitions(
-        assets=ASSETS, jobs=[interactions_job, retrain_job], sensors=[new_interaction_partitions],
+        assets=ASSETS,
+        jobs=[interactions_job, retrain_job],
+        sensors=[new_interaction_partitions],
         resources=local_resources(tmp_path),
     )
 
@@ -164,7 +174,8 @@ def test_ticks_on_duckdb_new_days_nothing_late_data_and_an_outage(tmp_path, inst
     first = ticker.tick(warehouse)
     modified = {p.partition_key: p.last_modified_time.isoformat() for p in warehouse.list_partitions()}
     assert [(r.partition_key, r.run_key, r.tags[LAST_MODIFIED_TAG]) for r in first.run_requests] == [
-        (key, f"{key}:{iso}", iso) for key, iso in sorted(modified.items())]
+        (key, f"{key}:{iso}", iso) for key, iso in sorted(modified.items())
+    ]
     assert json.loads(ticker.cursor) == modified
 
     quiet = ticker.tick(warehouse)
@@ -181,9 +192,11 @@ def test_ticks_on_duckdb_new_days_nothing_late_data_and_an_outage(tmp_path, inst
     warehouse.replace_days(events(DAY + timedelta(days=3), 4))
     failures = {
         r"could not list the partitions of duckdb:.*w\.duckdb#events: OSError: disk on fire": BrokenWarehouse(
-            path=str(tmp_path / "w.duckdb")),
+            path=str(tmp_path / "w.duckdb")
+        ),
         r"could not list warehouse partitions: warehouse file .*gone\.duckdb does not exist": DuckDBWarehouse(
-            path=str(tmp_path / "gone.duckdb")),
+            path=str(tmp_path / "gone.duckdb")
+        ),
     }
     for message, broken in failures.items():
         with pytest.raises(WarehouseListingError, match=message):
@@ -203,13 +216,19 @@ def test_unreadable_cursor_starts_over_without_failing(tmp_path, instance, defs)
 
 def test_unreachable_bigquery_fails_the_tick_and_keeps_the_cursor(instance, defs):
     unreachable = BigQueryWarehouse(
-        project="recsys-test", dataset="events_ds", endpoint=f"http://127.0.0.1:{free_port()}",
-        anonymous_credentials=True, retry_deadline_seconds=0.5,
+        project="recsys-test",
+        dataset="events_ds",
+        endpoint=f"http://127.0.0.1:{free_port()}",
+        anonymous_credentials=True,
+        retry_deadline_seconds=0.5,
     )
     ticker = Ticker(instance, defs)
     ticker.cursor = json.dumps({"2026-05-04": T0.isoformat()})
-    with pytest.raises(WarehouseListingError, match=r"BigQuery at http://127\.0\.0\.1:\d+ unavailable for "
-                                                    r"bigquery:recsys-test\.events_ds\.events \(listing partitions\)"):
+    with pytest.raises(
+        WarehouseListingError,
+        match=r"BigQuery at http://127\.0\.0\.1:\d+ unavailable for "
+        r"bigquery:recsys-test\.events_ds\.events \(listing partitions\)",
+    ):
         ticker.tick(unreachable)
     assert json.loads(ticker.cursor) == {"2026-05-04": T0.isoformat()}
 
@@ -222,7 +241,9 @@ def test_ticks_on_the_bigquery_emulator(bigquery_standin: BigQueryStandIn, insta
 
     first = ticker.tick(warehouse)
     assert [(r.partition_key, r.tags[TRIGGER_TAG]) for r in first.run_requests] == [
-        ("2026-05-04", "new_partition"), ("2026-05-05", "new_partition")]
+        ("2026-05-04", "new_partition"),
+        ("2026-05-05", "new_partition"),
+    ]
     modified = {p.partition_key: p.last_modified_time.isoformat() for p in warehouse.list_partitions()}
     assert [r.run_key for r in first.run_requests] == [f"{k}:{v}" for k, v in sorted(modified.items())]
     assert "no new or changed days among 2 partitions of bigquery:" in ticker.tick(warehouse).skip_message

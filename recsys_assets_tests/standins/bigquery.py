@@ -181,9 +181,23 @@ def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQ
         "PYTHONUNBUFFERED": "1",  # the log file is how the fixture learns the ports
     }
     command = [
-        str(EMULATOR_BIN), "start", "--ephemeral", "--project", PROJECT,
-        "--rest-host", "127.0.0.1", "--rest-port", "0", "--grpc-host", "127.0.0.1", "--grpc-port", "0",
-        "--log-format", "json", "--log-level", "info",
+        str(EMULATOR_BIN),
+        "start",
+        "--ephemeral",
+        "--project",
+        PROJECT,
+        "--rest-host",
+        "127.0.0.1",
+        "--rest-port",
+        "0",
+        "--grpc-host",
+        "127.0.0.1",
+        "--grpc-port",
+        "0",
+        "--log-format",
+        "json",
+        "--log-level",
+        "info",
     ]
     with log_path.open("wb") as log:
         # Logs go to a file, not a pipe: an unread pipe would fill up and stall the emulator.
@@ -195,7 +209,9 @@ def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQ
             if process.poll() is not None:
                 pytest.fail(f"BigQuery emulator exited with {process.returncode}:\n{_log_tail(log_path)}")
             if time.monotonic() > deadline:
-                pytest.fail(f"BigQuery emulator not listening after {STARTUP_TIMEOUT_SECONDS:g}s:\n{_log_tail(log_path)}")
+                pytest.fail(
+                    f"BigQuery emulator not listening after {STARTUP_TIMEOUT_SECONDS:g}s:\n{_log_tail(log_path)}"
+                )
             time.sleep(0.05)
             ports = _listen_ports(log_path)
 
@@ -228,4 +244,3 @@ def bigquery_standin(bigquery_emulator: BigQueryEmulator) -> Iterator[BigQuerySt
         finally:
             for client in standin.clients:
                 client.close()
-

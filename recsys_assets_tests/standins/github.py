@@ -99,15 +99,25 @@ class FakeGitHub:
 
     def _repo_json(self) -> dict[str, Any]:
         return {
-            "id": 1, "name": REPO, "full_name": self.repository, "owner": {"login": OWNER, "type": "Organization"},
-            "url": self._url(), "html_url": f"https://github.example/{self.repository}", "default_branch": "main",
+            "id": 1,
+            "name": REPO,
+            "full_name": self.repository,
+            "owner": {"login": OWNER, "type": "Organization"},
+            "url": self._url(),
+            "html_url": f"https://github.example/{self.repository}",
+            "default_branch": "main",
             "private": True,
         }
 
     def _pull_json(self, number: int, head: str, base: str, title: str, body: str) -> dict[str, Any]:
         return {
-            "id": 1000 + number, "number": number, "state": "open", "title": title, "body": body,
-            "url": self._url(f"/pulls/{number}"), "html_url": f"https://github.example/{self.repository}/pull/{number}",
+            "id": 1000 + number,
+            "number": number,
+            "state": "open",
+            "title": title,
+            "body": body,
+            "url": self._url(f"/pulls/{number}"),
+            "html_url": f"https://github.example/{self.repository}/pull/{number}",
             "head": {"ref": head, "label": f"{OWNER}:{head}", "sha": self.branches.get(head, "")},
             "base": {"ref": base, "label": f"{OWNER}:{base}", "sha": self.branches.get(base, "")},
         }
@@ -115,8 +125,13 @@ class FakeGitHub:
     def _content_json(self, branch: str, path: str) -> dict[str, Any]:
         data = self.files[branch][path]
         return {
-            "type": "file", "encoding": "base64", "size": len(data), "name": path.rsplit("/", 1)[-1], "path": path,
-            "content": base64.b64encode(data).decode(), "sha": hashlib.sha1(b"blob " + data).hexdigest(),
+            "type": "file",
+            "encoding": "base64",
+            "size": len(data),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "content": base64.b64encode(data).decode(),
+            "sha": hashlib.sha1(b"blob " + data).hexdigest(),
             "url": self._url(f"/contents/{path}?ref={branch}"),
         }
 
@@ -131,7 +146,7 @@ class FakeGitHub:
         prefix = f"{API}/repos/{OWNER}/{REPO}"
         if not path.startswith(prefix):
             return _json(404, {"message": "Not Found"})
-        rest = path[len(prefix):]
+        rest = path[len(prefix) :]
         for key, answers in self.overrides.items():
             method, suffix = key.split(" ", 1)
             if answers and request.method == method and rest.endswith(suffix):
@@ -143,15 +158,22 @@ class FakeGitHub:
         if method == "GET" and rest == "":
             return _json(200, self._repo_json())
         if method == "GET" and rest.startswith("/branches/"):
-            name = rest[len("/branches/"):]
+            name = rest[len("/branches/") :]
             if name not in self.branches:
                 return _json(404, {"message": "Branch not found"})
-            return _json(200, {"name": name, "commit": {"sha": self.branches[name], "url": self._url(f"/commits/{self.branches[name]}")}, "protected": False})
+            return _json(
+                200,
+                {
+                    "name": name,
+                    "commit": {"sha": self.branches[name], "url": self._url(f"/commits/{self.branches[name]}")},
+                    "protected": False,
+                },
+            )
         if method == "POST" and rest == "/git/refs":
             ref = body.get("ref", "")
             if not ref.startswith("refs/heads/") or not body.get("sha"):
                 return _json(422, {"message": "Reference name must start with 'refs/' and sha is required"})
-            name = ref[len("refs/heads/"):]
+            name = ref[len("refs/heads/") :]
             if name in self.branches:
                 return _json(422, {"message": "Reference already exists"})
             source = next((b for b, sha in self.branches.items() if sha == body["sha"]), None)
@@ -159,29 +181,43 @@ class FakeGitHub:
                 return _json(422, {"message": "Object does not exist"})
             self.branches[name] = body["sha"]
             self.files[name] = dict(self.files[source])
-            return _json(201, {"ref": ref, "url": self._url(f"/git/{ref}"), "object": {"sha": body["sha"], "type": "commit"}})
+            return _json(
+                201, {"ref": ref, "url": self._url(f"/git/{ref}"), "object": {"sha": body["sha"], "type": "commit"}}
+            )
         if rest.startswith("/contents/"):
-            file_path = rest[len("/contents/"):]
+            file_path = rest[len("/contents/") :]
             branch = (query.get("ref") if method == "GET" else body.get("branch")) or "main"
             if branch not in self.branches:
                 return _json(404, {"message": f"No commit found for the ref {branch}"})
             exists = file_path in self.files[branch]
             if method == "GET":
-                return _json(200, self._content_json(branch, file_path)) if exists else _json(404, {"message": "Not Found"})
+                return (
+                    _json(200, self._content_json(branch, file_path))
+                    if exists
+                    else _json(404, {"message": "Not Found"})
+                )
             if method == "PUT":
                 if exists and body.get("sha") != self._content_json(branch, file_path)["sha"]:
                     if not body.get("sha"):
-                        return _json(422, {"message": "Invalid request.\n\n\"sha\" wasn't supplied."})
+                        return _json(422, {"message": 'Invalid request.\n\n"sha" wasn\'t supplied.'})
                     return _json(409, {"message": f"{file_path} does not match {body.get('sha')}"})
                 self.files[branch][file_path] = base64.b64decode(body["content"])
                 self.branches[branch] = commit = self._new_sha()
-                return _json(200 if exists else 201, {
-                    "content": self._content_json(branch, file_path),
-                    "commit": {"sha": commit, "message": body.get("message"), "url": self._url(f"/git/commits/{commit}")},
-                })
+                return _json(
+                    200 if exists else 201,
+                    {
+                        "content": self._content_json(branch, file_path),
+                        "commit": {
+                            "sha": commit,
+                            "message": body.get("message"),
+                            "url": self._url(f"/git/commits/{commit}"),
+                        },
+                    },
+                )
         if rest == "/pulls" and method == "GET":
             found = [
-                p for p in self.pulls
+                p
+                for p in self.pulls
                 if (query.get("state", "open") in ("all", p["state"]))
                 and (not query.get("head") or p["head"]["label"] == query["head"])
                 and (not query.get("base") or p["base"]["ref"] == query["base"])
@@ -190,15 +226,33 @@ class FakeGitHub:
         if rest == "/pulls" and method == "POST":
             head, base = body.get("head", ""), body.get("base", "")
             if head not in self.branches or base not in self.branches:
-                return _json(422, {"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": "head" if head not in self.branches else "base", "code": "invalid"}]})
+                return _json(
+                    422,
+                    {
+                        "message": "Validation Failed",
+                        "errors": [
+                            {
+                                "resource": "PullRequest",
+                                "field": "head" if head not in self.branches else "base",
+                                "code": "invalid",
+                            }
+                        ],
+                    },
+                )
             if any(p["head"]["ref"] == head and p["base"]["ref"] == base for p in self.open_pulls()):
-                return _json(422, {"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": f"A pull request already exists for {OWNER}:{head}."}]})
+                return _pull_request_refused(f"A pull request already exists for {OWNER}:{head}.")
             if self.files[head] == self.files[base]:
-                return _json(422, {"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": f"No commits between {base} and {head}"}]})
+                return _pull_request_refused(f"No commits between {base} and {head}")
             pull = self._pull_json(len(self.pulls) + 1, head, base, body.get("title", ""), body.get("body", ""))
             self.pulls.append(pull)
             return _json(201, pull)
         return _json(404, {"message": "Not Found"})
+
+
+def _pull_request_refused(message: str) -> Response:
+    """GitHub's 422 for a pull request it will not open, with the reason PyGithub surfaces."""
+    errors = [{"resource": "PullRequest", "code": "custom", "message": message}]
+    return _json(422, {"message": "Validation Failed", "errors": errors})
 
 
 def _json(status: int, body: Any) -> Response:

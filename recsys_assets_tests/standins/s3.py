@@ -66,8 +66,13 @@ class S3StandIn:
         iam.create_user(UserName="recsys-model-store")
         policy = {
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": [
-                f"arn:aws:s3:::{self.bucket}", f"arn:aws:s3:::{self.bucket}/*"]}],
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{self.bucket}", f"arn:aws:s3:::{self.bucket}/*"],
+                }
+            ],
         }
         iam.put_user_policy(UserName="recsys-model-store", PolicyName="models", PolicyDocument=json.dumps(policy))
         key = iam.create_access_key(UserName="recsys-model-store")["AccessKey"]

@@ -68,7 +68,10 @@ class FakeSecretManager:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed name {request.name!r}")
         project, name, version = match.groups()
         if project not in (self.project, PROJECT_NUMBER) or name not in self.versions:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Secret [projects/{PROJECT_NUMBER}/secrets/{name}] not found or has no versions.")
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"Secret [projects/{PROJECT_NUMBER}/secrets/{name}] not found or has no versions.",
+            )
         if name in self.denied:
             context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,

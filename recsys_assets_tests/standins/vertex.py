@@ -24,11 +24,12 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import grpc
 import pytest
@@ -127,7 +128,7 @@ class FakeVertex:
             job = _copy(request.custom_job)
             job.name = f"{request.parent}/customJobs/{1000 + len(self.jobs)}"
             job.state = JobState.JOB_STATE_PENDING
-            job.create_time = job.update_time = datetime.now(timezone.utc)
+            job.create_time = job.update_time = datetime.now(UTC)
             self.jobs[job.name] = FakeJob(job=job, plan=self.plans.pop(0) if self.plans else self.default_plan)
             return _copy(job)
 
@@ -155,7 +156,7 @@ class FakeVertex:
     # -- state machine ----------------------------------------------------------------------
 
     def _advance(self, fake: FakeJob) -> None:
-        job, now = fake.job, datetime.now(timezone.utc)
+        job, now = fake.job, datetime.now(UTC)
         fake.polls += 1
         if job.state == JobState.JOB_STATE_PENDING:
             if fake.plan.outcome == "stay_pending" or fake.polls <= fake.plan.pending_polls:
@@ -179,7 +180,7 @@ class FakeVertex:
 
     @staticmethod
     def _end(fake: FakeJob, state: JobState, code: int = code_pb2.OK, message: str = "") -> None:
-        fake.job.state, fake.job.end_time = state, datetime.now(timezone.utc)
+        fake.job.state, fake.job.end_time = state, datetime.now(UTC)
         if code != code_pb2.OK:
             fake.job.error = status_pb2.Status(code=code, message=message)
 

@@ -1,0 +1,101 @@
+"""The champion's item factors are mapped onto the current catalogue by item id, with users folded in."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import scipy.sparse as sp
+
+from recsys_assets.domain.champion import ChampionModel, champion_recommendations, score_champion
+from recsys_assets.domain.params import ALSParams
+from recsys_assets.domain.records import SplitCounts
+from recsys_assets.domain.splitting import TrainingSet
+
+# Current catalogue: a b c d e f -> indices 0..5. "d" is new (the champion never saw it).
+CURRENT = ["a", "b", "c", "d", "e", "f"]
+# The champion's catalogue, in its own order: "x" has left the current catalogue.
+# With one factor, a folded-in user's factor has the sign of the factors of what it saw, so:
+# - user 0 saw "a" (factor +0.5): it ranks items by factor, descending:  x 3 > c 2 > b 1 > f -1 > e -2
+# - user 1 saw "f" (factor -1):   it ranks items by factor, ascending:   e -2 < a 0.5 < b 1 < c 2 < x 3
+CHAMPION_IDS = ["f", "e", "x", "c", "b", "a"]
+CHAMPION_FACTORS = np.array([[-1.0], [-2.0], [3.0], [2.0], [1.0], [0.5]], dtype=np.float32)
+A, B, C, D, E, F = range(6)
+
+
+def matrix(pairs: list[tuple[int, int]]) -> sp.csr_matrix:
+    rows, cols = zip(*pairs, strict=True) if pairs else ((), ())
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(2, len(CURRENT)))
+
+
+def training_set(holdout: list[tuple[int, int]]) -> TrainingSet:
+    train = matrix([(0, A), (1, F)])
+    return TrainingSet(
+        train=train,
+        fit=train,
+        validation=matrix([]),
+        holdout=matrix(holdout),
+        user_ids=pa.array(["u0", "u1"]),
+        item_ids=pa.array(CURRENT),
+        counts=SplitCounts(
+            events=4,
+            events_deduplicated=4,
+            pairs_kept=4,
+            users=2,
+            items=6,
+            train_pairs=2,
+            holdout_pairs=len(holdout),
+            holdout_pairs_unknown_item=0,
+            holdout_users=len(holdout),
+            density=2 / 12,
+        ),
+    )
+
+
+CHAMPION = ChampionModel(
+    version="champion-v1",
+    item_factors=CHAMPION_FACTORS,
+    item_ids=pa.array(CHAMPION_IDS),
+    params=ALSParams(factors=1, bm25_k1=0.0, num_threads=1),
+)
+
+
+def test_recommendations_are_current_catalogue_indices():
+    recs = champion_recommendations(CHAMPION, training_set([]), np.array([1]), k=3)
+    # champion order e, a, b (its indices 1, 5, 4) are current indices 4, 0, 1
+    assert recs.tolist() == [[E, A, B]]
+
+
+def test_folding_in_uses_the_users_current_rows():
+    recs = champion_recommendations(CHAMPION, training_set([]), np.array([1, 0]), k=2)
+    # the same factors, opposite histories, opposite orders; user 0's top champion item "x" is gone
+    assert recs[0].tolist() == [E, A]
+    assert C in recs[1].tolist() and A not in recs[1].tolist()
+
+
+def test_never_an_item_outside_the_current_catalogue():
+    recs = champion_recommendations(CHAMPION, training_set([]), np.array([0, 1]), k=4)
+    assert recs.shape == (2, 4)
+    assert ((recs >= -1) & (recs < len(CURRENT))).all()
+    assert D not in recs  # "d" has no champion factors, so the champion cannot recommend it
+
+
+def test_a_stale_champion_item_does_not_take_a_slot():
+    recs = champion_recommendations(CHAMPION, training_set([]), np.array([0]), k=3)
+    # user 0's champion ranking is x, c, b, f, e; "x" is not in the current catalogue
+    assert recs.tolist() == [[C, B, F]]
+
+
+def test_pads_with_minus_one_after_the_shared_unseen_items():
+    recs = champion_recommendations(CHAMPION, training_set([]), np.array([1]), k=6)
+    # user 1 saw f; the champion knows e, a, b, c of the current catalogue (d is new, x is gone)
+    assert recs.tolist() == [[E, A, B, C, -1, -1]]
+
+
+def test_score_champion_on_the_current_holdout():
+    score = score_champion(CHAMPION, training_set([(1, E)]), k=3)
+    assert score.version == "champion-v1"
+    # only user 1 has a held-out item, "e", recommended first: [e, a, b]
+    assert score.metrics["users_evaluated"] == 1
+    assert score.metrics["precision@3"] == pytest.approx(1 / 3)
+    assert score.metrics["recall@3"] == 1.0
+    assert score.metrics["ndcg@3"] == 1.0 and score.metrics["map@3"] == 1.0
+    assert score.metrics["coverage"] == pytest.approx(3 / 6)  # e, a, b of 6 current items

@@ -1,0 +1,132 @@
+"""Records round-trip through JSON, old manifests are upgraded, and newer or misspelled ones are refused by name."""
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from recsys_assets.domain.params import ALSParams, ALSSearchSpace
+from recsys_assets.domain.records import (
+    MANIFEST_SCHEMA_VERSION,
+    ChampionScore,
+    Manifest,
+    SearchTrial,
+    TrainingReport,
+    TrainingRequest,
+    upgrade_manifest,
+)
+
+PARAMS = {"iterations": 7, "bm25_k1": 50.0, "bm25_b": 0.5, "random_state": 1, "num_threads": 2,
+          "factors": 24, "regularization": 0.3, "alpha": 2.0}  # fmt: skip
+
+
+def manifest_v2() -> dict:
+    return {
+        "schema_version": 2,
+        "model_name": "jobs",
+        "version": "20260301T000000Z-abc",
+        "created_at": "2026-03-01T00:00:00+00:00",
+        "code_version": "abc123",
+        "image": None,
+        "library_versions": {"implicit": "0.7.3"},
+        "data": {
+            "window": {"start": "2026-02-01", "end": "2026-02-28", "days": 28},
+            "partitions": ["20260201", "20260202"],
+            "events": 1000,
+            "train_pairs": 700,
+            "holdout_pairs": 120,
+            "users": 50,
+            "items": 40,
+            "content_hash": "f" * 64,
+        },
+        "model": {"family": "als", "params": PARAMS},
+        "k": 10,
+        "holdout_users": 45,
+        "metrics": {"model": {"ndcg@10": 0.25}, "baselines": {"popularity": {"ndcg@10": 0.125}}},
+        "champion": {"version": "20260201T000000Z-def", "metrics": {"ndcg@10": 0.2}},
+        "dagster": {"run_id": "run-1", "partition": "2026-02-28"},
+        "files": {"model.npz": "0" * 64},
+    }
+
+
+def manifest_v1() -> dict:
+    """The previous schema: no schema_version, ALS hyperparameters at the top level."""
+    raw = manifest_v2()
+    del raw["schema_version"], raw["model"]
+    raw["hyperparameters"] = PARAMS
+    return raw
+
+
+def test_manifest_round_trips_through_json():
+    manifest = Manifest.from_dict(manifest_v2())
+    again = Manifest.from_json(manifest.to_json())
+    assert again == manifest
+    assert json.loads(manifest.to_json()) == manifest_v2()
+    assert again.model.params.factors == 24 and again.champion.metrics == {"ndcg@10": 0.2}
+
+
+def test_version_1_manifest_is_read_as_version_2():
+    raw = manifest_v1()
+    manifest = Manifest.from_json(json.dumps(raw))
+    assert manifest.schema_version == MANIFEST_SCHEMA_VERSION == 2
+    assert manifest.model.family == "als"
+    assert manifest.model.params == ALSParams(**PARAMS)
+    assert manifest == Manifest.from_dict(manifest_v2())
+    assert "hyperparameters" not in json.loads(manifest.to_json())
+    assert "hyperparameters" in raw  # upgrading copies: the caller's dict is left alone
+    assert upgrade_manifest(manifest_v2()) == manifest_v2()
+
+
+def test_newer_manifest_is_refused_with_a_clear_message():
+    raw = {**manifest_v2(), "schema_version": 3}
+    with pytest.raises(ValueError, match=r"schema_version 3 is newer than this code understands \(2\)"):
+        Manifest.from_dict(raw)
+    with pytest.raises(ValueError, match="not a JSON object"):
+        Manifest.from_json("[1, 2]")
+
+
+@pytest.mark.parametrize(
+    ("record", "raw", "misspelled"),
+    [
+        (Manifest, {**manifest_v2(), "modle_name": "jobs"}, "modle_name"),
+        (ChampionScore, {"version": "v", "metrics": {}, "metric": {}}, "metric"),
+        (SearchTrial, {"params": PARAMS, "validation_ndgc": 0.5, "k": 10, "seconds": 1.0}, "validation_ndgc"),
+    ],
+)
+def test_a_misspelled_field_is_refused_by_name(record, raw, misspelled):
+    with pytest.raises(ValidationError) as err:
+        record.from_json(json.dumps(raw))
+    assert misspelled in str(err.value) and "Extra inputs are not permitted" in str(err.value)
+
+
+def test_a_missing_field_is_refused_by_name():
+    raw = manifest_v2()
+    del raw["data"]["content_hash"]
+    with pytest.raises(ValidationError, match=r"data\.content_hash\s+Field required"):
+        Manifest.from_dict(raw)
+
+
+def test_a_misspelled_hyperparameter_is_refused_by_name():
+    raw = manifest_v2()
+    raw["model"]["params"] = {**{k: v for k, v in PARAMS.items() if k != "factors"}, "factor": 24}
+    with pytest.raises(ValidationError, match="factor"):
+        Manifest.from_dict(raw)
+
+
+def test_training_request_round_trips_through_pipes_extras():
+    request = TrainingRequest(training_set="s3://b/ts/1", output="s3://b/out/1", search=ALSSearchSpace(factors=[4, 8]))
+    extras = json.loads(json.dumps(request.to_extras()))  # what Pipes carries is JSON
+    assert TrainingRequest.from_extras(extras) == request
+
+
+def test_training_report_best_trial():
+    def trial(ndcg: float) -> SearchTrial:
+        return SearchTrial(params=ALSParams(), validation_ndcg=ndcg, k=10, seconds=0.1)
+
+    report = TrainingReport(
+        hyperparameters=ALSParams(), search=[trial(0.2), trial(0.4), trial(0.3)],
+        training_seconds=1.0, users=1, items=1, interactions=1, host="h",
+    )  # fmt: skip
+    assert report.best_trial().validation_ndcg == 0.4
+    assert report.model_copy(update={"search": []}).best_trial() is None
+    assert TrainingReport.from_json(report.to_json()) == report
