@@ -23,6 +23,7 @@ from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release
 from recsys_assets.resources.release import ReleasePublisher
+from recsys_assets.resources.tracking import tracker_from_env
 from recsys_assets.resources.training_launcher import TrainingLauncher
 from recsys_assets.settings import SETTINGS, code_version
 
@@ -106,6 +107,9 @@ def model_bundle(
     uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest.model_dump(mode="json"))
     storage.write_bytes(layout.model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json())
     context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
+    tracker = tracker_from_env()
+    if tracker:
+        tracker.log_version(manifest, report, uri)
 
     passed, description = champion_check(evaluation, config.champion_tolerance)
     yield dg.AssetCheckResult(

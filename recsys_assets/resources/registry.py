@@ -30,6 +30,7 @@ from recsys_assets.domain.registry import (
 from recsys_assets.domain.storage import join
 from recsys_assets.resources.model_store import ModelStore, sha256
 from recsys_assets.resources.release import ReleaseProposal, ReleasePublisher, ReleaseResult
+from recsys_assets.resources.tracking import MlflowTracker, tracker_from_env
 
 # A writer that loses this many races in a row for the next event number gives up with an error.
 MAX_RACE_RETRIES = 5
@@ -51,10 +52,12 @@ class Transition:
 class ModelRegistry:
     """States of one model's versions, kept as event records next to each bundle."""
 
-    def __init__(self, store: ModelStore, model_name: str):
+    def __init__(self, store: ModelStore, model_name: str, tracker: MlflowTracker | None = None):
         self.store = store
         self.model_name = model_name
         self.keys = ModelStoreKeys(model_name)
+        # MLflow mirrors the states and the champion when RECSYS_MLFLOW_TRACKING_URI is set.
+        self.tracker = tracker or tracker_from_env()
 
     def manifest_bytes(self, version: str) -> bytes:
         """The version's manifest; refuses unknown and incomplete versions."""
@@ -126,6 +129,8 @@ class ModelRegistry:
             )
             if self.store.put_object_if_absent(self.keys.event(version, sequence), event.to_json()):
                 self.write_index()
+                if self.tracker:
+                    self.tracker.record_state(self.model_name, version, state)
                 return True
             # Another writer took this event number: re-read its state and decide again.
         raise RuntimeError(f"gave up recording {version} as {state} after {MAX_RACE_RETRIES} lost races")
@@ -151,6 +156,8 @@ class ModelRegistry:
     def write_champion_pointer(self) -> None:
         """Make `champion.json` name the released version (or remove it when none is), if it does not already."""
         champion = self.champion()
+        if self.tracker:
+            self.tracker.follow_champion(self.model_name, champion.version if champion else None)
         pointer = self.store.read_champion(self.model_name)
         if champion is None:
             if pointer is not None and self.status(pointer["version"]) is not None:
