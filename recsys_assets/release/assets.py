@@ -150,23 +150,28 @@ def model_release(
     """Release pull request that proposes the new bundle; the champion moves only once it is merged."""
     bundle = BundleRef.from_json(storage.read_bytes(artifacts.layout.model_bundle(context.partition_key).ref))
     registry = ModelRegistry(model_store, SETTINGS.model_name)
-    try:
-        result = propose_release(
-            registry, release_publisher, bundle.version, config.pointer_path, f"run {context.run.run_id}"
-        )
-    except (UnknownVersionError, TransitionError) as exc:
-        raise dg.Failure(str(exc)) from None
-    context.log.info(f"release {'opened' if result.created else 'already open'}: {result.url}")
+    reviewed = registry.status(bundle.version)
+    if reviewed is not None and reviewed.state != "proposed":
+        # A rerun after the review: proposing this version again is a decision for `models promote`.
+        url, created = reviewed.pull_request or "none", False
+        context.log.info(f"{bundle.version} is already {reviewed.state}; no new release proposed")
+    else:
+        try:
+            result = propose_release(
+                registry, release_publisher, bundle.version, config.pointer_path, f"run {context.run.run_id}"
+            )
+        except (UnknownVersionError, TransitionError) as exc:
+            raise dg.Failure(str(exc)) from None
+        url, created = result.url, result.created
+        context.log.info(f"release {'opened' if created else 'already open'}: {url}")
     statuses = registry.statuses()
     champion = champion_of(statuses)
     return dg.MaterializeResult(
         metadata={
             "version": bundle.version,
             "state": statuses[bundle.version].state,
-            "pull_request": dg.MetadataValue.url(result.url)
-            if "://" in result.url
-            else dg.MetadataValue.path(result.url),
-            "created": result.created,
+            "pull_request": dg.MetadataValue.url(url) if "://" in url else dg.MetadataValue.path(url),
+            "created": created,
             "champion": champion.version if champion else "none",
             "pending": dg.MetadataValue.json(sorted(v for v, s in statuses.items() if s.state == "proposed")),
             "versions": dg.MetadataValue.md(versions_table(statuses, config.versions_shown)),

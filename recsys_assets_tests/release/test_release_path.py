@@ -210,6 +210,15 @@ def test_promotion_follows_the_merged_pull_request(tmp_path, s3_standin, fake_se
         assert registry.status(v1).state == "proposed" and champion() is None and tick() == []  # type: ignore[union-attr]
         fake_github.merge(pr1)
         assert tick() == [(v1, "released")] and champion() == v1
+        # Rerunning the release of a merged version reports it and proposes nothing.
+        from recsys_assets.definitions import ASSETS
+
+        dg.materialize(
+            ASSETS, selection=["model_release"], resources=resources, instance=instance, partition_key=PARTITION
+        )
+        rerun = materialization_metadata(instance, "model_release")
+        assert rerun["state"] == "released" and rerun["created"] is False and rerun["pull_request"] == pr1
+        assert len(fake_github.pulls) == 1
 
         v2, pr2 = run()
         assert (

@@ -61,6 +61,7 @@ def release(tmp_path, fake_github) -> Release:
     return Release(tmp_path, fake_github)
 
 
+@pytest.mark.slow  # about 70 GitHub round trips; the same rules run fast on the local publisher in test_registry
 def test_merge_releases_close_rejects_revert_rolls_back(release):
     first = release.propose("v1")
     assert release.state("v1") == "proposed" and release.champion() is None
