@@ -242,13 +242,17 @@ def follow_base_pointer(registry: ModelRegistry, publisher: ReleasePublisher, po
     """
     champion = registry.champion()
     named = publisher.base_pointer_version(pointer_path)
+    named_status = registry.status(named) if named else None
     done: list[Transition] = []
+    if named_status is not None and named_status.state == "proposed":
+        # Its merge reached the base branch before this tick saw the pull request (a later batch):
+        # not a revert; polling its pull request will release it.
+        return done
     if champion is not None and named != champion.version:
         reason = f"{pointer_path} on the base branch names {named or 'no version'} (reverted)"
         if registry.record(champion.version, "rolled_back", reason):
             done.append(Transition(champion.version, "rolled_back", reason))
-        restored = registry.status(named) if named else None
-        if restored is not None and restored.state in ("superseded", "rolled_back"):
-            done += registry.release(restored.version, f"{pointer_path} on the base branch names it again")
+        if named_status is not None and named_status.state in ("superseded", "rolled_back"):
+            done += registry.release(named_status.version, f"{pointer_path} on the base branch names it again")
     registry.write_champion_pointer()
     return done

@@ -119,6 +119,20 @@ def test_revert_on_the_base_branch_rolls_back_and_rollback_proposes_the_previous
     assert registry.champion() is None and registry.store.read_champion(SETTINGS.model_name) is None
 
 
+def test_a_merge_seen_on_the_base_branch_before_its_pull_request_is_not_a_revert(tmp_path):
+    registry, publisher = local(tmp_path)
+    for version in ("v1", "v2"):
+        publish_version(registry.store, version)
+    publisher.merge(propose_release(registry, publisher, "v1", POINTER, "run").identifier, POINTER)
+    sync(registry, publisher)
+    second = propose_release(registry, publisher, "v2", POINTER, "run")
+    publisher.merge(second.identifier, POINTER)
+    # The tick's bounded batch did not include v2's pull request: only the base branch is checked.
+    assert follow_base_pointer(registry, publisher, POINTER) == []
+    assert state(registry, "v1") == "released" and state(registry, "v2") == "proposed"
+    assert [(t.version, t.state) for t in sync(registry, publisher)] == [("v2", "released"), ("v1", "superseded")]
+
+
 def test_the_index_is_rebuilt_from_the_events(tmp_path):
     registry, publisher = local(tmp_path)
     publish_version(registry.store, "v1")
