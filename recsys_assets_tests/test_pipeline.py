@@ -12,6 +12,7 @@ import pytest
 
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.pipeline import materialize_partition
+from recsys_assets.resources.registry import ModelRegistry, follow_base_pointer, poll_pull_requests
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, seed
 
@@ -29,6 +30,18 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict:
 
 def model_dir(root: Path) -> Path:
     return root / "model_store" / "models" / SETTINGS.model_name
+
+
+def merge_release(resources: dict, version: str) -> None:
+    """The reviewer merges the version's local release proposal, and the release sensor's work follows."""
+    registry = ModelRegistry(resources["model_store"], SETTINGS.model_name)
+    publisher, pointer = resources["release_publisher"], f"models/{SETTINGS.model_name}.json"
+    status = registry.status(version)
+    assert status is not None and status.state == "proposed" and status.pull_request_id
+    publisher.merge(status.pull_request_id, pointer)
+    poll_pull_requests(registry, publisher, [status])
+    follow_base_pointer(registry, publisher, pointer)
+    assert registry.champion().version == version  # type: ignore[union-attr]
 
 
 @pytest.fixture
@@ -84,16 +97,21 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     assert pointer["version"] == version
     assert pointer["manifest_sha256"] == hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
     assert "| ndcg@10 | — |" in (release / "PULL_REQUEST.md").read_text()
+    # Proposed, not yet released: the champion moves only when the proposal is merged.
+    assert not (model_dir(tmp_path) / "champion.json").exists()
+    assert latest_metadata(instance, "model_release")["state"] == "proposed"
+    merge_release(resources, version)
     assert json.loads((model_dir(tmp_path) / "champion.json").read_text())["version"] == version
 
-    # A second run is a new version next to the first, which stays byte-for-byte intact,
+    # A second run is a new version next to the first, whose files stay byte-for-byte intact (its
+    # events/ folder is the version's state history, which grows),
     # and the first is now the champion the challenger is measured against.
-    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    before = {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()}
     second = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
     assert second.success and second.bundle.version != version
     assert second.evaluation.champion.version == version
     assert second.evaluation.champion.metrics["ndcg@10"] == pytest.approx(evaluation.model["ndcg@10"], rel=0.05)
-    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()} == before
 
 
 def structureless_events(end: date) -> pa.Table:
@@ -131,6 +149,7 @@ def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
     seed(resources)
     champion = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
     assert champion.success
+    merge_release(resources, champion.bundle.version)
     # An under-fitted challenger: one factor, one iteration, heavy regularisation.
     weak = {
         "ops": {

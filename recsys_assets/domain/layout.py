@@ -183,8 +183,43 @@ class ModelStoreKeys:
         version = key[len(self.models_prefix) : -len(suffix)]
         return version if version and "/" not in version else None
 
-    def release_folder(self, version: str) -> str:
-        return f"releases/{self.model_name}/{version}"
+    def release_folder(self, version: str, attempt: int = 1) -> str:
+        """A local release proposal; a re-proposal of the same version (promote, rollback) gets its own folder."""
+        return f"releases/{self.model_name}/{release_name(version, attempt)}"
+
+    def events_prefix(self, version: str) -> str:
+        """The version's append-only state history: one write-once object per event."""
+        return self.bundle_prefix(version) + "events/"
+
+    def event(self, version: str, sequence: int) -> str:
+        """Keyed by the sequence number alone, so two writers racing for the same number cannot both win."""
+        return f"{self.events_prefix(version)}{sequence:06d}.json"
+
+    def version_of_event_key(self, key: str) -> str | None:
+        """The version a `.../<version>/events/<n>.json` key belongs to, or None for any other key."""
+        if not key.startswith(self.models_prefix) or not key.endswith(".json"):
+            return None
+        parts = key[len(self.models_prefix) :].split("/")
+        return parts[0] if len(parts) == 3 and parts[1] == "events" else None
+
+    @property
+    def registry_index(self) -> str:
+        """Every version's current state, rebuilt from the event records after each change."""
+        return f"{self.models_prefix}registry.json"
+
+
+def release_name(version: str, attempt: int = 1) -> str:
+    """Branch/folder suffix of a release proposal: the version, and the attempt when it is proposed again."""
+    return version if attempt == 1 else f"{version}-r{attempt}"
+
+
+def serving_pointer_path(model_name: str) -> str:
+    """Path, in the serving repository, of the file that names the served version."""
+    return f"models/{model_name}.json"
 
 
 PULL_REQUEST_BODY = "PULL_REQUEST.md"
+# A local release proposal's outcome ("merged" or "closed"); absent while it is open.
+PULL_REQUEST_STATE = "STATE"
+# Folder under the local release root that plays the serving repository's base branch.
+LOCAL_BASE_BRANCH = "serving-main"

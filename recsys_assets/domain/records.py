@@ -209,3 +209,18 @@ def upgrade_manifest(raw: dict[str, Any]) -> dict[str, Any]:
         f"manifest schema_version {version} is newer than this code understands ({MANIFEST_SCHEMA_VERSION}); "
         "upgrade recsys_assets to read it"
     )
+
+
+VersionState = Literal["proposed", "released", "rejected", "superseded", "rolled_back"]
+
+
+class VersionEvent(Record):
+    """One write-once entry of a version's state history, stored next to its bundle."""
+
+    version: str
+    sequence: int = Field(description="1, 2, ... per version; the object key holds it, so two writers cannot both win.")
+    state: VersionState
+    at: str
+    reason: str
+    pull_request: str | None = Field(default=None, description="Link to the release pull request (or local file).")
+    pull_request_id: str | None = Field(default=None, description="The publisher's id of that pull request.")

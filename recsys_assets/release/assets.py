@@ -1,6 +1,5 @@
 """The versioned model bundle in the model store, and the release that promotes it."""
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -14,15 +13,17 @@ from recsys_assets.domain.bundle import (
     comparison_table,
     model_card,
     new_version,
-    pull_request_body,
 )
-from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
+from recsys_assets.domain.layout import serving_pointer_path
 from recsys_assets.domain.recommenders import als_from_bytes
-from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, Manifest, TrainingReport
+from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
+from recsys_assets.domain.registry import TransitionError, champion_of, versions_table
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.resources.model_store import ModelStore, sha256
-from recsys_assets.resources.release import ReleaseProposal, ReleasePublisher
+from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release
+from recsys_assets.resources.release import ReleasePublisher
+from recsys_assets.resources.tracking import tracker_from_env
 from recsys_assets.resources.training_launcher import TrainingLauncher
 from recsys_assets.settings import SETTINGS, code_version
 
@@ -106,6 +107,9 @@ def model_bundle(
     uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest.model_dump(mode="json"))
     storage.write_bytes(layout.model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json())
     context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
+    tracker = tracker_from_env()
+    if tracker:
+        tracker.log_version(manifest, report, uri)
 
     passed, description = champion_check(evaluation, config.champion_tolerance)
     yield dg.AssetCheckResult(
@@ -129,9 +133,10 @@ def model_bundle(
 
 class ReleaseConfig(dg.Config):
     pointer_path: str = Field(
-        default=f"models/{SETTINGS.model_name}.json",
+        default=serving_pointer_path(SETTINGS.model_name),
         description="Path, in the serving repository, of the file that names the served model version.",
     )
+    versions_shown: int = Field(default=10, description="How many recent versions the registry table shows.")
 
 
 @dg.asset(partitions_def=daily_partitions, deps=["model_bundle"], group_name="release", kinds={"github"})
@@ -142,45 +147,34 @@ def model_release(
     model_store: ModelStore,
     release_publisher: ReleasePublisher,
 ) -> dg.MaterializeResult:
-    """Release pull request that points serving at the new bundle, then records it as the champion."""
+    """Release pull request that proposes the new bundle; the champion moves only once it is merged."""
     bundle = BundleRef.from_json(storage.read_bytes(artifacts.layout.model_bundle(context.partition_key).ref))
-    name, version = SETTINGS.model_name, bundle.version
-    # One read: the pointer pins the exact manifest bytes the metrics below come from.
-    manifest_bytes = model_store.get_object(ModelStoreKeys(name).manifest(version))
-    if manifest_bytes is None:
-        raise dg.Failure(f"bundle {name}/{version} has no manifest in the model store: it was never completed")
-    manifest = Manifest.from_json(manifest_bytes)
-    champion = model_store.read_champion(name)
-    champion_raw = model_store.read_manifest(name, champion["version"]) if champion else None
-    champion_manifest = Manifest.from_dict(champion_raw) if champion_raw else None
-    pointer = {
-        "model_name": name,
-        "version": version,
-        "uri": bundle.uri,
-        # Serving verifies the bundle against this before loading it.
-        "manifest_sha256": sha256(manifest_bytes),
-        "metrics": manifest.metrics.model,
-    }
-    proposal = ReleaseProposal(
-        model_name=name,
-        version=version,
-        pointer_path=config.pointer_path,
-        pointer_content=json.dumps(pointer, indent=2) + "\n",
-        title=f"Release {name} {version}",
-        body=pull_request_body(manifest, champion_manifest, storage.join(bundle.uri, BundleFile.MODEL_CARD)),
-    )
-    result = release_publisher.propose(proposal)
-    model_store.write_champion(name, version, release=result.url)
-    context.log.info(f"release {'opened' if result.created else 'already open'}: {result.url}")
+    registry = ModelRegistry(model_store, SETTINGS.model_name)
+    reviewed = registry.status(bundle.version)
+    if reviewed is not None and reviewed.state != "proposed":
+        # A rerun after the review: proposing this version again is a decision for `models promote`.
+        url, created = reviewed.pull_request or "none", False
+        context.log.info(f"{bundle.version} is already {reviewed.state}; no new release proposed")
+    else:
+        try:
+            result = propose_release(
+                registry, release_publisher, bundle.version, config.pointer_path, f"run {context.run.run_id}"
+            )
+        except (UnknownVersionError, TransitionError) as exc:
+            raise dg.Failure(str(exc)) from None
+        url, created = result.url, result.created
+        context.log.info(f"release {'opened' if created else 'already open'}: {url}")
+    statuses = registry.statuses()
+    champion = champion_of(statuses)
     return dg.MaterializeResult(
         metadata={
-            "version": version,
-            "pull_request": dg.MetadataValue.url(result.url)
-            if "://" in result.url
-            else dg.MetadataValue.path(result.url),
-            "created": result.created,
-            "previous_champion": champion["version"] if champion else "none",
+            "version": bundle.version,
+            "state": statuses[bundle.version].state,
+            "pull_request": dg.MetadataValue.url(url) if "://" in url else dg.MetadataValue.path(url),
+            "created": created,
+            "champion": champion.version if champion else "none",
+            "pending": dg.MetadataValue.json(sorted(v for v, s in statuses.items() if s.state == "proposed")),
+            "versions": dg.MetadataValue.md(versions_table(statuses, config.versions_shown)),
             "credentials_used": dg.MetadataValue.json(release_publisher.secret_references()),
-            "body": dg.MetadataValue.md(proposal.body),
         }
     )

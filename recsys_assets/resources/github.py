@@ -12,9 +12,11 @@ from github.Repository import Repository
 from pydantic import Field, PrivateAttr
 
 from recsys_assets.resources.release import (
+    PullRequestState,
     ReleaseProposal,
     ReleasePublisher,
     ReleaseResult,
+    pointer_version,
 )
 from recsys_assets.resources.secrets import Secret, SecretStore
 
@@ -156,10 +158,55 @@ class GitHubReleasePublisher(ReleasePublisher):
                 raise
             return self._result(pull, created=True)
         except GithubException as exc:
-            hint = {
-                401: f"the token in secret {self._token.reference() if self._token else self.token_secret} was rejected",
-                403: "the token needs contents:write and pull-requests:write on the repository",
-                404: "the repository, branch or path does not exist or the token cannot see it",
-                422: "GitHub refused the request as invalid (see its message)",
-            }.get(exc.status, "")
-            self._fail(step, exc, hint)
+            self._fail(step, exc, self._hint(exc.status))
+
+    def _hint(self, status: int) -> str:
+        return {
+            401: f"the token in secret {self._token.reference() if self._token else self.token_secret} was rejected",
+            403: "the token needs contents:write and pull-requests:write on the repository",
+            404: "the repository, branch, path or pull request does not exist or the token cannot see it",
+            422: "GitHub refused the request as invalid (see its message)",
+        }.get(status, "")
+
+    def _pull_number(self, identifier: str) -> int:
+        repository, _, number = identifier.rpartition("#")
+        if repository != self.repository or not number.isdigit():
+            raise ValueError(f"{identifier!r} is not a pull request of {self.repository} (owner/name#number)")
+        return int(number)
+
+    def pull_request_state(self, identifier: str) -> PullRequestState:
+        number = self._pull_number(identifier)
+        try:
+            pull = self._github().get_repo(self.repository).get_pull(number)
+            merged, state = pull.merged, pull.state
+        except GithubException as exc:
+            self._fail(f"reading pull request #{number}", exc, self._hint(exc.status))
+        if merged:
+            return "merged"
+        return "closed" if state == "closed" else "open"
+
+    def close(self, identifier: str) -> None:
+        number = self._pull_number(identifier)
+        try:
+            self._github().get_repo(self.repository).get_pull(number).edit(state="closed")
+        except GithubException as exc:
+            self._fail(f"closing pull request #{number}", exc, self._hint(exc.status))
+
+    def base_pointer_version(self, pointer_path: str) -> str | None:
+        step = "reading the repository"
+        try:
+            # Not lazy: a missing repository must fail here, not read as "no pointer file" (a revert).
+            repo = self._github().get_repo(self.repository)
+            step = f"reading {pointer_path} on {self.base_branch}"
+            try:
+                content = repo.get_contents(pointer_path, ref=self.base_branch)
+            except GithubException as exc:
+                # GitHub answers a missing file with exactly this; a missing branch says "No commit found".
+                if exc.status == 404 and _github_message(exc) == "Not Found":
+                    return None
+                raise
+        except GithubException as exc:
+            self._fail(step, exc, self._hint(exc.status))
+        if isinstance(content, list):
+            raise ReleasePublishError(f"{pointer_path} in {self.repository} is a directory, not a file")
+        return pointer_version(content.decoded_content, f"{pointer_path} on {self.repository}@{self.base_branch}")

@@ -49,6 +49,10 @@ class ModelStore(dg.ConfigurableResource, ABC):
         """The bytes at `key`, or None when absent."""
 
     @abstractmethod
+    def delete_object(self, key: str) -> None:
+        """Remove `key` if it exists."""
+
+    @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under `prefix`."""
 
@@ -126,6 +130,10 @@ class ModelStore(dg.ConfigurableResource, ABC):
         }
         self.put_object(ModelStoreKeys(model_name).champion, json.dumps(pointer, indent=2).encode())
 
+    def clear_champion(self, model_name: str) -> None:
+        """No champion: the next model is compared with nothing (after the only release was rolled back)."""
+        self.delete_object(ModelStoreKeys(model_name).champion)
+
 
 class LocalModelStore(ModelStore):
     """Model store on the local filesystem (the embedded default)."""
@@ -159,6 +167,9 @@ class LocalModelStore(ModelStore):
     def get_object(self, key: str) -> bytes | None:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None
+
+    def delete_object(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self._path(prefix)

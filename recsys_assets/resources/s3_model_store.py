@@ -151,6 +151,10 @@ class S3ModelStore(ModelStore):
                 raise
             return response["Body"].read()
 
+    def delete_object(self, key: str) -> None:
+        with self._errors("DeleteObject", key):
+            self._s3().delete_object(Bucket=self.bucket, Key=self._key(key))
+
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
         strip = len(self._key(""))

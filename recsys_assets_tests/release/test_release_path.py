@@ -8,6 +8,7 @@ for the secret values.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from pathlib import Path
@@ -16,10 +17,13 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from recsys_assets.models_cli import run_models
 from recsys_assets.pipeline import materialize_partition
 from recsys_assets.resources.gcp_secrets import GcpSecretManagerStore
 from recsys_assets.resources.github import GitHubReleasePublisher
+from recsys_assets.resources.registry import ModelRegistry
 from recsys_assets.resources.s3_model_store import S3ModelStore
+from recsys_assets.sensors.releases import release_pull_requests
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
 from recsys_assets_tests.standins.github import TOKEN, FakeGitHub
@@ -124,8 +128,9 @@ def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
         assert pointer["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
         release = materialization_metadata(instance, "model_release")
         assert release["pull_request"] == pull["html_url"] and release["created"] is True
-        champion = json.loads(s3_standin.read(f"{S3_PREFIX}/models/{SETTINGS.model_name}/champion.json"))
-        assert champion["version"] == version and champion["release"] == pull["html_url"]
+        # Proposed: the champion moves only when the pull request is merged.
+        assert release["state"] == "proposed" and release["champion"] == "none"
+        assert f"{S3_PREFIX}/models/{SETTINGS.model_name}/champion.json" not in s3_standin.keys()
 
         # Credentials were read from Secret Manager (the rotated key id at its latest version).
         assert set(fake_secret_manager.requests) == {
@@ -171,3 +176,80 @@ def test_rerunning_the_release_returns_the_open_pull_request(tmp_path, s3_standi
         assert second["created"] is False and second["pull_request"] == first["pull_request"]
         assert len(fake_github.pulls) == 1 and fake_github.open_pulls()[0]["html_url"] == first["pull_request"]
         assert len(fake_github.calls_to("POST", "/pulls")) == 1
+
+
+def test_promotion_follows_the_merged_pull_request(tmp_path, s3_standin, fake_secret_manager, fake_github, capsys):
+    """The issue's acceptance run: propose, merge -> champion, close -> rejected, rollback, list."""
+    resources, _ = cloud_resources(tmp_path, s3_standin, fake_secret_manager, fake_github)
+    seed(resources)
+    store, publisher = resources["model_store"], resources["release_publisher"]
+    registry = ModelRegistry(store, SETTINGS.model_name)
+
+    def tick() -> list[tuple[str, str]]:
+        with dg.build_sensor_context(resources={"model_store": store, "release_publisher": publisher}) as context:
+            data = release_pull_requests.evaluate_tick(context)
+        return [(e.metadata["version"].value, e.metadata["state"].value) for e in data.asset_events]  # type: ignore[union-attr]
+
+    def champion() -> str | None:
+        pointer = store.read_champion(SETTINGS.model_name)
+        return pointer["version"] if pointer else None
+
+    def cli(command: str, version: str | None = None) -> str:
+        args = argparse.Namespace(models_command=command, version=version, pointer_path=POINTER_PATH)
+        assert run_models(args, resources) == 0
+        return capsys.readouterr().out
+
+    with dg.instance_for_test() as instance:
+
+        def run() -> tuple[str, str]:
+            outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+            assert outcome.success, outcome.failures
+            return outcome.bundle.version, materialization_metadata(instance, "model_release")["pull_request"]
+
+        v1, pr1 = run()
+        assert registry.status(v1).state == "proposed" and champion() is None and tick() == []  # type: ignore[union-attr]
+        fake_github.merge(pr1)
+        assert tick() == [(v1, "released")] and champion() == v1
+        # Rerunning the release of a merged version reports it and proposes nothing.
+        from recsys_assets.definitions import ASSETS
+
+        dg.materialize(
+            ASSETS, selection=["model_release"], resources=resources, instance=instance, partition_key=PARTITION
+        )
+        rerun = materialization_metadata(instance, "model_release")
+        assert rerun["state"] == "released" and rerun["created"] is False and rerun["pull_request"] == pr1
+        assert len(fake_github.pulls) == 1
+
+        v2, pr2 = run()
+        assert (
+            json.loads(store.get_object(f"models/{SETTINGS.model_name}/{v2}/manifest.json"))["champion"]["version"]
+            == v1
+        )
+        fake_github.close(pr2)
+        assert tick() == [(v2, "rejected")] and champion() == v1
+
+        v3, pr3 = run()
+        release = materialization_metadata(instance, "model_release")
+        assert release["state"] == "proposed" and release["champion"] == v1 and release["pending"] == [v3]
+        assert f"| {v2} | rejected |" in release["versions"] and f"| {v1} | released |" in release["versions"]
+        fake_github.merge(pr3)
+        assert tick() == [(v3, "released"), (v1, "superseded")] and champion() == v3
+
+    # Roll back to v1: a new pull request, and the champion moves only when it is merged.
+    out = cli("rollback")
+    [rollback_pr] = fake_github.open_pulls()
+    assert f"{v1} proposed (opened): {rollback_pr['html_url']}" in out and champion() == v3
+    assert rollback_pr["head"]["ref"] == f"release/{SETTINGS.model_name}/{v1}-r2"
+    assert json.loads(fake_github.files[rollback_pr["head"]["ref"]][POINTER_PATH])["version"] == v1
+    fake_github.merge(rollback_pr["html_url"])
+    assert tick() == [(v1, "released"), (v3, "superseded")] and champion() == v1
+
+    listing = cli("list")
+    assert listing.startswith(f"champion: {v1}")
+    for version, state, pull in [
+        (v1, "released", rollback_pr["html_url"]),
+        (v2, "rejected", pr2),
+        (v3, "superseded", pr3),
+    ]:
+        row = next(line for line in listing.splitlines() if line.startswith(f"| {version} |"))
+        assert f"| {state} |" in row and pull in row and "| als |" in row

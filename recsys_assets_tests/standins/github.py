@@ -2,12 +2,13 @@
 
 GitHub has no local emulator. This implements, with GitHub's status codes and error bodies, exactly
 the endpoints a release uses: the repository, branches, `git/refs`, `contents/{path}` (GET and
-PUT), and pulls (list with `state`/`head`/`base` filters, create). It keeps branches, files and pull
+PUT), and pulls (list with `state`/`head`/`base` filters, create, get one, close with PATCH). The
+test plays the reviewer with `merge`, `close` and `commit` (e.g. a revert on main). It keeps branches, files and pull
 requests in memory so that retried or resumed attempts meet the state earlier attempts left, and it
 records every request (method, path, query, JSON body, headers) for assertions. The real PyGithub
 client talks to it through `base_url=<server>/api/v3`, the GitHub Enterprise URL layout.
 
-Not modelled: pagination beyond one page, merges, reviews, permissions per endpoint (one token,
+Not modelled: pagination beyond one page, merge conflicts, reviews, permissions per endpoint (one token,
 checked on every call), rate limits.
 """
 
@@ -95,6 +96,26 @@ class FakeGitHub:
     def open_pulls(self) -> list[dict[str, Any]]:
         return [p for p in self.pulls if p["state"] == "open"]
 
+    def pull(self, url_or_number: str | int) -> dict[str, Any]:
+        return next(p for p in self.pulls if url_or_number in (p["number"], p["html_url"]))
+
+    def commit(self, branch: str, path: str, content: str) -> None:
+        """A person's commit on `branch` (for example a revert of the pointer file on main)."""
+        self.files[branch][path] = content.encode()
+        self.branches[branch] = self._new_sha()
+
+    def merge(self, url_or_number: str | int) -> None:
+        """A reviewer merges the pull request: the base branch takes the head branch's files."""
+        pull = self.pull(url_or_number)
+        head, base = pull["head"]["ref"], pull["base"]["ref"]
+        self.files[base] = dict(self.files[head])
+        self.branches[base] = self._new_sha()
+        pull.update(state="closed", merged=True)
+
+    def close(self, url_or_number: str | int) -> None:
+        """A reviewer closes the pull request without merging it."""
+        self.pull(url_or_number).update(state="closed")
+
     # --- JSON shapes GitHub returns (only the fields PyGithub reads) ------------------------------
 
     def _repo_json(self) -> dict[str, Any]:
@@ -118,6 +139,7 @@ class FakeGitHub:
             "body": body,
             "url": self._url(f"/pulls/{number}"),
             "html_url": f"https://github.example/{self.repository}/pull/{number}",
+            "merged": False,
             "head": {"ref": head, "label": f"{OWNER}:{head}", "sha": self.branches.get(head, "")},
             "base": {"ref": base, "label": f"{OWNER}:{base}", "sha": self.branches.get(base, "")},
         }
@@ -222,6 +244,14 @@ class FakeGitHub:
                 and (not query.get("head") or p["head"]["label"] == query["head"])
                 and (not query.get("base") or p["base"]["ref"] == query["base"])
             ]
+            return _json(200, found)
+        if rest.startswith("/pulls/") and rest[len("/pulls/") :].isdigit():
+            number = int(rest[len("/pulls/") :])
+            found = next((p for p in self.pulls if p["number"] == number), None)
+            if found is None:
+                return _json(404, {"message": "Not Found"})
+            if method == "PATCH" and body.get("state") == "closed" and not found["merged"]:
+                found["state"] = "closed"
             return _json(200, found)
         if rest == "/pulls" and method == "POST":
             head, base = body.get("head", ""), body.get("base", "")

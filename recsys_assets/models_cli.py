@@ -1,0 +1,166 @@
+"""`python -m recsys_assets models ...`: query the model registry, and promote, roll back or reject versions.
+
+`promote` and `rollback` open a release pull request exactly as a training run does (locally: a
+proposal under the model store), so the champion moves only when it is merged and the audit trail
+is the same. With the local publisher, `merge` plays the reviewer; `sync` records what happened to
+the pull requests right away instead of waiting for the `release_pull_requests` sensor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from recsys_assets.domain.layout import serving_pointer_path
+from recsys_assets.domain.metrics import headline_names
+from recsys_assets.domain.registry import TransitionError, VersionStatus, champion_of, rollback_target
+from recsys_assets.resources.registry import (
+    ModelRegistry,
+    Transition,
+    UnknownVersionError,
+    follow_base_pointer,
+    poll_pull_requests,
+    propose_release,
+)
+from recsys_assets.resources.release import LocalReleasePublisher, ReleasePublisher
+from recsys_assets.settings import SETTINGS
+
+
+def add_models_parser(commands: Any) -> None:
+    """The `models` command and its subcommands, on the main parser's subparsers."""
+    models = commands.add_parser("models", help="list, inspect, promote, roll back or reject model versions")
+    models.add_argument("--pointer-path", default=serving_pointer_path(SETTINGS.model_name), help=argparse.SUPPRESS)
+    sub = models.add_subparsers(dest="models_command", required=True)
+    sub.add_parser("list", help="every version: state, created, family, data window, metrics, pull request")
+    sub.add_parser("show", help="one version's manifest summary and state history").add_argument("version")
+    diff = sub.add_parser("diff", help="metrics, parameters and data of two versions side by side")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    sub.add_parser("promote", help="open a release pull request for VERSION").add_argument("version")
+    rollback = sub.add_parser("rollback", help="open a release pull request back to VERSION (default: the previous)")
+    rollback.add_argument("version", nargs="?")
+    sub.add_parser("reject", help="close VERSION's open release pull request and record it rejected").add_argument(
+        "version"
+    )
+    sub.add_parser("merge", help="local publisher only: merge VERSION's release proposal").add_argument("version")
+    sub.add_parser("sync", help="record merged/closed/reverted pull requests now (what the sensor does)")
+
+
+def _print_transitions(transitions: list[Transition]) -> None:
+    for t in transitions:
+        print(f"{t.version} -> {t.state}: {t.reason}")
+    if not transitions:
+        print("no change")
+
+
+def _sync(registry: ModelRegistry, publisher: ReleasePublisher, pointer_path: str) -> list[Transition]:
+    proposed = [s for s in registry.statuses().values() if s.state == "proposed"]
+    return poll_pull_requests(registry, publisher, proposed) + follow_base_pointer(registry, publisher, pointer_path)
+
+
+def _list(registry: ModelRegistry) -> None:
+    statuses = registry.statuses()
+    champion = champion_of(statuses)
+    print(f"champion: {champion.version if champion else 'none'}\n")
+    rows = []
+    for version in registry.store.list_versions(registry.model_name):
+        manifest = registry.manifest(version)
+        status = statuses.get(version)
+        metrics = " ".join(f"{name} {manifest.metrics.model[name]:.4f}" for name in headline_names(manifest.k)[:3])
+        window = manifest.data.window
+        rows.append(
+            f"| {version} | {status.state if status else 'not proposed'} | {manifest.created_at[:19]} "
+            f"| {manifest.model.family} | {window.start}..{window.end} | {metrics} "
+            f"| {(status.pull_request if status else None) or '—'} |"
+        )
+    print("| version | state | created | family | data window | metrics | pull request |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+def _show(registry: ModelRegistry, version: str) -> None:
+    manifest = registry.manifest(version)
+    status = registry.status(version)
+    print(f"{registry.model_name} {version}: {status.state if status else 'not proposed'}")
+    print(f"created {manifest.created_at}, family {manifest.model.family}, params {manifest.model.params}")
+    print(f"data {manifest.data.window.start}..{manifest.data.window.end}, {manifest.data.train_pairs:,} pairs")
+    print(
+        f"code {manifest.code_version or 'unknown'}, image {manifest.image or 'local'}, run {manifest.dagster.run_id}"
+    )
+    for name, value in manifest.metrics.model.items():
+        print(f"  {name}: {value:.4f}")
+    for event in status.history if status else ():
+        print(
+            f"{event.at}  {event.state:<11}  {event.reason}" + (f"  {event.pull_request}" if event.pull_request else "")
+        )
+
+
+def _diff(registry: ModelRegistry, a: str, b: str) -> None:
+    left, right = registry.manifest(a), registry.manifest(b)
+    print(f"| | {a} | {b} | change |\n|---|---|---|---|")
+    for name in sorted(set(left.metrics.model) | set(right.metrics.model)):
+        x, y = left.metrics.model.get(name), right.metrics.model.get(name)
+        change = f"{y - x:+.4f}" if x is not None and y is not None else "—"
+        print(f"| {name} | {x if x is None else f'{x:.4f}'} | {y if y is None else f'{y:.4f}'} | {change} |")
+    for label, x, y in (
+        ("family", left.model.family, right.model.family),
+        ("params", left.model.params, right.model.params),
+        ("window", left.data.window, right.data.window),
+        ("content_hash", left.data.content_hash[:16], right.data.content_hash[:16]),
+    ):
+        print(f"| {label} | {x} | {y} | {'same' if x == y else 'differs'} |")
+
+
+def _proposed(registry: ModelRegistry, version: str) -> VersionStatus:
+    registry.manifest_bytes(version)
+    status = registry.status(version)
+    if status is None or status.state != "proposed" or status.pull_request_id is None:
+        raise TransitionError(f"version {version} is {status.state if status else 'not proposed'}: no open proposal")
+    return status
+
+
+def run_models(args: argparse.Namespace, resources: dict[str, Any]) -> int:
+    """Run one `models` subcommand; 2 with a one-line message on bad input."""
+    registry = ModelRegistry(resources["model_store"], SETTINGS.model_name)
+    publisher: ReleasePublisher = resources["release_publisher"]
+    command, pointer_path = args.models_command, args.pointer_path
+    try:
+        if command == "list":
+            _list(registry)
+        elif command == "show":
+            _show(registry, args.version)
+        elif command == "diff":
+            _diff(registry, args.a, args.b)
+        elif command in ("promote", "rollback"):
+            version = args.version
+            if command == "rollback" and version is None:
+                target = rollback_target(registry.statuses())
+                if target is None:
+                    raise TransitionError("no earlier released version to roll back to")
+                version = target.version
+            champion = registry.champion()
+            reason = f"{command} from {champion.version if champion else 'no champion'}"
+            result = propose_release(registry, publisher, version, pointer_path, reason)
+            print(f"{version} proposed ({'opened' if result.created else 'already open'}): {result.url}")
+            print("the champion moves when the pull request is merged")
+        elif command == "reject":
+            status = _proposed(registry, args.version)
+            publisher.close(status.pull_request_id)  # type: ignore[arg-type]
+            registry.record(args.version, "rejected", "rejected from the command line")
+            print(f"{args.version} rejected; {status.pull_request} closed")
+        elif command == "merge":
+            if not isinstance(publisher, LocalReleasePublisher):
+                raise TransitionError("merge is for the local publisher; merge the pull request on GitHub instead")
+            status = _proposed(registry, args.version)
+            publisher.merge(status.pull_request_id, pointer_path)  # type: ignore[arg-type]
+            _print_transitions(_sync(registry, publisher, pointer_path))
+        elif command == "sync":
+            _print_transitions(_sync(registry, publisher, pointer_path))
+    except (UnknownVersionError, TransitionError, ValueError) as exc:
+        print(f"models {command}: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # the publisher or the store failed (their messages carry no secrets)
+        print(f"models {command}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,107 @@
+"""Follow the release pull requests: merged -> released (the champion moves), closed -> rejected.
+
+Each tick asks the release publisher (GitHub, or the local file-based proposals) about at most
+`MAX_PULL_REQUESTS_PER_TICK` open proposals, continuing after the cursor's version so that a long
+queue is worked through in turn, then checks that the base branch still names the champion (a
+reverted merge rolls it back). The changes are recorded in the model registry's write-once events
+inside the tick: they are a few small writes, no run has anything to compute, and a tick evaluated
+twice or two racing ticks find the state already reached (the events are keyed by sequence number,
+so only one writer can win each). Each change is reported as an observation of `model_release` for
+the version's partition, so it shows on the asset in the UI.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import dagster as dg
+
+from recsys_assets.domain.layout import serving_pointer_path
+from recsys_assets.domain.registry import VersionStatus
+from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.registry import (
+    ModelRegistry,
+    Transition,
+    follow_base_pointer,
+    poll_pull_requests,
+)
+from recsys_assets.resources.release import ReleasePublisher
+from recsys_assets.settings import SETTINGS
+
+# GitHub allows 5,000 requests an hour per token; 20 pull requests a minute stays far below it.
+MAX_PULL_REQUESTS_PER_TICK = 20
+MINIMUM_INTERVAL_SECONDS = 60
+
+
+class ReleasePollingError(RuntimeError):
+    """The publisher or the model store could not be read; the tick fails and its cursor stays."""
+
+
+def next_batch(
+    proposed: list[VersionStatus], after: str | None, limit: int = MAX_PULL_REQUESTS_PER_TICK
+) -> list[VersionStatus]:
+    """Up to `limit` proposals in version order, starting after `after` and wrapping around."""
+    ordered = sorted(proposed, key=lambda s: s.version)
+    start = next((i for i, s in enumerate(ordered) if after is None or s.version > after), 0)
+    return (ordered[start:] + ordered[:start])[:limit]
+
+
+def parse_cursor(raw: str | None) -> str | None:
+    """The last version polled, or None (start from the oldest)."""
+    if not raw:
+        return None
+    data = json.loads(raw)
+    if not isinstance(data, dict) or not isinstance(data.get("after"), str | None):
+        raise ValueError("cursor is not a JSON object with an 'after' version")
+    return data.get("after")
+
+
+def _observation(registry: ModelRegistry, transition: Transition) -> dg.AssetObservation:
+    status = registry.status(transition.version)
+    return dg.AssetObservation(
+        asset_key="model_release",
+        partition=registry.manifest(transition.version).dagster.partition,
+        metadata={
+            "version": transition.version,
+            "state": transition.state,
+            "reason": transition.reason,
+            "pull_request": (status.pull_request if status else None) or "none",
+        },
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+    description=(
+        "Follows the open release pull requests: merged -> released (the champion moves), closed -> rejected, "
+        f"and a reverted pointer rolls the champion back; at most {MAX_PULL_REQUESTS_PER_TICK} pull requests per tick."
+    ),
+)
+def release_pull_requests(
+    context: dg.SensorEvaluationContext, model_store: ModelStore, release_publisher: ReleasePublisher
+) -> Any:
+    """Record merged release pull requests as released, closed ones as rejected, reverted ones as rolled back."""
+    try:
+        after = parse_cursor(context.cursor)
+    except ValueError as exc:
+        context.log.warning(f"unreadable cursor ({exc}); starting from the oldest proposal")
+        after = None
+    registry = ModelRegistry(model_store, SETTINGS.model_name)
+    try:
+        proposed = [s for s in registry.statuses().values() if s.state == "proposed"]
+        batch = next_batch(proposed, after)
+        transitions = poll_pull_requests(registry, release_publisher, batch)
+        transitions += follow_base_pointer(registry, release_publisher, serving_pointer_path(SETTINGS.model_name))
+    except Exception as exc:
+        # A failed tick is red in the sensor's history (a skip is easy to miss) and keeps the cursor.
+        raise ReleasePollingError(f"could not follow the release pull requests: {type(exc).__name__}: {exc}") from exc
+
+    cursor = json.dumps({"after": batch[-1].version if batch else None})
+    if not transitions:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"no change among {len(batch)} open release proposals"), cursor=cursor
+        )
+    for transition in transitions:
+        context.log.info(f"{transition.version} -> {transition.state}: {transition.reason}")
+    return dg.SensorResult(asset_events=[_observation(registry, t) for t in transitions], cursor=cursor)

@@ -1,0 +1,71 @@
+"""MLflow mirrors the registry: runs with parameters, trials and metrics, model versions, states, champion alias."""
+
+from __future__ import annotations
+
+import pytest
+
+from recsys_assets.domain.records import Manifest, SearchTrial, TrainingReport
+from recsys_assets.resources.model_store import LocalModelStore
+from recsys_assets.resources.registry import ModelRegistry, follow_base_pointer, poll_pull_requests, propose_release
+from recsys_assets.resources.release import LocalReleasePublisher
+from recsys_assets.resources.tracking import TRACKING_URI_VARIABLE, tracker_from_env
+from recsys_assets.settings import SETTINGS
+from recsys_assets_tests.release.bundles import publish_version
+
+POINTER = f"models/{SETTINGS.model_name}.json"
+
+
+def test_without_the_variable_nothing_is_tracked():
+    assert tracker_from_env({}) is None and tracker_from_env({TRACKING_URI_VARIABLE: " "}) is None
+
+
+@pytest.mark.slow  # MLflow creates its SQLite schema through migrations: seconds, not milliseconds
+def test_mlflow_shows_the_same_history_as_the_registry(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow", reason="the optional mlflow extra is not installed")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv(TRACKING_URI_VARIABLE, uri)
+    monkeypatch.chdir(tmp_path)  # MLflow's default artefact folder, should anything write one
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    publisher = LocalReleasePublisher(root=str(tmp_path / "store"))
+    registry = ModelRegistry(store, SETTINGS.model_name)
+    tracker = registry.tracker
+    assert tracker is not None and tracker.tracking_uri == uri
+
+    for version, ndcg in (("v1", 0.20), ("v2", 0.25)):
+        uri_of_bundle = publish_version(store, version, ndcg=ndcg)
+        manifest = Manifest.from_dict(store.read_manifest(SETTINGS.model_name, version))
+        trials = [
+            SearchTrial(params=manifest.model.params, validation_ndcg=ndcg - 0.01 * i, k=10, seconds=1.0)
+            for i in range(2)
+        ]
+        report = TrainingReport(hyperparameters=manifest.model.params, search=trials, training_seconds=2.0,
+                                users=50, items=40, interactions=700, host="test")  # fmt: skip
+        tracker.log_version(manifest, report, uri_of_bundle)
+
+    def sync() -> None:
+        proposed = [s for s in registry.statuses().values() if s.state == "proposed"]
+        poll_pull_requests(registry, publisher, proposed)
+        follow_base_pointer(registry, publisher, POINTER)
+
+    publisher.merge(propose_release(registry, publisher, "v1", POINTER, "run").identifier, POINTER)
+    sync()
+    publisher.close(propose_release(registry, publisher, "v2", POINTER, "run").identifier)
+    sync()
+
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    versions = {v.tags["bundle_version"]: v for v in client.search_model_versions(f"name='{SETTINGS.model_name}'")}
+    assert {name: v.tags["state"] for name, v in versions.items()} == {"v1": "released", "v2": "rejected"}
+    assert client.get_model_version_by_alias(SETTINGS.model_name, "champion").tags["bundle_version"] == "v1"
+
+    run = client.get_run(versions["v2"].run_id)
+    assert run.data.params["factors"] == "24" and run.data.metrics["holdout_ndcg_at_10"] == pytest.approx(0.25)
+    experiment = client.get_experiment_by_name(SETTINGS.model_name)
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    trial_scores = sorted(c.data.metrics["validation_ndcg_at_10"] for c in children)
+    assert trial_scores == pytest.approx([0.24, 0.25])
+
+    # A revert to no pointer leaves no champion: the alias goes too.
+    (tmp_path / "store/serving-main" / POINTER).unlink()
+    sync()
+    assert "champion" not in client.get_registered_model(SETTINGS.model_name).aliases
+    assert client.get_model_version(SETTINGS.model_name, versions["v1"].version).tags["state"] == "rolled_back"
