@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.bundle import (
     build_manifest,
@@ -56,6 +57,7 @@ def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool
     deps=["model_evaluation"],
     group_name="release",
     kinds={"s3"},
+    retry_policy=SERVICE_RETRY_POLICY,
     check_specs=[
         dg.AssetCheckSpec(
             CHECK_NOT_WORSE_THAN_CHAMPION,
@@ -134,7 +136,13 @@ class ReleaseConfig(dg.Config):
     )
 
 
-@dg.asset(partitions_def=daily_partitions, deps=["model_bundle"], group_name="release", kinds={"github"})
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["model_bundle"],
+    group_name="release",
+    kinds={"github"},
+    retry_policy=SERVICE_RETRY_POLICY,
+)
 def model_release(
     context: dg.AssetExecutionContext,
     config: ReleaseConfig,
@@ -148,7 +156,9 @@ def model_release(
     # One read: the pointer pins the exact manifest bytes the metrics below come from.
     manifest_bytes = model_store.get_object(ModelStoreKeys(name).manifest(version))
     if manifest_bytes is None:
-        raise dg.Failure(f"bundle {name}/{version} has no manifest in the model store: it was never completed")
+        raise dg.Failure(
+            f"bundle {name}/{version} has no manifest in the model store: it was never completed", allow_retries=False
+        )
     manifest = Manifest.from_json(manifest_bytes)
     champion = model_store.read_champion(name)
     champion_raw = model_store.read_manifest(name, champion["version"]) if champion else None
