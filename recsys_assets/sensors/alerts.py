@@ -26,7 +26,7 @@ def failure_alert(context: dg.RunFailureSensorContext, notifier: AlertNotifier) 
         failed_step = step_failures[0].step_key
         error = step_failures[0].step_failure_data.error
         if error is not None:
-            cause = last_line(_root_cause(error).to_string()) or cause
+            cause = last_line(_root_cause(error).message) or cause
     return RunFailureAlert(
         run_id=run.run_id,
         job_name=run.job_name,
