@@ -50,28 +50,27 @@ class AlertNotifier(dg.ConfigurableResource):
         failures = []
         if self.slack_channel:
             try:
-                self._send_slack(alert)
+                self._send_slack(alert, self.slack_channel)
             except (SlackApiError, requests.RequestException, OSError) as exc:
                 failures.append(f"Slack {self.slack_channel}: {type(exc).__name__}")
         if self.webhook_url_secret:
             try:
-                self._send_webhook(alert)
+                self._send_webhook(alert, self.webhook_url_secret)
             except (requests.RequestException, OSError) as exc:
                 # The exception text holds the URL, which is a credential: report the type only.
                 failures.append(f"webhook {self.webhook_url_secret}: {type(exc).__name__}")
         if failures:
             raise AlertDeliveryError(f"alert for run {alert.run_id} not delivered to " + "; ".join(failures))
 
-    def _send_slack(self, alert: RunFailureAlert) -> None:
+    def _send_slack(self, alert: RunFailureAlert, channel: str) -> None:
         token = self.secrets.access(self.slack_token_secret).value
         client = SlackResource(token=token).get_client()
         client.timeout = int(self.timeout_seconds)
         if self.slack_api_url:
             client.base_url = self.slack_api_url.rstrip("/") + "/"
-        client.chat_postMessage(channel=self.slack_channel, text=alert.text())
+        client.chat_postMessage(channel=channel, text=alert.text())
 
-    def _send_webhook(self, alert: RunFailureAlert) -> None:
-        assert self.webhook_url_secret is not None
-        url = self.secrets.access(self.webhook_url_secret).value
+    def _send_webhook(self, alert: RunFailureAlert, url_secret: str) -> None:
+        url = self.secrets.access(url_secret).value
         response = requests.post(url, json=alert.payload(), timeout=self.timeout_seconds)
         response.raise_for_status()

@@ -92,9 +92,12 @@ def test_a_failed_delivery_fails_the_tick_without_leaking_the_webhook_url(stand_
     stand_in.expect_request("/api/chat.postMessage", method="POST").respond_with_json({"ok": True, "ts": "1.0"})
     stand_in.expect_request(WEBHOOK_PATH, method="POST").respond_with_data("down", status=503)
     alerts = alerts_for(stand_in)
-    with dg.instance_for_test() as instance:
-        with failed_run_context(instance, alerts) as context, pytest.raises(AlertDeliveryError) as raised:
-            run_failure_alerts(context.for_run_failure())
+    with (
+        dg.instance_for_test() as instance,
+        failed_run_context(instance, alerts) as context,
+        pytest.raises(AlertDeliveryError) as raised,
+    ):
+        run_failure_alerts(context.for_run_failure())
     assert "webhook alert-webhook: HTTPError" in str(raised.value)
     assert "secretpart" not in str(raised.value)
     assert len(stand_in.log) == 2  # Slack was still tried
