@@ -1,5 +1,6 @@
-# One image for every step: the Dagster code server (the default command) and the training job,
-# which the Docker and Vertex AI launchers start with `python -m recsys_assets.train`.
+# One image for every step: the Dagster code server (the default command), the webserver and the
+# daemon of the production deployment (deploy/), every run worker, and the training job, which the
+# Docker and Vertex AI launchers start with `python -m recsys_assets.train`.
 # No ENTRYPOINT, so a launcher's command replaces the default command outright.
 # CI tags the image with the commit (…/recsys:<git sha>); the launchers refuse mutable tags.
 # Nothing secret goes in here: the worker's identity (service account, workload identity) or

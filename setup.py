@@ -24,6 +24,12 @@ setup(
         "dagster-gcp==0.29.27",
         "dagster-aws==0.29.27",
         "dagster-docker==0.29.27",
+        # The production topology (deploy/): one image serves as code server, webserver and daemon, on
+        # PostgreSQL, launching runs as Kubernetes jobs (GKE) or containers (one VM), alerting to Slack.
+        "dagster-webserver==1.13.27",
+        "dagster-postgres==0.29.27",
+        "dagster-k8s==0.29.27",
+        "dagster-slack==0.29.27",
         "dagster-pipes==1.13.27",
         "google-cloud-aiplatform==2.7.0",
         "google-cloud-bigquery==3.47.0",
@@ -43,7 +49,6 @@ setup(
     ],
     extras_require={
         "dev": [
-            "dagster-webserver==1.13.27",
             "pytest>=8",
             "pytest-xdist>=3.6",
             "pytest-httpserver==1.2.0",

@@ -4,6 +4,12 @@ import dagster as dg
 
 # Tag on every automatically started run saying what started it (schedule name or sensor reason).
 TRIGGER_TAG = "recsys/trigger"
+# The run queue's concurrency pool for training runs (`deploy/dagster.yaml` limits it to the Vertex quota).
+POOL_TAG = "recsys/pool"
+TRAINING_POOL = "vertex-training"
+# A retrain still running after four hours is stuck (the longest measured one takes minutes): run
+# monitoring cancels it, and the failure sensor reports it.
+RETRAIN_MAX_RUNTIME_SECONDS = 4 * 60 * 60
 
 interactions_job = dg.define_asset_job(
     "interactions_job",
@@ -15,4 +21,5 @@ retrain_job = dg.define_asset_job(
     "retrain_job",
     selection=dg.AssetSelection.assets("interactions").downstream(include_self=False),
     description="Rebuild the training set, retrain, evaluate, bundle and release for one partition.",
+    tags={POOL_TAG: TRAINING_POOL, "dagster/max_runtime": str(RETRAIN_MAX_RUNTIME_SECONDS)},
 )

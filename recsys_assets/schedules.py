@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
+from recsys_assets.automation import DEFAULT_SCHEDULE_STATUS
 from recsys_assets.jobs import TRIGGER_TAG, interactions_job, retrain_job
 from recsys_assets.partitions import daily_partitions
 
@@ -30,6 +31,7 @@ daily_extract_schedule = dg.build_schedule_from_partitioned_job(
     hour_of_day=EXTRACT_HOUR_UTC,
     minute_of_hour=EXTRACT_MINUTE,
     tags={TRIGGER_TAG: "daily_extract_schedule"},
+    default_status=DEFAULT_SCHEDULE_STATUS,
 )
 
 
@@ -54,6 +56,7 @@ def build_retrain_schedule(cron: str, timezone: str) -> dg.ScheduleDefinition:
         job=retrain_job,
         cron_schedule=cron,
         execution_timezone=timezone,
+        default_status=DEFAULT_SCHEDULE_STATUS,
         description=f"Retrains, evaluates and releases on the latest complete day ({cron}, {timezone}).",
     )
     def retrain_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:

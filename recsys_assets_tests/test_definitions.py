@@ -13,7 +13,11 @@ def test_definitions_load_and_validate():
     assert repo.get_job("interactions_job") is not None
     assert repo.get_job("retrain_job") is not None
     assert sorted(s.name for s in repo.schedule_defs) == ["daily_extract_schedule", "retrain_schedule"]
-    assert [s.name for s in repo.sensor_defs] == ["new_interaction_partitions", "release_pull_requests"]
+    assert [s.name for s in repo.sensor_defs] == [
+        "new_interaction_partitions",
+        "release_pull_requests",
+        "run_failure_alerts",
+    ]
 
 
 def test_asset_graph_snapshot():

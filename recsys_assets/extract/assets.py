@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
+from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import rows_per_value
 from recsys_assets.domain.layout import ArtifactLayout
@@ -62,6 +63,7 @@ def _share_check(check_name: str, share: DayShare, label: str, limit: float) -> 
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=SERVICE_RETRY_POLICY,
     group_name="extract",
     kinds={"duckdb", "parquet"},
     check_specs=[

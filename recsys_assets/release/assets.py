@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.bundle import (
     build_manifest,
@@ -57,6 +58,7 @@ def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool
     deps=["model_evaluation"],
     group_name="release",
     kinds={"s3"},
+    retry_policy=SERVICE_RETRY_POLICY,
     check_specs=[
         dg.AssetCheckSpec(
             CHECK_NOT_WORSE_THAN_CHAMPION,
@@ -139,7 +141,13 @@ class ReleaseConfig(dg.Config):
     versions_shown: int = Field(default=10, description="How many recent versions the registry table shows.")
 
 
-@dg.asset(partitions_def=daily_partitions, deps=["model_bundle"], group_name="release", kinds={"github"})
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["model_bundle"],
+    group_name="release",
+    kinds={"github"},
+    retry_policy=SERVICE_RETRY_POLICY,
+)
 def model_release(
     context: dg.AssetExecutionContext,
     config: ReleaseConfig,

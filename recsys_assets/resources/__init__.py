@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recsys_assets.resources.alerts import AlertNotifier
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
 from recsys_assets.resources.release import LocalReleasePublisher, ReleasePublisher
@@ -222,6 +223,21 @@ def build_training_launcher(env: Mapping[str, str], settings: Settings) -> Train
     return VertexTrainingLauncher(image_uri=image, **values)
 
 
+def build_alerts(env: Mapping[str, str], secrets: SecretStore) -> AlertNotifier:
+    """Run-failure alerts: `RECSYS_ALERT_SLACK_CHANNEL` with the bot token's secret in
+    `RECSYS_ALERT_SLACK_TOKEN_SECRET` (default slack-bot-token; `RECSYS_SLACK_API_URL` for a stand-in), and/or
+    `RECSYS_ALERT_WEBHOOK_SECRET`, the secret holding a JSON webhook's URL; `RECSYS_UI_URL` for run links.
+    """
+    return AlertNotifier(
+        secrets=secrets,
+        slack_channel=env.get("RECSYS_ALERT_SLACK_CHANNEL", "").strip() or None,
+        slack_token_secret=env.get("RECSYS_ALERT_SLACK_TOKEN_SECRET", "").strip() or "slack-bot-token",
+        slack_api_url=env.get("RECSYS_SLACK_API_URL", "").strip() or None,
+        webhook_url_secret=env.get("RECSYS_ALERT_WEBHOOK_SECRET", "").strip() or None,
+        ui_url=env.get("RECSYS_UI_URL", "").strip() or "http://127.0.0.1:3000",
+    )
+
+
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every resource the asset graph needs, each backend chosen by its selector variable."""
     env = os.environ if env is None else env
@@ -234,4 +250,5 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "model_store": build_model_store(env, settings, secrets),
         "release_publisher": build_release_publisher(env, settings, secrets),
         "training_launcher": build_training_launcher(env, settings),
+        "alerts": build_alerts(env, secrets),
     }

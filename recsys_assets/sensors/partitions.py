@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 
+from recsys_assets.automation import DEFAULT_SENSOR_STATUS
 from recsys_assets.jobs import TRIGGER_TAG, interactions_job
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.warehouse import (
@@ -127,6 +128,7 @@ def _encode(cursor: dict[str, str]) -> str:
 @dg.sensor(
     job=interactions_job,
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+    default_status=DEFAULT_SENSOR_STATUS,
     description=(
         "Requests an interactions extract for each new day in the warehouse, and again for a day whose "
         f"data changed afterwards (late events); at most {MAX_RUN_REQUESTS_PER_TICK} runs per tick, oldest first."

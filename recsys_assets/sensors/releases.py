@@ -17,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 
+from recsys_assets.automation import DEFAULT_SENSOR_STATUS
 from recsys_assets.domain.layout import serving_pointer_path
 from recsys_assets.domain.registry import VersionStatus
 from recsys_assets.resources.model_store import ModelStore
@@ -73,6 +74,7 @@ def _observation(registry: ModelRegistry, transition: Transition) -> dg.AssetObs
 
 @dg.sensor(
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+    default_status=DEFAULT_SENSOR_STATUS,
     description=(
         "Follows the open release pull requests: merged -> released (the champion moves), closed -> rejected, "
         f"and a reverted pointer rolls the champion back; at most {MAX_PULL_REQUESTS_PER_TICK} pull requests per tick."

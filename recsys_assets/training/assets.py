@@ -3,6 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.params import ALSSearchSpace
 from recsys_assets.domain.recommenders import item_knn_model, model_to_bytes, popularity_model
@@ -24,6 +25,7 @@ class ALSConfig(dg.Config, ALSSearchSpace):
     deps=["training_set"],
     group_name="training",
     kinds={"python"},
+    retry_policy=SERVICE_RETRY_POLICY,
 )
 def als_model(
     context: dg.AssetExecutionContext, config: ALSConfig, artifacts: ArtifactStore, training_launcher: TrainingLauncher
@@ -31,7 +33,8 @@ def als_model(
     """Implicit ALS factors, tuned on a validation split and trained out of process through Dagster Pipes."""
     if config.use_gpu:
         raise dg.Failure(
-            "use_gpu=True needs a CUDA build of implicit on the training machine; this launcher is CPU only"
+            "use_gpu=True needs a CUDA build of implicit on the training machine; this launcher is CPU only",
+            allow_retries=False,
         )
     layout = artifacts.layout
     request = TrainingRequest(

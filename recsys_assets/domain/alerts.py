@@ -1,0 +1,37 @@
+"""What a run-failure alert says: run, job, partition, failed step, the cause's last line and a UI link."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+def last_line(message: str) -> str:
+    """The last non-blank line of an error message (where Python puts the exception itself)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@dataclass(frozen=True)
+class RunFailureAlert:
+    """One failed run, as a person on call needs it."""
+
+    run_id: str
+    job_name: str
+    partition: str | None
+    failed_step: str | None
+    cause: str
+    run_url: str
+
+    def text(self) -> str:
+        """The message as Slack mrkdwn."""
+        partition = f" partition `{self.partition}`" if self.partition else ""
+        step = f"step `{self.failed_step}`" if self.failed_step else "the run (no step failed)"
+        return (
+            f":rotating_light: `{self.job_name}`{partition} failed in {step}\n"
+            f"> {self.cause}\n"
+            f"run `{self.run_id}`: <{self.run_url}|open in Dagster>"
+        )
+
+    def payload(self) -> dict[str, str | None]:
+        """The message as a JSON object for a generic webhook."""
+        return {"event": "dagster_run_failure", **asdict(self), "text": self.text()}

@@ -1,0 +1,56 @@
+"""Automation's default status, the retry policy of service-facing steps, and the retrain job's run limits."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from recsys_assets.automation import SERVICE_RETRY_POLICY, automation_running
+from recsys_assets.definitions import ASSETS, defs
+from recsys_assets.jobs import POOL_TAG, TRAINING_POOL, retrain_job
+
+SERVICE_STEPS = {"interactions", "als_model", "model_bundle", "model_release"}
+
+
+def test_automation_is_stopped_unless_the_deployment_says_running():
+    assert automation_running({}) is False
+    assert automation_running({"RECSYS_AUTOMATION": " Running "}) is True
+    assert automation_running({"RECSYS_AUTOMATION": "stopped"}) is False
+    with pytest.raises(ValueError, match="RECSYS_AUTOMATION='on'"):
+        automation_running({"RECSYS_AUTOMATION": "on"})
+
+
+def test_every_schedule_and_sensor_follows_the_default():
+    # The suite runs without RECSYS_AUTOMATION, like `dagster dev`: nothing starts by itself.
+    statuses = [s.default_status.value for s in (*defs.schedules, *defs.sensors)]  # type: ignore[union-attr]
+    assert len(statuses) == 5 and set(statuses) == {"STOPPED"}
+
+
+def test_only_the_steps_that_call_services_retry():
+    policies = {asset.key.to_user_string(): asset.op.retry_policy for asset in ASSETS}
+    assert len(policies) == 7
+    assert {name for name, policy in policies.items() if policy is not None} == SERVICE_STEPS
+    assert {policies[name] for name in SERVICE_STEPS} == {SERVICE_RETRY_POLICY}
+
+
+@pytest.mark.slow  # a materialization: over a second on the shared machine
+def test_a_failed_blocking_check_is_not_retried():
+    @dg.asset(
+        retry_policy=SERVICE_RETRY_POLICY,
+        check_specs=[dg.AssetCheckSpec("gate", asset="gated", blocking=True)],
+    )
+    def gated():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="gate", passed=False)
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([gated], instance=instance, raise_on_error=False)
+    assert not result.success
+    assert [e.event_type_value for e in result.all_events if e.event_type_value.startswith("STEP_RE")] == []
+    (failure,) = result.get_step_failure_events()
+    assert "blocking asset check" in failure.step_failure_data.error.message  # type: ignore[union-attr]
+
+
+def test_retrain_runs_in_the_training_pool_with_a_maximum_runtime():
+    assert retrain_job.tags[POOL_TAG] == TRAINING_POOL
+    assert int(retrain_job.tags["dagster/max_runtime"]) > 0
