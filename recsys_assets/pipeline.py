@@ -9,13 +9,14 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 from recsys_assets.assets import ASSETS
 from recsys_assets.domain import storage
 from recsys_assets.domain.records import BundleRef, EvaluationResult
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.resources.warehouse import Warehouse, WarehouseUnavailable
+from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.settings import SETTINGS
 
 DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False)
@@ -36,11 +37,8 @@ def instance() -> dg.DagsterInstance:
 
 
 def latest_partition(warehouse: Warehouse) -> str:
-    """The most recent day that has events in the warehouse."""
-    try:
-        partitions = warehouse.list_partitions()
-    except WarehouseUnavailable:
-        partitions = []
+    """The most recent day that has events in the warehouse (an unreachable one raises, it is not empty)."""
+    partitions = warehouse.list_partitions()
     if not partitions:
         raise SystemExit(f"the warehouse {warehouse.table_ref} holds no events: run `demo` or `import-events` first")
     return partitions[-1].partition_key
@@ -53,18 +51,27 @@ def window(partition_key: str) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
+def _root_cause(error: SerializableErrorInfo | None) -> str:
+    """The innermost error's message: the exception the step raised, not Dagster's wrapper around it."""
+    if error is None:
+        return "unknown error"
+    while error.cause is not None:
+        error = error.cause
+    return " ".join(error.message.split())
+
+
 def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per cause: each failed step's own exception, each failed blocking check with its numbers."""
     reasons = []
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.error
-            reasons.append(f"{event.step_key} failed: {error.message.strip() if error else 'unknown error'}")
+            reasons.append(f"run failed: {event.step_key}: {_root_cause(event.step_failure_data.error)}")
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not isinstance(evaluation, dg.AssetCheckEvaluation):
                 continue
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                reasons.append(f"check {evaluation.check_name} failed: {evaluation.description}")
+                reasons.append(f"release blocked: {evaluation.check_name}: {evaluation.description}")
     return reasons
 
 

@@ -12,9 +12,39 @@ Renaming a file is one edit here; every reader and writer goes through these acc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from recsys_assets.domain.storage import join
+
+# Names and path segments that become folders, object keys or branch names: no separators, no
+# leading dot (so never `..`), nothing a shell or URL would reinterpret.
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+class ConfigurationError(ValueError):
+    """A setting has a value the project cannot use; the message names the setting."""
+
+
+def safe_name(value: str, setting: str) -> str:
+    """`value` when it is one safe path segment, else a ConfigurationError naming `setting`."""
+    if not _SAFE_SEGMENT.fullmatch(value) or ".." in value:
+        raise ConfigurationError(
+            f"{setting}={value!r} is not a safe name: use letters, digits, '_', '-' and '.', "
+            "starting with a letter, digit or '_' (no '/', no '..')"
+        )
+    return value
+
+
+def safe_relative_path(value: str, setting: str) -> str:
+    """`value` when it is a relative path of safe segments (e.g. models/jobs-als.json), else a ConfigurationError."""
+    segments = value.split("/")
+    if not value or any(not _SAFE_SEGMENT.fullmatch(s) or ".." in s for s in segments):
+        raise ConfigurationError(
+            f"{setting}={value!r} is not a safe relative path: use '/'-separated names of letters, digits, "
+            "'_', '-' and '.', with no leading '/', no '..' and no empty segment"
+        )
+    return value
 
 # The four user x item matrices of a training set, one `.npz` file each.
 SPLITS = ("train", "fit", "validation", "holdout")
@@ -157,6 +187,9 @@ class ModelStoreKeys:
     """Object keys of one model's bundles, champion pointer and local release proposals."""
 
     model_name: str
+
+    def __post_init__(self) -> None:
+        safe_name(self.model_name, "model name")
 
     @property
     def models_prefix(self) -> str:

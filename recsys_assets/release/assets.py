@@ -3,9 +3,10 @@
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Annotated
 
 import dagster as dg
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.bundle import (
@@ -16,7 +17,7 @@ from recsys_assets.domain.bundle import (
     new_version,
     pull_request_body,
 )
-from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
+from recsys_assets.domain.layout import BundleFile, ModelStoreKeys, safe_relative_path
 from recsys_assets.domain.recommenders import als_from_bytes
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, Manifest, TrainingReport
 from recsys_assets.partitions import daily_partitions
@@ -46,7 +47,7 @@ def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool
     challenger = evaluation.model[ndcg]
     passed = challenger >= floor
     return passed, (
-        f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} {floor:.4f} "
+        f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
         f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%})"
     )
 
@@ -128,7 +129,7 @@ def model_bundle(
 
 
 class ReleaseConfig(dg.Config):
-    pointer_path: str = Field(
+    pointer_path: Annotated[str, AfterValidator(lambda value: safe_relative_path(value, "pointer_path"))] = Field(
         default=f"models/{SETTINGS.model_name}.json",
         description="Path, in the serving repository, of the file that names the served model version.",
     )
