@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool) -> int:
     """Write synthetic events; days that already hold events are only replaced with `replace`."""
     events = generate_events(spec)
-    existing = {p.partition_key: p.total_rows for p in warehouse.list_partitions()}
+    existing = {p.partition_key: p.total_rows for p in warehouse.existing_partitions()}
     overlap = sorted(set(rows_per_value(day_of(events["event_ts"]))) & set(existing))
     if overlap and not replace:
         print(
@@ -139,7 +139,7 @@ def _command(args: argparse.Namespace) -> int:
             n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day, seed=args.seed
         )
         # An unreachable warehouse raises here: "unavailable" must never be taken for "empty".
-        if args.command == "seed" or args.replace or not warehouse.list_partitions():
+        if args.command == "seed" or args.replace or not warehouse.existing_partitions():
             status = _seed(warehouse, spec, replace=args.replace)
             if status or args.command == "seed":
                 return status
@@ -158,7 +158,7 @@ def _command(args: argparse.Namespace) -> int:
         except ImportRejectedError as exc:
             print(f"import refused: {exc}", file=sys.stderr)
             return 2
-        before = {p.partition_key: p.total_rows for p in warehouse.list_partitions()}
+        before = {p.partition_key: p.total_rows for p in warehouse.existing_partitions()}
         after = rows_per_value(day_of(events["event_ts"]))
         summary = f"{report.rows_kept:,} of {report.rows_read:,} rows into {len(after)} daily partitions of"
         if args.dry_run:
@@ -172,11 +172,15 @@ def _command(args: argparse.Namespace) -> int:
             print(f"days {min(days)} .. {max(days)}; next: python -m recsys_assets run")
         return 0
 
-    from recsys_assets.pipeline import latest_partition, materialize_partition
+    from recsys_assets.pipeline import PartitionBusyError, latest_partition, materialize_partition
 
     partition = args.partition.isoformat() if getattr(args, "partition", None) else latest_partition(warehouse)
     print(f"materializing the graph for partition {partition} ...")
-    return _report(materialize_partition(partition, resources))
+    try:
+        return _report(materialize_partition(partition, resources))
+    except PartitionBusyError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
 from dagster._utils.error import SerializableErrorInfo
 
 from recsys_assets.assets import ASSETS
@@ -38,7 +40,7 @@ def instance() -> dg.DagsterInstance:
 
 def latest_partition(warehouse: Warehouse) -> str:
     """The most recent day that has events in the warehouse (an unreachable one raises, it is not empty)."""
-    partitions = warehouse.list_partitions()
+    partitions = warehouse.existing_partitions()
     if not partitions:
         raise SystemExit(f"the warehouse {warehouse.table_ref} holds no events: run `demo` or `import-events` first")
     return partitions[-1].partition_key
@@ -81,6 +83,27 @@ def _config_for(run_config: Mapping[str, Any], assets: set[str]) -> dict[str, An
     return {**run_config, "ops": ops}
 
 
+class PartitionBusyError(RuntimeError):
+    """Another run of the same partition is in progress; nothing was started."""
+
+
+def refuse_if_busy(dagster_instance: dg.DagsterInstance, partition_key: str) -> None:
+    """Refuse to start while the instance records an unfinished run of `partition_key`.
+
+    The daemon serialises queued runs of a partition (`tag_concurrency_limits` in dagster.yaml);
+    the CLI runs in process, outside the queue, so it asks the same run records instead.
+    """
+    busy = dagster_instance.get_run_records(
+        dg.RunsFilter(tags={PARTITION_TAG: partition_key}, statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1
+    )
+    if busy:
+        run = busy[0].dagster_run
+        raise PartitionBusyError(
+            f"run {run.run_id} of partition {partition_key} is {run.status.value}; wait for it to finish, "
+            "or if its process is gone, terminate it in the UI (Runs, Terminate) and run again"
+        )
+
+
 def materialize_partition(
     partition_key: str,
     resources: Mapping[str, Any],
@@ -94,6 +117,7 @@ def materialize_partition(
             "set RECSYS_PARTITIONS_START earlier for older data"
         )
     dagster_instance = dagster_instance or instance()
+    refuse_if_busy(dagster_instance, partition_key)
     # Step progress at INFO is what a person follows; DEBUG engine events drown it.
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     start, end = window(partition_key)
@@ -120,8 +144,9 @@ def materialize_partition(
     )
     failures += _failures(retrain)
     artifacts: ArtifactStore = resources["artifacts"]
-    evaluation_uri = artifacts.layout.model_evaluation(partition_key).metrics
-    bundle_uri = artifacts.layout.model_bundle(partition_key).ref
+    layout = artifacts.layout(retrain.dagster_run)
+    evaluation_uri = layout.model_evaluation(partition_key).metrics
+    bundle_uri = layout.model_bundle(partition_key).ref
     bundle_written = any(
         e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == dg.AssetKey("model_bundle")
         for e in retrain.all_events

@@ -137,15 +137,22 @@ class BundleRefFiles:
 
 @dataclass(frozen=True)
 class ArtifactLayout:
-    """Addresses of every intermediate artefact under one root URI (local folder, s3:// or gs://)."""
+    """Addresses of every intermediate artefact under one root URI (local folder, s3:// or gs://).
+
+    A day's extract is shared by every run that trains on that day. Everything built from it
+    (training set, models, evaluation, bundle reference) lives under the id of the run that built
+    it, so two runs of one partition never read each other's files and a bundle is always made
+    of its own run's model and metrics.
+    """
 
     root: str
+    run: str
 
     def _folder(self, asset: str, partition_key: str) -> str:
-        return join(self.root, asset, partition_key)
+        return join(self.root, asset, partition_key, "runs", self.run)
 
     def interactions(self, partition_key: str) -> InteractionsFiles:
-        return InteractionsFiles(self._folder("interactions", partition_key))
+        return InteractionsFiles(join(self.root, "interactions", partition_key))
 
     def training_set(self, partition_key: str) -> TrainingSetFiles:
         return TrainingSetFiles(self._folder("training_set", partition_key))

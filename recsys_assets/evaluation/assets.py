@@ -71,7 +71,7 @@ def model_evaluation(
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Precision, recall, NDCG and MAP at k plus coverage for the model, each baseline and the champion."""
     key = context.partition_key
-    layout = artifacts.layout
+    layout = artifacts.layout(context.run)
     data = TrainingSet.load(layout.training_set(key))
     baselines = layout.baseline_models(key)
     models = {

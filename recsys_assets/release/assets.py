@@ -76,7 +76,7 @@ def model_bundle(
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Write-once, versioned model bundle: factors, id maps, model card and manifest.json."""
     key = context.partition_key
-    layout = artifacts.layout
+    layout = artifacts.layout(context.run)
     evaluation = EvaluationResult.from_json(storage.read_bytes(layout.model_evaluation(key).metrics))
     trained = layout.als_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
@@ -144,7 +144,7 @@ def model_release(
     release_publisher: ReleasePublisher,
 ) -> dg.MaterializeResult:
     """Release pull request that points serving at the new bundle, then records it as the champion."""
-    bundle = BundleRef.from_json(storage.read_bytes(artifacts.layout.model_bundle(context.partition_key).ref))
+    bundle = BundleRef.from_json(storage.read_bytes(artifacts.layout(context.run).model_bundle(context.partition_key).ref))
     name, version = SETTINGS.model_name, bundle.version
     # One read: the pointer pins the exact manifest bytes the metrics below come from.
     manifest_bytes = model_store.get_object(ModelStoreKeys(name).manifest(version))

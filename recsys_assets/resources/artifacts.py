@@ -13,7 +13,6 @@ class ArtifactStore(dg.ConfigurableResource):
 
     root_uri: str = Field(description="Local folder or object-store URI that holds intermediate artefacts.")
 
-    @property
-    def layout(self) -> ArtifactLayout:
-        """Typed addresses of every artefact under `root_uri`."""
-        return ArtifactLayout(self.root_uri)
+    def layout(self, run: dg.DagsterRun) -> ArtifactLayout:
+        """Typed addresses of `run`'s artefacts; a re-execution keeps its original run's folders."""
+        return ArtifactLayout(self.root_uri, run=run.root_run_id or run.run_id)

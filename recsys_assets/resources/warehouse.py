@@ -59,6 +59,14 @@ class Warehouse(dg.ConfigurableResource, ABC):
     def list_partitions(self) -> list[WarehousePartition]:
         """Every non-empty day partition with its row count and last modification time."""
 
+    def existing_partitions(self) -> list[WarehousePartition]:
+        """`list_partitions` for a writer about to create the data: a warehouse never written to is empty.
+
+        Anything else that stops the listing (a lock, denied access, an outage) still raises
+        WarehouseUnavailable: "unavailable" is never taken for "empty".
+        """
+        return self.list_partitions()
+
     @property
     @abstractmethod
     def table_ref(self) -> str:
@@ -172,9 +180,12 @@ class DuckDBWarehouse(Warehouse):
                 raise
         return per_day
 
-    def list_partitions(self) -> list[WarehousePartition]:
+    def existing_partitions(self) -> list[WarehousePartition]:
         if not Path(self.path).exists():
-            return []  # nothing was ever written: empty, not unavailable
+            return []  # never written: empty, which a locked or unreadable file is not
+        return self.list_partitions()
+
+    def list_partitions(self) -> list[WarehousePartition]:
         with self._connect(read_only=True) as con:
             if not self._has_table(con):
                 return []

@@ -33,7 +33,7 @@ def als_model(
         raise dg.Failure(
             "use_gpu=True needs a CUDA build of implicit on the training machine; this launcher is CPU only"
         )
-    layout = artifacts.layout
+    layout = artifacts.layout(context.run)
     request = TrainingRequest(
         training_set=layout.training_set(context.partition_key).folder,
         output=layout.als_model(context.partition_key).folder,
@@ -54,7 +54,7 @@ def als_model(
 @dg.asset(partitions_def=daily_partitions, deps=["training_set"], group_name="training", kinds={"python"})
 def baseline_models(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> dg.MaterializeResult:
     """Popularity and BM25 item-kNN baselines the ALS model has to beat."""
-    layout = artifacts.layout
+    layout = artifacts.layout(context.run)
     data = TrainingSet.load(layout.training_set(context.partition_key))
     files = layout.baseline_models(context.partition_key)
     popularity = popularity_model(data.train)
