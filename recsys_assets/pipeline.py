@@ -67,7 +67,10 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     reasons = []
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            reasons.append(f"run failed: {event.step_key}: {_root_cause(event.step_failure_data.error)}")
+            error = event.step_failure_data.error
+            if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+                continue  # the failed check's own line below says which check and by how much
+            reasons.append(f"run failed: {event.step_key}: {_root_cause(error)}")
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not isinstance(evaluation, dg.AssetCheckEvaluation):

@@ -57,6 +57,11 @@ def champion_recommendations(champion: ChampionModel, data: TrainingSet, users: 
 
 
 def score_champion(champion: ChampionModel, data: TrainingSet, k: int) -> ChampionScore:
-    """The champion's metrics on `data.holdout`, comparable with the challenger's."""
+    """The champion's metrics on `data.holdout`, comparable with the challenger's.
+
+    A champion that shares no items with the current catalogue recommends nothing: it scores 0
+    everywhere, and `shared_items` 0 says why.
+    """
     metrics = evaluate(lambda users: champion_recommendations(champion, data, users, k), data.holdout, k)
-    return ChampionScore(version=champion.version, metrics=metrics)
+    shared = int(pc.sum(pc.is_in(champion.item_ids, value_set=data.item_ids)).as_py() or 0)
+    return ChampionScore(version=champion.version, metrics=metrics, shared_items=shared)

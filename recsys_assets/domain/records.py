@@ -104,6 +104,8 @@ class TrainingReport(Record):
 class ChampionScore(Record):
     version: str
     metrics: Metrics
+    # Champion items still in the current catalogue; 0 means nothing could be recommended (metrics 0).
+    shared_items: int | None = None
 
 
 class HoldoutSize(Record):
@@ -120,6 +122,8 @@ class EvaluationResult(Record):
     champion: ChampionScore | None
     holdout: HoldoutSize
     training_set: TrainingSetSummary
+    # Why a promoted champion could not be scored (unreadable manifest, missing or corrupt files).
+    champion_unavailable: str | None = None
 
 
 class BundleRef(Record):

@@ -41,14 +41,17 @@ def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool
     """Whether the challenger is within `tolerance` of the champion's NDCG@k, and why."""
     ndcg = f"ndcg@{evaluation.k}"
     champion = evaluation.champion
+    if evaluation.champion_unavailable:
+        return True, f"comparison with the champion impossible: {evaluation.champion_unavailable}"
     if champion is None:
         return True, "no champion promoted yet: the first model is released"
     floor = champion.metrics[ndcg] * (1 - tolerance)
     challenger = evaluation.model[ndcg]
     passed = challenger >= floor
+    no_overlap = "; it shares no items with the new data" if champion.shared_items == 0 else ""
     return passed, (
         f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
-        f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%})"
+        f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%}{no_overlap})"
     )
 
 

@@ -99,3 +99,16 @@ def test_score_champion_on_the_current_holdout():
     assert score.metrics["recall@3"] == 1.0
     assert score.metrics["ndcg@3"] == 1.0 and score.metrics["map@3"] == 1.0
     assert score.metrics["coverage"] == pytest.approx(3 / 6)  # e, a, b of 6 current items
+
+
+def test_a_champion_sharing_no_items_scores_zero_and_says_so():
+    stranger = ChampionModel(
+        version="old-catalogue",
+        item_factors=CHAMPION_FACTORS,
+        item_ids=pa.array(["p", "q", "r", "s", "t", "u"]),
+        params=CHAMPION.params,
+    )
+    score = score_champion(stranger, training_set([(0, B), (1, E)]), k=3)
+    assert score.shared_items == 0
+    assert score.metrics["ndcg@3"] == 0.0 and score.metrics["coverage"] == 0.0
+    assert score_champion(CHAMPION, training_set([(0, B), (1, E)]), k=3).shared_items == 5
