@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--replace", action="store_true", help="overwrite days that already hold events")
 
     run = commands.add_parser("run", help="run the whole graph on what the warehouse holds")
-    run.add_argument("--partition", type=date.fromisoformat, help="YYYY-MM-DD (default: the latest day in the warehouse)")
+    run.add_argument(
+        "--partition", type=date.fromisoformat, help="YYYY-MM-DD (default: the latest day in the warehouse)"
+    )
 
     imp = commands.add_parser("import-events", help="load a CSV/Parquet/MovieLens file into the warehouse")
     imp.add_argument("file")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
-from dagster._utils.error import SerializableErrorInfo
+from dagster_shared.error import SerializableErrorInfo
 
 from recsys_assets.assets import ASSETS
 from recsys_assets.domain import storage
@@ -53,13 +54,11 @@ def window(partition_key: str) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
-def _root_cause(error: SerializableErrorInfo | None) -> str:
-    """The innermost error's message: the exception the step raised, not Dagster's wrapper around it."""
-    if error is None:
-        return "unknown error"
+def _innermost(error: SerializableErrorInfo) -> SerializableErrorInfo:
+    """The exception the step raised, not Dagster's wrappers around it."""
     while error.cause is not None:
         error = error.cause
-    return " ".join(error.message.split())
+    return error
 
 
 def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -68,9 +67,18 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
-            if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
-                continue  # the failed check's own line below says which check and by how much
-            reasons.append(f"run failed: {event.step_key}: {_root_cause(error)}")
+            cause = _innermost(error) if error else None
+            if cause is not None and cause.cls_name == "DagsterAssetCheckFailedError":
+                continue  # the failed check's own line says which check and by how much
+            failure = event.step_failure_data.user_failure_data
+            if failure is not None and failure.description:
+                message = failure.description  # a dg.Failure: its description is the whole story
+            elif cause is not None:
+                # "package.module.ValueError: text" -> "ValueError: text"
+                message = re.sub(r"^(?:\w+\.)+(?=\w+: )", "", " ".join(cause.message.split()))
+            else:
+                message = "unknown error"
+            reasons.append(f"run failed: {event.step_key}: {message}")
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not isinstance(evaluation, dg.AssetCheckEvaluation):

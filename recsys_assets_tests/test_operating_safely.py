@@ -52,7 +52,7 @@ def test_store_keys_refuse_a_traversing_model_name():
 
 @pytest.mark.parametrize("pointer_path", ["/etc/passwd", "../serving.json", "models/../../x.json", "a//b.json", ""])
 def test_release_pointer_path_must_be_a_safe_relative_path(pointer_path):
-    with pytest.raises(ValueError, match="pointer_path=.* is not a safe relative path"):
+    with pytest.raises(ValueError, match=r"pointer_path=.* is not a safe relative path"):
         ReleaseConfig(pointer_path=pointer_path)
     assert ReleaseConfig(pointer_path="serving/models/jobs-als.json").pointer_path == "serving/models/jobs-als.json"
 
@@ -68,9 +68,7 @@ def test_release_pointer_path_must_be_a_safe_relative_path(pointer_path):
     ],
 )
 def test_github_token_never_travels_over_plain_http(tmp_path, url, allowed):
-    env = local_env(
-        tmp_path, RECSYS_RELEASE="github", RECSYS_GITHUB_REPOSITORY="o/r", RECSYS_GITHUB_BASE_URL=url
-    )
+    env = local_env(tmp_path, RECSYS_RELEASE="github", RECSYS_GITHUB_REPOSITORY="o/r", RECSYS_GITHUB_BASE_URL=url)
     if allowed:
         assert build_resources(env)["release_publisher"].base_url == url
     else:
@@ -97,8 +95,12 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
 def test_a_bad_setting_in_the_cli_is_one_line_not_a_traceback(embedded_env, capsys):
     result = subprocess.run(
         [sys.executable, "-m", "recsys_assets", "run"],
-        env={**local_env(embedded_env), "RECSYS_TRAINING_WINDOW_DAYS": "zero", "PATH": "/usr/bin:/bin",
-             "PYTHONPATH": sys.path[0]},
+        env={
+            **local_env(embedded_env),
+            "RECSYS_TRAINING_WINDOW_DAYS": "zero",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": sys.path[0],
+        },
         capture_output=True,
         text=True,
         timeout=60,

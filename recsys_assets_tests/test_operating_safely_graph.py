@@ -129,7 +129,7 @@ def test_a_full_model_store_is_a_storage_error(tmp_path):
         pytest.skip("needs permission to mount a small tmpfs")
     try:
         store = LocalModelStore(root=str(store_dir))
-        with pytest.raises(ModelStoreError, match="cannot write models/m/v1/big.bin: No space left on device"):
+        with pytest.raises(ModelStoreError, match=r"cannot write models/m/v1/big\.bin: No space left on device"):
             store.publish_bundle("m", "v1", {"big.bin": os.urandom(256 * 1024)}, {"model_name": "m"})
         assert store.list_versions("m") == [] and not any(p.name.startswith(".tmp-") for p in store_dir.rglob("*"))
     finally:

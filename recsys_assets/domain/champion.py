@@ -63,5 +63,5 @@ def score_champion(champion: ChampionModel, data: TrainingSet, k: int) -> Champi
     everywhere, and `shared_items` 0 says why.
     """
     metrics = evaluate(lambda users: champion_recommendations(champion, data, users, k), data.holdout, k)
-    shared = int(pc.sum(pc.is_in(champion.item_ids, value_set=data.item_ids)).as_py() or 0)
+    shared = int(np.count_nonzero(filled_numpy(pc.is_in(champion.item_ids, value_set=data.item_ids), False)))
     return ChampionScore(version=champion.version, metrics=metrics, shared_items=shared)

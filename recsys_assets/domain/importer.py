@@ -45,7 +45,12 @@ class ImportReport:
     @property
     def rows_invalid(self) -> int:
         return (
-            self.null_ids + self.bad_timestamps + self.bad_weights + self.out_of_range + self.short_rows + self.long_rows
+            self.null_ids
+            + self.bad_timestamps
+            + self.bad_weights
+            + self.out_of_range
+            + self.short_rows
+            + self.long_rows
         )
 
     def dropped(self) -> str:

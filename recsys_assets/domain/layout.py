@@ -46,6 +46,7 @@ def safe_relative_path(value: str, setting: str) -> str:
         )
     return value
 
+
 # The four user x item matrices of a training set, one `.npz` file each.
 SPLITS = ("train", "fit", "validation", "holdout")
 

@@ -147,7 +147,9 @@ def model_release(
     release_publisher: ReleasePublisher,
 ) -> dg.MaterializeResult:
     """Release pull request that points serving at the new bundle, then records it as the champion."""
-    bundle = BundleRef.from_json(storage.read_bytes(artifacts.layout(context.run).model_bundle(context.partition_key).ref))
+    bundle = BundleRef.from_json(
+        storage.read_bytes(artifacts.layout(context.run).model_bundle(context.partition_key).ref)
+    )
     name, version = SETTINGS.model_name, bundle.version
     # One read: the pointer pins the exact manifest bytes the metrics below come from.
     manifest_bytes = model_store.get_object(ModelStoreKeys(name).manifest(version))

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recsys_assets.domain.layout import ConfigurationError
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
 from recsys_assets.resources.release import LocalReleasePublisher, ReleasePublisher
@@ -31,7 +32,6 @@ from recsys_assets.resources.training_launcher import (
     VertexTrainingLauncher,
 )
 from recsys_assets.resources.warehouse import DuckDBWarehouse, Warehouse
-from recsys_assets.domain.layout import ConfigurationError
 from recsys_assets.settings import Settings
 
 
@@ -89,7 +89,9 @@ def build_warehouse(env: Mapping[str, str], settings: Settings) -> Warehouse:
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds < float("inf"):
-        raise ConfigurationError(f"RECSYS_DUCKDB_LOCK_TIMEOUT_SECONDS={lock_timeout!r} must be a number of seconds >= 0")
+        raise ConfigurationError(
+            f"RECSYS_DUCKDB_LOCK_TIMEOUT_SECONDS={lock_timeout!r} must be a number of seconds >= 0"
+        )
     return DuckDBWarehouse(
         path=env.get("RECSYS_DUCKDB_PATH", str(settings.data_dir / "warehouse.duckdb")), lock_timeout_seconds=seconds
     )

@@ -18,7 +18,6 @@ from pydantic import Field
 
 from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
 
-
 # DuckDB names the process holding a file lock: "Conflicting lock is held in /usr/bin/python3 (PID 123)".
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?)(?: by user \S+)?\.?(?:\s+See also|$)", re.DOTALL)
 

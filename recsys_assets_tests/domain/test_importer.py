@@ -159,8 +159,10 @@ def test_out_of_range_timestamps_are_refused_naming_the_column_and_a_value(tmp_p
 def test_non_finite_and_absurd_weights_are_bad_rows(tmp_path):
     path = tmp_path / "events.csv"
     rows = "".join(f"u{i},j1,2026-01-02,1\n" for i in range(97))
-    path.write_text("user_id,item_id,timestamp,weight\n" + rows + "u1,j2,2026-01-02,inf\nu1,j3,2026-01-02,1e308\n"
-                    "u1,j4,2026-01-02,nan\n")
+    path.write_text(
+        "user_id,item_id,timestamp,weight\n" + rows + "u1,j2,2026-01-02,inf\nu1,j3,2026-01-02,1e308\n"
+        "u1,j4,2026-01-02,nan\n"
+    )
     table, report = read_events_file(path, max_invalid_share=0.05, now=datetime(2026, 2, 1, tzinfo=UTC))
     assert report.bad_weights == 3 and table.num_rows == 97
     with pytest.raises(ImportRejectedError, match="3 bad weights"):
