@@ -117,7 +117,7 @@ def test_a_champion_sharing_no_items_is_scored_as_no_overlap(tmp_path, instance)
     outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
     assert outcome.success, outcome.failures
     assert outcome.evaluation and outcome.evaluation.champion
-    assert outcome.evaluation.champion.shared_items == 0 and outcome.evaluation.champion.metrics["ndcg@10"] == 0.0
+    assert outcome.evaluation.champion_shared_items == 0 and outcome.evaluation.champion.metrics["ndcg@10"] == 0.0
     assert "shares no items with the new data" in latest_metadata(instance, "model_evaluation")["champion_comparison"]
 
 

@@ -9,11 +9,11 @@ import pyarrow as pa
 from pydantic import Field
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.champion import ChampionModel, score_champion
+from recsys_assets.domain.champion import ChampionModel, score_champion, shared_items
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import evaluate, metrics_table
 from recsys_assets.domain.recommenders import als_from_bytes, knn_from_bytes, ranker
-from recsys_assets.domain.records import ChampionScore, EvaluationResult, HoldoutSize, Manifest
+from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest
 from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -64,15 +64,16 @@ def load_champion(store: ModelStore, model_name: str) -> ChampionModel | None:
         raise ChampionUnreadableError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def champion_comparison(champion: ChampionScore | None, unavailable: str | None) -> str:
+def champion_comparison(evaluation: EvaluationResult) -> str:
     """One line on how the champion was compared: scored, scored with no overlap, impossible, or none yet."""
-    if unavailable:
-        return f"impossible: {unavailable}"
+    champion = evaluation.champion
+    if evaluation.champion_unavailable:
+        return f"impossible: {evaluation.champion_unavailable}"
     if champion is None:
         return "no champion promoted yet"
-    if champion.shared_items == 0:
+    if evaluation.champion_shared_items == 0:
         return f"champion {champion.version} shares no items with the new data: scored as no overlap (metrics 0)"
-    return f"champion {champion.version} scored on {champion.shared_items} shared items"
+    return f"champion {champion.version} scored on {evaluation.champion_shared_items} shared items"
 
 
 @dg.asset(
@@ -117,9 +118,10 @@ def model_evaluation(
         champion_model, unavailable = None, f"the champion cannot be read ({exc})"
         context.log.warning(f"comparison with the champion impossible: {unavailable}")
     champion = score_champion(champion_model, data, config.k) if champion_model else None
+    shared = shared_items(champion_model, data) if champion_model else None
     if champion is not None:
         context.log.info(f"champion {champion.version}: ndcg@{config.k} {champion.metrics[f'ndcg@{config.k}']:.4f}")
-        if champion.shared_items == 0:
+        if shared == 0:
             context.log.warning(
                 f"champion {champion.version} shares no items with this training set: scored as no overlap "
                 "(every metric 0)"
@@ -132,6 +134,7 @@ def model_evaluation(
         champion=champion,
         holdout=HoldoutSize(users=int(results["model"]["users_evaluated"]), pairs=int(data.holdout.nnz)),
         training_set=data.summary,
+        champion_shared_items=shared,
         champion_unavailable=unavailable,
     )
     metrics_uri = layout.model_evaluation(key).metrics
@@ -158,7 +161,7 @@ def model_evaluation(
             f"popularity_{ndcg}": popularity_ndcg,
             f"item_knn_{ndcg}": results["item_knn"][ndcg],
             "champion_version": champion.version if champion else "none",
-            "champion_comparison": champion_comparison(champion, unavailable),
+            "champion_comparison": champion_comparison(evaluation),
             "metrics": dg.MetadataValue.md(metrics_table(table)),
             "path": dg.MetadataValue.path(metrics_uri),
         }

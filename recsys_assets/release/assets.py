@@ -48,7 +48,7 @@ def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool
     floor = champion.metrics[ndcg] * (1 - tolerance)
     challenger = evaluation.model[ndcg]
     passed = challenger >= floor
-    no_overlap = "; it shares no items with the new data" if champion.shared_items == 0 else ""
+    no_overlap = "; it shares no items with the new data" if evaluation.champion_shared_items == 0 else ""
     return passed, (
         f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
         f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%}{no_overlap})"

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.champion import ChampionModel, champion_recommendations, score_champion
+from recsys_assets.domain.champion import ChampionModel, champion_recommendations, score_champion, shared_items
 from recsys_assets.domain.params import ALSParams
 from recsys_assets.domain.records import SplitCounts
 from recsys_assets.domain.splitting import TrainingSet
@@ -108,7 +108,8 @@ def test_a_champion_sharing_no_items_scores_zero_and_says_so():
         item_ids=pa.array(["p", "q", "r", "s", "t", "u"]),
         params=CHAMPION.params,
     )
-    score = score_champion(stranger, training_set([(0, B), (1, E)]), k=3)
-    assert score.shared_items == 0
+    data = training_set([(0, B), (1, E)])
+    assert shared_items(stranger, data) == 0
+    score = score_champion(stranger, data, k=3)
     assert score.metrics["ndcg@3"] == 0.0 and score.metrics["coverage"] == 0.0
-    assert score_champion(CHAMPION, training_set([(0, B), (1, E)]), k=3).shared_items == 5
+    assert shared_items(CHAMPION, data) == 5
