@@ -96,11 +96,10 @@ def model_evaluation(
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Precision, recall, NDCG and MAP at k plus coverage for the model, each baseline and the champion."""
     key = context.partition_key
-    layout = artifacts.layout(context.run)
-    data = TrainingSet.load(layout.training_set(key))
-    baselines = layout.baseline_models(key)
+    data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(key))
+    baselines = artifacts.layout_of(context, "baseline_models").baseline_models(key)
     models = {
-        "model": als_from_bytes(storage.read_bytes(layout.als_model(key).model)),
+        "model": als_from_bytes(storage.read_bytes(artifacts.layout_of(context, "als_model").als_model(key).model)),
         "popularity": als_from_bytes(storage.read_bytes(baselines.model("popularity"))),
         "item_knn": knn_from_bytes(storage.read_bytes(baselines.model("item_knn"))),
     }
@@ -137,7 +136,7 @@ def model_evaluation(
         champion_shared_items=shared,
         champion_unavailable=unavailable,
     )
-    metrics_uri = layout.model_evaluation(key).metrics
+    metrics_uri = artifacts.layout(context.run).model_evaluation(key).metrics
     storage.write_bytes(metrics_uri, evaluation.to_json())
 
     ndcg = f"ndcg@{config.k}"

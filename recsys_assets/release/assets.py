@@ -79,9 +79,9 @@ def model_bundle(
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Write-once, versioned model bundle: factors, id maps, model card and manifest.json."""
     key = context.partition_key
-    layout = artifacts.layout(context.run)
-    evaluation = EvaluationResult.from_json(storage.read_bytes(layout.model_evaluation(key).metrics))
-    trained = layout.als_model(key)
+    evaluation_files = artifacts.layout_of(context, "model_evaluation").model_evaluation(key)
+    evaluation = EvaluationResult.from_json(storage.read_bytes(evaluation_files.metrics))
+    trained = artifacts.layout_of(context, "als_model").als_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
     model = als_from_bytes(storage.read_bytes(trained.model))
     now = datetime.now(UTC)
@@ -97,7 +97,7 @@ def model_bundle(
         run=DagsterRun(run_id=context.run.run_id, partition=key),
     )
     comparison = comparison_table(evaluation)
-    training_files = layout.training_set(key)
+    training_files = artifacts.layout_of(context, "training_set").training_set(key)
     files = bundle_files(
         manifest,
         comparison,
@@ -108,7 +108,9 @@ def model_bundle(
         report=report,
     )
     uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest.model_dump(mode="json"))
-    storage.write_bytes(layout.model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json())
+    storage.write_bytes(
+        artifacts.layout(context.run).model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json()
+    )
     context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
 
     passed, description = champion_check(evaluation, config.champion_tolerance)
@@ -148,7 +150,7 @@ def model_release(
 ) -> dg.MaterializeResult:
     """Release pull request that points serving at the new bundle, then records it as the champion."""
     bundle = BundleRef.from_json(
-        storage.read_bytes(artifacts.layout(context.run).model_bundle(context.partition_key).ref)
+        storage.read_bytes(artifacts.layout_of(context, "model_bundle").model_bundle(context.partition_key).ref)
     )
     name, version = SETTINGS.model_name, bundle.version
     # One read: the pointer pins the exact manifest bytes the metrics below come from.
