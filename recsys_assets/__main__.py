@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from datetime import date
 from typing import TYPE_CHECKING
 
+from recsys_assets.domain.events import day_of, rows_per_value
+from recsys_assets.domain.layout import ConfigurationError
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.models_cli import add_models_parser, run_models
 
@@ -14,10 +18,28 @@ if TYPE_CHECKING:
     from recsys_assets.resources.warehouse import Warehouse
 
 
-def _seed(warehouse: Warehouse, spec: SyntheticSpec) -> None:
+def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool) -> int:
+    """Write synthetic events; days that already hold events are only replaced with `replace`."""
     events = generate_events(spec)
+    existing = {p.partition_key: p.total_rows for p in warehouse.existing_partitions()}
+    overlap = sorted(set(rows_per_value(day_of(events["event_ts"]))) & set(existing))
+    if overlap and not replace:
+        print(
+            f"refused: {warehouse.table_ref} already holds events on {len(overlap)} of the days to seed "
+            f"({overlap[0]} .. {overlap[-1]}); pass --replace to overwrite them",
+            file=sys.stderr,
+        )
+        return 2
     days = warehouse.replace_days(events)
     print(f"seeded {events.num_rows:,} synthetic events over {len(days)} days into {warehouse.table_ref}")
+    return 0
+
+
+def _print_replaced(before: dict[str, int], after: dict[str, int], dry_run: bool) -> None:
+    """Rows before -> after for each day an import replaces (a replaced day loses its old rows)."""
+    verb = "would replace" if dry_run else "replaced"
+    for day in sorted(after):
+        print(f"  {day}: {before.get(day, 0):,} -> {after[day]:,} rows ({verb if day in before else 'new day'})")
 
 
 def _report(outcome: PipelineOutcome) -> int:
@@ -30,13 +52,36 @@ def _report(outcome: PipelineOutcome) -> int:
             table[f"champion {ev.champion.version}"] = ev.champion.metrics
         print(f"\nHoldout of partition {outcome.partition_key}: {ev.holdout.users:,} users, k={ev.k}\n")
         print(metrics_table(table))
+    if outcome.bundle:
+        released = "" if outcome.success else " (written, not released)"
+        print(f"\nmodel bundle {outcome.bundle.version}{released}: {outcome.bundle.uri}")
+    # The cause comes last, so the final line of a failed run says what stopped it.
     for reason in outcome.failures:
         print(f"\n{reason}", file=sys.stderr)
-    if outcome.bundle:
-        print(f"\nmodel bundle {outcome.bundle.version}: {outcome.bundle.uri}")
-    elif outcome.evaluation:
-        print("\nno bundle was written (see the failed check above)", file=sys.stderr)
+    if not outcome.success and not outcome.failures:
+        print("\nrun failed: see the Dagster run log above", file=sys.stderr)
     return 0 if outcome.success else 1
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1, got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,28 +91,48 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="seed synthetic data if the warehouse is empty, then run the whole graph")
     seed = commands.add_parser("seed", help="write synthetic job-board events into the warehouse")
     for sub in (demo, seed):
-        sub.add_argument("--users", type=int, default=SyntheticSpec.n_users)
-        sub.add_argument("--items", type=int, default=SyntheticSpec.n_items)
-        sub.add_argument("--days", type=int, default=SyntheticSpec.n_days)
-        sub.add_argument("--events-per-day", type=int, default=SyntheticSpec.events_per_day)
+        sub.add_argument("--users", type=_positive_int, default=SyntheticSpec.n_users)
+        sub.add_argument("--items", type=_positive_int, default=SyntheticSpec.n_items)
+        sub.add_argument("--days", type=_positive_int, default=SyntheticSpec.n_days)
+        sub.add_argument("--events-per-day", type=_positive_int, default=SyntheticSpec.events_per_day)
         sub.add_argument("--seed", type=int, default=SyntheticSpec.seed)
+        sub.add_argument("--replace", action="store_true", help="overwrite days that already hold events")
 
     run = commands.add_parser("run", help="run the whole graph on what the warehouse holds")
-    run.add_argument("--partition", help="YYYY-MM-DD (default: the latest day in the warehouse)")
+    run.add_argument(
+        "--partition", type=date.fromisoformat, help="YYYY-MM-DD (default: the latest day in the warehouse)"
+    )
 
     imp = commands.add_parser("import-events", help="load a CSV/Parquet/MovieLens file into the warehouse")
     imp.add_argument("file")
     imp.add_argument("--format", choices=("events", "movielens"), default="events")
-    imp.add_argument("--min-rating", type=float, help="MovieLens: keep ratings at or above this value")
+    imp.add_argument("--min-rating", type=_finite_float, help="MovieLens: keep ratings at or above this value")
     imp.add_argument(
         "--max-invalid-share",
-        type=float,
+        type=_share,
         default=0.01,
         help="refuse the file when more than this share of rows is malformed (default 0.01)",
     )
+    imp.add_argument("--dry-run", action="store_true", help="check the file and show what would change; write nothing")
     add_models_parser(commands)
     args = parser.parse_args(argv)
+    try:
+        # Importing the resources reads the settings, so a bad setting is reported like any other.
+        from recsys_assets.resources.warehouse import WarehouseUnavailable
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _command(args)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except WarehouseUnavailable as exc:
+        print(f"warehouse unavailable: {exc}", file=sys.stderr)
+        return 3
 
+
+def _command(args: argparse.Namespace) -> int:
     from recsys_assets.resources import build_resources
 
     resources = build_resources()
@@ -79,42 +144,49 @@ def main(argv: list[str] | None = None) -> int:
         spec = SyntheticSpec(
             n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day, seed=args.seed
         )
-        if args.command == "seed" or not warehouse_has_data(warehouse):
-            _seed(warehouse, spec)
-        if args.command == "seed":
-            return 0
+        # An unreachable warehouse raises here: "unavailable" must never be taken for "empty".
+        if args.command == "seed" or args.replace or not warehouse.existing_partitions():
+            status = _seed(warehouse, spec, replace=args.replace)
+            if status or args.command == "seed":
+                return status
     if args.command == "import-events":
         from recsys_assets.domain.importer import ImportRejectedError, read_events_file
+        from recsys_assets.settings import SETTINGS
 
         try:
-            events, report = read_events_file(args.file, args.format, args.min_rating, args.max_invalid_share)
+            events, report = read_events_file(
+                args.file,
+                args.format,
+                args.min_rating,
+                args.max_invalid_share,
+                earliest=date.fromisoformat(SETTINGS.partitions_start),
+            )
         except ImportRejectedError as exc:
             print(f"import refused: {exc}", file=sys.stderr)
             return 2
+        before = {p.partition_key: p.total_rows for p in warehouse.existing_partitions()}
+        after = rows_per_value(day_of(events["event_ts"]))
+        summary = f"{report.rows_kept:,} of {report.rows_read:,} rows into {len(after)} daily partitions of"
+        if args.dry_run:
+            print(f"dry run: would import {summary} {warehouse.table_ref} (dropped: {report.dropped()})")
+            _print_replaced(before, after, dry_run=True)
+            return 0
         days = warehouse.replace_days(events)
-        print(
-            f"imported {report.rows_kept:,} of {report.rows_read:,} rows into {len(days)} daily partitions of "
-            f"{warehouse.table_ref} (dropped: {report.null_ids} null ids, {report.bad_timestamps} bad timestamps, "
-            f"{report.bad_weights} bad weights, {report.below_min_rating} below --min-rating)"
-        )
+        print(f"imported {summary} {warehouse.table_ref} (dropped: {report.dropped()})")
+        _print_replaced(before, days, dry_run=False)
         if days:
             print(f"days {min(days)} .. {max(days)}; next: python -m recsys_assets run")
         return 0
 
-    from recsys_assets.pipeline import latest_partition, materialize_partition
+    from recsys_assets.pipeline import PartitionBusyError, latest_partition, materialize_partition
 
-    partition = getattr(args, "partition", None) or latest_partition(warehouse)
+    partition = args.partition.isoformat() if getattr(args, "partition", None) else latest_partition(warehouse)
     print(f"materializing the graph for partition {partition} ...")
-    return _report(materialize_partition(partition, resources))
-
-
-def warehouse_has_data(warehouse: Warehouse) -> bool:
-    from recsys_assets.resources.warehouse import WarehouseUnavailable
-
     try:
-        return bool(warehouse.list_partitions())
-    except WarehouseUnavailable:
-        return False
+        return _report(materialize_partition(partition, resources))
+    except PartitionBusyError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
+from dagster_shared.error import SerializableErrorInfo
 
 from recsys_assets.assets import ASSETS
 from recsys_assets.domain import storage
 from recsys_assets.domain.records import BundleRef, EvaluationResult
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.resources.warehouse import Warehouse, WarehouseUnavailable
+from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.settings import SETTINGS
 
 DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False)
@@ -36,11 +40,8 @@ def instance() -> dg.DagsterInstance:
 
 
 def latest_partition(warehouse: Warehouse) -> str:
-    """The most recent day that has events in the warehouse."""
-    try:
-        partitions = warehouse.list_partitions()
-    except WarehouseUnavailable:
-        partitions = []
+    """The most recent day that has events in the warehouse (an unreachable one raises, it is not empty)."""
+    partitions = warehouse.existing_partitions()
     if not partitions:
         raise SystemExit(f"the warehouse {warehouse.table_ref} holds no events: run `demo` or `import-events` first")
     return partitions[-1].partition_key
@@ -53,18 +54,37 @@ def window(partition_key: str) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
+def _innermost(error: SerializableErrorInfo) -> SerializableErrorInfo:
+    """The exception the step raised, not Dagster's wrappers around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
 def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per cause: each failed step's own exception, each failed blocking check with its numbers."""
     reasons = []
     for event in result.all_events:
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error
-            reasons.append(f"{event.step_key} failed: {error.message.strip() if error else 'unknown error'}")
+            cause = _innermost(error) if error else None
+            if cause is not None and cause.cls_name == "DagsterAssetCheckFailedError":
+                continue  # the failed check's own line says which check and by how much
+            failure = event.step_failure_data.user_failure_data
+            if failure is not None and failure.description:
+                message = failure.description  # a dg.Failure: its description is the whole story
+            elif cause is not None:
+                # "package.module.ValueError: text" -> "ValueError: text"
+                message = re.sub(r"^(?:\w+\.)+(?=\w+: )", "", " ".join(cause.message.split()))
+            else:
+                message = "unknown error"
+            reasons.append(f"run failed: {event.step_key}: {message}")
         if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
             if not isinstance(evaluation, dg.AssetCheckEvaluation):
                 continue
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                reasons.append(f"check {evaluation.check_name} failed: {evaluation.description}")
+                reasons.append(f"release blocked: {evaluation.check_name}: {evaluation.description}")
     return reasons
 
 
@@ -72,6 +92,27 @@ def _config_for(run_config: Mapping[str, Any], assets: set[str]) -> dict[str, An
     """`run_config` restricted to the ops of `assets`: each run validates only its own ops."""
     ops = {name: value for name, value in run_config.get("ops", {}).items() if name in assets}
     return {**run_config, "ops": ops}
+
+
+class PartitionBusyError(RuntimeError):
+    """Another run of the same partition is in progress; nothing was started."""
+
+
+def refuse_if_busy(dagster_instance: dg.DagsterInstance, partition_key: str) -> None:
+    """Refuse to start while the instance records an unfinished run of `partition_key`.
+
+    The daemon serialises queued runs of a partition (`tag_concurrency_limits` in dagster.yaml);
+    the CLI runs in process, outside the queue, so it asks the same run records instead.
+    """
+    busy = dagster_instance.get_run_records(
+        dg.RunsFilter(tags={PARTITION_TAG: partition_key}, statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1
+    )
+    if busy:
+        run = busy[0].dagster_run
+        raise PartitionBusyError(
+            f"run {run.run_id} of partition {partition_key} is {run.status.value}; wait for it to finish, "
+            "or if its process is gone, terminate it in the UI (Runs, Terminate) and run again"
+        )
 
 
 def materialize_partition(
@@ -87,6 +128,7 @@ def materialize_partition(
             "set RECSYS_PARTITIONS_START earlier for older data"
         )
     dagster_instance = dagster_instance or instance()
+    refuse_if_busy(dagster_instance, partition_key)
     # Step progress at INFO is what a person follows; DEBUG engine events drown it.
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     start, end = window(partition_key)
@@ -113,8 +155,9 @@ def materialize_partition(
     )
     failures += _failures(retrain)
     artifacts: ArtifactStore = resources["artifacts"]
-    evaluation_uri = artifacts.layout.model_evaluation(partition_key).metrics
-    bundle_uri = artifacts.layout.model_bundle(partition_key).ref
+    layout = artifacts.layout(retrain.dagster_run)
+    evaluation_uri = layout.model_evaluation(partition_key).metrics
+    bundle_uri = layout.model_bundle(partition_key).ref
     bundle_written = any(
         e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == dg.AssetKey("model_bundle")
         for e in retrain.all_events

@@ -10,7 +10,10 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+
+from recsys_assets.domain.layout import ConfigurationError, safe_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,16 +30,22 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        window = int(env.get("RECSYS_TRAINING_WINDOW_DAYS", "28"))
-        if window < 1:
-            raise ValueError(f"RECSYS_TRAINING_WINDOW_DAYS must be at least 1, got {window}")
+        raw_window = env.get("RECSYS_TRAINING_WINDOW_DAYS", "28").strip()
+        if not raw_window.isdigit() or int(raw_window) < 1:
+            raise ConfigurationError(f"RECSYS_TRAINING_WINDOW_DAYS={raw_window!r} must be a whole number of days, >= 1")
+        start = env.get("RECSYS_PARTITIONS_START", "1995-01-01").strip()
+        try:
+            date.fromisoformat(start)
+        except ValueError:
+            raise ConfigurationError(f"RECSYS_PARTITIONS_START={start!r} is not a date (YYYY-MM-DD)") from None
+        model_name = safe_name(env.get("RECSYS_MODEL_NAME", "jobs-als"), "RECSYS_MODEL_NAME")
         return cls(
             data_dir=Path(env.get("RECSYS_DATA_DIR", str(REPO_ROOT / "data"))).resolve(),
             # MovieLens 100k starts in 1997; a start this early lets imported public data
             # fall inside the partition space without extra configuration.
-            partitions_start=env.get("RECSYS_PARTITIONS_START", "1995-01-01"),
-            training_window_days=window,
-            model_name=env.get("RECSYS_MODEL_NAME", "jobs-als"),
+            partitions_start=start,
+            training_window_days=int(raw_window),
+            model_name=model_name,
         )
 
 

@@ -208,7 +208,7 @@ def test_bad_rows_are_quarantined_and_block_downstream(tmp_path, instance):
     outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
 
     assert not outcome.success
-    assert any(f"no_null_ids failed: worst day {PARTITION}: 200 of 201 rows" in r for r in outcome.failures)
+    assert any(f"release blocked: no_null_ids: worst day {PARTITION}: 200 of 201 rows" in r for r in outcome.failures)
     # one negative weight in 201 rows is under the 1% limit: quarantined, but not a failure
     assert not any("non_negative_weights" in r for r in outcome.failures)
     rejected = pa.parquet.read_table(tmp_path / "artifacts" / "interactions" / PARTITION / "rejected.parquet")

@@ -56,7 +56,15 @@ def champion_recommendations(champion: ChampionModel, data: TrainingSet, users: 
     return np.where(champion_recs >= 0, current_of_shared[np.maximum(champion_recs, 0)], -1)
 
 
+def shared_items(champion: ChampionModel, data: TrainingSet) -> int:
+    """How many of the champion's items the current catalogue still holds (0: it can recommend nothing)."""
+    return int(np.count_nonzero(filled_numpy(pc.is_in(champion.item_ids, value_set=data.item_ids), False)))
+
+
 def score_champion(champion: ChampionModel, data: TrainingSet, k: int) -> ChampionScore:
-    """The champion's metrics on `data.holdout`, comparable with the challenger's."""
+    """The champion's metrics on `data.holdout`, comparable with the challenger's.
+
+    A champion that shares no items with the current catalogue scores 0 everywhere.
+    """
     metrics = evaluate(lambda users: champion_recommendations(champion, data, users, k), data.holdout, k)
     return ChampionScore(version=champion.version, metrics=metrics)

@@ -22,6 +22,17 @@ EVENT_COLUMNS = tuple(EVENTS_SCHEMA.names)
 # Default confidence of each event type on a job board; an apply says far more than a view.
 EVENT_TYPE_WEIGHTS: dict[str, float] = {"view": 1.0, "bookmark": 3.0, "apply": 5.0}
 
+# A weight above this is a unit or export error, not a stronger signal: squared inside ALS it
+# overflows float32 and turns every factor into NaN. Such rows are malformed, like negative ones.
+MAX_WEIGHT = 1e6
+
+
+def bad_weights(weights: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """True where a weight is missing, negative, not finite or above MAX_WEIGHT."""
+    values = filled_numpy(weights, np.nan).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~(np.isfinite(values) & (values >= 0) & (values <= MAX_WEIGHT))
+
 
 def conform(table: pa.Table) -> pa.Table:
     """Return `table` with exactly the contract's columns, order and types."""

@@ -12,9 +12,40 @@ Renaming a file is one edit here; every reader and writer goes through these acc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from recsys_assets.domain.storage import join
+
+# Names and path segments that become folders, object keys or branch names: no separators, no
+# leading dot (so never `..`), nothing a shell or URL would reinterpret.
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+class ConfigurationError(ValueError):
+    """A setting has a value the project cannot use; the message names the setting."""
+
+
+def safe_name(value: str, setting: str) -> str:
+    """`value` when it is one safe path segment, else a ConfigurationError naming `setting`."""
+    if not _SAFE_SEGMENT.fullmatch(value) or ".." in value:
+        raise ConfigurationError(
+            f"{setting}={value!r} is not a safe name: use letters, digits, '_', '-' and '.', "
+            "starting with a letter, digit or '_' (no '/', no '..')"
+        )
+    return value
+
+
+def safe_relative_path(value: str, setting: str) -> str:
+    """`value` when it is a relative path of safe segments (e.g. models/jobs-als.json), else a ConfigurationError."""
+    segments = value.split("/")
+    if not value or any(not _SAFE_SEGMENT.fullmatch(s) or ".." in s for s in segments):
+        raise ConfigurationError(
+            f"{setting}={value!r} is not a safe relative path: use '/'-separated names of letters, digits, "
+            "'_', '-' and '.', with no leading '/', no '..' and no empty segment"
+        )
+    return value
+
 
 # The four user x item matrices of a training set, one `.npz` file each.
 SPLITS = ("train", "fit", "validation", "holdout")
@@ -107,15 +138,22 @@ class BundleRefFiles:
 
 @dataclass(frozen=True)
 class ArtifactLayout:
-    """Addresses of every intermediate artefact under one root URI (local folder, s3:// or gs://)."""
+    """Addresses of every intermediate artefact under one root URI (local folder, s3:// or gs://).
+
+    A day's extract is shared by every run that trains on that day. Everything built from it
+    (training set, models, evaluation, bundle reference) lives under the id of the run that built
+    it, so two runs of one partition never read each other's files and a bundle is always made
+    of its own run's model and metrics.
+    """
 
     root: str
+    run: str
 
     def _folder(self, asset: str, partition_key: str) -> str:
-        return join(self.root, asset, partition_key)
+        return join(self.root, asset, partition_key, "runs", self.run)
 
     def interactions(self, partition_key: str) -> InteractionsFiles:
-        return InteractionsFiles(self._folder("interactions", partition_key))
+        return InteractionsFiles(join(self.root, "interactions", partition_key))
 
     def training_set(self, partition_key: str) -> TrainingSetFiles:
         return TrainingSetFiles(self._folder("training_set", partition_key))
@@ -157,6 +195,9 @@ class ModelStoreKeys:
     """Object keys of one model's bundles, champion pointer and local release proposals."""
 
     model_name: str
+
+    def __post_init__(self) -> None:
+        safe_name(self.model_name, "model name")
 
     @property
     def models_prefix(self) -> str:

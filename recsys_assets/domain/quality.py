@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsys_assets.domain.events import day_of, filled_numpy
+from recsys_assets.domain.events import bad_weights, day_of, filled_numpy
 
 EPOCH = date(1970, 1, 1)
 
@@ -73,13 +73,13 @@ def _worst(flags: np.ndarray, day_index: np.ndarray, in_range: np.ndarray, keys:
 def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
     """Classify every row of `table` (the events contract) against the partition days `keys`.
 
-    A row is rejected when an id is null, its weight is negative or missing, or its day is not one
+    A row is rejected when an id is null, its weight is missing, negative, not finite or absurd, or its day is not one
     of `keys`. Shares are judged per day: one broken day must not hide inside a multi-day run.
     """
     row_days = filled_numpy(day_of(table["event_ts"]).cast(pa.int32()), -1)
     key_days = np.array([epoch_day(k) for k in keys])
     null_ids = filled_numpy(pc.or_kleene(pc.is_null(table["user_id"]), pc.is_null(table["item_id"])), True)
-    bad_weight = filled_numpy(pc.less(table["weight"], pa.scalar(0.0)), True)
+    bad_weight = bad_weights(table["weight"])
     outside = ~np.isin(row_days, key_days)
     rejected = null_ids | outside | bad_weight
 

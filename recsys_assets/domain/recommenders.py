@@ -45,7 +45,15 @@ def new_als(**params) -> AlternatingLeastSquares:
 
 
 def fit_als(matrix: sp.csr_matrix, params: ALSParams, log: Log | None = None) -> AlternatingLeastSquares:
-    """Fit ALS on a users x items matrix, on the CPU, with BLAS held to one thread."""
+    """Fit ALS on a users x items matrix, on the CPU, with BLAS held to one thread.
+
+    Raises:
+        ValueError: the matrix holds a non-finite confidence, or the fit diverged to non-finite factors
+            (one inf or NaN spreads to every factor, and the model would silently recommend nothing useful).
+    """
+    bad = int(np.count_nonzero(~np.isfinite(matrix.data)))
+    if bad:
+        raise ValueError(f"refusing to train: {bad:,} of {matrix.nnz:,} confidences are not finite (inf or NaN)")
     model = new_als(**params.model_dump(exclude={"bm25_k1", "bm25_b"}), calculate_training_loss=log is not None)
 
     def progress(iteration: int, elapsed: float, loss: float) -> None:
@@ -55,6 +63,8 @@ def fit_als(matrix: sp.csr_matrix, params: ALSParams, log: Log | None = None) ->
     # BLAS threads inside implicit's own threads oversubscribe the cores and slow ALS down badly.
     with threadpool_limits(1, "blas"):
         model.fit(confidence(matrix, params), show_progress=False, callback=progress)
+    if not (np.isfinite(model.user_factors).all() and np.isfinite(model.item_factors).all()):
+        raise ValueError("ALS diverged: the fitted factors are not finite; check the input weights for absurd values")
     return model
 
 

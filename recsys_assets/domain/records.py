@@ -120,6 +120,10 @@ class EvaluationResult(Record):
     champion: ChampionScore | None
     holdout: HoldoutSize
     training_set: TrainingSetSummary
+    # Champion items still in the current catalogue; 0 means it could recommend nothing (metrics 0).
+    champion_shared_items: int | None = None
+    # Why a promoted champion could not be scored (unreadable manifest, missing or corrupt files).
+    champion_unavailable: str | None = None
 
 
 class BundleRef(Record):

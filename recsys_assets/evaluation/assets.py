@@ -5,10 +5,11 @@ from collections.abc import Iterator
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 from pydantic import Field
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.champion import ChampionModel, score_champion
+from recsys_assets.domain.champion import ChampionModel, score_champion, shared_items
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import evaluate, metrics_table
 from recsys_assets.domain.recommenders import als_from_bytes, knn_from_bytes, ranker
@@ -16,7 +17,7 @@ from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest
 from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.model_store import BundleIntegrityError, ModelStore
 from recsys_assets.settings import SETTINGS
 
 CHECK_BEATS_POPULARITY = "beats_popularity"
@@ -29,26 +30,50 @@ class EvaluationConfig(dg.Config):
     )
 
 
+class ChampionUnreadableError(RuntimeError):
+    """The champion pointer or bundle cannot be used: the comparison is impossible, not failed."""
+
+
 def load_champion(store: ModelStore, model_name: str) -> ChampionModel | None:
-    """The promoted bundle's item factors, ids and parameters, or None when nothing is promoted yet."""
-    pointer = store.read_champion(model_name)
-    if pointer is None:
-        return None
-    version = pointer["version"]
-    raw_manifest = store.read_manifest(model_name, version)
-    if raw_manifest is None:
-        raise FileNotFoundError(f"the champion {model_name}/{version} has no manifest in {store.uri('')}")
-    manifest = Manifest.from_dict(raw_manifest)
-    return ChampionModel(
-        version=version,
-        item_factors=np.load(
-            io.BytesIO(store.read_file(model_name, version, BundleFile.ITEM_FACTORS)), allow_pickle=False
-        ),
-        item_ids=storage.table_from_bytes(store.read_file(model_name, version, BundleFile.ITEM_IDS))[
-            "item_id"
-        ].combine_chunks(),
-        params=manifest.model.params,
-    )
+    """The promoted bundle's item factors, ids and parameters, or None when nothing is promoted yet.
+
+    Raises:
+        ChampionUnreadableError: the pointer or manifest is unreadable, or a file is missing or does
+            not match its checksum. Errors reaching the store itself are not caught: they are outages.
+    """
+    try:
+        pointer = store.read_champion(model_name)
+        if pointer is None:
+            return None
+        version = pointer["version"]
+        raw_manifest = store.read_manifest(model_name, version)
+        if raw_manifest is None:
+            raise FileNotFoundError(f"the champion {model_name}/{version} has no manifest in {store.uri('')}")
+        manifest = Manifest.from_dict(raw_manifest)
+        return ChampionModel(
+            version=version,
+            item_factors=np.load(
+                io.BytesIO(store.read_file(model_name, version, BundleFile.ITEM_FACTORS)), allow_pickle=False
+            ),
+            item_ids=storage.table_from_bytes(store.read_file(model_name, version, BundleFile.ITEM_IDS))[
+                "item_id"
+            ].combine_chunks(),
+            params=manifest.model.params,
+        )
+    except (FileNotFoundError, BundleIntegrityError, KeyError, TypeError, ValueError, pa.ArrowInvalid) as exc:
+        raise ChampionUnreadableError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def champion_comparison(evaluation: EvaluationResult) -> str:
+    """One line on how the champion was compared: scored, scored with no overlap, impossible, or none yet."""
+    champion = evaluation.champion
+    if evaluation.champion_unavailable:
+        return f"impossible: {evaluation.champion_unavailable}"
+    if champion is None:
+        return "no champion promoted yet"
+    if evaluation.champion_shared_items == 0:
+        return f"champion {champion.version} shares no items with the new data: scored as no overlap (metrics 0)"
+    return f"champion {champion.version} scored on {evaluation.champion_shared_items} shared items"
 
 
 @dg.asset(
@@ -71,11 +96,10 @@ def model_evaluation(
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Precision, recall, NDCG and MAP at k plus coverage for the model, each baseline and the champion."""
     key = context.partition_key
-    layout = artifacts.layout
-    data = TrainingSet.load(layout.training_set(key))
-    baselines = layout.baseline_models(key)
+    data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(key))
+    baselines = artifacts.layout_of(context, "baseline_models").baseline_models(key)
     models = {
-        "model": als_from_bytes(storage.read_bytes(layout.als_model(key).model)),
+        "model": als_from_bytes(storage.read_bytes(artifacts.layout_of(context, "als_model").als_model(key).model)),
         "popularity": als_from_bytes(storage.read_bytes(baselines.model("popularity"))),
         "item_knn": knn_from_bytes(storage.read_bytes(baselines.model("item_knn"))),
     }
@@ -86,10 +110,21 @@ def model_evaluation(
             f"evaluated {name} on {results[name]['users_evaluated']:,} users: ndcg@{config.k} "
             f"{results[name][f'ndcg@{config.k}']:.4f}"
         )
-    champion_model = load_champion(model_store, SETTINGS.model_name)
+    unavailable = None
+    try:
+        champion_model = load_champion(model_store, SETTINGS.model_name)
+    except ChampionUnreadableError as exc:
+        champion_model, unavailable = None, f"the champion cannot be read ({exc})"
+        context.log.warning(f"comparison with the champion impossible: {unavailable}")
     champion = score_champion(champion_model, data, config.k) if champion_model else None
+    shared = shared_items(champion_model, data) if champion_model else None
     if champion is not None:
         context.log.info(f"champion {champion.version}: ndcg@{config.k} {champion.metrics[f'ndcg@{config.k}']:.4f}")
+        if shared == 0:
+            context.log.warning(
+                f"champion {champion.version} shares no items with this training set: scored as no overlap "
+                "(every metric 0)"
+            )
 
     evaluation = EvaluationResult(
         k=config.k,
@@ -98,8 +133,10 @@ def model_evaluation(
         champion=champion,
         holdout=HoldoutSize(users=int(results["model"]["users_evaluated"]), pairs=int(data.holdout.nnz)),
         training_set=data.summary,
+        champion_shared_items=shared,
+        champion_unavailable=unavailable,
     )
-    metrics_uri = layout.model_evaluation(key).metrics
+    metrics_uri = artifacts.layout(context.run).model_evaluation(key).metrics
     storage.write_bytes(metrics_uri, evaluation.to_json())
 
     ndcg = f"ndcg@{config.k}"
@@ -123,6 +160,7 @@ def model_evaluation(
             f"popularity_{ndcg}": popularity_ndcg,
             f"item_knn_{ndcg}": results["item_knn"][ndcg],
             "champion_version": champion.version if champion else "none",
+            "champion_comparison": champion_comparison(evaluation),
             "metrics": dg.MetadataValue.md(metrics_table(table)),
             "path": dg.MetadataValue.path(metrics_uri),
         }

@@ -98,7 +98,7 @@ def interactions(
     """Daily extract of user-item interaction events from the warehouse, one Parquet file per day."""
     window = context.partition_time_window
     keys = context.partition_keys
-    layout = artifacts.layout
+    layout = artifacts.layout(context.run)
     table = warehouse.read_events(window.start, window.end)
     context.log.info(f"read {table.num_rows:,} events for {keys[0]}..{keys[-1]} from {warehouse.table_ref}")
 

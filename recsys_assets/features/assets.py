@@ -37,7 +37,7 @@ def training_set(
 ) -> dg.MaterializeResult:
     """Users x items confidence matrices over a rolling window, split per user by time for evaluation."""
     keys = window_keys(context)
-    layout = artifacts.layout
+    layout = artifacts.layout(context.run)
     tables, missing = [], []
     for key in keys:
         try:

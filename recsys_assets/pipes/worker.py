@@ -9,7 +9,10 @@ Only `dagster_pipes` is imported eagerly: this runs at the start of every traini
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from typing import Any
 
 from dagster_pipes import (
@@ -25,6 +28,27 @@ STORE_PARAM = "recsys_store"
 FLUSH_PARAM = "recsys_flush_seconds"
 # Fallback for a launcher that uses the stock dagster_aws/dagster_gcp readers (no store in the params).
 STORE_ENV = "RECSYS_PIPES_STORE"
+# Set by the subprocess launcher: the orchestrator process this worker must not outlive.
+ORCHESTRATOR_PID_ENV = "RECSYS_ORCHESTRATOR_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def stop_with_orchestrator() -> None:
+    """Die with the orchestrator that launched this process (local subprocess launches only).
+
+    A killed run worker cannot forward a termination, and a training that outlives it keeps
+    writing into the run's folders. Linux delivers SIGKILL to this process when its parent dies
+    (the parent-death signal); the parent check afterwards covers a parent that died before that.
+    Elsewhere (containers, Vertex AI) the launcher cancels the job instead.
+    """
+    expected = os.environ.get(ORCHESTRATOR_PID_ENV)
+    if not expected or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != int(expected):
+        os._exit(1)  # the orchestrator is already gone
 
 
 def _channel(
@@ -54,6 +78,7 @@ def open_training_pipes() -> PipesContext:
         The Pipes context; use it as `with open_training_pipes() as pipes:`. Outside a Pipes launch it
         is Dagster's no-op stand-in, exactly like `open_dagster_pipes()`.
     """
+    stop_with_orchestrator()
     params = PipesEnvVarParamsLoader()
     if not params.is_dagster_pipes_process():
         return open_dagster_pipes()

@@ -2,9 +2,10 @@
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Annotated
 
 import dagster as dg
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
@@ -15,7 +16,7 @@ from recsys_assets.domain.bundle import (
     model_card,
     new_version,
 )
-from recsys_assets.domain.layout import serving_pointer_path
+from recsys_assets.domain.layout import safe_relative_path, serving_pointer_path
 from recsys_assets.domain.recommenders import als_from_bytes
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.domain.registry import TransitionError, champion_of, versions_table
@@ -42,14 +43,17 @@ def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool
     """Whether the challenger is within `tolerance` of the champion's NDCG@k, and why."""
     ndcg = f"ndcg@{evaluation.k}"
     champion = evaluation.champion
+    if evaluation.champion_unavailable:
+        return True, f"comparison with the champion impossible: {evaluation.champion_unavailable}"
     if champion is None:
         return True, "no champion promoted yet: the first model is released"
     floor = champion.metrics[ndcg] * (1 - tolerance)
     challenger = evaluation.model[ndcg]
     passed = challenger >= floor
+    no_overlap = "; it shares no items with the new data" if evaluation.champion_shared_items == 0 else ""
     return passed, (
-        f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} {floor:.4f} "
-        f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%})"
+        f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
+        f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%}{no_overlap})"
     )
 
 
@@ -78,9 +82,9 @@ def model_bundle(
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Write-once, versioned model bundle: factors, id maps, model card and manifest.json."""
     key = context.partition_key
-    layout = artifacts.layout
-    evaluation = EvaluationResult.from_json(storage.read_bytes(layout.model_evaluation(key).metrics))
-    trained = layout.als_model(key)
+    evaluation_files = artifacts.layout_of(context, "model_evaluation").model_evaluation(key)
+    evaluation = EvaluationResult.from_json(storage.read_bytes(evaluation_files.metrics))
+    trained = artifacts.layout_of(context, "als_model").als_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
     model = als_from_bytes(storage.read_bytes(trained.model))
     now = datetime.now(UTC)
@@ -96,7 +100,7 @@ def model_bundle(
         run=DagsterRun(run_id=context.run.run_id, partition=key),
     )
     comparison = comparison_table(evaluation)
-    training_files = layout.training_set(key)
+    training_files = artifacts.layout_of(context, "training_set").training_set(key)
     files = bundle_files(
         manifest,
         comparison,
@@ -107,7 +111,9 @@ def model_bundle(
         report=report,
     )
     uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest.model_dump(mode="json"))
-    storage.write_bytes(layout.model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json())
+    storage.write_bytes(
+        artifacts.layout(context.run).model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json()
+    )
     context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
     tracker = tracker_from_env()
     if tracker:
@@ -134,7 +140,7 @@ def model_bundle(
 
 
 class ReleaseConfig(dg.Config):
-    pointer_path: str = Field(
+    pointer_path: Annotated[str, AfterValidator(lambda value: safe_relative_path(value, "pointer_path"))] = Field(
         default=serving_pointer_path(SETTINGS.model_name),
         description="Path, in the serving repository, of the file that names the served model version.",
     )
@@ -156,7 +162,9 @@ def model_release(
     release_publisher: ReleasePublisher,
 ) -> dg.MaterializeResult:
     """Release pull request that proposes the new bundle; the champion moves only once it is merged."""
-    bundle = BundleRef.from_json(storage.read_bytes(artifacts.layout.model_bundle(context.partition_key).ref))
+    bundle = BundleRef.from_json(
+        storage.read_bytes(artifacts.layout_of(context, "model_bundle").model_bundle(context.partition_key).ref)
+    )
     registry = ModelRegistry(model_store, SETTINGS.model_name)
     reviewed = registry.status(bundle.version)
     if reviewed is not None and reviewed.state != "proposed":

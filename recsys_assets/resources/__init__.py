@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recsys_assets.domain.layout import ConfigurationError
 from recsys_assets.resources.alerts import AlertNotifier
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
@@ -38,7 +39,7 @@ from recsys_assets.settings import Settings
 def _choice(env: Mapping[str, str], name: str, default: str, options: tuple[str, ...]) -> str:
     value = env.get(name, default).strip().lower() or default
     if value not in options:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(options)}")
+        raise ConfigurationError(f"{name}={value!r} is not one of {', '.join(options)}")
     return value
 
 
@@ -83,13 +84,24 @@ def build_warehouse(env: Mapping[str, str], settings: Settings) -> Warehouse:
             anonymous_credentials=endpoint.startswith("http://"),
             use_storage_api=use_storage in ("true", "1", "yes"),
         )
-    return DuckDBWarehouse(path=env.get("RECSYS_DUCKDB_PATH", str(settings.data_dir / "warehouse.duckdb")))
+    lock_timeout = env.get("RECSYS_DUCKDB_LOCK_TIMEOUT_SECONDS", "30").strip()
+    try:
+        seconds = float(lock_timeout)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigurationError(
+            f"RECSYS_DUCKDB_LOCK_TIMEOUT_SECONDS={lock_timeout!r} must be a number of seconds >= 0"
+        )
+    return DuckDBWarehouse(
+        path=env.get("RECSYS_DUCKDB_PATH", str(settings.data_dir / "warehouse.duckdb")), lock_timeout_seconds=seconds
+    )
 
 
 def _required(env: Mapping[str, str], name: str, selector: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise ValueError(f"{selector} needs {name}")
+        raise ConfigurationError(f"{selector} needs {name}")
     return value
 
 

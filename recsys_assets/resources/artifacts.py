@@ -13,7 +13,22 @@ class ArtifactStore(dg.ConfigurableResource):
 
     root_uri: str = Field(description="Local folder or object-store URI that holds intermediate artefacts.")
 
-    @property
-    def layout(self) -> ArtifactLayout:
-        """Typed addresses of every artefact under `root_uri`."""
-        return ArtifactLayout(self.root_uri)
+    def layout(self, run: dg.DagsterRun) -> ArtifactLayout:
+        """Typed addresses of `run`'s artefacts; a re-execution keeps its original run's folders."""
+        return ArtifactLayout(self.root_uri, run=run.root_run_id or run.run_id)
+
+    def layout_of(self, context: dg.AssetExecutionContext, asset: str) -> ArtifactLayout:
+        """Where to read `asset`'s files for this partition: this run's, when this run builds `asset`,
+        else those of the run that materialized it last (an asset re-run on its own).
+        """
+        key = dg.AssetKey(asset)
+        selection = context.run.asset_selection
+        if selection is None or key in selection:
+            return self.layout(context.run)
+        latest = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=1
+        ).records
+        producer = context.instance.get_run_by_id(latest[0].run_id) if latest else None
+        if producer is None:
+            raise dg.Failure(f"{asset} was never materialized for partition {context.partition_key}: build it first")
+        return self.layout(producer)

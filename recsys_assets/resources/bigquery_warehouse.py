@@ -307,6 +307,19 @@ class BigQueryWarehouse(Warehouse):
         table.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="event_ts")
         client.create_table(table, exists_ok=True, retry=self._retry(), timeout=self.timeout_seconds)
 
+    def existing_partitions(self) -> list[WarehousePartition]:
+        """`list_partitions`, except that a table not created yet is empty (the first write creates it)."""
+
+        def table_exists() -> bool:
+            with self._client() as client:
+                try:
+                    client.get_table(self.table_id, retry=self._retry(), timeout=self.timeout_seconds)
+                except gexc.NotFound:
+                    return False
+                return True
+
+        return self.list_partitions() if self._call("looking up the events table", table_exists) else []
+
     def list_partitions(self) -> list[WarehousePartition]:
         """Every non-empty day partition, from `INFORMATION_SCHEMA.PARTITIONS`.
 

@@ -6,10 +6,11 @@ Project-owned because `dagster_github.GithubResource` is deprecated upstream.
 from __future__ import annotations
 
 from typing import Any, NoReturn
+from urllib.parse import urlparse
 
 from github import Auth, Github, GithubException, GithubRetry
 from github.Repository import Repository
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 
 from recsys_assets.resources.release import (
     PullRequestState,
@@ -44,6 +45,16 @@ class GitHubReleasePublisher(ReleasePublisher):
         default="https://api.github.com",
         description="GitHub API root; for GitHub Enterprise Server https://<host>/api/v3.",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_token_in_clear(cls, value: str) -> str:
+        """The token travels in a header: plain http is only acceptable to this machine (a test stand-in)."""
+        url = urlparse(value)
+        if url.scheme == "https" or (url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost", "::1")):
+            return value
+        raise ValueError(f"RECSYS_GITHUB_BASE_URL={value!r} must be https:// (http only for a loopback host)")
+
     token_secret: str = Field(
         default="github-token",
         description="Secret holding a token allowed to push branches and open pull requests on the repository.",

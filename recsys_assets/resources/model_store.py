@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ from recsys_assets.domain.layout import ModelStoreKeys
 
 class BundleExistsError(RuntimeError):
     """A complete bundle (one with a manifest) already exists for this version."""
+
+
+class ModelStoreError(OSError):
+    """The model store could not be written (full disk, permissions, ...): an outage, not a failed check."""
 
 
 class BundleIntegrityError(RuntimeError):
@@ -144,25 +149,36 @@ class LocalModelStore(ModelStore):
         return Path(self.root) / key
 
     def put_object(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write-then-rename so a reader never sees a half-written file.
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, path)
+        with self._writing(key, data) as tmp:
+            # Write-then-rename so a reader never sees a half-written file.
+            os.replace(tmp, self._path(key))
 
     def put_object_if_absent(self, key: str, data: bytes) -> bool:
+        with self._writing(key, data) as tmp:
+            try:
+                os.link(tmp, self._path(key))  # atomic, and fails if the target exists
+                return True
+            except FileExistsError:
+                return False
+
+    @contextlib.contextmanager
+    def _writing(self, key: str, data: bytes) -> Iterator[str]:
+        """A temporary file next to `key` holding `data`; removed afterwards unless moved into place."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as tmp:
-            tmp.write(data)
+        tmp = None
         try:
-            os.link(tmp.name, path)  # atomic, and fails if the target exists
-            return True
-        except FileExistsError:
-            return False
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as out:
+                tmp = out.name
+                out.write(data)
+            yield tmp
+        except OSError as exc:
+            raise ModelStoreError(
+                exc.errno, f"model store {self.root}: cannot write {key}: {exc.strerror or exc}"
+            ) from exc
         finally:
-            os.unlink(tmp.name)
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
 
     def get_object(self, key: str) -> bytes | None:
         path = self._path(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from abc import ABC, abstractmethod
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import dagster as dg
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from recsys_assets.pipes.worker import ORCHESTRATOR_PID_ENV
 from recsys_assets.resources.image_ref import require_pinned_image
 
 if TYPE_CHECKING:
@@ -40,7 +42,9 @@ class SubprocessTrainingLauncher(TrainingLauncher):
     """Trains in a local child process (the embedded default)."""
 
     def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
-        return dg.PipesSubprocessClient(env=TRAINING_ENV).run(
+        # The worker stops when this process dies (see recsys_assets.pipes.worker.stop_with_orchestrator).
+        env = {**TRAINING_ENV, ORCHESTRATOR_PID_ENV: str(os.getpid())}
+        return dg.PipesSubprocessClient(env=env).run(
             command=[sys.executable, *TRAINING_COMMAND[1:]], context=context, extras=dict(extras)
         )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
+
+# DuckDB names the process holding a file lock: "Conflicting lock is held in /usr/bin/python3 (PID 123)".
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?)(?: by user \S+)?\.?(?:\s+See also|$)", re.DOTALL)
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -53,6 +58,14 @@ class Warehouse(dg.ConfigurableResource, ABC):
     def list_partitions(self) -> list[WarehousePartition]:
         """Every non-empty day partition with its row count and last modification time."""
 
+    def existing_partitions(self) -> list[WarehousePartition]:
+        """`list_partitions` for a writer about to create the data: a warehouse never written to is empty.
+
+        Anything else that stops the listing (a lock, denied access, an outage) still raises
+        WarehouseUnavailable: "unavailable" is never taken for "empty".
+        """
+        return self.list_partitions()
+
     @property
     @abstractmethod
     def table_ref(self) -> str:
@@ -64,6 +77,9 @@ class DuckDBWarehouse(Warehouse):
 
     path: str = Field(description="Path of the DuckDB database file; created on first write.")
     table: str = Field(default="events", description="Name of the events table.")
+    lock_timeout_seconds: float = Field(
+        default=30.0, description="How long to wait for another process's write lock on the file before giving up."
+    )
 
     @property
     def table_ref(self) -> str:
@@ -75,15 +91,31 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseUnavailable(f"warehouse file {self.path} does not exist; seed or import events first")
         if not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(self.path, read_only=read_only)
-        except duckdb.IOException as exc:  # held by another writer, unreadable file, ...
-            raise WarehouseUnavailable(f"cannot open warehouse {self.table_ref}: {exc}") from exc
+        con = self._open(read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
             yield con
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """A connection, waiting up to `lock_timeout_seconds` while another process holds the file's lock."""
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        delay = 0.1
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=read_only)
+            except duckdb.IOException as exc:  # held by another writer, unreadable file, ...
+                holder = _LOCK_HOLDER.search(str(exc))
+                if holder is None:
+                    raise WarehouseUnavailable(f"cannot open warehouse {self.table_ref}: {exc}") from exc
+                if time.monotonic() + delay > deadline:
+                    raise WarehouseUnavailable(
+                        f"warehouse {self.path} is locked by another process ({holder.group(1).strip()}); "
+                        f"waited {self.lock_timeout_seconds:g} s, nothing was changed"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _ensure_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
@@ -146,6 +178,11 @@ class DuckDBWarehouse(Warehouse):
                 con.execute("ROLLBACK")
                 raise
         return per_day
+
+    def existing_partitions(self) -> list[WarehousePartition]:
+        if not Path(self.path).exists():
+            return []  # never written: empty, which a locked or unreadable file is not
+        return self.list_partitions()
 
     def list_partitions(self) -> list[WarehousePartition]:
         with self._connect(read_only=True) as con:

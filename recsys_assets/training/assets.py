@@ -36,10 +36,9 @@ def als_model(
             "use_gpu=True needs a CUDA build of implicit on the training machine; this launcher is CPU only",
             allow_retries=False,
         )
-    layout = artifacts.layout
     request = TrainingRequest(
-        training_set=layout.training_set(context.partition_key).folder,
-        output=layout.als_model(context.partition_key).folder,
+        training_set=artifacts.layout_of(context, "training_set").training_set(context.partition_key).folder,
+        output=artifacts.layout(context.run).als_model(context.partition_key).folder,
         search=ALSSearchSpace.model_validate(config.model_dump(exclude={"use_gpu"})),
     )
     invocation = training_launcher.launch(context, request.to_extras())
@@ -57,9 +56,8 @@ def als_model(
 @dg.asset(partitions_def=daily_partitions, deps=["training_set"], group_name="training", kinds={"python"})
 def baseline_models(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> dg.MaterializeResult:
     """Popularity and BM25 item-kNN baselines the ALS model has to beat."""
-    layout = artifacts.layout
-    data = TrainingSet.load(layout.training_set(context.partition_key))
-    files = layout.baseline_models(context.partition_key)
+    data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(context.partition_key))
+    files = artifacts.layout(context.run).baseline_models(context.partition_key)
     popularity = popularity_model(data.train)
     knn = item_knn_model(data.train)
     storage.write_bytes(files.model("popularity"), model_to_bytes(popularity))

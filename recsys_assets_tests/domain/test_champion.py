@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.champion import ChampionModel, champion_recommendations, score_champion
+from recsys_assets.domain.champion import ChampionModel, champion_recommendations, score_champion, shared_items
 from recsys_assets.domain.params import ALSParams
 from recsys_assets.domain.records import SplitCounts
 from recsys_assets.domain.splitting import TrainingSet
@@ -99,3 +99,17 @@ def test_score_champion_on_the_current_holdout():
     assert score.metrics["recall@3"] == 1.0
     assert score.metrics["ndcg@3"] == 1.0 and score.metrics["map@3"] == 1.0
     assert score.metrics["coverage"] == pytest.approx(3 / 6)  # e, a, b of 6 current items
+
+
+def test_a_champion_sharing_no_items_scores_zero_and_says_so():
+    stranger = ChampionModel(
+        version="old-catalogue",
+        item_factors=CHAMPION_FACTORS,
+        item_ids=pa.array(["p", "q", "r", "s", "t", "u"]),
+        params=CHAMPION.params,
+    )
+    data = training_set([(0, B), (1, E)])
+    assert shared_items(stranger, data) == 0
+    score = score_champion(stranger, data, k=3)
+    assert score.metrics["ndcg@3"] == 0.0 and score.metrics["coverage"] == 0.0
+    assert shared_items(CHAMPION, data) == 5

@@ -183,3 +183,10 @@ def test_confidence_without_bm25_is_the_matrix_itself():
     assert weighted.dtype == np.float32 and weighted.format == "csr"
     assert (weighted != 0).toarray().tolist() == (matrix != 0).toarray().tolist()
     assert not np.allclose(weighted.toarray(), matrix.toarray())
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_als_refuses_non_finite_confidences(bad):
+    matrix = sp.csr_matrix(np.array([[1.0, bad, 0.0], [0.0, 1.0, 1.0]], dtype=np.float32))
+    with pytest.raises(ValueError, match="1 of 4 confidences are not finite"):
+        fit_als(matrix, ALSParams(factors=2, iterations=1, bm25_k1=0))

@@ -104,6 +104,7 @@ def test_missing_table_or_dataset_is_reported_with_the_table_and_partition(bigqu
         warehouse.read_events(DAY, NEXT)
     with pytest.raises(WarehouseUnavailable, match=r"\.absent \(listing partitions\)"):
         warehouse.list_partitions()
+    assert warehouse.existing_partitions() == []  # for a writer about to create it, a missing table is empty
     # Writes create a missing table, but never a missing dataset.
     no_dataset = bigquery_standin.warehouse(dataset="no_such_dataset")
     with pytest.raises(WarehouseUnavailable, match=r"no_such_dataset\.events \(replacing partition 2026-05-04\)"):
