@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
+from recsys_assets.settings import SETTINGS, record_first_day
 
 if TYPE_CHECKING:
     from recsys_assets.pipeline import PipelineOutcome
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 def _seed(warehouse: Warehouse, spec: SyntheticSpec) -> None:
     events = generate_events(spec)
     days = warehouse.replace_days(events)
+    record_first_day(SETTINGS.data_dir, list(days))
     print(f"seeded {events.num_rows:,} synthetic events over {len(days)} days into {warehouse.table_ref}")
 
 
@@ -88,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"import refused: {exc}", file=sys.stderr)
             return 2
         days = warehouse.replace_days(events)
+        record_first_day(SETTINGS.data_dir, list(days))
         print(
             f"imported {report.rows_kept:,} of {report.rows_read:,} rows into {len(days)} daily partitions of "
             f"{warehouse.table_ref} (dropped: {report.null_ids} null ids, {report.bad_timestamps} bad timestamps, "

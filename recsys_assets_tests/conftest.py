@@ -1,5 +1,11 @@
 """Shared fixtures. Stand-ins for cloud services live in `standins/`, one module per service."""
 
+import os
+
+# The test data (synthetic days in 2026, not the last 90 days) starts after this; set before the
+# package reads its settings, and inherited by every process a test starts.
+os.environ.setdefault("RECSYS_PARTITIONS_START", "2026-01-01")
+
 pytest_plugins: list[str] = [
     "recsys_assets_tests.standins.s3",  # before vertex, which builds on its moto server
     "recsys_assets_tests.standins.vertex",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.bundle import (
     build_manifest,
@@ -14,6 +15,7 @@ from recsys_assets.domain.bundle import (
     comparison_table,
     model_card,
     new_version,
+    png_data_uri,
     pull_request_body,
 )
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
@@ -32,34 +34,58 @@ CHECK_NOT_WORSE_THAN_CHAMPION = "not_worse_than_champion"
 class BundleConfig(dg.Config):
     champion_tolerance: float = Field(
         default=0.02,
+        ge=0,
+        le=1,
         description="The release is blocked when the new model's NDCG@k is more than this fraction below the champion's.",
     )
 
 
-def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool, str]:
-    """Whether the challenger is within `tolerance` of the champion's NDCG@k, and why."""
+RELEASED_TAG = "recsys/released"
+
+
+def champion_check(evaluation: EvaluationResult, tolerance: float) -> dg.AssetCheckResult:
+    """Whether the challenger is within `tolerance` of the champion's NDCG@k, with the numbers as metadata."""
     ndcg = f"ndcg@{evaluation.k}"
     champion = evaluation.champion
-    if champion is None:
-        return True, "no champion promoted yet: the first model is released"
-    floor = champion.metrics[ndcg] * (1 - tolerance)
     challenger = evaluation.model[ndcg]
+    if champion is None:
+        return dg.AssetCheckResult(
+            check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
+            passed=True,
+            description="no champion promoted yet: the first model is released",
+            metadata={"challenger": round(challenger, 4), "margin": tolerance},
+        )
+    floor = champion.metrics[ndcg] * (1 - tolerance)
     passed = challenger >= floor
-    return passed, (
-        f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} {floor:.4f} "
-        f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%})"
+    return dg.AssetCheckResult(
+        check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} {floor:.4f} "
+            f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%})"
+        ),
+        # Numbers, so the UI plots them over partitions.
+        metadata={
+            "challenger": round(challenger, 4),
+            "champion": round(champion.metrics[ndcg], 4),
+            "floor": round(floor, 4),
+            "margin": tolerance,
+            "champion_version": champion.version,
+        },
     )
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["model_evaluation"],
-    group_name="release",
-    kinds={"s3"},
+    group_name=GROUP,
+    **asset_attributes("model_store"),
     check_specs=[
         dg.AssetCheckSpec(
             CHECK_NOT_WORSE_THAN_CHAMPION,
             asset="model_bundle",
+            partitions_def=daily_partitions,
             blocking=True,
             description="The new model is not worse than the promoted champion on NDCG@k beyond the tolerance; "
             "the release is blocked otherwise.",
@@ -107,24 +133,32 @@ def model_bundle(
     storage.write_bytes(layout.model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json())
     context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
 
-    passed, description = champion_check(evaluation, config.champion_tolerance)
-    yield dg.AssetCheckResult(
-        check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=description,
-    )
+    check = champion_check(evaluation, config.champion_tolerance)
+    blocked = not check.passed
+    plot = files[BundleFile.METRICS_PLOT]
+    # The materialization first: the check result then attaches to this run's materialization.
     yield dg.MaterializeResult(
         metadata={
             "version": version,
+            "release_blocked": blocked,
             "uri": dg.MetadataValue.url(uri) if "://" in uri else dg.MetadataValue.path(uri),
-            "model_card": dg.MetadataValue.md(model_card(manifest, comparison)),
-            **{f"model_{name}": value for name, value in comparison["model"].items()},
+            # The plot inline: a relative link to the bundle's metrics.png would be a broken image in the UI.
+            "model_card": dg.MetadataValue.md(model_card(manifest, comparison, plot_src=png_data_uri(plot))),
+            "metrics_plot": dg.MetadataValue.md(f"![metrics]({png_data_uri(plot)})"),
+            **{f"model_{name}": round(value, 4) for name, value in comparison["model"].items()},
             "code_version": manifest.code_version or "unknown",
             "image": manifest.image or "local",
             "credentials_used": dg.MetadataValue.json(model_store.secret_references()),
         }
     )
+    yield check
+    if blocked:
+        # Said in the run's tags and the step error, so a blocked release reads as one, not as a crash.
+        context.instance.add_run_tags(context.run.run_id, {RELEASED_TAG: "false"})
+        raise dg.Failure(
+            description=f"release blocked, bundle {version} kept but not released: {check.description}",
+            metadata={"released": False, "version": version},
+        )
 
 
 class ReleaseConfig(dg.Config):
@@ -134,7 +168,12 @@ class ReleaseConfig(dg.Config):
     )
 
 
-@dg.asset(partitions_def=daily_partitions, deps=["model_bundle"], group_name="release", kinds={"github"})
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["model_bundle"],
+    group_name=GROUP,
+    **asset_attributes("release_publisher", "model_store"),
+)
 def model_release(
     context: dg.AssetExecutionContext,
     config: ReleaseConfig,
@@ -172,9 +211,11 @@ def model_release(
     result = release_publisher.propose(proposal)
     model_store.write_champion(name, version, release=result.url)
     context.log.info(f"release {'opened' if result.created else 'already open'}: {result.url}")
+    context.instance.add_run_tags(context.run.run_id, {RELEASED_TAG: "true"})
     return dg.MaterializeResult(
         metadata={
             "version": version,
+            "released": True,
             "pull_request": dg.MetadataValue.url(result.url)
             if "://" in result.url
             else dg.MetadataValue.path(result.url),
