@@ -150,7 +150,8 @@ def plan_tick(
     held_back += [change.last_modified for change in rest]
     limit_time = min(held_back, default=None)
     passable = [modified for _, modified in handled if limit_time is None or modified < limit_time]
-    through = max([*passable, *([cursor.through] if cursor.through else [])], default=None)
+    candidates: list[str] = [*passable, *([cursor.through] if cursor.through else [])]
+    through: str | None = max(candidates) if candidates else None
     also = {key: modified for key, modified in handled if through is None or modified > through}
     return TickPlan(
         changes=batch, deferred=len(rest), ignored=ignored, up_to_date=up_to_date, cursor=Cursor(through, also)
