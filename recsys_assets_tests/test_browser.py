@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,9 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from recsys_assets_tests.helpers import ASSET_KEYS
+from recsys_assets_tests.standins.bigquery import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -38,26 +40,11 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ASSET_KEYS = [
-    "interactions",
-    "training_set",
-    "als_model",
-    "baseline_models",
-    "model_evaluation",
-    "model_bundle",
-    "model_release",
-]
 SECOND = 1000  # Playwright timeouts are in milliseconds
 # Generous: the machine running the suite may be busy, and the first page load compiles a lot of JS.
 PAGE_TIMEOUT = 90 * SECOND
 # Outside pytest's rotating temporary folders, so CI can upload them and they survive other test runs.
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop_group(process: subprocess.Popen, grace_seconds: float = 10) -> None:

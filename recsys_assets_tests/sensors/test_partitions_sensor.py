@@ -233,6 +233,7 @@ def test_ticks_on_duckdb_new_days_nothing_late_data_and_an_outage(tmp_path, inst
     assert ticker.tick(warehouse).skip_message
 
 
+@pytest.mark.slow
 def test_days_materialized_elsewhere_are_not_extracted_again(tmp_path, instance, defs):
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     warehouse.replace_days(pa.concat_tables([events(DAY, 3), events(DAY + timedelta(days=1), 2)]))
