@@ -112,7 +112,8 @@ def plan_tick(
     Args:
         partitions: What the warehouse reports now.
         cursor: Where the previous tick left off.
-        extracted_at: Latest `interactions` materialization time per partition key (for the changed days).
+        extracted_at: Latest `interactions` materialization time per partition key: for every day extracted
+            at all, at least for the days `changed_since` returns (others only need to be present).
         now: Current time; days after the last complete one (today) are not partitions yet.
         limit: Most run requests in one tick.
 
@@ -126,7 +127,7 @@ def plan_tick(
     ignored = up_to_date = 0
     with dg.partition_loading_context(effective_dt=now):
         last_key = daily_partitions.get_last_partition_key()
-        for partition in changed_since(partitions, cursor):
+        for partition in changed_since(partitions, cursor, set(extracted_at)):
             key = partition.partition_key
             modified = _iso(partition.last_modified_time)
             if not daily_partitions.has_partition_key(key):
@@ -158,9 +159,19 @@ def plan_tick(
     )
 
 
-def changed_since(partitions: list[WarehousePartition], cursor: Cursor) -> list[WarehousePartition]:
-    """The partitions last modified after the cursor's watermark."""
-    return [p for p in partitions if cursor.through is None or _iso(p.last_modified_time) > cursor.through]
+def changed_since(
+    partitions: list[WarehousePartition], cursor: Cursor, extracted: set[str]
+) -> list[WarehousePartition]:
+    """The partitions last modified after the cursor's watermark, and any never extracted at all.
+
+    The second part keeps a day whose modification time is not after the watermark (a warehouse clock
+    behind, an emulator's coarse times) from being missed.
+    """
+    return [
+        p
+        for p in partitions
+        if cursor.through is None or _iso(p.last_modified_time) > cursor.through or p.partition_key not in extracted
+    ]
 
 
 def _is_day(key: str) -> bool:
@@ -218,8 +229,12 @@ def new_interaction_partitions(context: dg.SensorEvaluationContext, warehouse: W
             where = type(warehouse).__name__
         raise WarehouseListingError(f"could not list the partitions of {where}: {type(exc).__name__}: {exc}") from exc
 
-    changed = [partition.partition_key for partition in changed_since(partitions, cursor)]
-    plan = plan_tick(partitions, cursor, extraction_times(context.instance, changed), datetime.now(UTC))
+    extracted = context.instance.get_materialized_partitions(INTERACTIONS)
+    changed = [partition.partition_key for partition in changed_since(partitions, cursor, extracted)]
+    times = extraction_times(context.instance, changed)
+    # Extracted days outside `changed` only need to be known as extracted: their time is not consulted.
+    extracted_at = {key: times.get(key, datetime.min.replace(tzinfo=UTC)) for key in extracted} | times
+    plan = plan_tick(partitions, cursor, extracted_at, datetime.now(UTC))
     if plan.ignored:
         context.log.info(f"ignored {plan.ignored} warehouse partitions outside the daily partitions (e.g. today)")
     if plan.up_to_date:

@@ -68,16 +68,21 @@ def test_new_days_then_nothing_then_a_late_change():
     # The cursor is one watermark, whatever the number of days.
     assert first.cursor == Cursor(T0.isoformat(), {})
 
-    unchanged = plan_tick([part("2026-05-04"), part("2026-05-05")], first.cursor, {}, NOW)
+    done = {"2026-05-04": T0 + timedelta(hours=1), "2026-05-05": T0 + timedelta(hours=1)}
+    unchanged = plan_tick([part("2026-05-04"), part("2026-05-05")], first.cursor, done, NOW)
     assert unchanged.changes == [] and unchanged.cursor == first.cursor
 
     later = T0 + timedelta(days=3)
-    extracted = {"2026-05-04": T0 + timedelta(hours=1)}
-    late = plan_tick([part("2026-05-04", later), part("2026-05-05")], first.cursor, extracted, NOW)
+    late = plan_tick([part("2026-05-04", later), part("2026-05-05")], first.cursor, done, NOW)
     assert [(c.partition_key, c.reason, c.run_key) for c in late.changes] == [
         ("2026-05-04", "late_data", f"2026-05-04:{later.isoformat()}")
     ]
     assert late.cursor == Cursor(later.isoformat(), {})
+
+
+def test_a_never_extracted_day_is_requested_even_behind_the_watermark():
+    behind = plan_tick([part("2026-05-04"), part("2026-05-05")], Cursor((T0 + timedelta(days=1)).isoformat()), {}, NOW)
+    assert [c.partition_key for c in behind.changes] == ["2026-05-04", "2026-05-05"]
 
 
 def test_days_extracted_since_their_last_change_are_not_requested():
@@ -98,10 +103,12 @@ def test_work_per_tick_is_bounded_oldest_first_and_the_rest_follows():
     assert [c.partition_key for c in first.changes] == sorted(days)[:30]
     # Same modification time as the deferred days: the watermark waits, the requested days are listed.
     assert first.cursor.through is None and sorted(first.cursor.also) == sorted(days)[:30]
-    second = plan_tick(partitions, first.cursor, {}, NOW)
+    done = {day: T0 + timedelta(hours=1) for day in sorted(days)[:30]}
+    second = plan_tick(partitions, first.cursor, done, NOW)
     assert [c.partition_key for c in second.changes] == sorted(days)[30:] and second.deferred == 0
     assert second.cursor == Cursor(T0.isoformat(), {})
-    assert plan_tick(partitions, second.cursor, {}, NOW).changes == []
+    all_done = {day: T0 + timedelta(hours=1) for day in days}
+    assert plan_tick(partitions, second.cursor, all_done, NOW).changes == []
 
 
 def test_days_outside_the_daily_partitions_are_ignored_until_they_are_inside():
@@ -115,12 +122,13 @@ def test_days_outside_the_daily_partitions_are_ignored_until_they_are_inside():
     assert [(c.partition_key, c.reason) for c in tomorrow.changes] == [(today, "new_partition")]
 
 
-def test_a_day_that_disappears_and_returns_is_new():
+def test_a_day_that_disappears_and_returns_is_extracted_again():
     seen = plan_tick([part("2026-05-04"), part("2026-05-05")], Cursor(), {}, NOW).cursor
-    gone = plan_tick([part("2026-05-05")], seen, {}, NOW)
+    done = {"2026-05-04": T0 + timedelta(hours=1), "2026-05-05": T0 + timedelta(hours=1)}
+    gone = plan_tick([part("2026-05-05")], seen, done, NOW)
     assert gone.changes == []
-    back = plan_tick([part("2026-05-04", T0 + timedelta(days=1)), part("2026-05-05")], gone.cursor, {}, NOW)
-    assert [(c.partition_key, c.reason) for c in back.changes] == [("2026-05-04", "new_partition")]
+    back = plan_tick([part("2026-05-04", T0 + timedelta(days=1)), part("2026-05-05")], gone.cursor, done, NOW)
+    assert [(c.partition_key, c.reason) for c in back.changes] == [("2026-05-04", "late_data")]
 
 
 def test_cursor_round_trip_and_refusal():
