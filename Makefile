@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Locally the repository root is the Dagster instance folder (dagster.yaml lives here).
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test test-fast dev lint emulators clean
+.PHONY: demo test test-fast dev lint emulators browser clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ demo: $(VENV)/.installed
 	$(PY) -m recsys_assets demo
 
 ## test: the whole suite, slow tiers and emulators included (what CI runs)
-test: $(VENV)/.installed emulators
+test: $(VENV)/.installed emulators browser
 	$(PY) -m pytest --durations=10; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$status
 
@@ -34,6 +34,13 @@ dev: $(VENV)/.installed
 emulators: $(VENV)/.installed
 	@if [ -f scripts/install_bigquery_emulator.sh ]; then bash scripts/install_bigquery_emulator.sh; fi
 
+## browser: Debian's chromium for the browser tests (Playwright drives it; it cannot download its own browser)
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	fi
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -42,4 +49,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/actionlint
 
 clean:
-	rm -rf storage history schedules logs .logs_queue .nux .telemetry data
+	rm -rf storage history schedules logs .logs_queue .nux .telemetry data test-artifacts

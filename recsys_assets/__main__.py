@@ -12,6 +12,7 @@ from recsys_assets.domain.events import day_of, rows_per_value
 from recsys_assets.domain.layout import ConfigurationError
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.models_cli import add_models_parser, run_models
+from recsys_assets.settings import SETTINGS, record_first_day
 
 if TYPE_CHECKING:
     from recsys_assets.pipeline import PipelineOutcome
@@ -31,6 +32,7 @@ def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool) -> int:
         )
         return 2
     days = warehouse.replace_days(events)
+    record_first_day(SETTINGS.data_dir, list(days))
     print(f"seeded {events.num_rows:,} synthetic events over {len(days)} days into {warehouse.table_ref}")
     return 0
 
@@ -172,6 +174,7 @@ def _command(args: argparse.Namespace) -> int:
             _print_replaced(before, after, dry_run=True)
             return 0
         days = warehouse.replace_days(events)
+        record_first_day(SETTINGS.data_dir, list(days))
         print(f"imported {summary} {warehouse.table_ref} (dropped: {report.dropped()})")
         _print_replaced(before, days, dry_run=False)
         if days:

@@ -10,12 +10,46 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from recsys_assets.domain.layout import ConfigurationError, safe_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Without data or a setting, partitions cover this many days back from today (a rolling horizon).
+DEFAULT_HORIZON_DAYS = 90
+# Written by `seed` and `import-events` in the data folder: the first day the warehouse holds.
+FIRST_DAY_FILE = "first_day"
+
+
+def partitions_start(env: Mapping[str, str], data_dir: Path) -> str:
+    """`RECSYS_PARTITIONS_START` if set, else the first day seeded or imported, else 90 days ago.
+
+    Partitions then begin where the data does, so the UI's fill bars and partition picker show the
+    data instead of decades of empty days.
+    """
+    start = env.get("RECSYS_PARTITIONS_START", "").strip()
+    if start:
+        try:
+            return date.fromisoformat(start).isoformat()
+        except ValueError:
+            raise ConfigurationError(f"RECSYS_PARTITIONS_START={start!r} is not a date (YYYY-MM-DD)") from None
+    try:
+        return date.fromisoformat((data_dir / FIRST_DAY_FILE).read_text().strip()).isoformat()
+    except (FileNotFoundError, ValueError):
+        return (datetime.now(UTC).date() - timedelta(days=DEFAULT_HORIZON_DAYS)).isoformat()
+
+
+def record_first_day(data_dir: Path, days: list[str]) -> None:
+    """Remember the earliest of `days` (YYYY-MM-DD) as the data's first day, keeping an earlier one."""
+    if not days:
+        return
+    path = data_dir / FIRST_DAY_FILE
+    first = min(days)
+    if path.exists() and path.read_text().strip() <= first:
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(first + "\n")
 
 
 @dataclass(frozen=True)
@@ -33,17 +67,11 @@ class Settings:
         raw_window = env.get("RECSYS_TRAINING_WINDOW_DAYS", "28").strip()
         if not raw_window.isdigit() or int(raw_window) < 1:
             raise ConfigurationError(f"RECSYS_TRAINING_WINDOW_DAYS={raw_window!r} must be a whole number of days, >= 1")
-        start = env.get("RECSYS_PARTITIONS_START", "1995-01-01").strip()
-        try:
-            date.fromisoformat(start)
-        except ValueError:
-            raise ConfigurationError(f"RECSYS_PARTITIONS_START={start!r} is not a date (YYYY-MM-DD)") from None
         model_name = safe_name(env.get("RECSYS_MODEL_NAME", "jobs-als"), "RECSYS_MODEL_NAME")
+        data_dir = Path(env.get("RECSYS_DATA_DIR", str(REPO_ROOT / "data"))).resolve()
         return cls(
-            data_dir=Path(env.get("RECSYS_DATA_DIR", str(REPO_ROOT / "data"))).resolve(),
-            # MovieLens 100k starts in 1997; a start this early lets imported public data
-            # fall inside the partition space without extra configuration.
-            partitions_start=start,
+            data_dir=data_dir,
+            partitions_start=partitions_start(env, data_dir),
             training_window_days=int(raw_window),
             model_name=model_name,
         )

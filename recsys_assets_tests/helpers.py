@@ -13,6 +13,18 @@ from recsys_assets.resources import build_resources
 SMALL_SPEC = SyntheticSpec(n_users=600, n_items=300, n_days=10, events_per_day=2500, seed=3, end_date=date(2026, 3, 10))
 
 
+# Every asset of the graph, in lineage order.
+ASSET_KEYS = [
+    "interactions",
+    "training_set",
+    "als_model",
+    "baseline_models",
+    "model_evaluation",
+    "model_bundle",
+    "model_release",
+]
+
+
 def local_env(root: Path, **overrides: str) -> dict[str, str]:
     """Environment for the embedded default with every path under `root`."""
     return {"RECSYS_DATA_DIR": str(root), "RECSYS_TRAINING_WINDOW_DAYS": "28", **overrides}

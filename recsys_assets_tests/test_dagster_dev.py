@@ -17,20 +17,11 @@ import pytest
 import requests
 
 from recsys_assets.pipeline import window
-from recsys_assets_tests.helpers import SMALL_SPEC, local_env, local_resources, seed
+from recsys_assets_tests.helpers import ASSET_KEYS, SMALL_SPEC, local_env, local_resources, seed
 
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ASSET_KEYS = [
-    "interactions",
-    "training_set",
-    "als_model",
-    "baseline_models",
-    "model_evaluation",
-    "model_bundle",
-    "model_release",
-]
 
 LAUNCH = """
 mutation($params: ExecutionParams!) {

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from recsys_assets.domain.events import EVENTS_SCHEMA
-from recsys_assets.pipeline import materialize_partition
+from recsys_assets.pipeline import materialize_partition, window
 from recsys_assets.resources.registry import ModelRegistry, follow_base_pointer, poll_pull_requests
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, seed
@@ -160,6 +160,7 @@ def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
     challenger = materialize_partition(PARTITION, resources, instance, run_config=weak)
 
     assert not challenger.success
+    print(challenger.failures)
     reason = next(r for r in challenger.failures if "not_worse_than_champion" in r)
     assert f"champion {champion.bundle.version}" in reason
     pointer = json.loads((model_dir(tmp_path) / "champion.json").read_text())
@@ -171,23 +172,31 @@ def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
     assert not evaluation.passed and "challenger ndcg@10" in evaluation.description
 
 
-def test_missing_window_partitions_fail_with_their_names(tmp_path, instance):
+def test_training_set_extracts_missing_window_days_once_and_records_them(tmp_path, instance):
     resources = local_resources(tmp_path)
     seed(resources)
     from recsys_assets.definitions import ASSETS
 
-    result = dg.materialize(
-        ASSETS,
-        selection=["training_set"],
-        resources=resources,
-        instance=instance,
-        partition_key=PARTITION,
-        raise_on_error=False,
-    )
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
-    message = failure.step_failure_data.user_failure_data.description
-    assert "28 of 28 interactions partitions" in message and PARTITION in message and "--partition-range" in message
+    def extracted_by_training_set() -> list[str]:
+        result = dg.materialize(
+            ASSETS, selection=["training_set"], resources=resources, instance=instance, partition_key=PARTITION
+        )
+        (training,) = [
+            m for m in result.asset_materializations_for_node("training_set") if m.asset_key.path == ["training_set"]
+        ]
+        return training.metadata["days_extracted_here"].value
+
+    extracted = extracted_by_training_set()
+    start, end = window(PARTITION)
+    assert extracted[0] == start and extracted[-1] == end and len(extracted) == 28
+    # The days land in the extract layout and count as `interactions` materializations in the UI.
+    layout = resources["artifacts"].layout
+    assert all(Path(layout.interactions(day).events).exists() for day in extracted)
+    materialized = instance.get_materialized_partitions(dg.AssetKey("interactions"))
+    assert set(extracted) <= materialized
+
+    # A retrain reads the extracts as they are: nothing is extracted again.
+    assert extracted_by_training_set() == []
 
 
 def test_bad_rows_are_quarantined_and_block_downstream(tmp_path, instance):

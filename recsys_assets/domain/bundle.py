@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Mapping
 from datetime import datetime
@@ -107,8 +108,15 @@ def build_manifest(
     )
 
 
-def model_card(manifest: Manifest, comparison: Mapping[str, Mapping[str, float]]) -> str:
-    """The Markdown model card shipped in the bundle."""
+def png_data_uri(png: bytes) -> str:
+    """A PNG as a `data:` URI, so Markdown shown outside the bundle (the Dagster UI) displays it inline."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def model_card(
+    manifest: Manifest, comparison: Mapping[str, Mapping[str, float]], plot_src: str = BundleFile.METRICS_PLOT
+) -> str:
+    """The Markdown model card; `plot_src` is where its plot is read from (the bundle's file by default)."""
     metric_names = list(comparison["model"])
     rows = "\n".join(
         f"| {label} | " + " | ".join(f"{values[m]:.4f}" for m in metric_names) + " |"
@@ -140,7 +148,7 @@ the catalogue recommended to anyone.
 |---{"|---" * len(metric_names)}|
 {rows}
 
-![metrics]({BundleFile.METRICS_PLOT})
+![metrics]({plot_src})
 
 ## Intended use and limits
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recsys_assets.domain import storage
 from recsys_assets.domain.events import bad_weights, day_of, filled_numpy
+from recsys_assets.domain.layout import ArtifactLayout
 
 EPOCH = date(1970, 1, 1)
 
@@ -111,3 +113,28 @@ def median_rows(previous_counts: Sequence[int]) -> float | None:
 def collapsed_days(rows_per_day: dict[str, int], baseline: float | None, collapse_ratio: float) -> list[str]:
     """Days that are empty or have fewer than `collapse_ratio` x the `baseline` rows."""
     return [k for k, n in rows_per_day.items() if n == 0 or (baseline and n < collapse_ratio * baseline)]
+
+
+def store_extract(layout: ArtifactLayout, table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
+    """Classify `table` against the days `keys` and write one Parquet file per day (rejected rows beside the last).
+
+    One write per day replaces the whole partition, so writing the same days again is idempotent.
+    """
+    split = split_extract(table, keys)
+    for key, lo, hi in split.day_bounds:
+        storage.write_bytes(layout.interactions(key).events, storage.table_to_bytes(split.valid.slice(lo, hi - lo)))
+    if split.rejected.num_rows:
+        # Quarantined, not dropped: the rows stay inspectable next to the extract.
+        storage.write_bytes(layout.interactions(keys[-1]).rejected, storage.table_to_bytes(split.rejected))
+    return split
+
+
+def consecutive_runs(keys: Sequence[str]) -> list[list[str]]:
+    """Sorted partition keys grouped into runs of consecutive days (one warehouse read per run)."""
+    runs: list[list[str]] = []
+    for key in sorted(keys):
+        if runs and date.fromisoformat(runs[-1][-1]) + timedelta(days=1) == date.fromisoformat(key):
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return runs

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
+from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.champion import ChampionModel, score_champion, shared_items
 from recsys_assets.domain.layout import BundleFile
@@ -24,9 +25,12 @@ CHECK_BEATS_POPULARITY = "beats_popularity"
 
 
 class EvaluationConfig(dg.Config):
-    k: int = Field(default=10, ge=1, description="Cut-off of every ranking metric.")
+    k: int = Field(default=10, ge=1, le=1000, description="Cut-off of every ranking metric.")
     min_relative_lift: float = Field(
-        default=0.05, description="The model's NDCG@k must exceed popularity's by this fraction (0.05 = 5%)."
+        default=0.05,
+        ge=-1,
+        le=10,
+        description="The model's NDCG@k must exceed popularity's by this fraction (0.05 = 5%).",
     )
 
 
@@ -79,12 +83,13 @@ def champion_comparison(evaluation: EvaluationResult) -> str:
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["als_model", "baseline_models"],
-    group_name="evaluation",
-    kinds={"python"},
+    group_name=GROUP,
+    **asset_attributes("model_store", extra_kinds=("python",)),
     check_specs=[
         dg.AssetCheckSpec(
             CHECK_BEATS_POPULARITY,
             asset="model_evaluation",
+            partitions_def=daily_partitions,
             blocking=True,
             description="The model beats the popularity baseline on NDCG@k by the configured margin; "
             "no bundle is written otherwise.",
@@ -143,6 +148,19 @@ def model_evaluation(
     model_ndcg, popularity_ndcg = results["model"][ndcg], results["popularity"][ndcg]
     required = popularity_ndcg * (1 + config.min_relative_lift)
     passed = model_ndcg > required
+    # The materialization first: the check result then attaches to this run's materialization.
+    table = {**results, **({f"champion ({champion.version})": champion.metrics} if champion else {})}
+    yield dg.MaterializeResult(
+        metadata={
+            **{name: round(value, 4) for name, value in results["model"].items()},
+            f"popularity_{ndcg}": round(popularity_ndcg, 4),
+            f"item_knn_{ndcg}": round(results["item_knn"][ndcg], 4),
+            "champion_version": champion.version if champion else "none",
+            "champion_comparison": champion_comparison(evaluation),
+            "metrics": dg.MetadataValue.md(metrics_table(table)),
+            "path": dg.MetadataValue.path(metrics_uri),
+        }
+    )
     yield dg.AssetCheckResult(
         check_name=CHECK_BEATS_POPULARITY,
         passed=passed,
@@ -151,17 +169,11 @@ def model_evaluation(
             f"model {ndcg} {model_ndcg:.4f} {'>' if passed else '<='} required {required:.4f} "
             f"(popularity {popularity_ndcg:.4f} + {config.min_relative_lift:.0%})"
         ),
-        metadata={"model_" + ndcg: model_ndcg, "popularity_" + ndcg: popularity_ndcg, "required": required},
-    )
-    table = {**results, **({f"champion ({champion.version})": champion.metrics} if champion else {})}
-    yield dg.MaterializeResult(
+        # Numbers, so the UI plots them over partitions.
         metadata={
-            **results["model"],
-            f"popularity_{ndcg}": popularity_ndcg,
-            f"item_knn_{ndcg}": results["item_knn"][ndcg],
-            "champion_version": champion.version if champion else "none",
-            "champion_comparison": champion_comparison(evaluation),
-            "metrics": dg.MetadataValue.md(metrics_table(table)),
-            "path": dg.MetadataValue.path(metrics_uri),
-        }
+            "challenger": round(model_ndcg, 4),
+            "popularity": round(popularity_ndcg, 4),
+            "required": round(required, 4),
+            "margin": config.min_relative_lift,
+        },
     )

@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from recsys_assets.automation import SERVICE_RETRY_POLICY
+from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import storage
-from recsys_assets.domain.events import rows_per_value
+from recsys_assets.domain.events import EVENTS_SCHEMA, rows_per_value
 from recsys_assets.domain.layout import ArtifactLayout
-from recsys_assets.domain.quality import DayShare, collapsed_days, median_rows, split_extract
+from recsys_assets.domain.quality import DayShare, collapsed_days, median_rows, store_extract
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
@@ -23,15 +24,37 @@ CHECK_IN_PARTITION = "timestamps_inside_partition"
 CHECK_WEIGHTS = "non_negative_weights"
 CHECK_ROW_COUNT = "row_count_stable"
 
+COLUMN_DESCRIPTIONS = {
+    "user_id": "Who acted (an engineer).",
+    "item_id": "What they acted on (a job).",
+    "event_type": "view, bookmark, apply, or interaction for imported data.",
+    "weight": "Strength of the event (a rating for imported data); never negative.",
+    "event_ts": "When it happened, UTC; inside the partition's day.",
+}
+COLUMN_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn(field.name, str(field.type), description=COLUMN_DESCRIPTIONS[field.name])
+        for field in EVENTS_SCHEMA
+    ]
+)
+
 
 class ExtractConfig(dg.Config):
     max_invalid_share: float = Field(
-        default=0.01, description="Largest share of malformed rows a partition may have before its check fails."
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Largest share of malformed rows a partition may have before its check fails.",
     )
     collapse_ratio: float = Field(
-        default=0.5, description="Warn when a day has fewer rows than this times the median of the previous 7 days."
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Warn when a day has fewer rows than this times the median of the previous 7 days.",
     )
-    history_days: int = Field(default=7, description="Previous extracted days the row-count check compares with.")
+    history_days: int = Field(
+        default=7, ge=1, le=90, description="Previous extracted days the row-count check compares with."
+    )
 
 
 def _previous_row_counts(layout: ArtifactLayout, partition_key: str, days: int) -> list[int]:
@@ -56,7 +79,12 @@ def _share_check(check_name: str, share: DayShare, label: str, limit: float) -> 
             f"worst day {share.worst_day}: {share.worst_rows} of {share.worst_day_rows} rows have {label} "
             f"({share.worst_share:.2%}; limit {limit:.2%}); {share.rows} in the run"
         ),
-        metadata={"rows": share.rows, "worst_day": share.worst_day, "worst_share": share.worst_share},
+        metadata={
+            "rows": share.rows,
+            "worst_day": share.worst_day,
+            "worst_share": round(share.worst_share, 6),
+            "limit": limit,
+        },
     )
 
 
@@ -64,30 +92,35 @@ def _share_check(check_name: str, share: DayShare, label: str, limit: float) -> 
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=SERVICE_RETRY_POLICY,
-    group_name="extract",
-    kinds={"duckdb", "parquet"},
+    group_name=GROUP,
+    metadata={"dagster/column_schema": COLUMN_SCHEMA},
+    **asset_attributes("warehouse", extra_kinds=("parquet",)),
     check_specs=[
         dg.AssetCheckSpec(
             CHECK_NULL_IDS,
             asset="interactions",
+            partitions_def=daily_partitions,
             blocking=True,
             description="Share of rows with a null user or item id stays under the limit.",
         ),
         dg.AssetCheckSpec(
             CHECK_IN_PARTITION,
             asset="interactions",
+            partitions_def=daily_partitions,
             blocking=True,
             description="Share of rows whose timestamp falls outside the partition stays under the limit.",
         ),
         dg.AssetCheckSpec(
             CHECK_WEIGHTS,
             asset="interactions",
+            partitions_def=daily_partitions,
             blocking=True,
             description="Share of rows with a negative or missing weight stays under the limit.",
         ),
         dg.AssetCheckSpec(
             CHECK_ROW_COUNT,
             asset="interactions",
+            partitions_def=daily_partitions,
             description="The day is neither empty nor collapsed against the previous days.",
         ),
     ],
@@ -102,40 +135,9 @@ def interactions(
     table = warehouse.read_events(window.start, window.end)
     context.log.info(f"read {table.num_rows:,} events for {keys[0]}..{keys[-1]} from {warehouse.table_ref}")
 
-    split = split_extract(table, keys)
-    for key, lo, hi in split.day_bounds:
-        # One write per day replaces the whole partition, so re-running is idempotent.
-        storage.write_bytes(layout.interactions(key).events, storage.table_to_bytes(split.valid.slice(lo, hi - lo)))
-    if split.rejected.num_rows:
-        # Quarantined, not dropped: the rows stay inspectable next to the extract.
-        storage.write_bytes(layout.interactions(keys[-1]).rejected, storage.table_to_bytes(split.rejected))
+    split = store_extract(layout, table, keys)
 
-    yield _share_check(CHECK_NULL_IDS, split.null_ids, "null ids", config.max_invalid_share)
-    yield _share_check(CHECK_WEIGHTS, split.bad_weights, "negative or missing weights", config.max_invalid_share)
-    yield dg.AssetCheckResult(
-        check_name=CHECK_IN_PARTITION,
-        passed=split.share_outside <= config.max_invalid_share,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"{split.rows_outside} of {split.rows_read} rows have timestamps outside {keys[0]}..{keys[-1]} "
-            f"({split.share_outside:.2%}; limit {config.max_invalid_share:.2%})"
-        ),
-        metadata={"rows": split.rows_outside, "share": split.share_outside},
-    )
-
-    baseline = median_rows(_previous_row_counts(layout, keys[0], config.history_days))
-    collapsed = collapsed_days(split.rows_per_day, baseline, config.collapse_ratio)
-    yield dg.AssetCheckResult(
-        check_name=CHECK_ROW_COUNT,
-        passed=not collapsed,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(f"empty or collapsed days: {', '.join(collapsed)}" if collapsed else "row counts look normal"),
-        metadata={
-            "median_previous_rows": baseline or 0,
-            "min_rows": min(split.rows_per_day.values(), default=0),
-        },
-    )
-
+    # The materialization first: each check result then attaches to this run's materialization.
     valid = split.valid
     yield dg.MaterializeResult(
         metadata={
@@ -149,4 +151,33 @@ def interactions(
             "source": warehouse.table_ref,
             "path": dg.MetadataValue.path(layout.interactions(keys[-1]).folder),
         }
+    )
+    yield _share_check(CHECK_NULL_IDS, split.null_ids, "null ids", config.max_invalid_share)
+    yield _share_check(CHECK_WEIGHTS, split.bad_weights, "negative or missing weights", config.max_invalid_share)
+    yield dg.AssetCheckResult(
+        check_name=CHECK_IN_PARTITION,
+        passed=split.share_outside <= config.max_invalid_share,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{split.rows_outside} of {split.rows_read} rows have timestamps outside {keys[0]}..{keys[-1]} "
+            f"({split.share_outside:.2%}; limit {config.max_invalid_share:.2%})"
+        ),
+        metadata={
+            "rows": split.rows_outside,
+            "share": round(split.share_outside, 6),
+            "limit": config.max_invalid_share,
+        },
+    )
+
+    baseline = median_rows(_previous_row_counts(layout, keys[0], config.history_days))
+    collapsed = collapsed_days(split.rows_per_day, baseline, config.collapse_ratio)
+    yield dg.AssetCheckResult(
+        check_name=CHECK_ROW_COUNT,
+        passed=not collapsed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(f"empty or collapsed days: {', '.join(collapsed)}" if collapsed else "row counts look normal"),
+        metadata={
+            "median_previous_rows": baseline or 0,
+            "min_rows": min(split.rows_per_day.values(), default=0),
+        },
     )

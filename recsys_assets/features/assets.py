@@ -1,15 +1,21 @@
 """The training set: a rolling window of interactions turned into sparse matrices and a holdout."""
 
+from datetime import UTC, date, datetime, timedelta
+
 import dagster as dg
 import pyarrow as pa
 
+from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA
+from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.params import SplitParams
+from recsys_assets.domain.quality import consecutive_runs, store_extract
 from recsys_assets.domain.records import TrainingSetSummary, Window
 from recsys_assets.domain.splitting import build_training_set, content_hash
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.settings import SETTINGS
 
 WINDOW = dg.TimeWindowPartitionMapping(
@@ -26,34 +32,55 @@ def window_keys(context: dg.AssetExecutionContext) -> list[str]:
     return list(context.asset_partition_keys_for_input("interactions"))
 
 
+def _day_start(key: str) -> datetime:
+    return datetime.combine(date.fromisoformat(key), datetime.min.time(), tzinfo=UTC)
+
+
+def extract_missing_days(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, layout: ArtifactLayout, keys: list[str]
+) -> list[str]:
+    """Extract the window days that have no extract yet into the extract layout, and record them as `interactions`.
+
+    Days already extracted are read as they are (never re-extracted), so the extracts stay the record
+    of what every model was trained on.
+    """
+    missing = [key for key in keys if not storage.exists(layout.interactions(key).events)]
+    for days in consecutive_runs(missing):
+        table = warehouse.read_events(_day_start(days[0]), _day_start(days[-1]) + timedelta(days=1))
+        split = store_extract(layout, table, days)
+        for key in days:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key="interactions",
+                    partition=key,
+                    description="extracted by training_set: the day was missing from its window",
+                    metadata={
+                        "dagster/row_count": split.rows_per_day[key],
+                        "extracted_by": "training_set",
+                        "source": warehouse.table_ref,
+                        "path": dg.MetadataValue.path(layout.interactions(key).folder),
+                    },
+                )
+            )
+    if missing:
+        context.log.info(f"extracted {len(missing)} missing window days from {warehouse.table_ref}: {missing}")
+    return missing
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     ins={"interactions": dg.AssetIn(partition_mapping=WINDOW, dagster_type=dg.Nothing)},
-    group_name="features",
-    kinds={"duckdb", "scipy"},
+    group_name=GROUP,
+    **asset_attributes("warehouse", extra_kinds=("parquet", "scipy")),
 )
 def training_set(
-    context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore
+    context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Users x items confidence matrices over a rolling window, split per user by time for evaluation."""
     keys = window_keys(context)
     layout = artifacts.layout(context.run)
-    tables, missing = [], []
-    for key in keys:
-        try:
-            tables.append(storage.table_from_bytes(storage.read_bytes(layout.interactions(key).events)))
-        except FileNotFoundError:
-            missing.append(key)
-    if missing:
-        raise dg.Failure(
-            description=(
-                f"{len(missing)} of {len(keys)} interactions partitions in the training window are not extracted: "
-                f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. Materialize them first, e.g. "
-                f"`dagster asset materialize -m recsys_assets.definitions --select interactions "
-                f"--partition-range {missing[0]}...{missing[-1]}`"
-            ),
-            metadata={"missing_partitions": dg.MetadataValue.json(missing)},
-        )
+    extracted = extract_missing_days(context, warehouse, layout, keys)
+    tables = [storage.table_from_bytes(storage.read_bytes(layout.interactions(key).events)) for key in keys]
     events = pa.concat_tables([t.cast(EVENTS_SCHEMA) for t in tables]) if tables else EVENTS_SCHEMA.empty_table()
     context.log.info(f"read {events.num_rows:,} events from {len(keys)} daily extracts ({keys[0]}..{keys[-1]})")
     data = build_training_set(events, SplitParams.model_validate(config.model_dump()))
@@ -82,12 +109,13 @@ def training_set(
             "dagster/row_count": summary.train_pairs,
             "users": summary.users,
             "items": summary.items,
-            "density": summary.density,
+            "density": round(summary.density, 6),
             "holdout_users": summary.holdout_users,
             "holdout_pairs": summary.holdout_pairs,
             "events": summary.events,
             "duplicates_removed": summary.events - summary.events_deduplicated,
             "window": f"{keys[0]}..{keys[-1]} ({len(keys)} days)",
+            "days_extracted_here": dg.MetadataValue.json(extracted),
             "content_hash": summary.content_hash,
             "path": dg.MetadataValue.path(files.folder),
         }

@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import AfterValidator, Field
 
 from recsys_assets.automation import SERVICE_RETRY_POLICY
+from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.bundle import (
     build_manifest,
@@ -15,8 +16,9 @@ from recsys_assets.domain.bundle import (
     comparison_table,
     model_card,
     new_version,
+    png_data_uri,
 )
-from recsys_assets.domain.layout import safe_relative_path, serving_pointer_path
+from recsys_assets.domain.layout import BundleFile, safe_relative_path, serving_pointer_path
 from recsys_assets.domain.recommenders import als_from_bytes
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.domain.registry import TransitionError, champion_of, versions_table
@@ -35,38 +37,65 @@ CHECK_NOT_WORSE_THAN_CHAMPION = "not_worse_than_champion"
 class BundleConfig(dg.Config):
     champion_tolerance: float = Field(
         default=0.02,
+        ge=0,
+        le=1,
         description="The release is blocked when the new model's NDCG@k is more than this fraction below the champion's.",
     )
 
 
-def champion_check(evaluation: EvaluationResult, tolerance: float) -> tuple[bool, str]:
-    """Whether the challenger is within `tolerance` of the champion's NDCG@k, and why."""
+# The release outcome of a run, for the runs list: "blocked", or the version's state once proposed.
+RELEASE_TAG = "recsys/release"
+
+
+def champion_check(evaluation: EvaluationResult, tolerance: float) -> dg.AssetCheckResult:
+    """Whether the challenger is within `tolerance` of the champion's NDCG@k, with the numbers as metadata."""
     ndcg = f"ndcg@{evaluation.k}"
     champion = evaluation.champion
-    if evaluation.champion_unavailable:
-        return True, f"comparison with the champion impossible: {evaluation.champion_unavailable}"
-    if champion is None:
-        return True, "no champion promoted yet: the first model is released"
-    floor = champion.metrics[ndcg] * (1 - tolerance)
     challenger = evaluation.model[ndcg]
+    if evaluation.champion_unavailable or champion is None:
+        return dg.AssetCheckResult(
+            check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
+            passed=True,
+            description=(
+                f"comparison with the champion impossible: {evaluation.champion_unavailable}"
+                if evaluation.champion_unavailable
+                else "no champion promoted yet: the first model is released"
+            ),
+            metadata={"challenger": round(challenger, 4), "margin": tolerance},
+        )
+    floor = champion.metrics[ndcg] * (1 - tolerance)
     passed = challenger >= floor
     no_overlap = "; it shares no items with the new data" if evaluation.champion_shared_items == 0 else ""
-    return passed, (
-        f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
-        f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%}{no_overlap})"
+    return dg.AssetCheckResult(
+        check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
+            f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%}{no_overlap})"
+        ),
+        # Numbers, so the UI plots them over partitions.
+        metadata={
+            "challenger": round(challenger, 4),
+            "champion": round(champion.metrics[ndcg], 4),
+            "floor": round(floor, 4),
+            "margin": tolerance,
+            "champion_version": champion.version,
+        },
     )
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["model_evaluation"],
-    group_name="release",
-    kinds={"s3"},
+    group_name=GROUP,
+    **asset_attributes("model_store"),
     retry_policy=SERVICE_RETRY_POLICY,
     check_specs=[
         dg.AssetCheckSpec(
             CHECK_NOT_WORSE_THAN_CHAMPION,
             asset="model_bundle",
+            partitions_def=daily_partitions,
             blocking=True,
             description="The new model is not worse than the promoted champion on NDCG@k beyond the tolerance; "
             "the release is blocked otherwise.",
@@ -119,24 +148,34 @@ def model_bundle(
     if tracker:
         tracker.log_version(manifest, report, uri)
 
-    passed, description = champion_check(evaluation, config.champion_tolerance)
-    yield dg.AssetCheckResult(
-        check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=description,
-    )
+    check = champion_check(evaluation, config.champion_tolerance)
+    blocked = not check.passed
+    plot = files[BundleFile.METRICS_PLOT]
+    # The materialization first: the check result then attaches to this run's materialization.
     yield dg.MaterializeResult(
         metadata={
             "version": version,
+            "release_blocked": blocked,
             "uri": dg.MetadataValue.url(uri) if "://" in uri else dg.MetadataValue.path(uri),
-            "model_card": dg.MetadataValue.md(model_card(manifest, comparison)),
-            **{f"model_{name}": value for name, value in comparison["model"].items()},
+            # The plot inline: a relative link to the bundle's metrics.png would be a broken image in the UI.
+            "model_card": dg.MetadataValue.md(model_card(manifest, comparison, plot_src=png_data_uri(plot))),
+            "metrics_plot": dg.MetadataValue.md(f"![metrics]({png_data_uri(plot)})"),
+            **{f"model_{name}": round(value, 4) for name, value in comparison["model"].items()},
             "code_version": manifest.code_version or "unknown",
             "image": manifest.image or "local",
             "credentials_used": dg.MetadataValue.json(model_store.secret_references()),
         }
     )
+    yield check
+    if blocked:
+        # Said in the run's tags and the step error, so a blocked release reads as one, not as a crash.
+        context.instance.add_run_tags(context.run.run_id, {RELEASE_TAG: "blocked"})
+        raise dg.Failure(
+            description=f"release blocked, bundle {version} kept but not released: {check.description}",
+            metadata={"released": False, "version": version},
+            # A verdict, not an outage: retrying cannot change it.
+            allow_retries=False,
+        )
 
 
 class ReleaseConfig(dg.Config):
@@ -150,8 +189,8 @@ class ReleaseConfig(dg.Config):
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["model_bundle"],
-    group_name="release",
-    kinds={"github"},
+    group_name=GROUP,
+    **asset_attributes("release_publisher", "model_store"),
     retry_policy=SERVICE_RETRY_POLICY,
 )
 def model_release(
@@ -181,6 +220,7 @@ def model_release(
         url, created = result.url, result.created
         context.log.info(f"release {'opened' if created else 'already open'}: {url}")
     statuses = registry.statuses()
+    context.instance.add_run_tags(context.run.run_id, {RELEASE_TAG: statuses[bundle.version].state})
     champion = champion_of(statuses)
     return dg.MaterializeResult(
         metadata={

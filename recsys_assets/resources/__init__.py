@@ -35,6 +35,20 @@ from recsys_assets.resources.training_launcher import (
 from recsys_assets.resources.warehouse import DuckDBWarehouse, Warehouse
 from recsys_assets.settings import Settings
 
+# Resource name -> (selector variable, default, options): read by the builders and by `backend_of`.
+SELECTORS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "warehouse": ("RECSYS_WAREHOUSE", "duckdb", ("duckdb", "bigquery")),
+    "secrets": ("RECSYS_SECRETS", "local", ("local", "gcp")),
+    "model_store": ("RECSYS_MODEL_STORE", "local", ("local", "s3")),
+    "release_publisher": ("RECSYS_RELEASE", "local", ("local", "github")),
+    "training_launcher": ("RECSYS_TRAINING_LAUNCHER", "subprocess", ("subprocess", "docker", "vertex")),
+}
+
+
+def backend_of(resource: str, env: Mapping[str, str] | None = None) -> str:
+    """The backend the environment selects for `resource` (e.g. `duckdb` for `warehouse`)."""
+    return _choice(os.environ if env is None else env, *SELECTORS[resource])
+
 
 def _choice(env: Mapping[str, str], name: str, default: str, options: tuple[str, ...]) -> str:
     value = env.get(name, default).strip().lower() or default
@@ -52,7 +66,7 @@ def build_warehouse(env: Mapping[str, str], settings: Settings) -> Warehouse:
     the Storage Read API. For an emulator, `RECSYS_BQ_ENDPOINT` (http://host:port, then no credentials
     are sent) and `RECSYS_BQ_STORAGE_ENDPOINT` (host:port of its plaintext Storage gRPC API).
     """
-    kind = _choice(env, "RECSYS_WAREHOUSE", "duckdb", ("duckdb", "bigquery"))
+    kind = backend_of("warehouse", env)
     if kind == "bigquery":
         import dagster as dg
 
@@ -122,7 +136,7 @@ def build_secrets(env: Mapping[str, str], settings: Settings) -> SecretStore:
     Secret Manager in `RECSYS_GCP_PROJECT` with the run's Google credentials
     (`RECSYS_SECRETS_ENDPOINT` points it at a plaintext local stand-in, for tests).
     """
-    kind = _choice(env, "RECSYS_SECRETS", "local", ("local", "gcp"))
+    kind = backend_of("secrets", env)
     if kind == "gcp":
         # Imported here so the embedded default does not load gRPC and the Google client.
         from recsys_assets.resources.gcp_secrets import GcpSecretManagerStore
@@ -142,7 +156,7 @@ def build_model_store(env: Mapping[str, str], settings: Settings, secrets: Secre
     `name@version`) in `RECSYS_S3_ACCESS_KEY_SECRET` / `RECSYS_S3_SECRET_KEY_SECRET`, default
     `aws-access-key-id` / `aws-secret-access-key`; set both to "" for the default AWS credential chain.
     """
-    kind = _choice(env, "RECSYS_MODEL_STORE", "local", ("local", "s3"))
+    kind = backend_of("model_store", env)
     if kind == "s3":
         from recsys_assets.resources.s3_model_store import S3ModelStore
 
@@ -170,7 +184,7 @@ def build_release_publisher(env: Mapping[str, str], settings: Settings, secrets:
     https://api.github.com; GitHub Enterprise: https://<host>/api/v3), with the token read from the
     secrets resource under `RECSYS_GITHUB_TOKEN_SECRET` (`name` or `name@version`, default github-token).
     """
-    kind = _choice(env, "RECSYS_RELEASE", "local", ("local", "github"))
+    kind = backend_of("release_publisher", env)
     if kind == "github":
         from recsys_assets.resources.github import GitHubReleasePublisher
 
@@ -202,7 +216,7 @@ def build_training_launcher(env: Mapping[str, str], settings: Settings) -> Train
     `RECSYS_VERTEX_MESSAGES_BUCKET`, `RECSYS_VERTEX_ACCELERATOR_TYPE`; the dict fields `labels` and
     `worker_env` as JSON objects).
     """
-    kind = _choice(env, "RECSYS_TRAINING_LAUNCHER", "subprocess", ("subprocess", "docker", "vertex"))
+    kind = backend_of("training_launcher", env)
     if kind == "subprocess":
         return SubprocessTrainingLauncher()
     image = env.get("RECSYS_IMAGE", "").strip()

@@ -1,15 +1,18 @@
 """Start an extract run for every new warehouse day, and again for a day whose data changed late.
 
 The sensor asks the `warehouse` resource for its partitions (`INFORMATION_SCHEMA.PARTITIONS` on
-BigQuery, a mirror table on DuckDB) and compares each day's last modification time with its cursor,
-a JSON object `{partition_key: last_modified_iso}`. A run's key is `partition_key:last_modified_iso`,
-so the same version of a day can never be extracted twice, even if the cursor is lost or a tick is
-evaluated again.
+BigQuery, a mirror table on DuckDB) and requests an extract for each day that `interactions` has not
+materialized since the day's last modification (the instance's materialization records are the
+truth, so days extracted by a backfill, the CLI or the training set are not extracted again). The
+cursor is small: a watermark, the last modification time up to which every day was handled, plus the
+few days requested beyond it when a tick was cut short. A run's key is `partition_key:last_modified_iso`,
+so the same version of a day is never extracted twice, even if the cursor is lost.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +35,7 @@ MAX_RUN_REQUESTS_PER_TICK = 30
 MINIMUM_INTERVAL_SECONDS = 300
 
 LAST_MODIFIED_TAG = "recsys/warehouse_last_modified"
+INTERACTIONS = dg.AssetKey("interactions")
 
 
 class WarehouseListingError(RuntimeError):
@@ -40,7 +44,7 @@ class WarehouseListingError(RuntimeError):
 
 @dataclass(frozen=True)
 class PartitionChange:
-    """A day to extract: new to the sensor, or modified since its last extract request."""
+    """A day to extract: never extracted, or modified since its last extract."""
 
     partition_key: str
     last_modified: str  # ISO 8601, UTC
@@ -51,6 +55,17 @@ class PartitionChange:
         return f"{self.partition_key}:{self.last_modified}"
 
 
+@dataclass(frozen=True)
+class Cursor:
+    """Every day last modified at or before `through` is handled; `also` lists days requested beyond it."""
+
+    through: str | None = None
+    also: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        return json.dumps({"through": self.through, "also": self.also}, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass
 class TickPlan:
     """What one tick requests, and the cursor it leaves behind."""
@@ -58,7 +73,8 @@ class TickPlan:
     changes: list[PartitionChange]
     deferred: int
     ignored: int
-    cursor: dict[str, str] = field(default_factory=dict)
+    up_to_date: int
+    cursor: Cursor
 
 
 def _iso(ts: datetime) -> str:
@@ -66,63 +82,122 @@ def _iso(ts: datetime) -> str:
     return ts.isoformat()
 
 
-def parse_cursor(raw: str | None) -> dict[str, str]:
-    """The sensor's cursor as a dict; empty for a first tick.
+def parse_cursor(raw: str | None) -> Cursor:
+    """The sensor's cursor; empty for a first tick.
 
     Raises:
-        ValueError: The cursor is not a JSON object of strings.
+        ValueError: The cursor is not this sensor's JSON object.
     """
     if not raw:
-        return {}
+        return Cursor()
     data = json.loads(raw)
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise ValueError("cursor is not a JSON object of partition key -> last modified time")
-    return data
+    if not isinstance(data, dict) or set(data) != {"through", "also"}:
+        raise ValueError("cursor is not a JSON object with `through` and `also`")
+    through, also = data["through"], data["also"]
+    if not (through is None or isinstance(through, str)) or not isinstance(also, dict):
+        raise ValueError("cursor `through` is not a time or `also` is not an object")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in also.items()):
+        raise ValueError("cursor `also` is not partition key -> last modified time")
+    return Cursor(through, also)
 
 
 def plan_tick(
     partitions: list[WarehousePartition],
-    seen: dict[str, str],
+    cursor: Cursor,
+    extracted_at: Mapping[str, datetime],
     now: datetime,
     limit: int = MAX_RUN_REQUESTS_PER_TICK,
 ) -> TickPlan:
-    """Decide which days to extract: new or changed ones inside the daily partitions, oldest first, at most `limit`.
+    """Decide which days to extract: changed since the cursor and not extracted since, oldest first, at most `limit`.
 
     Args:
         partitions: What the warehouse reports now.
-        seen: The previous cursor, partition key -> last modified time already requested.
+        cursor: Where the previous tick left off.
+        extracted_at: Latest `interactions` materialization time per partition key: for every day extracted
+            at all, at least for the days `changed_since` returns (others only need to be present).
         now: Current time; days after the last complete one (today) are not partitions yet.
         limit: Most run requests in one tick.
 
     Returns:
-        The changes to request, how many were left for later or ignored, and the next cursor: it records
-        only what was requested, so deferred days stay "changed" until a tick requests them, and it drops
-        days the warehouse no longer has, so a day that comes back counts as new.
+        The changes to request and the next cursor. The watermark only passes days that were requested
+        or are up to date; days left for later (over the limit, or today until it completes) hold it back.
     """
     changes: list[PartitionChange] = []
-    present: set[str] = set()
-    ignored = 0
+    held_back: list[str] = []  # modification times the watermark must not pass yet
+    handled: list[tuple[str, str]] = []  # (key, modified) requested earlier, now, or already extracted
+    ignored = up_to_date = 0
     with dg.partition_loading_context(effective_dt=now):
-        for partition in partitions:
+        last_key = daily_partitions.get_last_partition_key()
+        for partition in changed_since(partitions, cursor, set(extracted_at)):
             key = partition.partition_key
-            # Before the partitions' start, an incomplete today, or a malformed id: no run could take it.
-            if not daily_partitions.has_partition_key(key):
-                ignored += 1
-                continue
-            present.add(key)
             modified = _iso(partition.last_modified_time)
-            previous = seen.get(key)
-            if previous != modified:
-                changes.append(PartitionChange(key, modified, "new_partition" if previous is None else "late_data"))
-    changes.sort(key=lambda change: change.partition_key)
-    batch = changes[:limit]
-    cursor = {key: value for key, value in seen.items() if key in present}
-    cursor.update({change.partition_key: change.last_modified for change in batch})
-    return TickPlan(changes=batch, deferred=len(changes) - len(batch), ignored=ignored, cursor=cursor)
+            if not daily_partitions.has_partition_key(key):
+                # Before the partitions' start or malformed: never a run. Today: a run once it is complete.
+                ignored += 1
+                if last_key is not None and key > last_key and _is_day(key):
+                    held_back.append(modified)
+                continue
+            if cursor.also.get(key) == modified:
+                handled.append((key, modified))
+                continue
+            extracted = extracted_at.get(key)
+            if extracted is not None and _iso(extracted) >= modified:
+                up_to_date += 1
+                handled.append((key, modified))
+                continue
+            changes.append(PartitionChange(key, modified, "new_partition" if extracted is None else "late_data"))
+    changes.sort(key=lambda change: (change.last_modified, change.partition_key))
+    batch, rest = changes[:limit], changes[limit:]
+    handled += [(change.partition_key, change.last_modified) for change in batch]
+    held_back += [change.last_modified for change in rest]
+    limit_time = min(held_back, default=None)
+    passable = [modified for _, modified in handled if limit_time is None or modified < limit_time]
+    candidates: list[str] = [*passable, *([cursor.through] if cursor.through else [])]
+    through: str | None = max(candidates) if candidates else None
+    also = {key: modified for key, modified in handled if through is None or modified > through}
+    return TickPlan(
+        changes=batch, deferred=len(rest), ignored=ignored, up_to_date=up_to_date, cursor=Cursor(through, also)
+    )
 
 
-def _encode(cursor: dict[str, str]) -> str:
-    return json.dumps(cursor, sort_keys=True, separators=(",", ":"))
+def changed_since(
+    partitions: list[WarehousePartition], cursor: Cursor, extracted: set[str]
+) -> list[WarehousePartition]:
+    """The partitions last modified after the cursor's watermark, and any never extracted at all.
+
+    The second part keeps a day whose modification time is not after the watermark (a warehouse clock
+    behind, an emulator's coarse times) from being missed.
+    """
+    return [
+        p
+        for p in partitions
+        if cursor.through is None or _iso(p.last_modified_time) > cursor.through or p.partition_key not in extracted
+    ]
+
+
+def _is_day(key: str) -> bool:
+    try:
+        datetime.strptime(key, "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def extraction_times(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, datetime]:
+    """Latest materialization time of `interactions` for each of `keys` that has one."""
+    latest: dict[str, datetime] = {}
+    if not keys:
+        return latest
+    records_filter = dg.AssetRecordsFilter(asset_key=INTERACTIONS, asset_partitions=keys)
+    page_cursor = None
+    while True:
+        page = instance.fetch_materializations(records_filter, limit=1000, cursor=page_cursor)
+        for record in page.records:  # newest first: the first one per partition is its latest
+            if record.partition_key is not None and record.partition_key not in latest:
+                latest[record.partition_key] = datetime.fromtimestamp(record.timestamp, UTC)
+        if not page.has_more:
+            return latest
+        page_cursor = page.cursor
 
 
 @dg.sensor(
@@ -137,11 +212,11 @@ def _encode(cursor: dict[str, str]) -> str:
 def new_interaction_partitions(context: dg.SensorEvaluationContext, warehouse: Warehouse) -> Any:
     """One run per new or late-changed warehouse day, keyed by the day and its modification time."""
     try:
-        seen = parse_cursor(context.cursor)
+        cursor = parse_cursor(context.cursor)
     except ValueError as exc:
-        # Run keys still prevent duplicate runs, so starting over costs only deduplicated requests.
+        # Run keys and materialization records still prevent duplicate extracts: starting over is safe.
         context.log.warning(f"unreadable cursor ({exc}); starting from an empty one")
-        seen = {}
+        cursor = Cursor()
 
     try:
         partitions = warehouse.list_partitions()
@@ -156,13 +231,20 @@ def new_interaction_partitions(context: dg.SensorEvaluationContext, warehouse: W
             where = type(warehouse).__name__
         raise WarehouseListingError(f"could not list the partitions of {where}: {type(exc).__name__}: {exc}") from exc
 
-    plan = plan_tick(partitions, seen, datetime.now(UTC))
+    extracted = context.instance.get_materialized_partitions(INTERACTIONS)
+    changed = [partition.partition_key for partition in changed_since(partitions, cursor, extracted)]
+    times = extraction_times(context.instance, changed)
+    # Extracted days outside `changed` only need to be known as extracted: their time is not consulted.
+    extracted_at = {key: times.get(key, datetime.min.replace(tzinfo=UTC)) for key in extracted} | times
+    plan = plan_tick(partitions, cursor, extracted_at, datetime.now(UTC))
     if plan.ignored:
         context.log.info(f"ignored {plan.ignored} warehouse partitions outside the daily partitions (e.g. today)")
+    if plan.up_to_date:
+        context.log.info(f"{plan.up_to_date} changed days are already extracted since their last change")
     if not plan.changes:
         reason = dg.SkipReason(f"no new or changed days among {len(partitions)} partitions of {warehouse.table_ref}")
-        if plan.cursor != seen:
-            return dg.SensorResult(skip_reason=reason, cursor=_encode(plan.cursor))
+        if plan.cursor != cursor:
+            return dg.SensorResult(skip_reason=reason, cursor=plan.cursor.encode())
         return reason
 
     late = sum(change.reason == "late_data" for change in plan.changes)
@@ -179,4 +261,4 @@ def new_interaction_partitions(context: dg.SensorEvaluationContext, warehouse: W
         )
         for change in plan.changes
     ]
-    return dg.SensorResult(run_requests=run_requests, cursor=_encode(plan.cursor))
+    return dg.SensorResult(run_requests=run_requests, cursor=plan.cursor.encode())

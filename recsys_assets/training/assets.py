@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from recsys_assets.automation import SERVICE_RETRY_POLICY
+from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.params import ALSSearchSpace
 from recsys_assets.domain.recommenders import item_knn_model, model_to_bytes, popularity_model
@@ -23,8 +24,8 @@ class ALSConfig(dg.Config, ALSSearchSpace):
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["training_set"],
-    group_name="training",
-    kinds={"python"},
+    group_name=GROUP,
+    **asset_attributes("training_launcher", extra_kinds=("implicit",)),
     retry_policy=SERVICE_RETRY_POLICY,
 )
 def als_model(
@@ -53,7 +54,12 @@ def als_model(
     )
 
 
-@dg.asset(partitions_def=daily_partitions, deps=["training_set"], group_name="training", kinds={"python"})
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["training_set"],
+    group_name=GROUP,
+    **asset_attributes(extra_kinds=("python", "scipy")),
+)
 def baseline_models(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> dg.MaterializeResult:
     """Popularity and BM25 item-kNN baselines the ALS model has to beat."""
     data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(context.partition_key))

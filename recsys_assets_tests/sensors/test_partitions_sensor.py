@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from recsys_assets.sensors.partitions import (
     LAST_MODIFIED_TAG,
     MAX_RUN_REQUESTS_PER_TICK,
     TRIGGER_TAG,
+    Cursor,
     WarehouseListingError,
     parse_cursor,
     plan_tick,
@@ -59,59 +59,85 @@ def part(day: str, modified: datetime = T0, rows: int = 10) -> WarehousePartitio
 
 
 def test_new_days_then_nothing_then_a_late_change():
-    first = plan_tick([part("2026-05-04"), part("2026-05-05")], {}, NOW)
+    first = plan_tick([part("2026-05-04"), part("2026-05-05")], Cursor(), {}, NOW)
     assert [(c.partition_key, c.reason) for c in first.changes] == [
         ("2026-05-04", "new_partition"),
         ("2026-05-05", "new_partition"),
     ]
     assert first.changes[0].run_key == "2026-05-04:2026-05-10T08:00:00+00:00"
-    assert first.cursor == {"2026-05-04": T0.isoformat(), "2026-05-05": T0.isoformat()}
+    # The cursor is one watermark, whatever the number of days.
+    assert first.cursor == Cursor(T0.isoformat(), {})
 
-    unchanged = plan_tick([part("2026-05-04"), part("2026-05-05")], first.cursor, NOW)
+    done = {"2026-05-04": T0 + timedelta(hours=1), "2026-05-05": T0 + timedelta(hours=1)}
+    unchanged = plan_tick([part("2026-05-04"), part("2026-05-05")], first.cursor, done, NOW)
     assert unchanged.changes == [] and unchanged.cursor == first.cursor
 
     later = T0 + timedelta(days=3)
-    late = plan_tick([part("2026-05-04", later), part("2026-05-05")], first.cursor, NOW)
+    late = plan_tick([part("2026-05-04", later), part("2026-05-05")], first.cursor, done, NOW)
     assert [(c.partition_key, c.reason, c.run_key) for c in late.changes] == [
         ("2026-05-04", "late_data", f"2026-05-04:{later.isoformat()}")
     ]
-    assert late.cursor["2026-05-04"] == later.isoformat()
+    assert late.cursor == Cursor(later.isoformat(), {})
+
+
+def test_a_never_extracted_day_is_requested_even_behind_the_watermark():
+    behind = plan_tick([part("2026-05-04"), part("2026-05-05")], Cursor((T0 + timedelta(days=1)).isoformat()), {}, NOW)
+    assert [c.partition_key for c in behind.changes] == ["2026-05-04", "2026-05-05"]
+
+
+def test_days_extracted_since_their_last_change_are_not_requested():
+    extracted = {"2026-05-04": T0 + timedelta(minutes=5), "2026-05-05": T0 - timedelta(minutes=5)}
+    plan = plan_tick([part("2026-05-04"), part("2026-05-05"), part("2026-05-06")], Cursor(), extracted, NOW)
+    assert [(c.partition_key, c.reason) for c in plan.changes] == [
+        ("2026-05-05", "late_data"),
+        ("2026-05-06", "new_partition"),
+    ]
+    assert plan.up_to_date == 1 and plan.cursor == Cursor(T0.isoformat(), {})
 
 
 def test_work_per_tick_is_bounded_oldest_first_and_the_rest_follows():
     days = [(DAY - timedelta(days=i)).date().isoformat() for i in range(45)]
     partitions = [part(day) for day in days]
-    first = plan_tick(partitions, {}, NOW)
+    first = plan_tick(partitions, Cursor(), {}, NOW)
     assert len(first.changes) == MAX_RUN_REQUESTS_PER_TICK == 30 and first.deferred == 15
     assert [c.partition_key for c in first.changes] == sorted(days)[:30]
-    second = plan_tick(partitions, first.cursor, NOW)
+    # Same modification time as the deferred days: the watermark waits, the requested days are listed.
+    assert first.cursor.through is None and sorted(first.cursor.also) == sorted(days)[:30]
+    done = {day: T0 + timedelta(hours=1) for day in sorted(days)[:30]}
+    second = plan_tick(partitions, first.cursor, done, NOW)
     assert [c.partition_key for c in second.changes] == sorted(days)[30:] and second.deferred == 0
-    assert plan_tick(partitions, second.cursor, NOW).changes == []
+    assert second.cursor == Cursor(T0.isoformat(), {})
+    all_done = {day: T0 + timedelta(hours=1) for day in days}
+    assert plan_tick(partitions, second.cursor, all_done, NOW).changes == []
 
 
 def test_days_outside_the_daily_partitions_are_ignored_until_they_are_inside():
     today = NOW.date().isoformat()
     partitions = [part("1994-12-31"), part(today), part("2026-06-02"), part("2026-02-31"), part("2026-05-31")]
-    plan = plan_tick(partitions, {}, NOW)
+    plan = plan_tick(partitions, Cursor(), {}, NOW)
     assert [c.partition_key for c in plan.changes] == ["2026-05-31"] and plan.ignored == 4
-    assert set(plan.cursor) == {"2026-05-31"}
-    # Once today is complete it is a partition, and a new one.
-    tomorrow = plan_tick(partitions, plan.cursor, NOW + timedelta(days=1))
+    # Today holds the watermark back, so it is still seen once it is complete.
+    assert plan.cursor == Cursor(None, {"2026-05-31": T0.isoformat()})
+    tomorrow = plan_tick(partitions, plan.cursor, {}, NOW + timedelta(days=1))
     assert [(c.partition_key, c.reason) for c in tomorrow.changes] == [(today, "new_partition")]
 
 
-def test_a_day_that_disappears_is_forgotten_so_it_is_new_when_it_returns():
-    seen = plan_tick([part("2026-05-04"), part("2026-05-05")], {}, NOW).cursor
-    gone = plan_tick([part("2026-05-05")], seen, NOW)
-    assert gone.changes == [] and set(gone.cursor) == {"2026-05-05"}
-    back = plan_tick([part("2026-05-04"), part("2026-05-05")], gone.cursor, NOW)
-    assert [(c.partition_key, c.reason) for c in back.changes] == [("2026-05-04", "new_partition")]
+def test_a_day_that_disappears_and_returns_is_extracted_again():
+    seen = plan_tick([part("2026-05-04"), part("2026-05-05")], Cursor(), {}, NOW).cursor
+    done = {"2026-05-04": T0 + timedelta(hours=1), "2026-05-05": T0 + timedelta(hours=1)}
+    gone = plan_tick([part("2026-05-05")], seen, done, NOW)
+    assert gone.changes == []
+    back = plan_tick([part("2026-05-04", T0 + timedelta(days=1)), part("2026-05-05")], gone.cursor, done, NOW)
+    assert [(c.partition_key, c.reason) for c in back.changes] == [("2026-05-04", "late_data")]
 
 
 def test_cursor_round_trip_and_refusal():
-    assert parse_cursor(None) == {} and parse_cursor('{"2026-05-04": "x"}') == {"2026-05-04": "x"}
-    with pytest.raises(ValueError):
-        parse_cursor('["not", "a", "dict"]')
+    assert parse_cursor(None) == Cursor()
+    cursor = Cursor("2026-05-10T08:00:00+00:00", {"2026-05-04": "x"})
+    assert parse_cursor(cursor.encode()) == cursor
+    for raw in ('["not", "a", "dict"]', '{"2026-05-04": "x"}', '{"through": 3, "also": {}}'):
+        with pytest.raises(ValueError):
+            parse_cursor(raw)
 
 
 # -- the sensor, tick by tick, on real warehouses --------------------------------------------------------------
@@ -151,7 +177,15 @@ class Ticker:
     def requested(self, warehouse: Warehouse) -> list[tuple[str, str]]:
         data = self.tick(warehouse)
         assert data.skip_message is None, data.skip_message
+        self.complete(data.run_requests)
         return [(r.partition_key, r.tags[TRIGGER_TAG]) for r in data.run_requests]
+
+    def complete(self, run_requests: list[dg.RunRequest]) -> None:
+        """Record the requested extracts as done, as their runs would (without paying for the runs)."""
+        for request in run_requests:
+            self.instance.report_runless_asset_event(
+                dg.AssetMaterialization("interactions", partition=request.partition_key)
+            )
 
 
 class BrokenWarehouse(DuckDBWarehouse):
@@ -172,11 +206,12 @@ def test_ticks_on_duckdb_new_days_nothing_late_data_and_an_outage(tmp_path, inst
     ticker = Ticker(instance, defs)
 
     first = ticker.tick(warehouse)
+    ticker.complete(first.run_requests)
     modified = {p.partition_key: p.last_modified_time.isoformat() for p in warehouse.list_partitions()}
     assert [(r.partition_key, r.run_key, r.tags[LAST_MODIFIED_TAG]) for r in first.run_requests] == [
         (key, f"{key}:{iso}", iso) for key, iso in sorted(modified.items())
     ]
-    assert json.loads(ticker.cursor) == modified
+    assert parse_cursor(ticker.cursor) == Cursor(max(modified.values()), {})
 
     quiet = ticker.tick(warehouse)
     assert quiet.run_requests == [] and "no new or changed days among 2 partitions" in quiet.skip_message
@@ -206,6 +241,19 @@ def test_ticks_on_duckdb_new_days_nothing_late_data_and_an_outage(tmp_path, inst
     assert ticker.tick(warehouse).skip_message
 
 
+@pytest.mark.slow
+def test_days_materialized_elsewhere_are_not_extracted_again(tmp_path, instance, defs):
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    warehouse.replace_days(pa.concat_tables([events(DAY, 3), events(DAY + timedelta(days=1), 2)]))
+    resources = local_resources(tmp_path)
+    resources["warehouse"] = warehouse
+    # A backfill (or the CLI) extracted the first day before the sensor was switched on.
+    assert dg.materialize(
+        ASSETS, selection=["interactions"], partition_key="2026-05-04", resources=resources, instance=instance
+    ).success
+    assert Ticker(instance, defs).requested(warehouse) == [("2026-05-05", "new_partition")]
+
+
 def test_unreadable_cursor_starts_over_without_failing(tmp_path, instance, defs):
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     warehouse.replace_days(events(DAY, 2))
@@ -223,14 +271,14 @@ def test_unreachable_bigquery_fails_the_tick_and_keeps_the_cursor(instance, defs
         retry_deadline_seconds=0.5,
     )
     ticker = Ticker(instance, defs)
-    ticker.cursor = json.dumps({"2026-05-04": T0.isoformat()})
+    ticker.cursor = Cursor(T0.isoformat()).encode()
     with pytest.raises(
         WarehouseListingError,
         match=r"BigQuery at http://127\.0\.0\.1:\d+ unavailable for "
         r"bigquery:recsys-test\.events_ds\.events \(listing partitions\)",
     ):
         ticker.tick(unreachable)
-    assert json.loads(ticker.cursor) == {"2026-05-04": T0.isoformat()}
+    assert parse_cursor(ticker.cursor) == Cursor(T0.isoformat())
 
 
 @pytest.mark.slow
@@ -240,6 +288,7 @@ def test_ticks_on_the_bigquery_emulator(bigquery_standin: BigQueryStandIn, insta
     ticker = Ticker(instance, defs)
 
     first = ticker.tick(warehouse)
+    ticker.complete(first.run_requests)
     assert [(r.partition_key, r.tags[TRIGGER_TAG]) for r in first.run_requests] == [
         ("2026-05-04", "new_partition"),
         ("2026-05-05", "new_partition"),
