@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING
 from recsys_assets.domain.events import day_of, rows_per_value
 from recsys_assets.domain.layout import ConfigurationError
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
-from recsys_assets.models_cli import add_models_parser, run_models
-from recsys_assets.settings import SETTINGS, record_first_day
 
 if TYPE_CHECKING:
     from recsys_assets.pipeline import PipelineOutcome
@@ -32,9 +30,16 @@ def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool) -> int:
         )
         return 2
     days = warehouse.replace_days(events)
-    record_first_day(SETTINGS.data_dir, list(days))
+    _record_first_day(days)
     print(f"seeded {events.num_rows:,} synthetic events over {len(days)} days into {warehouse.table_ref}")
     return 0
+
+
+def _record_first_day(days: dict[str, int]) -> None:
+    """Partitions start where the data does: remember the first day written (see `settings`)."""
+    from recsys_assets.settings import SETTINGS, record_first_day
+
+    record_first_day(SETTINGS.data_dir, list(days))
 
 
 def _print_replaced(before: dict[str, int], after: dict[str, int], dry_run: bool) -> None:
@@ -87,6 +92,19 @@ def _share(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Settings are read when the first module that needs them is imported, so a bad setting can
+    # surface anywhere below: it is one line, never a traceback.
+    try:
+        return _main(argv)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
+    from recsys_assets.models_cli import add_models_parser
+    from recsys_assets.resources.warehouse import WarehouseUnavailable
+
     parser = argparse.ArgumentParser(prog="python -m recsys_assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -119,22 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     add_models_parser(commands)
     args = parser.parse_args(argv)
     try:
-        # Importing the resources reads the settings, so a bad setting is reported like any other.
-        from recsys_assets.resources.warehouse import WarehouseUnavailable
-    except ConfigurationError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    try:
         return _command(args)
-    except ConfigurationError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
     except WarehouseUnavailable as exc:
         print(f"warehouse unavailable: {exc}", file=sys.stderr)
         return 3
 
 
 def _command(args: argparse.Namespace) -> int:
+    from recsys_assets.models_cli import run_models
     from recsys_assets.resources import build_resources
 
     resources = build_resources()
@@ -153,15 +163,12 @@ def _command(args: argparse.Namespace) -> int:
                 return status
     if args.command == "import-events":
         from recsys_assets.domain.importer import ImportRejectedError, read_events_file
-        from recsys_assets.settings import SETTINGS
+        from recsys_assets.settings import explicit_partitions_start
 
         try:
+            # Only a configured start bounds an import; otherwise the import itself sets where partitions start.
             events, report = read_events_file(
-                args.file,
-                args.format,
-                args.min_rating,
-                args.max_invalid_share,
-                earliest=date.fromisoformat(SETTINGS.partitions_start),
+                args.file, args.format, args.min_rating, args.max_invalid_share, earliest=explicit_partitions_start()
             )
         except ImportRejectedError as exc:
             print(f"import refused: {exc}", file=sys.stderr)
@@ -174,7 +181,7 @@ def _command(args: argparse.Namespace) -> int:
             _print_replaced(before, after, dry_run=True)
             return 0
         days = warehouse.replace_days(events)
-        record_first_day(SETTINGS.data_dir, list(days))
+        _record_first_day(days)
         print(f"imported {summary} {warehouse.table_ref} (dropped: {report.dropped()})")
         _print_replaced(before, days, dry_run=False)
         if days:

@@ -22,18 +22,27 @@ DEFAULT_HORIZON_DAYS = 90
 FIRST_DAY_FILE = "first_day"
 
 
+def explicit_partitions_start(env: Mapping[str, str] | None = None) -> date | None:
+    """`RECSYS_PARTITIONS_START` when it is set, else None (the start then follows the data)."""
+    env = os.environ if env is None else env
+    start = env.get("RECSYS_PARTITIONS_START", "").strip()
+    if not start:
+        return None
+    try:
+        return date.fromisoformat(start)
+    except ValueError:
+        raise ConfigurationError(f"RECSYS_PARTITIONS_START={start!r} is not a date (YYYY-MM-DD)") from None
+
+
 def partitions_start(env: Mapping[str, str], data_dir: Path) -> str:
     """`RECSYS_PARTITIONS_START` if set, else the first day seeded or imported, else 90 days ago.
 
     Partitions then begin where the data does, so the UI's fill bars and partition picker show the
     data instead of decades of empty days.
     """
-    start = env.get("RECSYS_PARTITIONS_START", "").strip()
-    if start:
-        try:
-            return date.fromisoformat(start).isoformat()
-        except ValueError:
-            raise ConfigurationError(f"RECSYS_PARTITIONS_START={start!r} is not a date (YYYY-MM-DD)") from None
+    explicit = explicit_partitions_start(env)
+    if explicit:
+        return explicit.isoformat()
     try:
         return date.fromisoformat((data_dir / FIRST_DAY_FILE).read_text().strip()).isoformat()
     except (FileNotFoundError, ValueError):
