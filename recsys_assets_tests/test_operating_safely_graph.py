@@ -1,7 +1,6 @@
 """Operating safely, through the whole graph: own-run artefacts, one run per partition, robust
 champion comparison, and a failed run whose last line is its cause."""
 
-import json
 import os
 import subprocess
 
@@ -15,7 +14,7 @@ from recsys_assets.domain.synthetic import generate_events
 from recsys_assets.pipeline import PartitionBusyError, materialize_partition
 from recsys_assets.resources.model_store import LocalModelStore, ModelStoreError
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, seed
+from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, merge_release, seed
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +48,10 @@ def test_each_run_builds_its_bundle_from_its_own_files_and_a_blocked_release_say
     resources = local_resources(tmp_path)
     seed(resources)
     champion = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    assert champion.success and champion.bundle
+    merge_release(resources, champion.bundle.version)  # the challenger is compared with the released champion
     challenger = materialize_partition(PARTITION, resources, instance, run_config=WEAK_ALS)
-    assert champion.success and champion.bundle and challenger.bundle and not challenger.success
+    assert challenger.bundle and not challenger.success
 
     # Two runs of one partition: separate folders, and each bundle holds its own run's factors.
     runs = sorted(p.name for p in (tmp_path / "artifacts" / "als_model" / PARTITION / "runs").iterdir())
@@ -94,6 +95,7 @@ def test_an_unreadable_champion_makes_the_comparison_impossible_not_the_run(tmp_
     seed(resources)
     first = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
     assert first.success and first.bundle
+    merge_release(resources, first.bundle.version)
     factors = tmp_path / "model_store" / "models" / SETTINGS.model_name / first.bundle.version / "item_factors.npy"
     factors.write_bytes(b"corrupted")
 
@@ -102,14 +104,16 @@ def test_an_unreadable_champion_makes_the_comparison_impossible_not_the_run(tmp_
     comparison = latest_metadata(instance, "model_evaluation")["champion_comparison"]
     assert comparison.startswith("impossible: the champion cannot be read (BundleIntegrityError: item_factors.npy")
     assert second.evaluation and second.evaluation.champion is None
-    pointer = json.loads((tmp_path / "model_store" / "models" / SETTINGS.model_name / "champion.json").read_text())
-    assert second.bundle and pointer["version"] == second.bundle.version
+    # Retraining is not blocked: the new version is proposed, ready to replace the broken champion.
+    assert second.bundle and latest_metadata(instance, "model_release")["state"] == "proposed"
 
 
 def test_a_champion_sharing_no_items_is_scored_as_no_overlap(tmp_path, instance):
     resources = local_resources(tmp_path)
     seed(resources)
-    assert materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS).success
+    first = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    assert first.success and first.bundle
+    merge_release(resources, first.bundle.version)
     renamed = generate_events(SMALL_SPEC)
     renamed = renamed.set_column(1, "item_id", pc.binary_join_element_wise("new-", renamed["item_id"], ""))
     resources["warehouse"].replace_days(renamed)
