@@ -109,27 +109,34 @@ def recommend(
     `recalculate_user` folds users in from their `seen` rows (ALS only), so a model trained on
     other data can be scored on these users.
     """
-    if len(users) == 0:
+    return top_k_from_implicit(model, users, seen[users], k, recalculate_user=recalculate_user)
+
+
+def top_k_from_implicit(
+    model: RecommenderBase, userids: np.ndarray, rows: sp.csr_matrix, k: int, recalculate_user: bool = False
+) -> np.ndarray:
+    """Top-k unseen item indices for `userids`, whose histories are `rows` (one row each), -1 padded."""
+    if len(userids) == 0:
         return np.empty((0, k), dtype=np.int64)
     extra = {"recalculate_user": True} if recalculate_user else {}
     with threadpool_limits(1, "blas"):
         # implicit declares `recommend` on the base class without a return type.
         ids, scores = cast(
             tuple[np.ndarray, np.ndarray],
-            model.recommend(users, seen[users], N=k, filter_already_liked_items=True, **extra),
+            model.recommend(userids, rows, N=k, filter_already_liked_items=True, **extra),
         )
-    ids = np.asarray(ids, dtype=np.int64).reshape(len(users), -1)
-    scores = np.asarray(scores).reshape(len(users), -1)
+    ids = np.asarray(ids, dtype=np.int64).reshape(len(userids), -1)
+    scores = np.asarray(scores).reshape(len(userids), -1)
     # implicit fills slots it has no candidate for with -FLT_MAX (item 0 or an already seen item),
     # and item-kNN can return seen items at score 0 when few neighbours score: blank them.
     valid = np.isfinite(scores) & (scores > np.finfo(np.float32).min) & (ids >= 0)
-    rows = np.broadcast_to(users[:, None], ids.shape)
+    rows_of = np.broadcast_to(np.arange(len(userids))[:, None], ids.shape)
     if valid.any():
-        valid[valid] = np.asarray(seen[rows[valid], ids[valid]]).ravel() == 0
+        valid[valid] = np.asarray(rows[rows_of[valid], ids[valid]]).ravel() == 0
     if valid.any():
         # Past the end of a small catalogue implicit repeats an item: keep each item's first slot only.
         positions = np.flatnonzero(valid)
-        _, first = np.unique(rows.ravel()[positions] * seen.shape[1] + ids.ravel()[positions], return_index=True)
+        _, first = np.unique(rows_of.ravel()[positions] * rows.shape[1] + ids.ravel()[positions], return_index=True)
         unique = np.zeros(valid.size, dtype=bool)
         unique[positions[first]] = True
         valid &= unique.reshape(valid.shape)
