@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from recsys_assets.domain.storage import join
 
-# The four user x item matrices of a training set, one `.npz` file each.
-SPLITS = ("train", "fit", "validation", "holdout")
+# The user x item matrices of a training set, one `.npz` file each: the per-user temporal split,
+# the global time cut split (`cut_*`), and the day (since the epoch) each pair was first seen.
+SPLITS = ("train", "fit", "validation", "holdout", "cut_train", "cut_fit", "cut_validation", "cut_holdout", "times")
 
 
 @dataclass(frozen=True)

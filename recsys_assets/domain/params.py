@@ -31,6 +31,12 @@ class SplitParams(BaseModel):
     validation_fraction: float = Field(
         default=0.2, gt=0, lt=1, description="Share of the remaining items used to tune hyperparameters."
     )
+    cut_days: int = Field(
+        default=7,
+        ge=1,
+        description="Global time cut protocol: the last this many days are the holdout, the days before them "
+        "the validation split, everything earlier trains.",
+    )
 
 
 class ALSFixedParams(BaseModel):

@@ -52,6 +52,13 @@ class SplitCounts(Record):
     holdout_pairs_unknown_item: int = Field(description="Held-out pairs whose item never occurs in training (dropped).")
     holdout_users: int
     density: float
+    end_day: float = Field(default=0.0, description="End of the data, in days since the epoch (midnight after the last event).")
+    cut_days: int = Field(default=7, description="Days after the global time cut that form its holdout.")
+    cut_holdout_pairs: int = 0
+    cut_holdout_users: int = 0
+    cut_holdout_pairs_cold: int = Field(
+        default=0, description="Pairs after the time cut whose item or user has no interaction before it (dropped)."
+    )
 
 
 class TrainingSetSummary(SplitCounts):
