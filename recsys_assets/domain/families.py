@@ -144,7 +144,7 @@ class Recommender(ABC):
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, **self.arrays())
+        np.savez(buffer, allow_pickle=False, **self.arrays())
         return buffer.getvalue()
 
 
@@ -281,8 +281,8 @@ class ItemKNN(ImplicitFamily):
 
     @classmethod
     def from_arrays(cls, params, arrays):
-        shape = tuple(int(n) for n in arrays["shape"])
-        return cls(params, sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape))
+        rows, columns = (int(n) for n in arrays["shape"])
+        return cls(params, sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=(rows, columns)))
 
 
 class FactorFamily(ImplicitFamily):
@@ -333,7 +333,7 @@ class ALS(FactorFamily):
             # implicit annotates K1 as an int, but BM25's K1 is a real number.
             conf = sp.csr_matrix(bm25_weight(conf, K1=self.params.bm25_k1, B=self.params.bm25_b)).astype(np.float32)  # pyright: ignore[reportArgumentType]
         self.model = _new_als(self.params)
-        hook = None if callback is None else (lambda iteration, _elapsed, _loss: callback(iteration, self))
+        hook = None if callback is None else (lambda iteration, *_progress: callback(iteration, self))
         # BLAS threads inside implicit's own threads oversubscribe the cores and slow ALS down badly.
         with threadpool_limits(1, "blas"):
             self.model.fit(conf, show_progress=False, callback=hook)
@@ -370,18 +370,18 @@ class BPR(FactorFamily):
 
     def fit(self, matrix, ages=None, callback=None):
         assert isinstance(self.params, BPRParams)
-        self.model = self._new()
-        hook = None if callback is None else (lambda iteration, _elapsed, _loss: callback(iteration, self))
+        model = self.model = self._new()
+        hook = None if callback is None else (lambda iteration, *_progress: callback(iteration, self))
         with threadpool_limits(1, "blas"):
-            self.model.fit(decayed(matrix, ages, self.params.half_life_days), show_progress=False, callback=hook)
+            model.fit(decayed(matrix, ages, self.params.half_life_days), show_progress=False, callback=hook)
         return self
 
     @classmethod
     def from_arrays(cls, params, arrays):
         loaded = cls(params)
-        loaded.model = loaded._new()
-        loaded.model.user_factors = np.asarray(arrays["user_factors"])
-        loaded.model.item_factors = np.asarray(arrays["item_factors"])
+        model = loaded.model = loaded._new()
+        model.user_factors = np.asarray(arrays["user_factors"])
+        model.item_factors = np.asarray(arrays["item_factors"])
         return loaded
 
 
@@ -466,3 +466,10 @@ def rank_users(model: Recommender, seen: sp.csr_matrix, k: int, known_users: boo
         return model.recommend(ids, history[users], k)
 
     return rank
+
+
+# The baselines every released model has to beat, fitted and scored through the same family code.
+BASELINES: dict[str, tuple[FamilyName, dict[str, Any]]] = {
+    "popularity": ("popularity", {}),
+    "item_knn": ("item_knn", {"similarity": "bm25", "neighbours": 100}),
+}

@@ -68,9 +68,9 @@ class ModelFiles:
 
     folder: str
 
-    @property
-    def model(self) -> str:
-        return join(self.folder, "model.npz")
+    def model(self, protocol: str) -> str:
+        """The selected model refitted on `protocol`'s training matrix."""
+        return join(self.folder, f"model_{protocol}.npz")
 
     @property
     def report(self) -> str:
@@ -144,8 +144,7 @@ class BundleFile:
     """Names of the files inside a model bundle (relative to the bundle's prefix)."""
 
     MANIFEST = "manifest.json"
-    USER_FACTORS = "user_factors.npy"
-    ITEM_FACTORS = "item_factors.npy"
+    MODEL = "model.npz"
     USER_IDS = USER_IDS
     ITEM_IDS = ITEM_IDS
     TRAINING_REPORT = TRAINING_REPORT

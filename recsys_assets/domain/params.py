@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import product
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,3 +79,35 @@ class ALSSearchSpace(ALSFixedParams):
         fixed = ALSFixedParams.model_validate(self.model_dump(include=set(ALSFixedParams.model_fields)))
         for factors, regularization, alpha in product(self.factors, self.regularization, self.alpha):
             yield ALSParams(**fixed.model_dump(), factors=factors, regularization=regularization, alpha=alpha)
+
+
+Protocol = Literal["per_user", "global_cut"]
+Family = Literal["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr"]
+
+
+class SelectionParams(BaseModel):
+    """Model selection across families: what is searched, for how long, and which protocol decides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    families: list[Family] = Field(
+        default=["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr"],
+        min_length=1,
+        description="Candidate families, searched in this order.",
+    )
+    trials_per_family: int = Field(default=6, ge=1, description="Optuna trials per family (TPE, seeded).")
+    time_budget_seconds: float = Field(
+        default=90.0, gt=0, description="Whole search budget; each family gets an equal share of what is left."
+    )
+    validation_users: int = Field(
+        default=20_000, ge=1, description="Validation users sampled (seeded) to score each trial."
+    )
+    protocol: Protocol = Field(
+        default="global_cut", description="Protocol whose validation split selects the model and whose holdout gates it."
+    )
+    k: int = Field(default=10, ge=1, description="Cut-off of the validation NDCG that picks the model.")
+    seed: int = Field(default=42, description="Seed of the sampler, the validation sample and the models.")
+    ease_memory_fraction: float = Field(
+        default=0.5, gt=0, le=1, description="EASE is skipped when its ~3 items² float32 matrices exceed this share of available memory."
+    )
+    num_threads: int = Field(default=0, ge=0, description="implicit's worker threads (0 = all cores).")

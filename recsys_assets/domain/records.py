@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recsys_assets.domain.params import ALSParams, ALSSearchSpace
+from recsys_assets.domain.params import Family, Protocol, SelectionParams
 
 Metrics = dict[str, float]
 
@@ -74,7 +74,7 @@ class TrainingRequest(Record):
 
     training_set: str = Field(description="Folder (URI) of the training set to train on.")
     output: str = Field(description="Folder (URI) the model and the training report are written to.")
-    search: ALSSearchSpace
+    search: SelectionParams
 
     def to_extras(self) -> dict[str, Any]:
         return {"request": self.model_dump(mode="json")}
@@ -84,20 +84,32 @@ class TrainingRequest(Record):
         return cls.model_validate(extras["request"])
 
 
-class SearchTrial(Record):
-    """One hyperparameter candidate tried on the validation split."""
+class ModelSpec(Record):
+    """The model family and the parameters it was trained with (validated by the family on load)."""
 
-    params: ALSParams
+    family: Family = "als"
+    params: dict[str, Any]
+
+
+class SearchTrial(Record):
+    """One candidate (family and parameters) tried on the validation split."""
+
+    family: Family
+    params: dict[str, Any]
     validation_ndcg: float
     k: int
     seconds: float
+    state: Literal["complete", "pruned", "failed"] = "complete"
 
 
 class TrainingReport(Record):
-    """What the training entrypoint did: chosen hyperparameters, every search trial, and its cost."""
+    """What the training entrypoint did: the selected model, every search trial, and its cost."""
 
-    hyperparameters: ALSParams
+    model: ModelSpec
+    protocol: Protocol
     search: list[SearchTrial]
+    skipped: dict[str, str] = Field(default_factory=dict, description="Families not searched, with the reason.")
+    search_seconds: float
     training_seconds: float
     users: int
     items: int
@@ -105,7 +117,19 @@ class TrainingReport(Record):
     host: str
 
     def best_trial(self) -> SearchTrial | None:
-        return max(self.search, key=lambda trial: trial.validation_ndcg, default=None)
+        complete = [trial for trial in self.search if trial.state == "complete"]
+        return max(complete, key=lambda trial: trial.validation_ndcg, default=None)
+
+    def trials_table(self) -> str:
+        """Markdown table of every trial, then the skipped families."""
+        lines = [f"| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
+        for number, trial in enumerate(self.search, 1):
+            params = ", ".join(f"{name}={value}" for name, value in trial.params.items())
+            lines.append(
+                f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {trial.seconds:.2f} | {trial.state} |"
+            )
+        lines += [f"| – | {family} | skipped: {reason} | | | |" for family, reason in self.skipped.items()]
+        return "\n".join(lines)
 
 
 class ChampionScore(Record):
@@ -118,14 +142,28 @@ class HoldoutSize(Record):
     pairs: int
 
 
+class ProtocolResult(Record):
+    """The model and every baseline scored on one protocol's holdout."""
+
+    model: Metrics
+    baselines: dict[str, Metrics]
+    holdout: HoldoutSize
+
+
 class EvaluationResult(Record):
-    """`metrics.json` of `model_evaluation`: every model scored on the same holdout."""
+    """`metrics.json` of `model_evaluation`: every model scored on the same holdout, under each protocol.
+
+    `model`, `baselines` and `holdout` are the gating protocol's (`protocol`); the champion is
+    scored on that protocol's holdout too.
+    """
 
     k: int
+    protocol: Protocol
     model: Metrics
     baselines: dict[str, Metrics]
     champion: ChampionScore | None
     holdout: HoldoutSize
+    protocols: dict[str, ProtocolResult]
     training_set: TrainingSetSummary
 
 
@@ -134,13 +172,6 @@ class BundleRef(Record):
 
     version: str
     uri: str
-
-
-class ModelSpec(Record):
-    """The model family and the parameters it was trained with."""
-
-    family: Literal["als"] = "als"
-    params: ALSParams
 
 
 class ManifestData(Record):
@@ -159,6 +190,10 @@ class ManifestMetrics(Record):
     baselines: dict[str, Metrics]
 
 
+class ProtocolMetrics(ManifestMetrics):
+    holdout_users: int
+
+
 class DagsterRun(Record):
     run_id: str
     partition: str
@@ -170,7 +205,8 @@ MANIFEST_SCHEMA_VERSION = 2
 class Manifest(Record):
     """`manifest.json`: everything needed to trust, load and compare a bundle, read back for years.
 
-    Version 2 names the model family (`model.family`, `model.params`); version 1 (no
+    Version 2 names the model family (`model.family`, `model.params`: any family since issue 11,
+    which also added `protocol` and `protocols` with defaults that read older files); version 1 (no
     `schema_version`) had ALS hyperparameters at the top level and is upgraded on read.
     """
 
@@ -186,6 +222,8 @@ class Manifest(Record):
     k: int
     holdout_users: int
     metrics: ManifestMetrics
+    protocol: Protocol = Field(default="per_user", description="The protocol `metrics` and the gate come from.")
+    protocols: dict[str, ProtocolMetrics] = Field(default_factory=dict, description="Metrics under every protocol.")
     champion: ChampionScore | None
     dagster: DagsterRun
     files: dict[str, str] = Field(default_factory=dict, description="SHA-256 of every other file in the bundle.")

@@ -17,7 +17,6 @@ from recsys_assets.domain.bundle import (
     pull_request_body,
 )
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
-from recsys_assets.domain.recommenders import als_from_bytes
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, Manifest, TrainingReport
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -79,7 +78,6 @@ def model_bundle(
     evaluation = EvaluationResult.from_json(storage.read_bytes(layout.model_evaluation(key).metrics))
     trained = layout.als_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
-    model = als_from_bytes(storage.read_bytes(trained.model))
     now = datetime.now(UTC)
     version = new_version(now, context.run.run_id)
     manifest = build_manifest(
@@ -97,8 +95,8 @@ def model_bundle(
     files = bundle_files(
         manifest,
         comparison,
-        user_factors=model.user_factors,
-        item_factors=model.item_factors,
+        # The gating protocol's model: the one the evaluation scored, and serving reproduces.
+        model=storage.read_bytes(trained.model(evaluation.protocol)),
         user_ids=storage.read_bytes(training_files.user_ids),
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,
@@ -118,7 +116,8 @@ def model_bundle(
         metadata={
             "version": version,
             "uri": dg.MetadataValue.url(uri) if "://" in uri else dg.MetadataValue.path(uri),
-            "model_card": dg.MetadataValue.md(model_card(manifest, comparison)),
+            "family": manifest.model.family,
+            "model_card": dg.MetadataValue.md(model_card(manifest, comparison, report)),
             **{f"model_{name}": value for name, value in comparison["model"].items()},
             "code_version": manifest.code_version or "unknown",
             "image": manifest.image or "local",
