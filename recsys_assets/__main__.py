@@ -35,7 +35,9 @@ def _report(outcome: PipelineOutcome) -> int:
             if ev.champion and protocol == ev.protocol:
                 table[f"champion {ev.champion.version}"] = ev.champion.metrics
             gate = ", gates the release" if protocol == ev.protocol else ""
-            print(f"\n{protocol} holdout of partition {outcome.partition_key}: {result.holdout.users:,} users, k={ev.k}{gate}\n")
+            print(
+                f"\n{protocol} holdout of partition {outcome.partition_key}: {result.holdout.users:,} users, k={ev.k}{gate}\n"
+            )
             print(metrics_table(table))
     for reason in outcome.failures:
         print(f"\n{reason}", file=sys.stderr)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+from typing import cast
 
 from dagster_pipes import PipesContext
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.families import new_model
 from recsys_assets.domain.layout import ModelFiles, TrainingSetFiles
+from recsys_assets.domain.params import Protocol
 from recsys_assets.domain.records import TrainingReport, TrainingRequest
 from recsys_assets.domain.selection import select_model
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
@@ -44,7 +46,7 @@ def run(pipes: PipesContext) -> TrainingReport:
         storage.write_bytes(output.model(protocol), model.to_bytes())
     report = TrainingReport(
         model=selection.best,
-        protocol=settings.protocol,
+        protocol=cast(Protocol, settings.protocol),  # validated by SelectionParams
         search=selection.trials,
         skipped=selection.skipped,
         search_seconds=selection.seconds,

@@ -38,7 +38,7 @@ def test_asset_graph_snapshot():
         "interactions:row_count_stable",
         "interactions:timestamps_inside_partition",
         "model_bundle:not_worse_than_champion",
-        "model_evaluation:beats_popularity",
+        "model_evaluation:beats_baselines",
     ]
     for key in graph.get_all_asset_keys():
         node = graph.get(key)

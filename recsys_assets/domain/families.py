@@ -15,20 +15,27 @@ import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import scipy.sparse as sp
+from implicit._nearest_neighbours import NearestNeighboursScorer
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, ItemItemRecommender, bm25_weight
 from implicit.recommender_base import RecommenderBase
-from implicit._nearest_neighbours import NearestNeighboursScorer
 from implicit.utils import ParameterWarning
-from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
-from recsys_assets.domain.recommenders import top_k_from_implicit
+from recsys_assets.domain.params import (
+    ALSParams,
+    BPRParams,
+    EASEParams,
+    FamilyParams,
+    ItemKNNParams,
+    PopularityParams,
+    RecentPopularityParams,
+)
 
 FamilyName = Literal["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr"]
 FAMILIES: tuple[FamilyName, ...] = ("popularity", "recent_popularity", "item_knn", "ease", "als", "bpr")
@@ -36,53 +43,6 @@ FAMILIES: tuple[FamilyName, ...] = ("popularity", "recent_popularity", "item_knn
 IterationCallback = Callable[[int, "Recommender"], None]
 # Users are scored in blocks so a dense users x items score matrix stays a few hundred MB at most.
 SCORE_BLOCK_CELLS = 20_000_000
-
-
-class FamilyParams(BaseModel):
-    """Parameters every family has: the time decay of interaction confidence."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    half_life_days: float | None = Field(
-        default=None, gt=0, description="Confidence halves every this many days of age; None switches decay off."
-    )
-
-
-class PopularityParams(FamilyParams):
-    pass
-
-
-class RecentPopularityParams(FamilyParams):
-    days: float = Field(default=7.0, gt=0, description="Only interactions of the last this many days count.")
-
-
-class ItemKNNParams(FamilyParams):
-    similarity: Literal["bm25", "cosine"] = "bm25"
-    neighbours: int = Field(default=100, ge=1)
-
-
-class EASEParams(FamilyParams):
-    regularization: float = Field(default=200.0, gt=0, description="λ added to the Gram matrix's diagonal.")
-
-
-class ALSParamsV2(FamilyParams):
-    factors: int = Field(default=64, ge=1)
-    regularization: float = Field(default=0.1, ge=0)
-    alpha: float = Field(default=1.0, gt=0)
-    iterations: int = Field(default=15, ge=1)
-    bm25_k1: float = Field(default=100.0, ge=0, description="BM25 K1 for confidence weighting; 0 disables it.")
-    bm25_b: float = Field(default=0.8, ge=0, le=1)
-    random_state: int = 42
-    num_threads: int = Field(default=0, ge=0)
-
-
-class BPRParams(FamilyParams):
-    factors: int = Field(default=64, ge=1)
-    learning_rate: float = Field(default=0.01, gt=0)
-    regularization: float = Field(default=0.01, ge=0)
-    iterations: int = Field(default=100, ge=1)
-    random_state: int = 42
-    num_threads: int = Field(default=0, ge=0)
 
 
 def decayed(matrix: sp.csr_matrix, ages: sp.csr_matrix | None, half_life_days: float | None) -> sp.csr_matrix:
@@ -95,7 +55,11 @@ def decayed(matrix: sp.csr_matrix, ages: sp.csr_matrix | None, half_life_days: f
 
 def ages_aligned(matrix: sp.csr_matrix, ages: sp.csr_matrix) -> np.ndarray:
     """The age of every stored entry of `matrix`, in its storage order."""
-    if ages.nnz == matrix.nnz and np.array_equal(ages.indptr, matrix.indptr) and np.array_equal(ages.indices, matrix.indices):
+    if (
+        ages.nnz == matrix.nnz
+        and np.array_equal(ages.indptr, matrix.indptr)
+        and np.array_equal(ages.indices, matrix.indices)
+    ):
         return np.asarray(ages.data, dtype=np.float64)
     coo = matrix.tocoo()
     return np.asarray(ages[coo.row, coo.col], dtype=np.float64).ravel()
@@ -103,9 +67,7 @@ def ages_aligned(matrix: sp.csr_matrix, ages: sp.csr_matrix) -> np.ndarray:
 
 def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Which items each user saw, as ones: the history a model recommends from."""
-    seen = sp.csr_matrix(
-        ((matrix.data != 0).astype(np.float32), matrix.indices, matrix.indptr), shape=matrix.shape
-    )
+    seen = sp.csr_matrix(((matrix.data != 0).astype(np.float32), matrix.indices, matrix.indptr), shape=matrix.shape)
     seen.eliminate_zeros()
     return seen
 
@@ -148,6 +110,42 @@ class Recommender(ABC):
         return buffer.getvalue()
 
 
+def top_k_from_implicit(
+    model: RecommenderBase, userids: np.ndarray, rows: sp.csr_matrix, k: int, recalculate_user: bool = False
+) -> np.ndarray:
+    """Top-k unseen item indices for `userids`, whose histories are `rows` (one row each), -1 padded."""
+    if len(userids) == 0:
+        return np.empty((0, k), dtype=np.int64)
+    extra = {"recalculate_user": True} if recalculate_user else {}
+    with threadpool_limits(1, "blas"):
+        # implicit declares `recommend` on the base class without a return type.
+        ids, scores = cast(
+            tuple[np.ndarray, np.ndarray],
+            model.recommend(userids, rows, N=k, filter_already_liked_items=True, **extra),
+        )
+    ids = np.asarray(ids, dtype=np.int64).reshape(len(userids), -1)
+    scores = np.asarray(scores).reshape(len(userids), -1)
+    # implicit fills slots it has no candidate for with -FLT_MAX (item 0 or an already seen item),
+    # and item-kNN can return seen items at score 0 when few neighbours score: blank them.
+    valid = np.isfinite(scores) & (scores > np.finfo(np.float32).min) & (ids >= 0)
+    rows_of = np.broadcast_to(np.arange(len(userids))[:, None], ids.shape)
+    if valid.any():
+        valid[valid] = np.asarray(rows[rows_of[valid], ids[valid]]).ravel() == 0
+    if valid.any():
+        # Past the end of a small catalogue implicit repeats an item: keep each item's first slot only.
+        positions = np.flatnonzero(valid)
+        _, first = np.unique(rows_of.ravel()[positions] * rows.shape[1] + ids.ravel()[positions], return_index=True)
+        unique = np.zeros(valid.size, dtype=bool)
+        unique[positions[first]] = True
+        valid &= unique.reshape(valid.shape)
+    # Real items first, in the model's order; -1 pads the tail to exactly k slots.
+    order = np.argsort(~valid, axis=1, kind="stable")
+    ids = np.take_along_axis(np.where(valid, ids, -1), order, axis=1)[:, :k]
+    if ids.shape[1] < k:
+        ids = np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
+    return ids
+
+
 def top_k_dense(scores: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
     """Top-k of dense `scores` (users x items) outside `seen`, best first, ties by item index; -1 padded."""
     scores = scores.astype(np.float32, copy=True)
@@ -159,8 +157,10 @@ def top_k_dense(scores: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
         return np.full((scores.shape[0], k), -1, dtype=np.int64)
     # argpartition then a sort of the k candidates by (score desc, item asc): deterministic for a
     # given row, so serving one user reproduces the offline ranking of a block exactly.
-    candidates = np.argpartition(-scores, width - 1, axis=1)[:, :width] if width < n_items else np.tile(
-        np.arange(n_items), (scores.shape[0], 1)
+    candidates = (
+        np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        if width < n_items
+        else np.tile(np.arange(n_items), (scores.shape[0], 1))
     )
     part = np.take_along_axis(scores, candidates, axis=1)
     order = np.take_along_axis(candidates, np.lexsort((candidates, -part), axis=1), axis=1)
@@ -307,7 +307,7 @@ class FactorFamily(ImplicitFamily):
         }
 
 
-def _new_als(params: ALSParamsV2, **extra: Any) -> AlternatingLeastSquares:
+def _new_als(params: ALSParams, **extra: Any) -> AlternatingLeastSquares:
     with threadpool_limits(1, "blas"):
         return AlternatingLeastSquares(
             factors=params.factors,
@@ -324,10 +324,10 @@ class ALS(FactorFamily):
     """Implicit ALS on BM25-weighted (and optionally decayed) confidence; folds users in by its closed form."""
 
     family = "als"
-    params_type = ALSParamsV2
+    params_type = ALSParams
 
     def fit(self, matrix, ages=None, callback=None):
-        assert isinstance(self.params, ALSParamsV2)
+        assert isinstance(self.params, ALSParams)
         conf = decayed(matrix, ages, self.params.half_life_days)
         if self.params.bm25_k1 > 0:
             # implicit annotates K1 as an int, but BM25's K1 is a real number.
@@ -341,7 +341,7 @@ class ALS(FactorFamily):
 
     @classmethod
     def from_arrays(cls, params, arrays):
-        assert isinstance(params, ALSParamsV2)
+        assert isinstance(params, ALSParams)
         loaded = cls(params)
         loaded.model = _new_als(params)
         loaded.model.user_factors = np.asarray(arrays["user_factors"])
@@ -457,7 +457,9 @@ def load_model(family: str, params: Mapping[str, Any], data: bytes) -> Recommend
         return cls.from_arrays(cls.params_type.model_validate(dict(params)), {k: arrays[k] for k in arrays.files})
 
 
-def rank_users(model: Recommender, seen: sp.csr_matrix, k: int, known_users: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+def rank_users(
+    model: Recommender, seen: sp.csr_matrix, k: int, known_users: bool = True
+) -> Callable[[np.ndarray], np.ndarray]:
     """The `Ranker` the metrics score: `model`'s top-k for training rows `users`, from their binary history."""
     history = binary(seen)
 

@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recsys_assets.domain.params import Family, Protocol, SelectionParams
+from recsys_assets.domain.params import FAMILY_PARAMS, Family, Protocol, SelectionParams
 
 Metrics = dict[str, float]
 
@@ -52,7 +52,9 @@ class SplitCounts(Record):
     holdout_pairs_unknown_item: int = Field(description="Held-out pairs whose item never occurs in training (dropped).")
     holdout_users: int
     density: float
-    end_day: float = Field(default=0.0, description="End of the data, in days since the epoch (midnight after the last event).")
+    end_day: float = Field(
+        default=0.0, description="End of the data, in days since the epoch (midnight after the last event)."
+    )
     cut_days: int = Field(default=7, description="Days after the global time cut that form its holdout.")
     cut_holdout_pairs: int = 0
     cut_holdout_users: int = 0
@@ -90,6 +92,15 @@ class ModelSpec(Record):
     family: Family = "als"
     params: dict[str, Any]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_params(cls, raw: Any) -> Any:
+        """The family's full parameter set: a misspelled or missing parameter fails here, by name."""
+        params_type = FAMILY_PARAMS.get(raw.get("family", "als")) if isinstance(raw, dict) else None
+        if params_type is not None and isinstance(raw.get("params"), dict):
+            raw = {**raw, "params": params_type.model_validate(raw["params"]).model_dump(mode="json")}
+        return raw
+
 
 class SearchTrial(Record):
     """One candidate (family and parameters) tried on the validation split."""
@@ -122,7 +133,7 @@ class TrainingReport(Record):
 
     def trials_table(self) -> str:
         """Markdown table of every trial, then the skipped families."""
-        lines = [f"| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
+        lines = ["| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
         for number, trial in enumerate(self.search, 1):
             params = ", ".join(f"{name}={value}" for name, value in trial.params.items())
             lines.append(

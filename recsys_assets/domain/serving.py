@@ -35,19 +35,16 @@ class Bundle:
     """A loaded, verified bundle."""
 
     uri: str
-    manifest: Manifest
+    version: str
     model: Recommender
     user_ids: pa.Array
     item_ids: pa.Array
+    manifest: Manifest | None = None
 
     def __post_init__(self) -> None:
         self._user_row = {user: row for row, user in enumerate(self.user_ids.to_pylist())}
         self._item_column = {item: column for column, item in enumerate(self.item_ids.to_pylist())}
         self._items = self.item_ids.to_pylist()
-
-    @property
-    def version(self) -> str:
-        return self.manifest.version
 
     def user_rows(self, user_ids: Iterable[Hashable]) -> np.ndarray:
         """Training rows of `user_ids`, -1 for users the model was not trained on."""
@@ -107,6 +104,7 @@ def open_bundle(uri: str, read: Callable[[str], bytes]) -> Bundle:
             raise BundleIntegrityError(f"bundle {uri} has no checksummed {name}")
     return Bundle(
         uri=uri,
+        version=manifest.version,
         manifest=manifest,
         model=model_from_files(manifest, files),
         user_ids=storage.table_from_bytes(files[BundleFile.USER_IDS])["user_id"].combine_chunks(),

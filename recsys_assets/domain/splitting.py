@@ -176,12 +176,12 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
         """
     ).to_arrow_table()
     con.register("pairs", pairs)
-    users = con.sql("SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY user_id").to_arrow_table()[
-        "user_id"
-    ]
-    items = con.sql("SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY item_id").to_arrow_table()[
-        "item_id"
-    ]
+    users = con.sql(
+        "SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY user_id"
+    ).to_arrow_table()["user_id"]
+    items = con.sql(
+        "SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY item_id"
+    ).to_arrow_table()["item_id"]
     con.register("users", pa.table({"user_id": users, "u": pa.array(np.arange(len(users), dtype=np.int32))}))
     con.register("items", pa.table({"item_id": items, "i": pa.array(np.arange(len(items), dtype=np.int32))}))
     # Holdout pairs whose item never occurs in training cannot be recommended by any model; they

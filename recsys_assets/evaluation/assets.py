@@ -52,12 +52,14 @@ def gate(results: dict[str, dict[str, float]], k: int, lift: float) -> tuple[boo
     model = results["model"][ndcg]
     required = {name: results[name][ndcg] * (1 + lift) for name in BASELINES}
     passed = all(model > floor for floor in required.values())
-    reasons = ", ".join(
-        f"{name} {results[name][ndcg]:.4f} (needs > {required[name]:.4f})" for name in BASELINES
-    )
+    reasons = ", ".join(f"{name} {results[name][ndcg]:.4f} (needs > {required[name]:.4f})" for name in BASELINES)
     metadata = {f"model_{ndcg}": model} | {f"{name}_{ndcg}": results[name][ndcg] for name in BASELINES}
     metadata |= {f"required_over_{name}": floor for name, floor in required.items()}
-    return passed, f"model {ndcg} {model:.4f} {'beats' if passed else 'does not beat'} {reasons} by {lift:.0%}", metadata
+    return (
+        passed,
+        f"model {ndcg} {model:.4f} {'beats' if passed else 'does not beat'} {reasons} by {lift:.0%}",
+        metadata,
+    )
 
 
 @dg.asset(
@@ -89,10 +91,14 @@ def model_evaluation(
     protocols: dict[str, ProtocolResult] = {}
     for protocol in PROTOCOLS:
         split = data.protocol(protocol)
-        models = {"model": load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol)))}
+        models = {
+            "model": load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol)))
+        }
         for name, (family, params) in BASELINES.items():
             models[name] = load_model(family, params, storage.read_bytes(baselines.model(f"{name}_{protocol}")))
-        results = {name: evaluate(rank_users(model, split.train, k), split.holdout, k) for name, model in models.items()}
+        results = {
+            name: evaluate(rank_users(model, split.train, k), split.holdout, k) for name, model in models.items()
+        }
         context.log.info(
             f"{protocol}: "
             + ", ".join(f"{name} ndcg@{k} {metrics[f'ndcg@{k}']:.4f}" for name, metrics in results.items())
@@ -111,7 +117,9 @@ def model_evaluation(
         else None
     )
     if champion is not None:
-        context.log.info(f"champion {champion.version} ({report.protocol}): ndcg@{k} {champion.metrics[f'ndcg@{k}']:.4f}")
+        context.log.info(
+            f"champion {champion.version} ({report.protocol}): ndcg@{k} {champion.metrics[f'ndcg@{k}']:.4f}"
+        )
 
     evaluation = EvaluationResult(
         k=k,
@@ -139,7 +147,11 @@ def model_evaluation(
         f"metrics_{protocol}": dg.MetadataValue.md(
             metrics_table(
                 {"model": result.model, **result.baselines}
-                | ({f"champion ({champion.version})": champion.metrics} if champion and protocol == report.protocol else {})
+                | (
+                    {f"champion ({champion.version})": champion.metrics}
+                    if champion and protocol == report.protocol
+                    else {}
+                )
             )
         )
         for protocol, result in protocols.items()

@@ -14,7 +14,43 @@ from recsys_assets.domain.families import (
     rank_users,
 )
 from recsys_assets.domain.metrics import evaluate
-from recsys_assets_tests.domain.test_recommenders import block_matrix, own_block_unseen, small_matrix
+
+BLOCK = 6  # items per block and users per group
+
+
+def block_matrix() -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Two user groups, each liking its own block of 6 items (a checkerboard of two blocks).
+
+    User j of group g has not seen items j and j+1 (mod 6) of its block: item j is held out,
+    item j+1 is simply unseen. Every user saw the 4 other items of its block and nothing else.
+    """
+    rows, cols, hidden = [], [], []
+    for group in range(2):
+        for j in range(BLOCK):
+            user = group * BLOCK + j
+            for i in range(BLOCK):
+                if i not in (j, (j + 1) % BLOCK):
+                    rows.append(user)
+                    cols.append(group * BLOCK + i)
+            hidden.append(group * BLOCK + j)
+    n = 2 * BLOCK
+    train = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n, n))
+    holdout = sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), hidden)), shape=(n, n))
+    return train, holdout
+
+
+def own_block_unseen(user: int) -> set[int]:
+    group, j = divmod(user, BLOCK)
+    return {group * BLOCK + j, group * BLOCK + (j + 1) % BLOCK}
+
+
+def small_matrix() -> sp.csr_matrix:
+    """5 items; user 0 saw {0, 1, 2}, user 1 saw {2, 3}, user 2 saw {0, 3, 4}.
+
+    Every unseen item of users 0 and 1 shares a user with something they saw, so item-kNN scores it too.
+    """
+    return sp.csr_matrix(np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 0], [1, 0, 0, 1, 1]], dtype=np.float32))
+
 
 SMALL = {
     "popularity": {},
@@ -61,7 +97,9 @@ def test_recommendations_filter_seen_items_pad_with_minus_one_and_survive_save_l
     if family not in ("item_knn",):  # item-kNN scores only items sharing a user with the history
         assert sorted(recs[0][:2].tolist()) == [3, 4] and sorted(recs[1][:3].tolist()) == [0, 1, 4]
     loaded = load_model(family, model.params.model_dump(), model.to_bytes())
-    np.testing.assert_array_equal(rank_users(loaded, matrix, 7)(np.arange(3)), rank_users(model, matrix, 7)(np.arange(3)))
+    np.testing.assert_array_equal(
+        rank_users(loaded, matrix, 7)(np.arange(3)), rank_users(model, matrix, 7)(np.arange(3))
+    )
 
 
 @pytest.mark.parametrize("family", ["item_knn", "ease", "als", "popularity"])

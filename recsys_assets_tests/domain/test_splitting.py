@@ -136,9 +136,14 @@ def test_global_time_cut_splits_by_day_and_ages_count_from_each_cut():
     # days 0..5 of 2026-01-01; the data ends at midnight after day 5, so the cut is day 4, validation from day 2
     rows = [(user, f"j{day}", "view", 1.0, 24 * day + 1) for user in ("u1", "u2") for day in range(6)]
     rows += [("u3", "j4", "view", 1.0, 2), ("u3", "j1", "view", 1.0, 25)]  # j4 is known before the cut, j5 is not
-    rows += [("late", "j5", "view", 1.0, 24 * 5 + 2), ("late", "j4", "view", 1.0, 24 * 4 + 2)]  # no history before the cut
+    rows += [
+        ("late", "j5", "view", 1.0, 24 * 5 + 2),
+        ("late", "j4", "view", 1.0, 24 * 4 + 2),
+    ]  # no history before the cut
     data = build_training_set(events(rows), params)
-    day = lambda matrix, user: sorted(data.item_ids[i].as_py() for i in matrix[data.user_ids.to_pylist().index(user)].indices)  # noqa: E731
+    day = lambda matrix, user: sorted(
+        data.item_ids[i].as_py() for i in matrix[data.user_ids.to_pylist().index(user)].indices
+    )  # noqa: E731
     assert day(data.cut_holdout, "u1") == ["j4"]
     assert day(data.cut_validation, "u1") == ["j2", "j3"] and day(data.cut_fit, "u1") == ["j0", "j1"]
     assert day(data.cut_train, "u1") == ["j0", "j1", "j2", "j3"]
