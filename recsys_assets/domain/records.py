@@ -139,7 +139,7 @@ class TrainingReport(Record):
             lines.append(
                 f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {trial.seconds:.2f} | {trial.state} |"
             )
-        lines += [f"| – | {family} | skipped: {reason} | | | |" for family, reason in self.skipped.items()]
+        lines += [f"| - | {family} | skipped: {reason} | | | |" for family, reason in self.skipped.items()]
         return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ import optuna
 import scipy.sparse as sp
 
 from recsys_assets.domain.families import (
+    BASELINES,
     Recommender,
     available_memory_bytes,
     ease_memory_bytes,
@@ -109,6 +110,11 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log) -> Sel
     started = time.perf_counter()
     k = settings.k
     validation = sample_users(data.validation, settings.validation_users, settings.seed)
+    if data.fit.nnz == 0 or validation.nnz == 0:
+        raise ValueError(
+            f"the {data.name} protocol leaves {data.fit.nnz:,} fit and {validation.nnz:,} validation pairs: "
+            "widen the training window or lower cut_days"
+        )
     trials: list[SearchTrial] = []
     skipped: dict[str, str] = {}
     optuna.logging.set_verbosity(logging.WARNING)
@@ -153,6 +159,10 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log) -> Sel
             sampler=optuna.samplers.TPESampler(seed=settings.seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
         )
+        if family in BASELINES:
+            # The baseline's own configuration is tried first, so the selection never misses what the gate compares with.
+            baseline = {**BASELINES[family][1], "half_life_days": "off"}
+            study.enqueue_trial(baseline)
         study.optimize(objective, n_trials=settings.trials_per_family, timeout=share, catch=())
     best = max((t for t in trials if t.state == "complete"), key=lambda t: t.validation_ndcg, default=None)
     if best is None:

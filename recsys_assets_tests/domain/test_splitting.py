@@ -141,9 +141,10 @@ def test_global_time_cut_splits_by_day_and_ages_count_from_each_cut():
         ("late", "j4", "view", 1.0, 24 * 4 + 2),
     ]  # no history before the cut
     data = build_training_set(events(rows), params)
-    day = lambda matrix, user: sorted(
-        data.item_ids[i].as_py() for i in matrix[data.user_ids.to_pylist().index(user)].indices
-    )  # noqa: E731
+
+    def day(matrix, user):
+        return sorted(data.item_ids[i].as_py() for i in matrix[data.user_ids.to_pylist().index(user)].indices)
+
     assert day(data.cut_holdout, "u1") == ["j4"]
     assert day(data.cut_validation, "u1") == ["j2", "j3"] and day(data.cut_fit, "u1") == ["j0", "j1"]
     assert day(data.cut_train, "u1") == ["j0", "j1", "j2", "j3"]

@@ -160,7 +160,7 @@ def test_docker_launcher_trains_in_the_built_image(tmp_path):
     """Build the Dockerfile and run the whole graph with training in the container."""
     from recsys_assets.pipeline import materialize_partition
     from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
-    from recsys_assets_tests.test_pipeline import FAST_ALS
+    from recsys_assets_tests.helpers import FAST_SELECTION
 
     repo = Path(__file__).parents[2]
     sha = subprocess.run(
@@ -171,7 +171,7 @@ def test_docker_launcher_trains_in_the_built_image(tmp_path):
     resources = build_resources(local_env(tmp_path, RECSYS_TRAINING_LAUNCHER="docker", RECSYS_IMAGE=image))
     seed(resources)
     with dg.instance_for_test() as instance:
-        outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_ALS)
+        outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_SELECTION)
     assert outcome.success, outcome.failures
     assert outcome.bundle is not None
 
@@ -327,7 +327,7 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
     """Switching RECSYS_TRAINING_LAUNCHER alone moves training to Vertex; the model and bundle are real."""
     from recsys_assets.pipeline import materialize_partition
     from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
-    from recsys_assets_tests.test_pipeline import FAST_ALS
+    from recsys_assets_tests.helpers import FAST_SELECTION
 
     fake_vertex.ambient_env = dict(DUMMY_AWS)
     env = local_env(
@@ -348,7 +348,7 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
     resources = build_resources(env)
     seed(resources)
     with dg.instance_for_test() as instance:
-        outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_ALS)
+        outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_SELECTION)
         assert outcome.success, [*outcome.failures, fake_vertex.only_job.log[-2000:]]
         event = instance.get_latest_materialization_event(dg.AssetKey("als_model"))
         als = {k: v.value for k, v in event.asset_materialization.metadata.items()}
