@@ -159,8 +159,7 @@ def _engine_available() -> bool:
 def test_docker_launcher_trains_in_the_built_image(tmp_path):
     """Build the Dockerfile and run the whole graph with training in the container."""
     from recsys_assets.pipeline import materialize_partition
-    from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
-    from recsys_assets_tests.helpers import FAST_SELECTION
+    from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
 
     repo = Path(__file__).parents[2]
     sha = subprocess.run(
@@ -326,8 +325,7 @@ def test_launcher_selection_errors_name_the_variable(tmp_path, env, message):
 def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s3, orchestrator_aws):
     """Switching RECSYS_TRAINING_LAUNCHER alone moves training to Vertex; the model and bundle are real."""
     from recsys_assets.pipeline import materialize_partition
-    from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
-    from recsys_assets_tests.helpers import FAST_SELECTION
+    from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
 
     fake_vertex.ambient_env = dict(DUMMY_AWS)
     env = local_env(
