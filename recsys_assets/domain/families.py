@@ -307,17 +307,11 @@ class FactorFamily(ImplicitFamily):
         }
 
 
-def _new_als(params: ALSParams, **extra: Any) -> AlternatingLeastSquares:
+def _new_als(params: ALSParams) -> AlternatingLeastSquares:
+    """An ALS model built under a single-threaded BLAS (implicit warns, rightly, about anything else)."""
     with threadpool_limits(1, "blas"):
-        return AlternatingLeastSquares(
-            factors=params.factors,
-            regularization=params.regularization,
-            alpha=params.alpha,
-            iterations=params.iterations,
-            random_state=params.random_state,
-            num_threads=params.num_threads,
-            **extra,
-        )
+        # Decay and BM25 weighting shape the confidences before `fit`; the rest are implicit's own arguments.
+        return AlternatingLeastSquares(**params.model_dump(exclude={"half_life_days", "bm25_k1", "bm25_b"}))
 
 
 class ALS(FactorFamily):
