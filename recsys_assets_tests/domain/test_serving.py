@@ -55,8 +55,8 @@ def test_serving_returns_the_offline_lists_as_ids_and_folds_in_unknown_users(tmp
 def test_a_tampered_or_missing_file_is_refused(tmp_path):
     write_bundle(tmp_path, "popularity", {})
     (tmp_path / "model.npz").write_bytes((tmp_path / "model.npz").read_bytes() + b"x")
-    with pytest.raises(BundleIntegrityError, match="model.npz does not match"):
+    with pytest.raises(BundleIntegrityError, match=r"model\.npz does not match"):
         load_bundle(str(tmp_path))
     (tmp_path / "model.npz").unlink()
-    with pytest.raises(BundleIntegrityError, match="lacks model.npz"):
+    with pytest.raises(BundleIntegrityError, match=r"lacks model\.npz"):
         load_bundle(str(tmp_path))
