@@ -352,7 +352,7 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
         als = {k: v.value for k, v in event.asset_materialization.metadata.items()}
         worker_logs = [entry.user_message for entry in instance.all_logs(event.run_id)]
     assert als["vertex_job_state"] == "SUCCEEDED" and als["launcher"] == "VertexTrainingLauncher"
-    assert als["search_trials"] == 2 and als["image"] == IMAGE and als["vertex_run_seconds"] > 0
+    assert als["search_trials"] >= 4 and als["image"] == IMAGE and als["vertex_run_seconds"] > 0
     assert fake_vertex.only_job.process.returncode == 0
     assert any(m.startswith("loaded training set") for m in worker_logs), "the worker's Pipes logs did not arrive"
     assert outcome.bundle is not None
