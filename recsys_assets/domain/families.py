@@ -352,15 +352,8 @@ class BPR(FactorFamily):
 
     def _new(self) -> BayesianPersonalizedRanking:
         assert isinstance(self.params, BPRParams)
-        p = self.params
-        return BayesianPersonalizedRanking(
-            factors=p.factors,
-            learning_rate=p.learning_rate,
-            regularization=p.regularization,
-            iterations=p.iterations,
-            random_state=p.random_state,
-            num_threads=p.num_threads,
-        )
+        # Decay shapes the confidences before `fit`; the rest are implicit's own arguments.
+        return BayesianPersonalizedRanking(**self.params.model_dump(exclude={"half_life_days"}))
 
     def fit(self, matrix, ages=None, callback=None):
         assert isinstance(self.params, BPRParams)
