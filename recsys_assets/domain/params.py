@@ -117,7 +117,7 @@ class SelectionParams(BaseModel):
         default=0.5,
         gt=0,
         le=1,
-        description="EASE is skipped when its ~3 items² float32 matrices exceed this share of available memory.",
+        description="EASE is skipped when its ~4 items² float32 matrices exceed this share of available memory.",
     )
     num_threads: int = Field(default=0, ge=0, description="implicit's worker threads (0 = all cores).")
 

@@ -78,7 +78,7 @@ def skip_reason(family: str, n_items: int, settings: SelectionParams) -> str | N
         needed, available = ease_memory_bytes(n_items), available_memory_bytes()
         if needed > settings.ease_memory_fraction * available:
             return (
-                f"{n_items:,} items need ~{needed / 2**30:.1f} GiB (3 x items² float32), over "
+                f"{n_items:,} items need ~{needed / 2**30:.1f} GiB (4 x items² float32), over "
                 f"{settings.ease_memory_fraction:.0%} of the {available / 2**30:.1f} GiB available"
             )
     return None

@@ -128,7 +128,7 @@ def test_ease_matches_the_closed_form():
     b = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)
     np.testing.assert_allclose(model.arrays()["weights"], b, rtol=1e-4, atol=1e-5)
-    assert ease_memory_bytes(30_000) == 3 * 4 * 30_000**2
+    assert ease_memory_bytes(30_000) == 4 * 4 * 30_000**2
 
 
 def test_time_decay_halves_confidence_per_half_life_and_off_leaves_it():
