@@ -8,9 +8,23 @@ from typing import Any
 
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.resources import build_resources
+from recsys_assets.resources.registry import ModelRegistry, follow_base_pointer, poll_pull_requests
+from recsys_assets.settings import SETTINGS
 
 # Small enough to train in about a second, big enough that ALS clearly beats popularity.
 SMALL_SPEC = SyntheticSpec(n_users=600, n_items=300, n_days=10, events_per_day=2500, seed=3, end_date=date(2026, 3, 10))
+# A short model search for end-to-end tests; the 10-day data set gets a 2-day global time cut. On
+# this small set BM25 item-kNN is the best family, so the selection may be the baseline itself:
+# the gate then only asks the model not to fall below it (the 5% lift is tested on its own).
+FAST_SELECTION = {
+    "ops": {
+        "training_set": {"config": {"cut_days": 2}},
+        "als_model": {
+            "config": {"families": ["popularity", "item_knn", "ease", "als"], "trials_per_family": 3, "num_threads": 1}
+        },
+        "model_evaluation": {"config": {"min_relative_lift": -0.01}},
+    }
+}
 
 
 # Every asset of the graph, in lineage order.
@@ -37,3 +51,15 @@ def local_resources(root: Path, **overrides: str) -> dict[str, Any]:
 def seed(resources: dict[str, Any], spec: SyntheticSpec = SMALL_SPEC) -> dict[str, int]:
     """Write synthetic events into the warehouse; returns rows per day."""
     return resources["warehouse"].replace_days(generate_events(spec))
+
+
+def merge_release(resources: dict, version: str) -> None:
+    """The reviewer merges the version's local release proposal, and the release sensor's work follows."""
+    registry = ModelRegistry(resources["model_store"], SETTINGS.model_name)
+    publisher, pointer = resources["release_publisher"], f"models/{SETTINGS.model_name}.json"
+    status = registry.status(version)
+    assert status is not None and status.state == "proposed" and status.pull_request_id
+    publisher.merge(status.pull_request_id, pointer)
+    poll_pull_requests(registry, publisher, [status])
+    follow_base_pointer(registry, publisher, pointer)
+    assert registry.champion().version == version  # type: ignore[union-attr]
