@@ -50,6 +50,8 @@ setup(
     ],
     extras_require={
         "dev": [
+            # The MLflow tracking test runs against a local SQLite-backed MLflow in CI.
+            "mlflow-skinny==3.17.2",
             "pytest>=8",
             "pytest-xdist>=3.6",
             "pytest-httpserver==1.2.0",
