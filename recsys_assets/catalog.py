@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from recsys_assets.resources import backend_of
-from recsys_assets.settings import code_version
+from recsys_assets.settings import SETTINGS, code_version
 
 # One group: seven assets read at a glance in the lineage view; kinds show what each step talks to.
 GROUP = "recommender"
 OWNERS = ["team:ml-platform"]
-TAGS = {"domain": "recommendations", "model": "jobs-als"}
+TAGS = {"domain": "recommendations", "model": SETTINGS.model_name}
 # The git commit: a new commit marks every asset's code as changed in the UI, which is the truth.
 CODE_VERSION = code_version()
 
