@@ -37,6 +37,7 @@ setup(
         "google-cloud-secret-manager==2.32.0",
         "google-crc32c>=1.5",
         "implicit==0.7.3",
+        "optuna==5.0.0",
         "scikit-learn==1.9.1",
         "scipy>=1.11",
         "numpy>=1.26,<3",

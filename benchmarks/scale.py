@@ -11,9 +11,9 @@ import resource
 import time
 from datetime import date
 
+from recsys_assets.domain.families import new_model, rank_users
 from recsys_assets.domain.metrics import evaluate
-from recsys_assets.domain.params import ALSParams, SplitParams
-from recsys_assets.domain.recommenders import fit_als, item_knn_model, popularity_model, ranker
+from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.splitting import build_training_set
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
@@ -49,12 +49,13 @@ def main() -> None:
     print(f"  {data.train.shape[0]:,} users x {data.train.shape[1]:,} items, {data.train.nnz:,} training pairs")
     model = timed(
         "ALS fit (64 factors, 15 iterations)",
-        lambda: fit_als(data.train, ALSParams(factors=64, regularization=0.1, alpha=1.0)),
+        lambda: new_model("als", {"factors": 64, "regularization": 0.1, "alpha": 1.0}).fit(data.train),
     )
-    knn = timed("item-kNN fit (BM25, 100 neighbours)", lambda: item_knn_model(data.train))
-    for name, m in (("ALS", model), ("popularity", popularity_model(data.train)), ("item-kNN", knn)):
+    knn = timed("item-kNN fit (BM25, 100 neighbours)", lambda: new_model("item_knn").fit(data.train))
+    popularity = new_model("popularity").fit(data.train)
+    for name, m in (("ALS", model), ("popularity", popularity), ("item-kNN", knn)):
         # Bound now: the lambda runs inside this iteration.
-        rank = ranker(m, data.train, 10)
+        rank = rank_users(m, data.train, 10)
         metrics = timed(
             f"evaluate {name} (all holdout users, k=10)", lambda rank=rank: evaluate(rank, data.holdout, 10)
         )

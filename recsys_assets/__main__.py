@@ -52,13 +52,23 @@ def _print_replaced(before: dict[str, int], after: dict[str, int], dry_run: bool
 def _report(outcome: PipelineOutcome) -> int:
     from recsys_assets.domain.metrics import metrics_table
 
+    if outcome.report:
+        report = outcome.report
+        print(f"\nCandidates tried (validation on the {report.protocol} protocol, {report.search_seconds:.1f} s):\n")
+        print(report.trials_table())
+        print(f"\nselected: {report.model.family} {report.model.params}")
     if outcome.evaluation:
         ev = outcome.evaluation
-        table = {"model (ALS)": ev.model, **ev.baselines}
-        if ev.champion:
-            table[f"champion {ev.champion.version}"] = ev.champion.metrics
-        print(f"\nHoldout of partition {outcome.partition_key}: {ev.holdout.users:,} users, k={ev.k}\n")
-        print(metrics_table(table))
+        family = outcome.report.model.family if outcome.report else "model"
+        for protocol, result in ev.protocols.items():
+            table = {f"model ({family})": result.model, **result.baselines}
+            if ev.champion and protocol == ev.protocol:
+                table[f"champion {ev.champion.version}"] = ev.champion.metrics
+            gate = ", gates the release" if protocol == ev.protocol else ""
+            print(
+                f"\n{protocol} holdout of partition {outcome.partition_key}: {result.holdout.users:,} users, k={ev.k}{gate}\n"
+            )
+            print(metrics_table(table))
     if outcome.bundle:
         released = "" if outcome.success else " (written, not released)"
         print(f"\nmodel bundle {outcome.bundle.version}{released}: {outcome.bundle.uri}")

@@ -16,7 +16,7 @@ from dagster_shared.error import SerializableErrorInfo
 
 from recsys_assets.assets import ASSETS
 from recsys_assets.domain import storage
-from recsys_assets.domain.records import BundleRef, EvaluationResult
+from recsys_assets.domain.records import BundleRef, EvaluationResult, TrainingReport
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
@@ -32,6 +32,7 @@ class PipelineOutcome:
     failures: list[str]
     evaluation: EvaluationResult | None
     bundle: BundleRef | None
+    report: TrainingReport | None = None
 
 
 def instance() -> dg.DagsterInstance:
@@ -159,6 +160,7 @@ def materialize_partition(
     artifacts: ArtifactStore = resources["artifacts"]
     layout = artifacts.layout(retrain.dagster_run)
     evaluation_uri = layout.model_evaluation(partition_key).metrics
+    report_uri = layout.als_model(partition_key).report
     bundle_uri = layout.model_bundle(partition_key).ref
     bundle_written = any(
         e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == dg.AssetKey("model_bundle")
@@ -172,4 +174,5 @@ def materialize_partition(
         if storage.exists(evaluation_uri)
         else None,
         bundle=BundleRef.from_json(storage.read_bytes(bundle_uri)) if bundle_written else None,
+        report=TrainingReport.from_json(storage.read_bytes(report_uri)) if storage.exists(report_uri) else None,
     )

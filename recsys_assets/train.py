@@ -1,23 +1,27 @@
 """Training entrypoint: `python -m recsys_assets.train`, launched through Dagster Pipes.
 
 Every launcher (local subprocess, Docker, Vertex AI custom job) runs this same module. It reads
-a `TrainingRequest` from the Pipes extras, loads the training set by URI, searches and fits ALS,
-writes the model next to a training report, and reports metadata back to the orchestrator.
+a `TrainingRequest` from the Pipes extras, loads the training set by URI, selects a model family
+and its parameters (Optuna search on the configured protocol's validation split), refits the
+selection on each protocol's training matrix, writes the models next to a training report, and
+reports metadata back to the orchestrator.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import cast
 
 from dagster_pipes import PipesContext
 
 from recsys_assets.domain import storage
+from recsys_assets.domain.families import new_model
 from recsys_assets.domain.layout import ModelFiles, TrainingSetFiles
-from recsys_assets.domain.recommenders import fit_als, model_to_bytes
+from recsys_assets.domain.params import Protocol
 from recsys_assets.domain.records import TrainingReport, TrainingRequest
-from recsys_assets.domain.splitting import TrainingSet
-from recsys_assets.domain.tuning import search_als
+from recsys_assets.domain.selection import select_model
+from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
 from recsys_assets.pipes.worker import open_training_pipes
 
 
@@ -32,17 +36,20 @@ def run(pipes: PipesContext) -> TrainingReport:
     )
     if data.train.nnz == 0:
         raise ValueError(f"training set at {request.training_set} is empty")
-    candidates = list(request.search.candidates())
-    if len(candidates) > 1:
-        best, trials = search_als(data.fit, data.validation, request.search, pipes.log.info)
-    else:
-        best, trials = candidates[0], []
-    model = fit_als(data.train, best, log=pipes.log.info)
+    settings = request.search
+    selection = select_model(data.protocol(settings.protocol), settings, pipes.log.info)
     output = ModelFiles(request.output)
-    storage.write_bytes(output.model, model_to_bytes(model))
+    # The selection is refitted on every protocol's training data, so each protocol scores the same choice.
+    for protocol in PROTOCOLS:
+        split = data.protocol(protocol)
+        model = new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)
+        storage.write_bytes(output.model(protocol), model.to_bytes())
     report = TrainingReport(
-        hyperparameters=best,
-        search=trials,
+        model=selection.best,
+        protocol=cast(Protocol, settings.protocol),  # validated by SelectionParams
+        search=selection.trials,
+        skipped=selection.skipped,
+        search_seconds=selection.seconds,
         training_seconds=round(time.perf_counter() - started, 3),
         users=int(data.train.shape[0]),
         items=int(data.train.shape[1]),
@@ -59,12 +66,15 @@ def main() -> None:
         best_trial = report.best_trial()
         pipes.report_asset_materialization(
             metadata={
-                "hyperparameters": {"raw_value": report.hyperparameters.model_dump(), "type": "json"},
+                "family": {"raw_value": report.model.family, "type": "text"},
+                "params": {"raw_value": report.model.params, "type": "json"},
                 "search_trials": {"raw_value": len(report.search), "type": "int"},
-                "best_validation": {
-                    "raw_value": best_trial.model_dump(mode="json") if best_trial else {},
-                    "type": "json",
+                "best_validation_ndcg": {
+                    "raw_value": best_trial.validation_ndcg if best_trial else 0.0,
+                    "type": "float",
                 },
+                "trials": {"raw_value": report.trials_table(), "type": "md"},
+                "search_seconds": {"raw_value": report.search_seconds, "type": "float"},
                 "training_seconds": {"raw_value": report.training_seconds, "type": "float"},
                 "interactions": {"raw_value": report.interactions, "type": "int"},
                 "trained_on": {"raw_value": report.host, "type": "text"},

@@ -196,7 +196,7 @@ def test_a_new_users_first_session(dagster_dev, browser_page):
     expect(metrics).to_contain_text("popularity")
     expect(metrics).to_contain_text("item_knn")
     steps.shot("model-evaluation")
-    check_attached_to_run(page, dagster_dev, "model_evaluation", "beats_popularity", partition, run_id, steps)
+    check_attached_to_run(page, dagster_dev, "model_evaluation", "beats_baselines", partition, run_id, steps)
 
     # model_bundle: the model card with its plot loaded, and the champion check of this run.
     page.goto(f"{dagster_dev}/assets/model_bundle")

@@ -48,7 +48,7 @@ def test_asset_graph_snapshot():
         "interactions:row_count_stable",
         "interactions:timestamps_inside_partition",
         "model_bundle:not_worse_than_champion",
-        "model_evaluation:beats_popularity",
+        "model_evaluation:beats_baselines",
     ]
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -104,7 +104,7 @@ def test_every_config_field_has_a_description():
         # Assets without run config have no fields.
         for name, field in getattr(asset.op.config_schema.config_type, "fields", {}).items()
     }
-    assert {"als_model.iterations", "als_model.bm25_b", "als_model.random_state", "model_evaluation.k"} <= set(fields)
+    assert {"als_model.families", "als_model.seed", "training_set.cut_days", "model_evaluation.k"} <= set(fields)
     assert [name for name, field in fields.items() if not field.description] == []
 
 

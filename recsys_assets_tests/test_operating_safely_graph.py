@@ -5,7 +5,6 @@ import os
 import subprocess
 
 import dagster as dg
-import numpy as np
 import pyarrow.compute as pc
 import pytest
 
@@ -14,15 +13,16 @@ from recsys_assets.domain.synthetic import generate_events
 from recsys_assets.pipeline import PartitionBusyError, materialize_partition
 from recsys_assets.resources.model_store import LocalModelStore, ModelStoreError
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, merge_release, seed
+from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_resources, merge_release, seed
 
 pytestmark = pytest.mark.slow
 
 PARTITION = SMALL_SPEC.end_date.isoformat()
-FAST_ALS = {"ops": {"als_model": {"config": {"factors": [16], "regularization": [0.1], "iterations": 8}}}}
-WEAK_ALS = {
+# A weak challenger: only all-time popularity may be selected, and the baselines gate is off.
+WEAK = {
     "ops": {
-        "als_model": {"config": {"factors": [2], "regularization": [50.0], "iterations": 2}},
+        **FAST_SELECTION["ops"],
+        "als_model": {"config": {"families": ["popularity"], "trials_per_family": 1}},
         "model_evaluation": {"config": {"min_relative_lift": -1.0}},
     }
 }
@@ -40,24 +40,25 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict:
     return {name: value.value for name, value in event.asset_materialization.metadata.items()}
 
 
-def bundle_factors(tmp_path, version: str) -> np.ndarray:
-    return np.load(tmp_path / "model_store" / "models" / SETTINGS.model_name / version / "item_factors.npy")
+def bundle_family(tmp_path, version: str) -> str:
+    manifest = tmp_path / "model_store" / "models" / SETTINGS.model_name / version / "manifest.json"
+    return json.loads(manifest.read_text())["model"]["family"]
 
 
 def test_each_run_builds_its_bundle_from_its_own_files_and_a_blocked_release_says_why(tmp_path, instance, capsys):
     resources = local_resources(tmp_path)
     seed(resources)
-    champion = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    champion = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert champion.success and champion.bundle
-    merge_release(resources, champion.bundle.version)  # the challenger is compared with the released champion
-    challenger = materialize_partition(PARTITION, resources, instance, run_config=WEAK_ALS)
+    merge_release(resources, champion.bundle.version)
+    challenger = materialize_partition(PARTITION, resources, instance, run_config=WEAK)
     assert challenger.bundle and not challenger.success
 
-    # Two runs of one partition: separate folders, and each bundle holds its own run's factors.
+    # Two runs of one partition: separate folders, and each bundle holds its own run's model.
     runs = sorted(p.name for p in (tmp_path / "artifacts" / "als_model" / PARTITION / "runs").iterdir())
     assert len(runs) == 2
-    assert bundle_factors(tmp_path, champion.bundle.version).shape[1] == 16
-    assert bundle_factors(tmp_path, challenger.bundle.version).shape[1] == 2
+    assert bundle_family(tmp_path, champion.bundle.version) != "popularity"
+    assert bundle_family(tmp_path, challenger.bundle.version) == "popularity"
 
     # The CLI's last line names the blocking check and the numbers; the bundle is not called released.
     assert _report(challenger) == 1
@@ -76,7 +77,7 @@ def test_a_second_run_of_a_busy_partition_is_refused(tmp_path, instance):
         status=dg.DagsterRunStatus.STARTED,
     )
     with pytest.raises(PartitionBusyError, match=f"run {busy.run_id} of partition {PARTITION} is STARTED"):
-        materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+        materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
 
 
 def test_a_failed_step_ends_with_its_own_cause(tmp_path, instance, capsys):
@@ -93,16 +94,17 @@ def test_a_failed_step_ends_with_its_own_cause(tmp_path, instance, capsys):
 def test_an_unreadable_champion_makes_the_comparison_impossible_not_the_run(tmp_path, instance):
     resources = local_resources(tmp_path)
     seed(resources)
-    first = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    first = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert first.success and first.bundle
     merge_release(resources, first.bundle.version)
-    factors = tmp_path / "model_store" / "models" / SETTINGS.model_name / first.bundle.version / "item_factors.npy"
-    factors.write_bytes(b"corrupted")
+    model = tmp_path / "model_store" / "models" / SETTINGS.model_name / first.bundle.version / "model.npz"
+    model.write_bytes(b"corrupted")
 
-    second = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    second = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert second.success, second.failures
     comparison = latest_metadata(instance, "model_evaluation")["champion_comparison"]
-    assert comparison.startswith("impossible: the champion cannot be read (BundleIntegrityError: item_factors.npy")
+    assert comparison.startswith("impossible: the champion cannot be read (BundleIntegrityError:")
+    assert "model.npz" in comparison
     assert second.evaluation and second.evaluation.champion is None
     # Retraining is not blocked: the new version is proposed, ready to replace the broken champion.
     assert second.bundle and latest_metadata(instance, "model_release")["state"] == "proposed"
@@ -111,14 +113,14 @@ def test_an_unreadable_champion_makes_the_comparison_impossible_not_the_run(tmp_
 def test_a_champion_sharing_no_items_is_scored_as_no_overlap(tmp_path, instance):
     resources = local_resources(tmp_path)
     seed(resources)
-    first = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    first = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert first.success and first.bundle
     merge_release(resources, first.bundle.version)
     renamed = generate_events(SMALL_SPEC)
     renamed = renamed.set_column(1, "item_id", pc.binary_join_element_wise("new-", renamed["item_id"], ""))
     resources["warehouse"].replace_days(renamed)
 
-    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert outcome.success, outcome.failures
     assert outcome.evaluation and outcome.evaluation.champion
     assert outcome.evaluation.champion_shared_items == 0 and outcome.evaluation.champion.metrics["ndcg@10"] == 0.0

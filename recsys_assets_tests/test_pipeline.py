@@ -14,12 +14,11 @@ from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.pipeline import materialize_partition, window
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import SMALL_SPEC, local_resources, merge_release, seed
+from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_resources, merge_release, seed
 
 pytestmark = pytest.mark.slow
 
 PARTITION = SMALL_SPEC.end_date.isoformat()
-FAST_ALS = {"ops": {"als_model": {"config": {"factors": [16, 32], "regularization": [0.1], "iterations": 10}}}}
 
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict:
@@ -41,7 +40,7 @@ def instance():
 def test_full_graph_materializes_with_real_values(tmp_path, instance):
     resources = local_resources(tmp_path)
     rows_per_day = seed(resources)
-    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert outcome.success, outcome.failures
 
     extract = latest_metadata(instance, "interactions")
@@ -53,13 +52,20 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     assert training["users"] > 0.9 * SMALL_SPEC.n_users and training["holdout_users"] > 0.95 * training["users"]
     assert training["window"].startswith((SMALL_SPEC.end_date - timedelta(days=27)).isoformat())
 
-    als = latest_metadata(instance, "als_model")  # reported from the training subprocess through Pipes
-    assert als["search_trials"] == 2 and als["hyperparameters"]["factors"] in (16, 32)
-    assert als["launcher"] == "SubprocessTrainingLauncher" and als["image"] == "local"
+    trained = latest_metadata(instance, "als_model")  # reported from the training subprocess through Pipes
+    report = outcome.report
+    assert trained["search_trials"] == len(report.search) >= 4 and trained["family"] == report.model.family
+    assert {trial.family for trial in report.search} == {"popularity", "item_knn", "ease", "als"}
+    assert trained["best_validation_ndcg"] == max(t.validation_ndcg for t in report.search if t.state == "complete")
+    assert "| 1 | popularity |" in trained["trials"]
+    assert trained["launcher"] == "SubprocessTrainingLauncher" and trained["image"] == "local"
 
     evaluation = outcome.evaluation
-    assert evaluation.model["users_evaluated"] == training["holdout_users"]
-    assert evaluation.model["ndcg@10"] > 1.5 * evaluation.baselines["popularity"]["ndcg@10"]
+    assert evaluation.protocol == "global_cut" and set(evaluation.protocols) == {"per_user", "global_cut"}
+    assert evaluation.protocols["per_user"].model["users_evaluated"] == training["holdout_users"]
+    for result in evaluation.protocols.values():
+        assert result.model["ndcg@10"] > 1.5 * result.baselines["popularity"]["ndcg@10"]
+        assert result.model["ndcg@10"] >= result.baselines["item_knn"]["ndcg@10"]
     assert evaluation.champion is None
 
     version = outcome.bundle.version
@@ -68,23 +74,27 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     assert manifest["model_name"] == SETTINGS.model_name and manifest["version"] == version
     assert manifest["image"] is None and manifest["data"]["window"]["days"] == 28
     assert manifest["data"]["content_hash"] == training["content_hash"]
-    assert set(manifest["metrics"]) == {"model", "baselines"}
+    assert set(manifest["metrics"]) == {"model", "baselines"} and manifest["protocol"] == "global_cut"
+    assert manifest["model"] == report.model.model_dump(mode="json")
+    assert set(manifest["protocols"]) == {"per_user", "global_cut"}
     assert set(manifest["metrics"]["model"]) == {"precision@10", "recall@10", "ndcg@10", "map@10", "coverage"}
     assert set(manifest["metrics"]["baselines"]) == {"popularity", "item_knn"}
     assert manifest["metrics"]["model"]["ndcg@10"] == pytest.approx(evaluation.model["ndcg@10"])
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
-    item_factors = np.load(bundle / "item_factors.npy", allow_pickle=False)
-    item_ids = pa.parquet.read_table(bundle / "item_ids.parquet")
-    assert item_factors.shape[0] == item_ids.num_rows == training["items"]
+    assert pa.parquet.read_table(bundle / "item_ids.parquet").num_rows == training["items"]
     assert (bundle / "metrics.png").read_bytes().startswith(b"\x89PNG")
-    assert "![metrics](metrics.png)" in (bundle / "model_card.md").read_text()
+    card = (bundle / "model_card.md").read_text()
+    assert "![metrics](metrics.png)" in card and "### global_cut (gates the release)" in card
+    assert "### per_user" in card and "## Candidates tried" in card
+    assert_serving_reproduces_the_evaluation(tmp_path, str(bundle), evaluation)
 
     release = tmp_path / "model_store" / "releases" / SETTINGS.model_name / version
     pointer = json.loads((release / f"models/{SETTINGS.model_name}.json").read_text())
     assert pointer["version"] == version
     assert pointer["manifest_sha256"] == hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
-    assert "| ndcg@10 | — |" in (release / "PULL_REQUEST.md").read_text()
+    body = (release / "PULL_REQUEST.md").read_text()
+    assert "| ndcg@10 | — |" in body and "### global_cut (gates the release)" in body and "### per_user" in body
     # Proposed, not yet released: the champion moves only when the proposal is merged.
     assert not (model_dir(tmp_path) / "champion.json").exists()
     assert latest_metadata(instance, "model_release")["state"] == "proposed"
@@ -95,11 +105,43 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     # events/ folder is the version's state history, which grows),
     # and the first is now the champion the challenger is measured against.
     before = {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()}
-    second = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    second = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert second.success and second.bundle.version != version
     assert second.evaluation.champion.version == version
     assert second.evaluation.champion.metrics["ndcg@10"] == pytest.approx(evaluation.model["ndcg@10"], rel=0.05)
     assert {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()} == before
+
+
+def assert_serving_reproduces_the_evaluation(root: Path, bundle_uri: str, evaluation) -> None:
+    """`load_bundle(uri).recommend` for every holdout user gives the lists, hence the metrics, the evaluation scored."""
+    from recsys_assets.domain.families import load_model, rank_users
+    from recsys_assets.domain.layout import ArtifactLayout
+    from recsys_assets.domain.metrics import ranking_metrics
+    from recsys_assets.domain.splitting import TrainingSet
+    from recsys_assets.serving import load_bundle
+
+    served = load_bundle(bundle_uri)
+    # The run that built the bundle also built the training set and the model it was made from.
+    layout = ArtifactLayout(str(root / "artifacts"), run=served.manifest.dagster.run_id)
+    data = TrainingSet.load(layout.training_set(PARTITION))
+    split = data.protocol(evaluation.protocol)
+    offline_model = load_model(
+        served.manifest.model.family,
+        served.manifest.model.params,
+        Path(layout.als_model(PARTITION).model(evaluation.protocol)).read_bytes(),
+    )
+    users = np.flatnonzero(np.diff(split.holdout.indptr) > 0)
+    offline = rank_users(offline_model, split.train, evaluation.k)(users)
+    user_ids, item_ids = data.user_ids.to_pylist(), data.item_ids.to_pylist()
+    column = {item: i for i, item in enumerate(item_ids)}
+    recommendations = np.full((split.holdout.shape[0], evaluation.k), -1, dtype=np.int64)
+    for row, user in enumerate(users):
+        seen = [item_ids[i] for i in split.train[user].indices]
+        ids = served.recommend(user_ids[user], seen, n=evaluation.k)
+        assert ids == [item_ids[i] for i in offline[row] if i >= 0], f"user {user_ids[user]}"
+        recommendations[user, : len(ids)] = [column[item] for item in ids]
+    served_metrics = ranking_metrics(recommendations, split.holdout, split.holdout.shape[1])
+    assert served_metrics == evaluation.model
 
 
 def structureless_events(end: date) -> pa.Table:
@@ -124,10 +166,11 @@ def structureless_events(end: date) -> pa.Table:
 def test_blocking_check_stops_the_bundle_when_popularity_wins(tmp_path, instance):
     resources = local_resources(tmp_path)
     resources["warehouse"].replace_days(structureless_events(SMALL_SPEC.end_date))
-    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    strict = {"ops": {**FAST_SELECTION["ops"], "model_evaluation": {"config": {"min_relative_lift": 0.05}}}}
+    outcome = materialize_partition(PARTITION, resources, instance, run_config=strict)
 
     assert not outcome.success and outcome.bundle is None
-    assert any("beats_popularity" in reason and "popularity" in reason for reason in outcome.failures)
+    assert any("beats_baselines" in reason and "popularity" in reason for reason in outcome.failures)
     assert not model_dir(tmp_path).exists(), "no bundle may be written when the gate fails"
     assert instance.get_latest_materialization_event(dg.AssetKey("model_release")) is None
 
@@ -135,13 +178,14 @@ def test_blocking_check_stops_the_bundle_when_popularity_wins(tmp_path, instance
 def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
     resources = local_resources(tmp_path)
     seed(resources)
-    champion = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    champion = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert champion.success
     merge_release(resources, champion.bundle.version)
-    # An under-fitted challenger: one factor, one iteration, heavy regularisation.
+    # A weak challenger: only all-time popularity may be selected.
     weak = {
         "ops": {
-            "als_model": {"config": {"factors": [2], "regularization": [50.0], "iterations": 2}},
+            **FAST_SELECTION["ops"],
+            "als_model": {"config": {"families": ["popularity"], "trials_per_family": 1}},
             "model_evaluation": {"config": {"min_relative_lift": -1.0}},
         }
     }
@@ -203,7 +247,7 @@ def test_bad_rows_are_quarantined_and_block_downstream(tmp_path, instance):
         schema=EVENTS_SCHEMA,
     )
     resources["warehouse"].replace_days(broken)
-    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+    outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
 
     assert not outcome.success
     assert any(f"release blocked: no_null_ids: worst day {PARTITION}: 200 of 201 rows" in r for r in outcome.failures)

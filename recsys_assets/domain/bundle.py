@@ -20,19 +20,12 @@ from recsys_assets.domain.records import (
     ManifestData,
     ManifestMetrics,
     Metrics,
-    ModelSpec,
+    ProtocolMetrics,
     TrainingReport,
 )
 
 # Recorded in every manifest: what a bundle needs to be loaded and reproduced.
 RECORDED_LIBRARIES = ("implicit", "dagster", "numpy", "scipy")
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """`array` in NumPy's open `.npy` format (no pickle)."""
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
 
 
 def headline(metrics: Mapping[str, float], k: int) -> Metrics:
@@ -96,13 +89,22 @@ def build_manifest(
         library_versions={name: package_version(name) for name in RECORDED_LIBRARIES},
         # The manifest keeps the summary's fields that identify the data, under the same names.
         data=ManifestData.model_validate(summary.model_dump(include=set(ManifestData.model_fields))),
-        model=ModelSpec(family="als", params=report.hyperparameters),
+        model=report.model,
         k=k,
         holdout_users=evaluation.holdout.users,
         metrics=ManifestMetrics(
             model=headline(evaluation.model, k),
             baselines={name: headline(metrics, k) for name, metrics in evaluation.baselines.items()},
         ),
+        protocol=evaluation.protocol,
+        protocols={
+            protocol: ProtocolMetrics(
+                model=headline(result.model, k),
+                baselines={name: headline(metrics, k) for name, metrics in result.baselines.items()},
+                holdout_users=result.holdout.users,
+            )
+            for protocol, result in evaluation.protocols.items()
+        },
         champion=champion.model_copy(update={"metrics": headline(champion.metrics, k)}) if champion else None,
         dagster=run,
     )
@@ -113,48 +115,81 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def model_card(
-    manifest: Manifest, comparison: Mapping[str, Mapping[str, float]], plot_src: str = BundleFile.METRICS_PLOT
-) -> str:
-    """The Markdown model card; `plot_src` is where its plot is read from (the bundle's file by default)."""
-    metric_names = list(comparison["model"])
+PROTOCOL_TEXT = {
+    "per_user": "each user's most recent interactions held out (good for comparing models; it leaks the future)",
+    "global_cut": "a global time cut: trained before the last days of the window, scored on those days "
+    "(what deployment sees)",
+}
+
+
+def table(comparison: Mapping[str, Mapping[str, float]]) -> str:
+    """Markdown table of headline metrics, one row per model."""
+    metric_names = list(next(iter(comparison.values())))
     rows = "\n".join(
         f"| {label} | " + " | ".join(f"{values[m]:.4f}" for m in metric_names) + " |"
         for label, values in comparison.items()
     )
+    return f"| model | {' | '.join(metric_names)} |\n|---{'|---' * len(metric_names)}|\n{rows}"
+
+
+def protocol_tables(manifest: Manifest) -> str:
+    """Both protocols' tables, the gating one marked."""
+    sections = []
+    for protocol, result in manifest.protocols.items():
+        gate = " (gates the release)" if protocol == manifest.protocol else ""
+        comparison = {f"model ({manifest.model.family})": result.model, **result.baselines}
+        sections.append(
+            f"### {protocol}{gate}\n\n{PROTOCOL_TEXT.get(protocol, protocol)}; "
+            f"{result.holdout_users:,} users scored.\n\n{table(comparison)}"
+        )
+    return "\n\n".join(sections)
+
+
+def model_card(
+    manifest: Manifest,
+    comparison: Mapping[str, Mapping[str, float]],
+    report: TrainingReport,
+    plot_src: str = BundleFile.METRICS_PLOT,
+) -> str:
+    """The Markdown model card; `plot_src` is where its plot is read from (the bundle's file by default)."""
     data = manifest.data
-    hp = manifest.model.params
+    params = ", ".join(f"{name}={value}" for name, value in manifest.model.params.items())
     return f"""# Model card: {manifest.model_name} {manifest.version}
 
-Implicit-feedback ALS recommender (implicit {manifest.library_versions["implicit"]}) trained
-on user-item interactions from {data.window.start} to {data.window.end}
+**{manifest.model.family}** recommender, selected among {len({t.family for t in report.search})} families
+({len(report.search)} trials, {report.search_seconds:.1f} s) by validation NDCG@{manifest.k} on the
+{manifest.protocol} protocol, trained on user-item interactions from {data.window.start} to {data.window.end}
 ({data.window.days} daily partitions, {data.train_pairs:,} user-item pairs,
 {data.users:,} users, {data.items:,} items; content hash `{data.content_hash[:16]}`).
 
 - Created: {manifest.created_at}
 - Code version: {manifest.code_version or "unknown"}
 - Image: {manifest.image or "local (no container)"}
-- Hyperparameters: factors={hp.factors}, regularization={hp.regularization}, alpha={hp.alpha},
-  iterations={hp.iterations}, BM25 K1={hp.bm25_k1} B={hp.bm25_b}
+- Parameters: {params}
 
 ## Offline evaluation
 
-Each user's most recent interactions were held out; every model recommends {manifest.k} unseen
-items per user and is scored on the same {manifest.holdout_users:,} users. precision@k = hits/k,
-recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|), coverage = share of
-the catalogue recommended to anyone.
+Every model recommends {manifest.k} unseen items per user and is scored on the same holdout users.
+precision@k = hits/k, recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|),
+coverage = share of the catalogue recommended to anyone.
 
-| model | {" | ".join(metric_names)} |
-|---{"|---" * len(metric_names)}|
-{rows}
+{table(comparison)}
 
 ![metrics]({plot_src})
+
+## Both protocols
+
+{protocol_tables(manifest)}
+
+## Candidates tried
+
+{report.trials_table()}
 
 ## Intended use and limits
 
 Ranks open job postings for a signed-in engineer from their past views, bookmarks and
-applications. Users and items outside the training window have no factors; new items need a
-retrain before they can be recommended.
+applications. Items outside the training window cannot be recommended until a retrain; users
+outside it are folded in from their history where the family allows (not BPR).
 """
 
 
@@ -166,21 +201,19 @@ def new_version(now: datetime, run_id: str) -> str:
 def bundle_files(
     manifest: Manifest,
     comparison: Mapping[str, Mapping[str, float]],
-    user_factors: np.ndarray,
-    item_factors: np.ndarray,
+    model: bytes,
     user_ids: bytes,
     item_ids: bytes,
     report: TrainingReport,
 ) -> dict[str, bytes]:
     """Every file of a bundle except the manifest, by its name in the bundle."""
     return {
-        BundleFile.USER_FACTORS: npy_bytes(user_factors),
-        BundleFile.ITEM_FACTORS: npy_bytes(item_factors),
+        BundleFile.MODEL: model,
         BundleFile.USER_IDS: user_ids,
         BundleFile.ITEM_IDS: item_ids,
         BundleFile.TRAINING_REPORT: report.to_json(),
         BundleFile.METRICS_PLOT: metrics_plot(comparison),
-        BundleFile.MODEL_CARD: model_card(manifest, comparison).encode(),
+        BundleFile.MODEL_CARD: model_card(manifest, comparison, report).encode(),
     }
 
 
@@ -197,8 +230,10 @@ def pull_request_body(manifest: Manifest, champion_manifest: Manifest | None, ca
     champion = champion_manifest.version if champion_manifest else "none"
     data = manifest.data
     return (
-        f"Promotes **{manifest.model_name}** to version `{manifest.version}` (champion: `{champion}`).\n\n"
+        f"Promotes **{manifest.model_name}** to version `{manifest.version}` (champion: `{champion}`), "
+        f"a **{manifest.model.family}** model gated on the {manifest.protocol} protocol.\n\n"
         f"| metric | champion | challenger | change |\n|---|---|---|---|\n{rows}\n\n"
+        f"{protocol_tables(manifest)}\n\n"
         f"Data: {data.window.start}..{data.window.end}, "
         f"{data.train_pairs:,} pairs, hash `{data.content_hash[:16]}`. "
         f"Code `{manifest.code_version or 'unknown'}`, image `{manifest.image or 'local'}`.\n\n"

@@ -1,8 +1,11 @@
-"""Score the currently promoted model (the champion) on a new training set's holdout."""
+"""Score the currently promoted model (the champion) on a new training set's holdout.
+
+The champion is used exactly as serving uses it (the bundle's scoring contract): each current user
+is looked up by id (or folded in from their history where the family allows), their current
+history is mapped onto the champion's catalogue by item id, and its item ids are mapped back.
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -10,61 +13,56 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys_assets.domain.events import filled_numpy
+from recsys_assets.domain.families import binary
 from recsys_assets.domain.metrics import evaluate
-from recsys_assets.domain.params import ALSParams
-from recsys_assets.domain.recommenders import confidence, factor_model, recommend
 from recsys_assets.domain.records import ChampionScore
-from recsys_assets.domain.splitting import TrainingSet
+from recsys_assets.domain.serving import Bundle
+
+# Users ranked per call: the over-fetched candidate lists stay small.
+USER_BLOCK = 1024
 
 
-@dataclass(frozen=True)
-class ChampionModel:
-    """What scoring needs of a champion bundle: its item factors, item ids and ALS parameters."""
+def champion_recommendations(
+    champion: Bundle, seen: sp.csr_matrix, user_ids: pa.Array, item_ids: pa.Array, users: np.ndarray, k: int
+) -> np.ndarray:
+    """The champion's top-k for rows `users` of `seen`, as current item indices (-1: empty slot).
 
-    version: str
-    item_factors: np.ndarray
-    item_ids: pa.Array
-    params: ALSParams
-
-
-def champion_recommendations(champion: ChampionModel, data: TrainingSet, users: np.ndarray, k: int) -> np.ndarray:
-    """The champion's top-k for `users`, as item indices of the *current* catalogue (-1: empty slot).
-
-    The champion was trained on other users and items: its item factors are mapped onto the
-    current catalogue by id, and each user is folded in from their current training rows
-    (ALS's closed-form user solve), so both models answer exactly the same questions.
+    Items the current catalogue no longer holds are skipped (a posting that is gone must not take
+    a slot): the champion ranks k plus that many candidates, so the top k current items are exact.
     """
-    # Only items both catalogues hold can be recommended: a posting that is gone must not take a slot.
-    to_current = filled_numpy(pc.index_in(champion.item_ids, value_set=data.item_ids), -1)
-    shared = np.flatnonzero(to_current >= 0)
-    if len(shared) == 0:
-        return np.full((len(users), k), -1, dtype=np.int64)
-    current_of_shared = to_current[shared]
-    shared_of_current = np.full(data.train.shape[1], -1, dtype=np.int64)
-    shared_of_current[current_of_shared] = np.arange(len(shared))
-    coo = data.train.tocoo()
-    known = shared_of_current[coo.col] >= 0
-    seen = sp.csr_matrix(
-        (coo.data[known], (coo.row[known], shared_of_current[coo.col[known]])),
-        shape=(data.train.shape[0], len(shared)),
-    )
-    model = factor_model(
-        np.zeros((data.train.shape[0], champion.item_factors.shape[1]), np.float32), champion.item_factors[shared]
-    )
-    model.regularization, model.alpha = champion.params.regularization, champion.params.alpha
-    champion_recs = recommend(model, confidence(seen, champion.params), users, k, recalculate_user=True)
-    return np.where(champion_recs >= 0, current_of_shared[np.maximum(champion_recs, 0)], -1)
+    to_current = filled_numpy(pc.index_in(champion.item_ids, value_set=item_ids), -1)
+    to_champion = filled_numpy(pc.index_in(item_ids, value_set=champion.item_ids), -1)
+    gone = int((to_current < 0).sum())
+    width = k + gone
+    out = np.full((len(users), k), -1, dtype=np.int64)
+    history = binary(seen)
+    champion_rows = champion.user_rows(np.asarray(user_ids.to_numpy(zero_copy_only=False))[users].tolist())
+    for start in range(0, len(users), USER_BLOCK):
+        block = users[start : start + USER_BLOCK]
+        coo = history[block].tocoo()
+        known = to_champion[coo.col] >= 0
+        rows = sp.csr_matrix(
+            (coo.data[known], (coo.row[known], to_champion[coo.col[known]])), shape=(len(block), len(to_current))
+        )
+        ranked = champion.model.recommend(champion_rows[start : start + USER_BLOCK], rows, width)
+        mapped = np.where(ranked >= 0, to_current[np.maximum(ranked, 0)], -1)
+        # Current items first, in the champion's order; gone items and empty slots go to the tail.
+        order = np.argsort(mapped < 0, axis=1, kind="stable")
+        out[start : start + len(block)] = np.take_along_axis(mapped, order, axis=1)[:, :k]
+    return out
 
 
-def shared_items(champion: ChampionModel, data: TrainingSet) -> int:
+def shared_items(champion_item_ids: pa.Array, item_ids: pa.Array) -> int:
     """How many of the champion's items the current catalogue still holds (0: it can recommend nothing)."""
-    return int(np.count_nonzero(filled_numpy(pc.is_in(champion.item_ids, value_set=data.item_ids), False)))
+    return int(np.count_nonzero(filled_numpy(pc.is_in(champion_item_ids, value_set=item_ids), False)))
 
 
-def score_champion(champion: ChampionModel, data: TrainingSet, k: int) -> ChampionScore:
-    """The champion's metrics on `data.holdout`, comparable with the challenger's.
+def score_champion(
+    champion: Bundle, seen: sp.csr_matrix, holdout: sp.csr_matrix, user_ids: pa.Array, item_ids: pa.Array, k: int
+) -> ChampionScore:
+    """The champion's metrics on `holdout`, from the same histories as the challenger's.
 
     A champion that shares no items with the current catalogue scores 0 everywhere.
     """
-    metrics = evaluate(lambda users: champion_recommendations(champion, data, users, k), data.holdout, k)
+    metrics = evaluate(lambda users: champion_recommendations(champion, seen, user_ids, item_ids, users, k), holdout, k)
     return ChampionScore(version=champion.version, metrics=metrics)

@@ -47,8 +47,9 @@ def safe_relative_path(value: str, setting: str) -> str:
     return value
 
 
-# The four user x item matrices of a training set, one `.npz` file each.
-SPLITS = ("train", "fit", "validation", "holdout")
+# The user x item matrices of a training set, one `.npz` file each: the per-user temporal split,
+# the global time cut split (`cut_*`), and the day (since the epoch) each pair was first seen.
+SPLITS = ("train", "fit", "validation", "holdout", "cut_train", "cut_fit", "cut_validation", "cut_holdout", "times")
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,9 @@ class ModelFiles:
 
     folder: str
 
-    @property
-    def model(self) -> str:
-        return join(self.folder, "model.npz")
+    def model(self, protocol: str) -> str:
+        """The selected model refitted on `protocol`'s training matrix."""
+        return join(self.folder, f"model_{protocol}.npz")
 
     @property
     def report(self) -> str:
@@ -181,8 +182,7 @@ class BundleFile:
     """Names of the files inside a model bundle (relative to the bundle's prefix)."""
 
     MANIFEST = "manifest.json"
-    USER_FACTORS = "user_factors.npy"
-    ITEM_FACTORS = "item_factors.npy"
+    MODEL = "model.npz"
     USER_IDS = USER_IDS
     ITEM_IDS = ITEM_IDS
     TRAINING_REPORT = TRAINING_REPORT

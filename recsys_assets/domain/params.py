@@ -6,10 +6,9 @@ process) uses them without Dagster; `dg.Config` subclasses add nothing but the a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from itertools import product
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recsys_assets.domain.events import EVENT_TYPE_WEIGHTS
 
@@ -31,44 +30,118 @@ class SplitParams(BaseModel):
     validation_fraction: float = Field(
         default=0.2, gt=0, lt=1, description="Share of the remaining items used to tune hyperparameters."
     )
+    cut_days: int = Field(
+        default=7,
+        ge=1,
+        description="Global time cut protocol: the last this many days are the holdout, the days before them "
+        "the validation split, everything earlier trains.",
+    )
 
 
-class ALSFixedParams(BaseModel):
-    """ALS settings that are not searched."""
+class FamilyParams(BaseModel):
+    """Parameters every family has: the time decay of interaction confidence (each family adds its own)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    iterations: int = Field(default=15, ge=1, description="ALS sweeps over users and items.")
+    half_life_days: float | None = Field(
+        default=None, gt=0, description="Confidence halves every this many days of age; None switches decay off."
+    )
+
+
+class PopularityParams(FamilyParams):
+    pass
+
+
+class RecentPopularityParams(FamilyParams):
+    days: float = Field(default=7.0, gt=0, description="Only interactions of the last this many days count.")
+
+
+class ItemKNNParams(FamilyParams):
+    similarity: Literal["bm25", "cosine"] = "bm25"
+    neighbours: int = Field(default=100, ge=1)
+
+
+class EASEParams(FamilyParams):
+    regularization: float = Field(default=200.0, gt=0, description="λ added to the Gram matrix's diagonal.")
+
+
+class ALSParams(FamilyParams):
+    factors: int = Field(default=64, ge=1)
+    regularization: float = Field(default=0.1, ge=0)
+    alpha: float = Field(default=1.0, gt=0)
+    iterations: int = Field(default=15, ge=1)
     bm25_k1: float = Field(default=100.0, ge=0, description="BM25 K1 for confidence weighting; 0 disables it.")
-    bm25_b: float = Field(default=0.8, ge=0, le=1, description="BM25 length normalisation B (0 = none, 1 = full).")
-    random_state: int = Field(default=42, description="Seed of the factor initialisation.")
-    num_threads: int = Field(
-        default=0, ge=0, description="implicit's worker threads (0 = all cores); BLAS stays at one thread."
+    bm25_b: float = Field(default=0.8, ge=0, le=1)
+    random_state: int = 42
+    num_threads: int = Field(default=0, ge=0)
+
+
+class BPRParams(FamilyParams):
+    factors: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=0.01, gt=0)
+    regularization: float = Field(default=0.01, ge=0)
+    iterations: int = Field(default=100, ge=1)
+    random_state: int = 42
+    num_threads: int = Field(default=0, ge=0)
+
+
+Protocol = Literal["per_user", "global_cut"]
+Family = Literal["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr"]
+
+
+class SelectionParams(BaseModel):
+    """Model selection across families: what is searched, for how long, and which protocol decides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Plain strings (checked below): Dagster's run config cannot express a list of literals.
+    families: list[str] = Field(
+        default=["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr"],
+        min_length=1,
+        description="Candidate families, searched in this order.",
     )
-
-
-class ALSParams(ALSFixedParams):
-    """One complete set of ALS hyperparameters: what a model is trained with and a bundle records."""
-
-    factors: int = Field(default=64, ge=1, description="Latent factors.")
-    regularization: float = Field(default=0.1, ge=0, description="L2 regularisation.")
-    alpha: float = Field(default=1.0, gt=0, description="Confidence scaling (applied inside implicit's fit).")
-
-
-class ALSSearchSpace(ALSFixedParams):
-    """The ALS grid searched on the validation split, plus the settings every candidate shares."""
-
-    factors: list[int] = Field(default=[16, 32, 64], min_length=1, description="Latent factor counts to try.")
-    regularization: list[float] = Field(
-        default=[0.1, 1.0], min_length=1, description="L2 regularisation values to try."
+    trials_per_family: int = Field(default=6, ge=1, description="Optuna trials per family (TPE, seeded).")
+    time_budget_seconds: float = Field(
+        default=90.0, gt=0, description="Whole search budget; each family gets an equal share of what is left."
     )
-    alpha: list[float] = Field(
-        default=[1.0], min_length=1, description="Confidence scaling values to try (applied inside fit)."
+    validation_users: int = Field(
+        default=20_000, ge=1, description="Validation users sampled (seeded) to score each trial."
     )
-    validation_k: int = Field(default=10, ge=1, description="Cut-off of the validation NDCG that picks the candidate.")
+    protocol: str = Field(
+        default="global_cut",
+        description="Protocol whose validation split selects the model and whose holdout gates it.",
+    )
+    k: int = Field(default=10, ge=1, description="Cut-off of the validation NDCG that picks the model.")
+    seed: int = Field(default=42, description="Seed of the sampler, the validation sample and the models.")
+    ease_memory_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="EASE is skipped when its ~4 items² float32 matrices exceed this share of available memory.",
+    )
+    num_threads: int = Field(default=0, ge=0, description="implicit's worker threads (0 = all cores).")
 
-    def candidates(self) -> Iterator[ALSParams]:
-        """Every grid point, in a fixed order."""
-        fixed = ALSFixedParams.model_validate(self.model_dump(include=set(ALSFixedParams.model_fields)))
-        for factors, regularization, alpha in product(self.factors, self.regularization, self.alpha):
-            yield ALSParams(**fixed.model_dump(), factors=factors, regularization=regularization, alpha=alpha)
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, families: list[str]) -> list[str]:
+        unknown = sorted(set(families) - set(get_args(Family)))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; expected some of {get_args(Family)}")
+        return families
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, protocol: str) -> str:
+        if protocol not in get_args(Protocol):
+            raise ValueError(f"unknown protocol {protocol!r}; expected one of {get_args(Protocol)}")
+        return protocol
+
+
+FAMILY_PARAMS: dict[str, type[FamilyParams]] = {
+    "popularity": PopularityParams,
+    "recent_popularity": RecentPopularityParams,
+    "item_knn": ItemKNNParams,
+    "ease": EASEParams,
+    "als": ALSParams,
+    "bpr": BPRParams,
+}

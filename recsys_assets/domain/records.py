@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recsys_assets.domain.params import ALSParams, ALSSearchSpace
+from recsys_assets.domain.params import FAMILY_PARAMS, Family, Protocol, SelectionParams
 
 Metrics = dict[str, float]
 
@@ -52,6 +52,15 @@ class SplitCounts(Record):
     holdout_pairs_unknown_item: int = Field(description="Held-out pairs whose item never occurs in training (dropped).")
     holdout_users: int
     density: float
+    end_day: float = Field(
+        default=0.0, description="End of the data, in days since the epoch (midnight after the last event)."
+    )
+    cut_days: int = Field(default=7, description="Days after the global time cut that form its holdout.")
+    cut_holdout_pairs: int = 0
+    cut_holdout_users: int = 0
+    cut_holdout_pairs_cold: int = Field(
+        default=0, description="Pairs after the time cut whose item or user has no interaction before it (dropped)."
+    )
 
 
 class TrainingSetSummary(SplitCounts):
@@ -67,7 +76,7 @@ class TrainingRequest(Record):
 
     training_set: str = Field(description="Folder (URI) of the training set to train on.")
     output: str = Field(description="Folder (URI) the model and the training report are written to.")
-    search: ALSSearchSpace
+    search: SelectionParams
 
     def to_extras(self) -> dict[str, Any]:
         return {"request": self.model_dump(mode="json")}
@@ -77,20 +86,41 @@ class TrainingRequest(Record):
         return cls.model_validate(extras["request"])
 
 
-class SearchTrial(Record):
-    """One hyperparameter candidate tried on the validation split."""
+class ModelSpec(Record):
+    """The model family and the parameters it was trained with (validated by the family on load)."""
 
-    params: ALSParams
+    family: Family = "als"
+    params: dict[str, Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_params(cls, raw: Any) -> Any:
+        """The family's full parameter set: a misspelled or missing parameter fails here, by name."""
+        params_type = FAMILY_PARAMS.get(raw.get("family", "als")) if isinstance(raw, dict) else None
+        if params_type is not None and isinstance(raw.get("params"), dict):
+            raw = {**raw, "params": params_type.model_validate(raw["params"]).model_dump(mode="json")}
+        return raw
+
+
+class SearchTrial(Record):
+    """One candidate (family and parameters) tried on the validation split."""
+
+    family: Family
+    params: dict[str, Any]
     validation_ndcg: float
     k: int
     seconds: float
+    state: Literal["complete", "pruned", "failed"] = "complete"
 
 
 class TrainingReport(Record):
-    """What the training entrypoint did: chosen hyperparameters, every search trial, and its cost."""
+    """What the training entrypoint did: the selected model, every search trial, and its cost."""
 
-    hyperparameters: ALSParams
+    model: ModelSpec
+    protocol: Protocol
     search: list[SearchTrial]
+    skipped: dict[str, str] = Field(default_factory=dict, description="Families not searched, with the reason.")
+    search_seconds: float
     training_seconds: float
     users: int
     items: int
@@ -98,7 +128,19 @@ class TrainingReport(Record):
     host: str
 
     def best_trial(self) -> SearchTrial | None:
-        return max(self.search, key=lambda trial: trial.validation_ndcg, default=None)
+        complete = [trial for trial in self.search if trial.state == "complete"]
+        return max(complete, key=lambda trial: trial.validation_ndcg, default=None)
+
+    def trials_table(self) -> str:
+        """Markdown table of every trial, then the skipped families."""
+        lines = ["| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
+        for number, trial in enumerate(self.search, 1):
+            params = ", ".join(f"{name}={value}" for name, value in trial.params.items())
+            lines.append(
+                f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {trial.seconds:.2f} | {trial.state} |"
+            )
+        lines += [f"| - | {family} | skipped: {reason} | | | |" for family, reason in self.skipped.items()]
+        return "\n".join(lines)
 
 
 class ChampionScore(Record):
@@ -111,14 +153,28 @@ class HoldoutSize(Record):
     pairs: int
 
 
+class ProtocolResult(Record):
+    """The model and every baseline scored on one protocol's holdout."""
+
+    model: Metrics
+    baselines: dict[str, Metrics]
+    holdout: HoldoutSize
+
+
 class EvaluationResult(Record):
-    """`metrics.json` of `model_evaluation`: every model scored on the same holdout."""
+    """`metrics.json` of `model_evaluation`: every model scored on the same holdout, under each protocol.
+
+    `model`, `baselines` and `holdout` are the gating protocol's (`protocol`); the champion is
+    scored on that protocol's holdout too.
+    """
 
     k: int
+    protocol: Protocol
     model: Metrics
     baselines: dict[str, Metrics]
     champion: ChampionScore | None
     holdout: HoldoutSize
+    protocols: dict[str, ProtocolResult]
     training_set: TrainingSetSummary
     # Champion items still in the current catalogue; 0 means it could recommend nothing (metrics 0).
     champion_shared_items: int | None = None
@@ -131,13 +187,6 @@ class BundleRef(Record):
 
     version: str
     uri: str
-
-
-class ModelSpec(Record):
-    """The model family and the parameters it was trained with."""
-
-    family: Literal["als"] = "als"
-    params: ALSParams
 
 
 class ManifestData(Record):
@@ -156,6 +205,10 @@ class ManifestMetrics(Record):
     baselines: dict[str, Metrics]
 
 
+class ProtocolMetrics(ManifestMetrics):
+    holdout_users: int
+
+
 class DagsterRun(Record):
     run_id: str
     partition: str
@@ -167,7 +220,8 @@ MANIFEST_SCHEMA_VERSION = 2
 class Manifest(Record):
     """`manifest.json`: everything needed to trust, load and compare a bundle, read back for years.
 
-    Version 2 names the model family (`model.family`, `model.params`); version 1 (no
+    Version 2 names the model family (`model.family`, `model.params`: any family since issue 11,
+    which also added `protocol` and `protocols` with defaults that read older files); version 1 (no
     `schema_version`) had ALS hyperparameters at the top level and is upgraded on read.
     """
 
@@ -183,6 +237,8 @@ class Manifest(Record):
     k: int
     holdout_users: int
     metrics: ManifestMetrics
+    protocol: Protocol = Field(default="per_user", description="The protocol `metrics` and the gate come from.")
+    protocols: dict[str, ProtocolMetrics] = Field(default_factory=dict, description="Metrics under every protocol.")
     champion: ChampionScore | None
     dagster: DagsterRun
     files: dict[str, str] = Field(default_factory=dict, description="SHA-256 of every other file in the bundle.")

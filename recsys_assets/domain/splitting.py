@@ -16,15 +16,46 @@ from recsys_assets.domain.layout import SPLITS, TrainingSetFiles
 from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.records import SplitCounts, TrainingSetSummary
 
+PER_USER = "per_user"
+GLOBAL_CUT = "global_cut"
+PROTOCOLS = (PER_USER, GLOBAL_CUT)
+DAY_SECONDS = 86_400
+
+
+@dataclass(frozen=True)
+class ProtocolData:
+    """One evaluation protocol's matrices, with the age in days of every training pair at its cut.
+
+    `fit`/`validation` tune hyperparameters; `train` (= fit + validation) trains the model that is
+    scored on `holdout`. Ages are measured from the end of the data each matrix trains on.
+    """
+
+    name: str
+    fit: sp.csr_matrix
+    fit_ages: sp.csr_matrix
+    validation: sp.csr_matrix
+    train: sp.csr_matrix
+    train_ages: sp.csr_matrix
+    holdout: sp.csr_matrix
+
 
 @dataclass
 class TrainingSet:
-    """Matrices share one user and one item index; `train` = `fit` + `validation`."""
+    """Matrices share one user and one item index; `train` = `fit` + `validation`.
+
+    `train`..`holdout` are the per-user temporal split, `cut_*` the global time cut, and `times`
+    holds the day (since the epoch, fractional) each user-item pair was first seen.
+    """
 
     train: sp.csr_matrix
     fit: sp.csr_matrix
     validation: sp.csr_matrix
     holdout: sp.csr_matrix
+    cut_train: sp.csr_matrix
+    cut_fit: sp.csr_matrix
+    cut_validation: sp.csr_matrix
+    cut_holdout: sp.csr_matrix
+    times: sp.csr_matrix
     user_ids: pa.Array
     item_ids: pa.Array
     counts: SplitCounts
@@ -45,6 +76,34 @@ class TrainingSet:
             user_ids=storage.table_from_bytes(storage.read_bytes(files.user_ids))["user_id"].combine_chunks(),
             item_ids=storage.table_from_bytes(storage.read_bytes(files.item_ids))["item_id"].combine_chunks(),
             counts=summary,
+        )
+
+    def ages(self, matrix: sp.csr_matrix, reference_day: float) -> sp.csr_matrix:
+        """Age in days at `reference_day` of every entry of `matrix` (same storage order)."""
+        coo = matrix.tocoo()
+        first_seen = np.asarray(self.times[coo.row, coo.col], dtype=np.float64).ravel()
+        ages = np.maximum(reference_day - first_seen, 0.0).astype(np.float32)
+        return sp.csr_matrix((ages, (coo.row, coo.col)), shape=matrix.shape)
+
+    def protocol(self, name: str) -> ProtocolData:
+        """The matrices of evaluation protocol `name` (`per_user` or `global_cut`)."""
+        end, days = self.counts.end_day, self.counts.cut_days
+        if name == PER_USER:
+            fit, validation, train, holdout = self.fit, self.validation, self.train, self.holdout
+            fit_end = train_end = end
+        elif name == GLOBAL_CUT:
+            fit, validation, train, holdout = self.cut_fit, self.cut_validation, self.cut_train, self.cut_holdout
+            fit_end, train_end = end - 2 * days, end - days
+        else:
+            raise ValueError(f"unknown protocol {name!r}; expected one of {PROTOCOLS}")
+        return ProtocolData(
+            name=name,
+            fit=fit,
+            fit_ages=self.ages(fit, fit_end),
+            validation=validation,
+            train=train,
+            train_ages=self.ages(train, train_end),
+            holdout=holdout,
         )
 
     @property
@@ -78,6 +137,12 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
     # Holdout: each user's most recent distinct items (by first interaction); validation: the
     # most recent of what remains, used only for hyperparameter search. Users keep at least one
     # training item because min_user_items >= 2 and both fractions round down.
+    # The global cut: holdout = pairs first seen in the last `cut_days` days, validation = the
+    # `cut_days` before that, fit = everything earlier (end = midnight after the last event).
+    end_day = float(
+        con.sql(f"SELECT coalesce(floor(max(epoch(event_ts)) / {DAY_SECONDS}) + 1, 0) FROM events").fetchall()[0][0]
+    )
+    cut, validation_cut = end_day - params.cut_days, end_day - 2 * params.cut_days
     pairs = con.sql(
         f"""
         WITH deduped AS (SELECT DISTINCT user_id, item_id, event_type, weight, event_ts FROM events),
@@ -99,6 +164,10 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
         split AS (
             SELECT *, greatest(1, floor(n * {float(params.holdout_fraction)!r}))::BIGINT AS n_holdout FROM ranked)
         SELECT user_id, item_id, confidence::FLOAT AS confidence,
+               epoch(first_ts) / {DAY_SECONDS} AS first_day,
+               CASE WHEN epoch(first_ts) / {DAY_SECONDS} >= {cut!r} THEN 'holdout'
+                    WHEN epoch(first_ts) / {DAY_SECONDS} >= {validation_cut!r} THEN 'validation'
+                    ELSE 'fit' END AS cut_split,
                CASE WHEN recency <= n_holdout THEN 'holdout'
                     WHEN recency <= n_holdout + greatest(1, floor((n - n_holdout) * {float(params.validation_fraction)!r}))
                          AND n - n_holdout >= 2 THEN 'validation'
@@ -107,24 +176,26 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
         """
     ).to_arrow_table()
     con.register("pairs", pairs)
-    users = con.sql("SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' ORDER BY user_id").to_arrow_table()[
-        "user_id"
-    ]
-    items = con.sql("SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' ORDER BY item_id").to_arrow_table()[
-        "item_id"
-    ]
+    users = con.sql(
+        "SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY user_id"
+    ).to_arrow_table()["user_id"]
+    items = con.sql(
+        "SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY item_id"
+    ).to_arrow_table()["item_id"]
     con.register("users", pa.table({"user_id": users, "u": pa.array(np.arange(len(users), dtype=np.int32))}))
     con.register("items", pa.table({"item_id": items, "i": pa.array(np.arange(len(items), dtype=np.int32))}))
     # Holdout pairs whose item never occurs in training cannot be recommended by any model; they
     # are dropped and counted rather than silently scored as misses.
     indexed = con.sql(
-        "SELECT u, i, confidence, split FROM pairs JOIN users USING (user_id) JOIN items USING (item_id)"
+        "SELECT u, i, confidence, first_day, split, cut_split FROM pairs JOIN users USING (user_id) JOIN items USING (item_id)"
     ).to_arrow_table()
     shape = (len(users), len(items))
     u = indexed["u"].to_numpy()
     i = indexed["i"].to_numpy()
     conf = indexed["confidence"].to_numpy()
     split = indexed["split"].to_numpy(zero_copy_only=False)
+    cut_split = indexed["cut_split"].to_numpy(zero_copy_only=False)
+    first_day = indexed["first_day"].to_numpy()
 
     def matrix(mask: np.ndarray, values: np.ndarray | None = None) -> sp.csr_matrix:
         data = conf[mask] if values is None else values[mask]
@@ -132,12 +203,28 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
 
     is_fit, is_val, is_hold = split == "fit", split == "validation", split == "holdout"
     ones = np.ones_like(conf)
-    train, holdout = matrix(is_fit | is_val), matrix(is_hold, ones)
+    train = matrix(is_fit | is_val)
+    # The index holds what either protocol trains on: keep only held-out items this protocol trained on.
+    holdout = matrix(is_hold & (np.bincount(train.indices, minlength=shape[1]) > 0)[i], ones)
+    cut_is_fit, cut_is_val = cut_split == "fit", cut_split == "validation"
+    cut_train, cut_fit = matrix(cut_is_fit | cut_is_val), matrix(cut_is_fit)
+    # After the cut only users and items with history before it can be scored; the rest is counted as cold.
+    warm_user = np.diff(cut_train.indptr) > 0
+    warm_item = np.bincount(cut_train.indices, minlength=shape[1]) > 0
+    cut_hold = cut_split == "holdout"
+    cut_warm = cut_hold & warm_user[u] & warm_item[i]
+    cut_holdout = matrix(cut_warm, ones)
     return TrainingSet(
         train=train,
         fit=matrix(is_fit),
         validation=matrix(is_val, ones),
         holdout=holdout,
+        cut_train=cut_train,
+        cut_fit=cut_fit,
+        cut_validation=matrix(cut_is_val & (np.diff(cut_fit.indptr) > 0)[u], ones),
+        cut_holdout=cut_holdout,
+        # A pair first seen at the epoch would be a stored zero: day 0 never occurs in real data.
+        times=sp.csr_matrix((first_day.astype(np.float64), (u, i)), shape=shape),
         user_ids=users.combine_chunks(),
         item_ids=items.combine_chunks(),
         counts=SplitCounts(
@@ -154,5 +241,13 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
             - int(holdout.nnz),
             holdout_users=int((np.diff(holdout.indptr) > 0).sum()),
             density=float(train.nnz) / max(shape[0] * shape[1], 1),
+            end_day=end_day,
+            cut_days=params.cut_days,
+            cut_holdout_pairs=int(cut_holdout.nnz),
+            cut_holdout_users=int((np.diff(cut_holdout.indptr) > 0).sum()),
+            cut_holdout_pairs_cold=int(
+                con.sql("SELECT count(*) FROM pairs WHERE cut_split = 'holdout'").fetchall()[0][0]
+            )
+            - int(cut_holdout.nnz),
         ),
     )

@@ -1,27 +1,26 @@
-"""Offline evaluation of the model against its baselines (and the current champion) on one holdout."""
+"""Offline evaluation of the selected model against its baselines (and the champion), under both protocols."""
 
-import io
 from collections.abc import Iterator
 
 import dagster as dg
-import numpy as np
 import pyarrow as pa
 from pydantic import Field
 
 from recsys_assets.catalog import GROUP, asset_attributes
-from recsys_assets.domain import storage
-from recsys_assets.domain.champion import ChampionModel, score_champion, shared_items
-from recsys_assets.domain.layout import BundleFile
+from recsys_assets.domain import serving, storage
+from recsys_assets.domain.champion import score_champion, shared_items
+from recsys_assets.domain.families import BASELINES, load_model, rank_users
+from recsys_assets.domain.layout import ModelStoreKeys
 from recsys_assets.domain.metrics import evaluate, metrics_table
-from recsys_assets.domain.recommenders import als_from_bytes, knn_from_bytes, ranker
-from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest
-from recsys_assets.domain.splitting import TrainingSet
+from recsys_assets.domain.records import EvaluationResult, HoldoutSize, ProtocolResult, TrainingReport
+from recsys_assets.domain.serving import Bundle, open_bundle
+from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import BundleIntegrityError, ModelStore
 from recsys_assets.settings import SETTINGS
 
-CHECK_BEATS_POPULARITY = "beats_popularity"
+CHECK_BEATS_BASELINES = "beats_baselines"
 
 
 class EvaluationConfig(dg.Config):
@@ -30,7 +29,7 @@ class EvaluationConfig(dg.Config):
         default=0.05,
         ge=-1,
         le=10,
-        description="The model's NDCG@k must exceed popularity's by this fraction (0.05 = 5%).",
+        description="The model's NDCG@k must exceed popularity's and item-kNN's by this fraction (0.05 = 5%).",
     )
 
 
@@ -38,8 +37,8 @@ class ChampionUnreadableError(RuntimeError):
     """The champion pointer or bundle cannot be used: the comparison is impossible, not failed."""
 
 
-def load_champion(store: ModelStore, model_name: str) -> ChampionModel | None:
-    """The promoted bundle's item factors, ids and parameters, or None when nothing is promoted yet.
+def load_champion(store: ModelStore, model_name: str) -> Bundle | None:
+    """The promoted bundle, verified and loaded as serving loads it, or None when nothing is promoted yet.
 
     Raises:
         ChampionUnreadableError: the pointer or manifest is unreadable, or a file is missing or does
@@ -50,21 +49,24 @@ def load_champion(store: ModelStore, model_name: str) -> ChampionModel | None:
         if pointer is None:
             return None
         version = pointer["version"]
-        raw_manifest = store.read_manifest(model_name, version)
-        if raw_manifest is None:
-            raise FileNotFoundError(f"the champion {model_name}/{version} has no manifest in {store.uri('')}")
-        manifest = Manifest.from_dict(raw_manifest)
-        return ChampionModel(
-            version=version,
-            item_factors=np.load(
-                io.BytesIO(store.read_file(model_name, version, BundleFile.ITEM_FACTORS)), allow_pickle=False
-            ),
-            item_ids=storage.table_from_bytes(store.read_file(model_name, version, BundleFile.ITEM_IDS))[
-                "item_id"
-            ].combine_chunks(),
-            params=manifest.model.params,
-        )
-    except (FileNotFoundError, BundleIntegrityError, KeyError, TypeError, ValueError, pa.ArrowInvalid) as exc:
+        keys = ModelStoreKeys(model_name)
+
+        def read(name: str) -> bytes:
+            data = store.get_object(keys.bundle_file(version, name))
+            if data is None:
+                raise FileNotFoundError(f"the champion {model_name}/{version} has no {name} in {store.uri('')}")
+            return data
+
+        return open_bundle(store.uri(keys.bundle_prefix(version)), read)
+    except (
+        FileNotFoundError,
+        BundleIntegrityError,
+        serving.BundleIntegrityError,
+        KeyError,
+        TypeError,
+        ValueError,
+        pa.ArrowInvalid,
+    ) as exc:
         raise ChampionUnreadableError(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -80,6 +82,23 @@ def champion_comparison(evaluation: EvaluationResult) -> str:
     return f"champion {champion.version} scored on {evaluation.champion_shared_items} shared items"
 
 
+def gate(results: dict[str, dict[str, float]], k: int, lift: float) -> tuple[bool, str, dict[str, float]]:
+    """Whether the model beats every baseline's NDCG@k by `lift`, why, and the numbers."""
+    ndcg = f"ndcg@{k}"
+    model = results["model"][ndcg]
+    required = {name: results[name][ndcg] * (1 + lift) for name in BASELINES}
+    passed = all(model > floor for floor in required.values())
+    reasons = ", ".join(f"{name} {results[name][ndcg]:.4f} (needs > {required[name]:.4f})" for name in BASELINES)
+    metadata = {"challenger": round(model, 4), "margin": lift}
+    metadata |= {name: round(results[name][ndcg], 4) for name in BASELINES}
+    metadata |= {f"required_over_{name}": round(floor, 4) for name, floor in required.items()}
+    return (
+        passed,
+        f"model {ndcg} {model:.4f} {'beats' if passed else 'does not beat'} {reasons} by {lift:.0%}",
+        metadata,
+    )
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["als_model", "baseline_models"],
@@ -87,44 +106,63 @@ def champion_comparison(evaluation: EvaluationResult) -> str:
     **asset_attributes("model_store", extra_kinds=("python",)),
     check_specs=[
         dg.AssetCheckSpec(
-            CHECK_BEATS_POPULARITY,
+            CHECK_BEATS_BASELINES,
             asset="model_evaluation",
             partitions_def=daily_partitions,
             blocking=True,
-            description="The model beats the popularity baseline on NDCG@k by the configured margin; "
-            "no bundle is written otherwise.",
+            description="On the gating protocol's holdout, the model beats popularity and item-kNN on NDCG@k by "
+            "the configured margin; no bundle is written otherwise.",
         )
     ],
 )
 def model_evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, model_store: ModelStore
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
-    """Precision, recall, NDCG and MAP at k plus coverage for the model, each baseline and the champion."""
+    """Ranking metrics of the model and each baseline under both protocols, and of the champion."""
     key = context.partition_key
+    k = config.k
     data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(key))
+    trained = artifacts.layout_of(context, "als_model").als_model(key)
+    report = TrainingReport.from_json(storage.read_bytes(trained.report))
     baselines = artifacts.layout_of(context, "baseline_models").baseline_models(key)
-    models = {
-        "model": als_from_bytes(storage.read_bytes(artifacts.layout_of(context, "als_model").als_model(key).model)),
-        "popularity": als_from_bytes(storage.read_bytes(baselines.model("popularity"))),
-        "item_knn": knn_from_bytes(storage.read_bytes(baselines.model("item_knn"))),
-    }
-    results = {}
-    for name, model in models.items():
-        results[name] = evaluate(ranker(model, data.train, config.k), data.holdout, config.k)
+    protocols: dict[str, ProtocolResult] = {}
+    for protocol in PROTOCOLS:
+        split = data.protocol(protocol)
+        models = {
+            "model": load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol)))
+        }
+        for name, (family, params) in BASELINES.items():
+            models[name] = load_model(family, params, storage.read_bytes(baselines.model(f"{name}_{protocol}")))
+        results = {
+            name: evaluate(rank_users(model, split.train, k), split.holdout, k) for name, model in models.items()
+        }
         context.log.info(
-            f"evaluated {name} on {results[name]['users_evaluated']:,} users: ndcg@{config.k} "
-            f"{results[name][f'ndcg@{config.k}']:.4f}"
+            f"{protocol}: "
+            + ", ".join(f"{name} ndcg@{k} {metrics[f'ndcg@{k}']:.4f}" for name, metrics in results.items())
         )
+        protocols[protocol] = ProtocolResult(
+            model=results["model"],
+            baselines={name: results[name] for name in BASELINES},
+            holdout=HoldoutSize(users=int(results["model"]["users_evaluated"]), pairs=int(split.holdout.nnz)),
+        )
+    gated = protocols[report.protocol]
+    gated_split = data.protocol(report.protocol)
+
     unavailable = None
     try:
-        champion_model = load_champion(model_store, SETTINGS.model_name)
+        champion_bundle = load_champion(model_store, SETTINGS.model_name)
     except ChampionUnreadableError as exc:
-        champion_model, unavailable = None, f"the champion cannot be read ({exc})"
+        champion_bundle, unavailable = None, f"the champion cannot be read ({exc})"
         context.log.warning(f"comparison with the champion impossible: {unavailable}")
-    champion = score_champion(champion_model, data, config.k) if champion_model else None
-    shared = shared_items(champion_model, data) if champion_model else None
-    if champion is not None:
-        context.log.info(f"champion {champion.version}: ndcg@{config.k} {champion.metrics[f'ndcg@{config.k}']:.4f}")
+    champion, shared = None, None
+    if champion_bundle is not None:
+        champion = score_champion(
+            champion_bundle, gated_split.train, gated_split.holdout, data.user_ids, data.item_ids, k
+        )
+        shared = shared_items(champion_bundle.item_ids, data.item_ids)
+        context.log.info(
+            f"champion {champion.version} ({report.protocol}): ndcg@{k} {champion.metrics[f'ndcg@{k}']:.4f}"
+        )
         if shared == 0:
             context.log.warning(
                 f"champion {champion.version} shares no items with this training set: scored as no overlap "
@@ -132,11 +170,13 @@ def model_evaluation(
             )
 
     evaluation = EvaluationResult(
-        k=config.k,
-        model=results["model"],
-        baselines={name: m for name, m in results.items() if name != "model"},
+        k=k,
+        protocol=report.protocol,
+        model=gated.model,
+        baselines=gated.baselines,
         champion=champion,
-        holdout=HoldoutSize(users=int(results["model"]["users_evaluated"]), pairs=int(data.holdout.nnz)),
+        holdout=gated.holdout,
+        protocols=protocols,
         training_set=data.summary,
         champion_shared_items=shared,
         champion_unavailable=unavailable,
@@ -144,36 +184,40 @@ def model_evaluation(
     metrics_uri = artifacts.layout(context.run).model_evaluation(key).metrics
     storage.write_bytes(metrics_uri, evaluation.to_json())
 
-    ndcg = f"ndcg@{config.k}"
-    model_ndcg, popularity_ndcg = results["model"][ndcg], results["popularity"][ndcg]
-    required = popularity_ndcg * (1 + config.min_relative_lift)
-    passed = model_ndcg > required
+    ndcg = f"ndcg@{k}"
+    tables = {
+        f"metrics_{protocol}": dg.MetadataValue.md(
+            metrics_table(
+                {"model": result.model, **result.baselines}
+                | (
+                    {f"champion ({champion.version})": champion.metrics}
+                    if champion and protocol == report.protocol
+                    else {}
+                )
+            )
+        )
+        for protocol, result in protocols.items()
+    }
     # The materialization first: the check result then attaches to this run's materialization.
-    table = {**results, **({f"champion ({champion.version})": champion.metrics} if champion else {})}
     yield dg.MaterializeResult(
         metadata={
-            **{name: round(value, 4) for name, value in results["model"].items()},
-            f"popularity_{ndcg}": round(popularity_ndcg, 4),
-            f"item_knn_{ndcg}": round(results["item_knn"][ndcg], 4),
+            **{name: round(value, 4) for name, value in gated.model.items()},
+            "protocol": report.protocol,
+            "family": report.model.family,
+            **{f"{name}_{ndcg}": round(metrics[ndcg], 4) for name, metrics in gated.baselines.items()},
+            **{f"{protocol}_model_{ndcg}": round(result.model[ndcg], 4) for protocol, result in protocols.items()},
             "champion_version": champion.version if champion else "none",
             "champion_comparison": champion_comparison(evaluation),
-            "metrics": dg.MetadataValue.md(metrics_table(table)),
+            **tables,
             "path": dg.MetadataValue.path(metrics_uri),
         }
     )
+    passed, description, numbers = gate({"model": gated.model, **gated.baselines}, k, config.min_relative_lift)
     yield dg.AssetCheckResult(
-        check_name=CHECK_BEATS_POPULARITY,
+        check_name=CHECK_BEATS_BASELINES,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"model {ndcg} {model_ndcg:.4f} {'>' if passed else '<='} required {required:.4f} "
-            f"(popularity {popularity_ndcg:.4f} + {config.min_relative_lift:.0%})"
-        ),
+        description=f"{report.protocol}: {description}",
         # Numbers, so the UI plots them over partitions.
-        metadata={
-            "challenger": round(model_ndcg, 4),
-            "popularity": round(popularity_ndcg, 4),
-            "required": round(required, 4),
-            "margin": config.min_relative_lift,
-        },
+        metadata={**numbers, "protocol": report.protocol},
     )

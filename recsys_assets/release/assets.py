@@ -19,7 +19,6 @@ from recsys_assets.domain.bundle import (
     png_data_uri,
 )
 from recsys_assets.domain.layout import BundleFile, safe_relative_path, serving_pointer_path
-from recsys_assets.domain.recommenders import als_from_bytes
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.domain.registry import TransitionError, champion_of, versions_table
 from recsys_assets.partitions import daily_partitions
@@ -115,7 +114,6 @@ def model_bundle(
     evaluation = EvaluationResult.from_json(storage.read_bytes(evaluation_files.metrics))
     trained = artifacts.layout_of(context, "als_model").als_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
-    model = als_from_bytes(storage.read_bytes(trained.model))
     now = datetime.now(UTC)
     version = new_version(now, context.run.run_id)
     manifest = build_manifest(
@@ -133,8 +131,8 @@ def model_bundle(
     files = bundle_files(
         manifest,
         comparison,
-        user_factors=model.user_factors,
-        item_factors=model.item_factors,
+        # The gating protocol's model: the one the evaluation scored, and serving reproduces.
+        model=storage.read_bytes(trained.model(evaluation.protocol)),
         user_ids=storage.read_bytes(training_files.user_ids),
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,
@@ -157,8 +155,9 @@ def model_bundle(
             "version": version,
             "release_blocked": blocked,
             "uri": dg.MetadataValue.url(uri) if "://" in uri else dg.MetadataValue.path(uri),
+            "family": manifest.model.family,
             # The plot inline: a relative link to the bundle's metrics.png would be a broken image in the UI.
-            "model_card": dg.MetadataValue.md(model_card(manifest, comparison, plot_src=png_data_uri(plot))),
+            "model_card": dg.MetadataValue.md(model_card(manifest, comparison, report, plot_src=png_data_uri(plot))),
             "metrics_plot": dg.MetadataValue.md(f"![metrics]({png_data_uri(plot)})"),
             **{f"model_{name}": round(value, 4) for name, value in comparison["model"].items()},
             "code_version": manifest.code_version or "unknown",

@@ -45,7 +45,7 @@ class MlflowTracker:
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(manifest.model_name)
         tags = {BUNDLE_VERSION_TAG: manifest.version, "dagster_run_id": manifest.dagster.run_id}
         run = client.create_run(experiment_id, run_name=manifest.version, tags=tags)
-        params = {"family": manifest.model.family, **manifest.model.params.model_dump()}
+        params = {"family": manifest.model.family, **manifest.model.params}
         params.update(window_start=manifest.data.window.start, window_end=manifest.data.window.end)
         # MLflow refuses "@" in names: ndcg@10 is logged as holdout_ndcg_at_10.
         metrics = [
@@ -57,11 +57,13 @@ class MlflowTracker:
         )
         for step, trial in enumerate(report.search):
             child = client.create_run(
-                experiment_id, run_name=f"trial {step}", tags={"mlflow.parentRunId": run.info.run_id}
+                experiment_id,
+                run_name=f"trial {step} ({trial.family}, {trial.state})",
+                tags={"mlflow.parentRunId": run.info.run_id},
             )
             client.log_batch(
                 child.info.run_id,
-                params=[Param(k, str(v)) for k, v in trial.params.model_dump().items()],
+                params=[Param(k, str(v)) for k, v in {"family": trial.family, **trial.params}.items()],
                 metrics=[Metric(f"validation_ndcg_at_{trial.k}", trial.validation_ndcg, now, step)],
                 synchronous=True,
             )

@@ -1,14 +1,14 @@
-"""The champion's item factors are mapped onto the current catalogue by item id, with users folded in."""
+"""The champion is scored through the bundle's scoring contract: items mapped by id, unknown users folded in."""
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.champion import ChampionModel, champion_recommendations, score_champion, shared_items
+from recsys_assets.domain import champion as scoring
+from recsys_assets.domain.families import ALS
 from recsys_assets.domain.params import ALSParams
-from recsys_assets.domain.records import SplitCounts
-from recsys_assets.domain.splitting import TrainingSet
+from recsys_assets.domain.serving import Bundle
 
 # Current catalogue: a b c d e f -> indices 0..5. "d" is new (the champion never saw it).
 CURRENT = ["a", "b", "c", "d", "e", "f"]
@@ -26,72 +26,64 @@ def matrix(pairs: list[tuple[int, int]]) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(2, len(CURRENT)))
 
 
-def training_set(holdout: list[tuple[int, int]]) -> TrainingSet:
-    train = matrix([(0, A), (1, F)])
-    return TrainingSet(
-        train=train,
-        fit=train,
-        validation=matrix([]),
-        holdout=matrix(holdout),
-        user_ids=pa.array(["u0", "u1"]),
-        item_ids=pa.array(CURRENT),
-        counts=SplitCounts(
-            events=4,
-            events_deduplicated=4,
-            pairs_kept=4,
-            users=2,
-            items=6,
-            train_pairs=2,
-            holdout_pairs=len(holdout),
-            holdout_pairs_unknown_item=0,
-            holdout_users=len(holdout),
-            density=2 / 12,
-        ),
-    )
-
-
-CHAMPION = ChampionModel(
+TRAIN = matrix([(0, A), (1, F)])
+USERS = pa.array(["u0", "u1"])
+ITEMS = pa.array(CURRENT)
+CHAMPION = Bundle(
+    uri="memory://champion-v1",
     version="champion-v1",
-    item_factors=CHAMPION_FACTORS,
+    # "old" is the only user the champion was trained on: u0 and u1 are folded in from their history.
+    model=ALS.from_arrays(
+        ALSParams(factors=1, bm25_k1=0.0, num_threads=1),
+        {"user_factors": np.ones((1, 1), np.float32), "item_factors": CHAMPION_FACTORS},
+    ),
+    user_ids=pa.array(["old"]),
     item_ids=pa.array(CHAMPION_IDS),
-    params=ALSParams(factors=1, bm25_k1=0.0, num_threads=1),
 )
 
 
+def champion_recommendations(users: np.ndarray, k: int) -> np.ndarray:
+    return scoring.champion_recommendations(CHAMPION, TRAIN, USERS, ITEMS, users, k)
+
+
+def score_champion(holdout: list[tuple[int, int]], k: int):
+    return scoring.score_champion(CHAMPION, TRAIN, matrix(holdout), USERS, ITEMS, k)
+
+
 def test_recommendations_are_current_catalogue_indices():
-    recs = champion_recommendations(CHAMPION, training_set([]), np.array([1]), k=3)
+    recs = champion_recommendations(np.array([1]), k=3)
     # champion order e, a, b (its indices 1, 5, 4) are current indices 4, 0, 1
     assert recs.tolist() == [[E, A, B]]
 
 
 def test_folding_in_uses_the_users_current_rows():
-    recs = champion_recommendations(CHAMPION, training_set([]), np.array([1, 0]), k=2)
+    recs = champion_recommendations(np.array([1, 0]), k=2)
     # the same factors, opposite histories, opposite orders; user 0's top champion item "x" is gone
     assert recs[0].tolist() == [E, A]
     assert C in recs[1].tolist() and A not in recs[1].tolist()
 
 
 def test_never_an_item_outside_the_current_catalogue():
-    recs = champion_recommendations(CHAMPION, training_set([]), np.array([0, 1]), k=4)
+    recs = champion_recommendations(np.array([0, 1]), k=4)
     assert recs.shape == (2, 4)
     assert ((recs >= -1) & (recs < len(CURRENT))).all()
     assert D not in recs  # "d" has no champion factors, so the champion cannot recommend it
 
 
 def test_a_stale_champion_item_does_not_take_a_slot():
-    recs = champion_recommendations(CHAMPION, training_set([]), np.array([0]), k=3)
+    recs = champion_recommendations(np.array([0]), k=3)
     # user 0's champion ranking is x, c, b, f, e; "x" is not in the current catalogue
     assert recs.tolist() == [[C, B, F]]
 
 
 def test_pads_with_minus_one_after_the_shared_unseen_items():
-    recs = champion_recommendations(CHAMPION, training_set([]), np.array([1]), k=6)
+    recs = champion_recommendations(np.array([1]), k=6)
     # user 1 saw f; the champion knows e, a, b, c of the current catalogue (d is new, x is gone)
     assert recs.tolist() == [[E, A, B, C, -1, -1]]
 
 
 def test_score_champion_on_the_current_holdout():
-    score = score_champion(CHAMPION, training_set([(1, E)]), k=3)
+    score = score_champion([(1, E)], k=3)
     assert score.version == "champion-v1"
     # only user 1 has a held-out item, "e", recommended first: [e, a, b]
     assert score.metrics["users_evaluated"] == 1
@@ -102,14 +94,14 @@ def test_score_champion_on_the_current_holdout():
 
 
 def test_a_champion_sharing_no_items_scores_zero_and_says_so():
-    stranger = ChampionModel(
+    stranger = Bundle(
+        uri="memory://old-catalogue",
         version="old-catalogue",
-        item_factors=CHAMPION_FACTORS,
+        model=CHAMPION.model,
+        user_ids=pa.array(["old"]),
         item_ids=pa.array(["p", "q", "r", "s", "t", "u"]),
-        params=CHAMPION.params,
     )
-    data = training_set([(0, B), (1, E)])
-    assert shared_items(stranger, data) == 0
-    score = score_champion(stranger, data, k=3)
+    assert scoring.shared_items(stranger.item_ids, ITEMS) == 0
+    score = scoring.score_champion(stranger, TRAIN, matrix([(0, B), (1, E)]), USERS, ITEMS, k=3)
     assert score.metrics["ndcg@3"] == 0.0 and score.metrics["coverage"] == 0.0
-    assert shared_items(CHAMPION, data) == 5
+    assert scoring.shared_items(CHAMPION.item_ids, ITEMS) == 5

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recsys_assets.domain.families import new_model, rank_users
 from recsys_assets.domain.metrics import evaluate, headline_names, metrics_table, ranking_metrics
-from recsys_assets.domain.params import ALSParams
-from recsys_assets.domain.recommenders import fit_als, ranker
 
 
 def reference(recs: list[list[int]], relevant: list[set[int]], k: int) -> dict[str, float]:
@@ -200,9 +199,9 @@ def test_agrees_with_implicit_ranking_metrics_at_k(n_held, k, implicit_precision
     from implicit.evaluation import ranking_metrics_at_k
 
     train, test = leave_out(n_held, seed=k)
-    model = fit_als(train, ALSParams(factors=4, iterations=3, num_threads=1, random_state=0))
-    theirs = ranking_metrics_at_k(model, train, test, K=k, show_progress=False)
-    ours = evaluate(ranker(model, train, k), test, k)  # the same model.recommend call, so the same lists
+    model = new_model("als", {"factors": 4, "iterations": 3, "num_threads": 1, "random_state": 0}).fit(train)
+    theirs = ranking_metrics_at_k(model.model, train, test, K=k, show_progress=False)
+    ours = evaluate(rank_users(model, train, k), test, k)  # the same model.recommend call, so the same lists
     assert ours["users_evaluated"] == 40
     assert ours[f"ndcg@{k}"] > 0.05  # the model hits something, so the comparison is not 0 == 0
     assert ours[f"ndcg@{k}"] == pytest.approx(theirs["ndcg"])

@@ -5,7 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from recsys_assets.domain.params import ALSParams, ALSSearchSpace
+from recsys_assets.domain.params import ALSParams, SelectionParams
 from recsys_assets.domain.records import (
     MANIFEST_SCHEMA_VERSION,
     ChampionScore,
@@ -16,8 +16,8 @@ from recsys_assets.domain.records import (
     upgrade_manifest,
 )
 
-PARAMS = {"iterations": 7, "bm25_k1": 50.0, "bm25_b": 0.5, "random_state": 1, "num_threads": 2,
-          "factors": 24, "regularization": 0.3, "alpha": 2.0}  # fmt: skip
+PARAMS = {"half_life_days": None, "factors": 24, "regularization": 0.3, "alpha": 2.0, "iterations": 7,
+          "bm25_k1": 50.0, "bm25_b": 0.5, "random_state": 1, "num_threads": 2}  # fmt: skip
 
 
 def manifest_v2() -> dict:
@@ -43,6 +43,15 @@ def manifest_v2() -> dict:
         "k": 10,
         "holdout_users": 45,
         "metrics": {"model": {"ndcg@10": 0.25}, "baselines": {"popularity": {"ndcg@10": 0.125}}},
+        "protocol": "global_cut",
+        "protocols": {
+            "global_cut": {
+                "model": {"ndcg@10": 0.25},
+                "baselines": {"popularity": {"ndcg@10": 0.125}},
+                "holdout_users": 45,
+            },
+            "per_user": {"model": {"ndcg@10": 0.3}, "baselines": {"popularity": {"ndcg@10": 0.1}}, "holdout_users": 50},
+        },
         "champion": {"version": "20260201T000000Z-def", "metrics": {"ndcg@10": 0.2}},
         "dagster": {"run_id": "run-1", "partition": "2026-02-28"},
         "files": {"model.npz": "0" * 64},
@@ -52,8 +61,8 @@ def manifest_v2() -> dict:
 def manifest_v1() -> dict:
     """The previous schema: no schema_version, ALS hyperparameters at the top level."""
     raw = manifest_v2()
-    del raw["schema_version"], raw["model"]
-    raw["hyperparameters"] = PARAMS
+    del raw["schema_version"], raw["model"], raw["protocol"], raw["protocols"]
+    raw["hyperparameters"] = {k: v for k, v in PARAMS.items() if k != "half_life_days"}
     return raw
 
 
@@ -62,7 +71,16 @@ def test_manifest_round_trips_through_json():
     again = Manifest.from_json(manifest.to_json())
     assert again == manifest
     assert json.loads(manifest.to_json()) == manifest_v2()
-    assert again.model.params.factors == 24 and again.champion.metrics == {"ndcg@10": 0.2}
+    assert again.model.params["factors"] == 24 and again.champion.metrics == {"ndcg@10": 0.2}
+    assert again.protocols["per_user"].model == {"ndcg@10": 0.3}
+
+
+def test_a_manifest_names_any_family_and_completes_its_parameters():
+    raw = {**manifest_v2(), "model": {"family": "ease", "params": {"regularization": 300.0}}}
+    manifest = Manifest.from_dict(raw)
+    assert manifest.model.params == {"half_life_days": None, "regularization": 300.0}
+    with pytest.raises(ValidationError, match="family"):
+        Manifest.from_dict({**manifest_v2(), "model": {"family": "svd", "params": {}}})
 
 
 def test_version_1_manifest_is_read_as_version_2():
@@ -70,8 +88,9 @@ def test_version_1_manifest_is_read_as_version_2():
     manifest = Manifest.from_json(json.dumps(raw))
     assert manifest.schema_version == MANIFEST_SCHEMA_VERSION == 2
     assert manifest.model.family == "als"
-    assert manifest.model.params == ALSParams(**PARAMS)
-    assert manifest == Manifest.from_dict(manifest_v2())
+    assert manifest.model.params == ALSParams(**PARAMS).model_dump()
+    assert manifest.protocol == "per_user" and manifest.protocols == {}  # older manifests had one protocol
+    assert manifest == Manifest.from_dict({**manifest_v2(), "protocol": "per_user", "protocols": {}})
     assert "hyperparameters" not in json.loads(manifest.to_json())
     assert "hyperparameters" in raw  # upgrading copies: the caller's dict is left alone
     assert upgrade_manifest(manifest_v2()) == manifest_v2()
@@ -90,7 +109,11 @@ def test_newer_manifest_is_refused_with_a_clear_message():
     [
         (Manifest, {**manifest_v2(), "modle_name": "jobs"}, "modle_name"),
         (ChampionScore, {"version": "v", "metrics": {}, "metric": {}}, "metric"),
-        (SearchTrial, {"params": PARAMS, "validation_ndgc": 0.5, "k": 10, "seconds": 1.0}, "validation_ndgc"),
+        (
+            SearchTrial,
+            {"family": "als", "params": PARAMS, "validation_ndgc": 0.5, "k": 10, "seconds": 1.0},
+            "validation_ndgc",
+        ),
     ],
 )
 def test_a_misspelled_field_is_refused_by_name(record, raw, misspelled):
@@ -114,19 +137,34 @@ def test_a_misspelled_hyperparameter_is_refused_by_name():
 
 
 def test_training_request_round_trips_through_pipes_extras():
-    request = TrainingRequest(training_set="s3://b/ts/1", output="s3://b/out/1", search=ALSSearchSpace(factors=[4, 8]))
+    request = TrainingRequest(
+        training_set="s3://b/ts/1", output="s3://b/out/1", search=SelectionParams(families=["ease", "als"])
+    )
     extras = json.loads(json.dumps(request.to_extras()))  # what Pipes carries is JSON
     assert TrainingRequest.from_extras(extras) == request
 
 
-def test_training_report_best_trial():
-    def trial(ndcg: float) -> SearchTrial:
-        return SearchTrial(params=ALSParams(), validation_ndcg=ndcg, k=10, seconds=0.1)
+def test_training_report_best_trial_ignores_pruned_trials_and_lists_every_trial():
+    def trial(ndcg: float, state: str = "complete") -> SearchTrial:
+        return SearchTrial(
+            family="ease", params={"regularization": 10.0}, validation_ndcg=ndcg, k=10, seconds=0.1, state=state
+        )
 
     report = TrainingReport(
-        hyperparameters=ALSParams(), search=[trial(0.2), trial(0.4), trial(0.3)],
-        training_seconds=1.0, users=1, items=1, interactions=1, host="h",
+        model={"family": "ease", "params": {"regularization": 10.0}}, protocol="global_cut",
+        search=[trial(0.2), trial(0.4), trial(0.5, "pruned"), trial(0.3)], skipped={"bpr": "not configured"},
+        search_seconds=0.5, training_seconds=1.0, users=1, items=1, interactions=1, host="h",
     )  # fmt: skip
     assert report.best_trial().validation_ndcg == 0.4
     assert report.model_copy(update={"search": []}).best_trial() is None
     assert TrainingReport.from_json(report.to_json()) == report
+    table = report.trials_table().splitlines()
+    assert len(table) == 2 + 4 + 1 and "| 3 | ease |" in table[4] and "pruned" in table[4]
+    assert "bpr" in table[-1] and "not configured" in table[-1]
+
+
+def test_selection_refuses_unknown_families_and_protocols():
+    with pytest.raises(ValidationError, match="svd"):
+        SelectionParams(families=["svd"])
+    with pytest.raises(ValidationError, match="weekly"):
+        SelectionParams(protocol="weekly")

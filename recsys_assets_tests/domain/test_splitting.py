@@ -129,3 +129,39 @@ def test_splits_partition_each_users_items_and_sparse_items_and_users_are_droppe
     # every held-out item also occurs in someone's training rows, so none is dropped
     assert (data.counts.users, data.counts.items, data.counts.holdout_pairs, data.counts.holdout_users) == (3, 5, 4, 3)
     assert data.counts.holdout_pairs_unknown_item == 0
+
+
+def test_global_time_cut_splits_by_day_and_ages_count_from_each_cut():
+    params = PARAMS.model_copy(update={"cut_days": 2, "min_user_items": 2})
+    # days 0..5 of 2026-01-01; the data ends at midnight after day 5, so the cut is day 4, validation from day 2
+    rows = [(user, f"j{day}", "view", 1.0, 24 * day + 1) for user in ("u1", "u2") for day in range(6)]
+    rows += [("u3", "j4", "view", 1.0, 2), ("u3", "j1", "view", 1.0, 25)]  # j4 is known before the cut, j5 is not
+    rows += [
+        ("late", "j5", "view", 1.0, 24 * 5 + 2),
+        ("late", "j4", "view", 1.0, 24 * 4 + 2),
+    ]  # no history before the cut
+    data = build_training_set(events(rows), params)
+
+    def day(matrix, user):
+        return sorted(data.item_ids[i].as_py() for i in matrix[data.user_ids.to_pylist().index(user)].indices)
+
+    assert day(data.cut_holdout, "u1") == ["j4"]
+    assert day(data.cut_validation, "u1") == ["j2", "j3"] and day(data.cut_fit, "u1") == ["j0", "j1"]
+    assert day(data.cut_train, "u1") == ["j0", "j1", "j2", "j3"]
+    # cold: j5 for u1 and u2 (nobody saw it before the cut) and both of "late"'s pairs (no history)
+    assert data.counts.cut_holdout_users == 2 and data.counts.cut_holdout_pairs_cold == 4
+    cut = data.protocol("global_cut")
+    u1 = data.user_ids.to_pylist().index("u1")
+    j0 = data.item_ids.to_pylist().index("j0")
+    # j0 was first seen at 01:00 on day 0: 4 days minus an hour before the cut, 2 days minus an hour before the validation cut
+    assert abs(cut.train_ages[u1, j0] - (4 - 1 / 24)) < 1e-3 and abs(cut.fit_ages[u1, j0] - (2 - 1 / 24)) < 1e-3
+    per_user = data.protocol("per_user")
+    assert per_user.train is data.train and abs(per_user.train_ages[u1, j0] - (6 - 1 / 24)) < 1e-3
+
+
+def test_times_change_the_content_hash(tmp_path):
+    rows = [(user, f"j{i}", "view", 1.0, i) for user in ("a", "b") for i in range(4)]
+    files = TrainingSetFiles(str(tmp_path))
+    early = build_training_set(events(rows), PARAMS).to_files(files)
+    later = build_training_set(events([(u, j, t, w, h + 30) for u, j, t, w, h in rows]), PARAMS).to_files(files)
+    assert content_hash(early) != content_hash(later)

@@ -25,7 +25,7 @@ from recsys_assets.resources.registry import ModelRegistry
 from recsys_assets.resources.s3_model_store import S3ModelStore
 from recsys_assets.sensors.releases import release_pull_requests
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
+from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
 from recsys_assets_tests.standins.github import TOKEN, FakeGitHub
 from recsys_assets_tests.standins.s3 import S3StandIn
 from recsys_assets_tests.standins.secret_manager import FakeSecretManager
@@ -33,7 +33,6 @@ from recsys_assets_tests.standins.secret_manager import FakeSecretManager
 pytestmark = pytest.mark.slow
 
 PARTITION = SMALL_SPEC.end_date.isoformat()
-FAST_ALS = {"ops": {"als_model": {"config": {"factors": [16], "regularization": [0.1], "iterations": 10}}}}
 S3_PREFIX = "recsys"
 POINTER_PATH = f"models/{SETTINGS.model_name}.json"
 
@@ -105,7 +104,7 @@ def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
     resources, secret_values = cloud_resources(tmp_path, s3_standin, fake_secret_manager, fake_github)
     seed(resources)
     with dg.instance_for_test() as instance:
-        outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+        outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
         assert outcome.success, outcome.failures
         version = outcome.bundle.version
 
@@ -158,7 +157,7 @@ def test_rerunning_the_release_returns_the_open_pull_request(tmp_path, s3_standi
     resources, _ = cloud_resources(tmp_path, s3_standin, fake_secret_manager, fake_github)
     seed(resources)
     with dg.instance_for_test() as instance:
-        outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+        outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
         assert outcome.success, outcome.failures
         first = materialization_metadata(instance, "model_release")
 
@@ -202,7 +201,7 @@ def test_promotion_follows_the_merged_pull_request(tmp_path, s3_standin, fake_se
     with dg.instance_for_test() as instance:
 
         def run() -> tuple[str, str]:
-            outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+            outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
             assert outcome.success, outcome.failures
             return outcome.bundle.version, materialization_metadata(instance, "model_release")["pull_request"]
 

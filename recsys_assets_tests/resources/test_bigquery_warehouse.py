@@ -17,14 +17,13 @@ from recsys_assets.resources import build_resources, build_warehouse
 from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from recsys_assets.resources.warehouse import WarehouseUnavailable
 from recsys_assets.settings import Settings
-from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
+from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
 from recsys_assets_tests.standins.bigquery import BigQueryStandIn, free_port
 
 DAY = datetime(2026, 5, 4, tzinfo=UTC)
 NEXT = DAY + timedelta(days=1)
 LITERAL_DATE = re.compile(r"20\d\d-?\d\d-?\d\d")
 PARTITION = SMALL_SPEC.end_date.isoformat()
-FAST_ALS = {"ops": {"als_model": {"config": {"factors": [16], "regularization": [0.1], "iterations": 10}}}}
 
 
 def events(day: datetime, n: int, user: str = "u") -> pa.Table:
@@ -203,7 +202,7 @@ def test_full_graph_materializes_from_the_bigquery_emulator(bigquery_standin: Bi
     rows_per_day = seed(resources)  # synthetic job-board events, loaded through a staging table and MERGE
     seeded = time.monotonic() - started
     with dg.instance_for_test() as instance:
-        outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_ALS)
+        outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
         assert outcome.success, outcome.failures
         extract = instance.get_latest_materialization_event(dg.AssetKey("interactions")).asset_materialization.metadata
     assert extract["source"].value == f"bigquery:recsys-test.{bigquery_standin.dataset}.events"

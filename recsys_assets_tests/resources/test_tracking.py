@@ -35,11 +35,26 @@ def test_mlflow_shows_the_same_history_as_the_registry(tmp_path, monkeypatch):
         uri_of_bundle = publish_version(store, version, ndcg=ndcg)
         manifest = Manifest.from_dict(store.read_manifest(SETTINGS.model_name, version))
         trials = [
-            SearchTrial(params=manifest.model.params, validation_ndcg=ndcg - 0.01 * i, k=10, seconds=1.0)
+            SearchTrial(
+                family=manifest.model.family,
+                params=manifest.model.params,
+                validation_ndcg=ndcg - 0.01 * i,
+                k=10,
+                seconds=1.0,
+            )
             for i in range(2)
         ]
-        report = TrainingReport(hyperparameters=manifest.model.params, search=trials, training_seconds=2.0,
-                                users=50, items=40, interactions=700, host="test")  # fmt: skip
+        report = TrainingReport(
+            model=manifest.model,
+            protocol=manifest.protocol,
+            search=trials,
+            search_seconds=1.5,
+            training_seconds=2.0,
+            users=50,
+            items=40,
+            interactions=700,
+            host="test",
+        )
         tracker.log_version(manifest, report, uri_of_bundle)
 
     def sync() -> None:

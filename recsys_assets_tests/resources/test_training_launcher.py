@@ -159,8 +159,7 @@ def _engine_available() -> bool:
 def test_docker_launcher_trains_in_the_built_image(tmp_path):
     """Build the Dockerfile and run the whole graph with training in the container."""
     from recsys_assets.pipeline import materialize_partition
-    from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
-    from recsys_assets_tests.test_pipeline import FAST_ALS
+    from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
 
     repo = Path(__file__).parents[2]
     sha = subprocess.run(
@@ -171,7 +170,7 @@ def test_docker_launcher_trains_in_the_built_image(tmp_path):
     resources = build_resources(local_env(tmp_path, RECSYS_TRAINING_LAUNCHER="docker", RECSYS_IMAGE=image))
     seed(resources)
     with dg.instance_for_test() as instance:
-        outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_ALS)
+        outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_SELECTION)
     assert outcome.success, outcome.failures
     assert outcome.bundle is not None
 
@@ -326,8 +325,7 @@ def test_launcher_selection_errors_name_the_variable(tmp_path, env, message):
 def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s3, orchestrator_aws):
     """Switching RECSYS_TRAINING_LAUNCHER alone moves training to Vertex; the model and bundle are real."""
     from recsys_assets.pipeline import materialize_partition
-    from recsys_assets_tests.helpers import SMALL_SPEC, local_env, seed
-    from recsys_assets_tests.test_pipeline import FAST_ALS
+    from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
 
     fake_vertex.ambient_env = dict(DUMMY_AWS)
     env = local_env(
@@ -348,13 +346,13 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
     resources = build_resources(env)
     seed(resources)
     with dg.instance_for_test() as instance:
-        outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_ALS)
+        outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_SELECTION)
         assert outcome.success, [*outcome.failures, fake_vertex.only_job.log[-2000:]]
         event = instance.get_latest_materialization_event(dg.AssetKey("als_model"))
         als = {k: v.value for k, v in event.asset_materialization.metadata.items()}
         worker_logs = [entry.user_message for entry in instance.all_logs(event.run_id)]
     assert als["vertex_job_state"] == "SUCCEEDED" and als["launcher"] == "VertexTrainingLauncher"
-    assert als["search_trials"] == 2 and als["image"] == IMAGE and als["vertex_run_seconds"] > 0
+    assert als["search_trials"] >= 4 and als["image"] == IMAGE and als["vertex_run_seconds"] > 0
     assert fake_vertex.only_job.process.returncode == 0
     assert any(m.startswith("loaded training set") for m in worker_logs), "the worker's Pipes logs did not arrive"
     assert outcome.bundle is not None

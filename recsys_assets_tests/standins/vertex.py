@@ -194,6 +194,8 @@ class FakeVertex:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.workdir),
             "LANG": "C.UTF-8",
+            # The "image" holds this checkout's code, which PYTHONPATH may point at (a worktree).
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
             **self.ambient_env,
             **{var.name: var.value for var in container.env},
         }

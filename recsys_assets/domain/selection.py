@@ -1,0 +1,176 @@
+"""Model selection: an Optuna search per family on one protocol's validation split, best score wins.
+
+Each family gets a seeded TPE study with a trial budget and a share of the overall time budget;
+iterative families (ALS, BPR) report intermediate validation scores so a median pruner can stop
+hopeless trials early. Trials are scored on a seeded sample of validation users, so the cost stays
+bounded at scale; the selected family and parameters are then refitted by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import scipy.sparse as sp
+
+from recsys_assets.domain.families import (
+    BASELINES,
+    Recommender,
+    available_memory_bytes,
+    ease_memory_bytes,
+    new_model,
+    rank_users,
+)
+from recsys_assets.domain.metrics import evaluate
+from recsys_assets.domain.params import SelectionParams
+from recsys_assets.domain.records import ModelSpec, SearchTrial
+from recsys_assets.domain.splitting import ProtocolData
+
+Log = Callable[[str], None]
+# "off" is a real candidate: decay only wins when it beats no decay.
+HALF_LIVES = ("off", 3.0, 7.0, 14.0, 30.0, 90.0)
+# How many times an iterative trial reports an intermediate score to the pruner.
+PRUNING_STEPS = 3
+
+
+def suggest(family: str, trial: optuna.Trial, settings: SelectionParams) -> dict[str, Any]:
+    """One point of `family`'s search space."""
+    half_life = trial.suggest_categorical("half_life_days", HALF_LIVES)
+    params: dict[str, Any] = {"half_life_days": None if half_life == "off" else half_life}
+    if family == "recent_popularity":
+        params["days"] = float(trial.suggest_int("days", 1, 30, log=True))
+    elif family == "item_knn":
+        params["similarity"] = trial.suggest_categorical("similarity", ["bm25", "cosine"])
+        params["neighbours"] = trial.suggest_int("neighbours", 20, 400, log=True)
+    elif family == "ease":
+        params["regularization"] = trial.suggest_float("regularization", 10.0, 2000.0, log=True)
+    elif family == "als":
+        params["factors"] = trial.suggest_categorical("factors", [16, 32, 64, 128])
+        params["regularization"] = trial.suggest_float("regularization", 1e-3, 10.0, log=True)
+        params["alpha"] = trial.suggest_float("alpha", 0.1, 50.0, log=True)
+        params |= {"random_state": settings.seed, "num_threads": settings.num_threads}
+    elif family == "bpr":
+        params["factors"] = trial.suggest_categorical("factors", [16, 32, 64, 128])
+        params["learning_rate"] = trial.suggest_float("learning_rate", 1e-3, 0.1, log=True)
+        params["regularization"] = trial.suggest_float("regularization", 1e-4, 0.1, log=True)
+        params |= {"random_state": settings.seed, "num_threads": settings.num_threads}
+    return params
+
+
+def sample_users(validation: sp.csr_matrix, limit: int, seed: int) -> sp.csr_matrix:
+    """`validation` with only a seeded sample of at most `limit` of its users kept."""
+    users = np.flatnonzero(np.diff(validation.indptr) > 0)
+    if len(users) <= limit:
+        return validation
+    keep = np.zeros(validation.shape[0], dtype=np.float32)
+    keep[np.random.default_rng(seed).choice(users, size=limit, replace=False)] = 1.0
+    return sp.csr_matrix(sp.diags(keep) @ validation)
+
+
+def skip_reason(family: str, n_items: int, settings: SelectionParams) -> str | None:
+    """Why `family` cannot be searched on `n_items` items, or None."""
+    if family == "ease":
+        needed, available = ease_memory_bytes(n_items), available_memory_bytes()
+        if needed > settings.ease_memory_fraction * available:
+            return (
+                f"{n_items:,} items need ~{needed / 2**30:.1f} GiB (4 x items² float32), over "
+                f"{settings.ease_memory_fraction:.0%} of the {available / 2**30:.1f} GiB available"
+            )
+    return None
+
+
+def search_trial(family: str, params: dict[str, Any], score: float, k: int, since: float, state: str) -> SearchTrial:
+    return SearchTrial.model_validate(
+        {
+            "family": family,
+            "params": params,
+            "validation_ndcg": score,
+            "k": k,
+            "seconds": round(time.perf_counter() - since, 3),
+            "state": state,
+        }
+    )
+
+
+@dataclass
+class Selection:
+    best: ModelSpec
+    trials: list[SearchTrial]
+    skipped: dict[str, str]
+    seconds: float
+
+
+def select_model(data: ProtocolData, settings: SelectionParams, log: Log) -> Selection:
+    """Search every configured family on `data.fit`/`data.validation`; the best validation NDCG@k wins."""
+    started = time.perf_counter()
+    k = settings.k
+    validation = sample_users(data.validation, settings.validation_users, settings.seed)
+    if data.fit.nnz == 0 or validation.nnz == 0:
+        raise ValueError(
+            f"the {data.name} protocol leaves {data.fit.nnz:,} fit and {validation.nnz:,} validation pairs: "
+            "widen the training window or lower cut_days"
+        )
+    trials: list[SearchTrial] = []
+    skipped: dict[str, str] = {}
+    optuna.logging.set_verbosity(logging.WARNING)
+    families = list(dict.fromkeys(settings.families))
+    for position, family in enumerate(families):
+        reason = skip_reason(family, data.fit.shape[1], settings)
+        if reason is not None:
+            skipped[family] = reason
+            log(f"{family}: skipped ({reason})")
+            continue
+        remaining = settings.time_budget_seconds - (time.perf_counter() - started)
+        if remaining <= 0 and trials:
+            skipped[family] = "the search time budget was spent"
+            log(f"{family}: skipped (time budget spent)")
+            continue
+        share = max(remaining, 0.0) / (len(families) - position)
+
+        def objective(trial: optuna.Trial, family: str = family) -> float:
+            params = suggest(family, trial, settings)
+            since = time.perf_counter()
+            model = new_model(family, params)
+            iterations = getattr(model.params, "iterations", 0)
+            report_at = {max(1, iterations * step // PRUNING_STEPS) - 1 for step in range(1, PRUNING_STEPS)}
+
+            def on_iteration(iteration: int, fitted: Recommender) -> None:
+                if iteration in report_at:
+                    score = evaluate(rank_users(fitted, data.fit, k), validation, k)[f"ndcg@{k}"]
+                    trial.report(score, iteration)
+                    if trial.should_prune():
+                        trials.append(search_trial(family, params, score, k, since, "pruned"))
+                        log(f"{family} trial {trial.number + 1}: {params} pruned at iteration {iteration + 1}")
+                        raise optuna.TrialPruned()
+
+            model.fit(data.fit, data.fit_ages, callback=on_iteration if iterations else None)
+            score = evaluate(rank_users(model, data.fit, k), validation, k)[f"ndcg@{k}"]
+            trials.append(search_trial(family, params, score, k, since, "complete"))
+            log(f"{family} trial {trial.number + 1}: {params} -> validation ndcg@{k} {score:.4f}")
+            return score
+
+        study = optuna.create_study(
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=settings.seed),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        )
+        if family in BASELINES:
+            # The baseline's own configuration is tried first, so the selection never misses what the gate compares with.
+            baseline = {**BASELINES[family][1], "half_life_days": "off"}
+            study.enqueue_trial(baseline)
+        study.optimize(objective, n_trials=settings.trials_per_family, timeout=share, catch=())
+    best = max((t for t in trials if t.state == "complete"), key=lambda t: t.validation_ndcg, default=None)
+    if best is None:
+        raise ValueError(f"no family completed a trial ({skipped})")
+    log(f"selected {best.family} {best.params}: validation ndcg@{k} {best.validation_ndcg:.4f}")
+    return Selection(
+        best=ModelSpec(family=best.family, params=best.params),
+        trials=trials,
+        skipped=skipped,
+        seconds=round(time.perf_counter() - started, 3),
+    )

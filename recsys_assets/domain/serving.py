@@ -1,0 +1,112 @@
+"""Serve a model bundle: verify it, load it, and recommend item ids for a user id and their history.
+
+One format for every family: `manifest.json` (family, parameters, checksums of every other file),
+`model.npz` (the family's arrays), and the user and item id maps. The scoring contract is the one
+the offline evaluation uses: a user (known by id, or folded in from their history where the family
+allows) plus the set of items they saw, which are never recommended back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from recsys_assets.domain import storage
+from recsys_assets.domain.families import FAMILY_CLASSES, Recommender, load_model
+from recsys_assets.domain.layout import BundleFile
+from recsys_assets.domain.records import Manifest
+
+# Files of bundles written before every family had one format (ALS factors only).
+LEGACY_FACTORS = {"user_factors": "user_factors.npy", "item_factors": "item_factors.npy"}
+
+
+class BundleIntegrityError(ValueError):
+    """A bundle file is missing or does not match the checksum its manifest records."""
+
+
+@dataclass
+class Bundle:
+    """A loaded, verified bundle."""
+
+    uri: str
+    version: str
+    model: Recommender
+    user_ids: pa.Array
+    item_ids: pa.Array
+    manifest: Manifest | None = None
+
+    def __post_init__(self) -> None:
+        self._user_row = {user: row for row, user in enumerate(self.user_ids.to_pylist())}
+        self._item_column = {item: column for column, item in enumerate(self.item_ids.to_pylist())}
+        self._items = self.item_ids.to_pylist()
+
+    def user_rows(self, user_ids: Iterable[Hashable]) -> np.ndarray:
+        """Training rows of `user_ids`, -1 for users the model was not trained on."""
+        return np.array([self._user_row.get(user, -1) for user in user_ids], dtype=np.int64)
+
+    def item_columns(self, item_ids: Iterable[Hashable]) -> np.ndarray:
+        """Columns of `item_ids`, -1 for items outside the bundle's catalogue."""
+        return np.array([self._item_column.get(item, -1) for item in item_ids], dtype=np.int64)
+
+    def recommend(self, user_id: Hashable, seen_item_ids: Iterable[Hashable], n: int = 10) -> list:
+        """Up to `n` item ids for `user_id`, never one of `seen_item_ids` (unknown ids are ignored)."""
+        columns = self.item_columns(seen_item_ids)
+        columns = np.unique(columns[columns >= 0])
+        seen = sp.csr_matrix(
+            (np.ones(len(columns), np.float32), columns, np.array([0, len(columns)])), shape=(1, len(self._items))
+        )
+        ranked = self.model.recommend(self.user_rows([user_id]), seen, n)[0]
+        return [self._items[column] for column in ranked if column >= 0]
+
+
+def verified_files(uri: str, manifest: Manifest, read: Callable[[str], bytes]) -> dict[str, bytes]:
+    """Every file the manifest lists, read by name and checked against its SHA-256."""
+    files = {}
+    for name, expected in manifest.files.items():
+        try:
+            data = read(name)
+        except FileNotFoundError as exc:
+            raise BundleIntegrityError(f"bundle {uri} lacks {name}, which its manifest lists") from exc
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise BundleIntegrityError(f"bundle {uri}: {name} does not match the checksum in its manifest")
+        files[name] = data
+    return files
+
+
+def model_from_files(manifest: Manifest, files: dict[str, bytes]) -> Recommender:
+    family, params = manifest.model.family, manifest.model.params
+    if BundleFile.MODEL in files:
+        return load_model(family, params, files[BundleFile.MODEL])
+    if family == "als" and all(name in files for name in LEGACY_FACTORS.values()):
+        arrays = {key: np.load(io.BytesIO(files[name]), allow_pickle=False) for key, name in LEGACY_FACTORS.items()}
+        cls = FAMILY_CLASSES[family]
+        return cls.from_arrays(cls.params_type.model_validate(params), arrays)
+    raise BundleIntegrityError(f"bundle {manifest.model_name}/{manifest.version} has no {BundleFile.MODEL}")
+
+
+def load_bundle(uri: str) -> Bundle:
+    """The bundle at `uri` (a folder or s3:// / gs:// prefix), verified against its manifest's checksums."""
+    return open_bundle(uri, lambda name: storage.read_bytes(storage.join(uri, name)))
+
+
+def open_bundle(uri: str, read: Callable[[str], bytes]) -> Bundle:
+    """The bundle whose files `read` returns by name (`uri` only names it in errors), verified."""
+    manifest = Manifest.from_json(read(BundleFile.MANIFEST))
+    files = verified_files(uri, manifest, read)
+    for name in (BundleFile.USER_IDS, BundleFile.ITEM_IDS):
+        if name not in files:
+            raise BundleIntegrityError(f"bundle {uri} has no checksummed {name}")
+    return Bundle(
+        uri=uri,
+        version=manifest.version,
+        manifest=manifest,
+        model=model_from_files(manifest, files),
+        user_ids=storage.table_from_bytes(files[BundleFile.USER_IDS])["user_id"].combine_chunks(),
+        item_ids=storage.table_from_bytes(files[BundleFile.ITEM_IDS])["item_id"].combine_chunks(),
+    )

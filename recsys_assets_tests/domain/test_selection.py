@@ -1,0 +1,43 @@
+"""The search tries every configured family, records each trial, skips EASE over its memory budget, and picks the best."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys_assets.domain.params import SelectionParams
+from recsys_assets.domain.selection import sample_users, select_model
+from recsys_assets.domain.splitting import ProtocolData
+from recsys_assets_tests.domain.test_families import block_matrix
+
+
+def block_protocol() -> ProtocolData:
+    train, holdout = block_matrix()
+    ages = sp.csr_matrix((np.ones(train.nnz, np.float32), train.indices, train.indptr), shape=train.shape)
+    return ProtocolData("per_user", train, ages, holdout, train, ages, holdout)
+
+
+def test_selection_records_every_trial_and_picks_a_family_that_finds_the_blocks():
+    settings = SelectionParams(families=["popularity", "item_knn", "ease"], trials_per_family=2, num_threads=1)
+    logged = []
+    selection = select_model(block_protocol(), settings, logged.append)
+    assert [t.family for t in selection.trials] == ["popularity"] * 2 + ["item_knn"] * 2 + ["ease"] * 2
+    # the baselines' own configurations are tried first
+    assert selection.trials[0].params == {"half_life_days": None}
+    assert selection.trials[2].params == {"half_life_days": None, "similarity": "bm25", "neighbours": 100}
+    assert selection.best.family in ("item_knn", "ease")
+    best = max(selection.trials, key=lambda t: t.validation_ndcg)
+    assert best.validation_ndcg > max(t.validation_ndcg for t in selection.trials if t.family == "popularity")
+    assert selection.best.params == {**best.params} and any("selected" in line for line in logged)
+
+
+def test_ease_is_skipped_with_its_reason_over_the_memory_budget():
+    settings = SelectionParams(families=["popularity", "ease"], trials_per_family=1, ease_memory_fraction=1e-12)
+    selection = select_model(block_protocol(), settings, lambda _: None)
+    assert "ease" in selection.skipped and "GiB" in selection.skipped["ease"]
+    assert {t.family for t in selection.trials} == {"popularity"}
+
+
+def test_validation_users_are_a_seeded_sample():
+    validation = sp.csr_matrix(np.eye(50, dtype=np.float32))
+    first, again = sample_users(validation, 10, seed=1), sample_users(validation, 10, seed=1)
+    assert (np.diff(first.indptr) > 0).sum() == 10 and (first != again).nnz == 0
+    assert sample_users(validation, 100, seed=1) is validation
