@@ -160,7 +160,7 @@ def materialize_partition(
     artifacts: ArtifactStore = resources["artifacts"]
     layout = artifacts.layout(retrain.dagster_run)
     evaluation_uri = layout.model_evaluation(partition_key).metrics
-    report_uri = layout.als_model(partition_key).report
+    report_uri = layout.trained_model(partition_key).report
     bundle_uri = layout.model_bundle(partition_key).ref
     bundle_written = any(
         e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == dg.AssetKey("model_bundle")

@@ -19,7 +19,7 @@ SMALL_SPEC = SyntheticSpec(n_users=600, n_items=300, n_days=10, events_per_day=2
 FAST_SELECTION = {
     "ops": {
         "training_set": {"config": {"cut_days": 2}},
-        "als_model": {
+        "trained_model": {
             "config": {"families": ["popularity", "item_knn", "ease", "als"], "trials_per_family": 3, "num_threads": 1}
         },
         "model_evaluation": {"config": {"min_relative_lift": -0.01}},
@@ -31,7 +31,7 @@ FAST_SELECTION = {
 ASSET_KEYS = [
     "interactions",
     "training_set",
-    "als_model",
+    "trained_model",
     "baseline_models",
     "model_evaluation",
     "model_bundle",

@@ -9,7 +9,7 @@ from recsys_assets.automation import SERVICE_RETRY_POLICY, automation_running
 from recsys_assets.definitions import ASSETS, defs
 from recsys_assets.jobs import POOL_TAG, TRAINING_POOL, retrain_job
 
-SERVICE_STEPS = {"interactions", "als_model", "model_bundle", "model_release"}
+SERVICE_STEPS = {"interactions", "trained_model", "model_bundle", "model_release"}
 
 
 def test_automation_is_stopped_unless_the_deployment_says_running():

@@ -35,9 +35,9 @@ def test_asset_graph_snapshot():
     assert deps == {
         "interactions": [],
         "training_set": ["interactions"],
-        "als_model": ["training_set"],
+        "trained_model": ["training_set"],
         "baseline_models": ["training_set"],
-        "model_evaluation": ["als_model", "baseline_models"],
+        "model_evaluation": ["baseline_models", "trained_model"],
         "model_bundle": ["model_evaluation"],
         "model_release": ["model_bundle"],
     }
@@ -104,7 +104,9 @@ def test_every_config_field_has_a_description():
         # Assets without run config have no fields.
         for name, field in getattr(asset.op.config_schema.config_type, "fields", {}).items()
     }
-    assert {"als_model.families", "als_model.seed", "training_set.cut_days", "model_evaluation.k"} <= set(fields)
+    assert {"trained_model.families", "trained_model.seed", "training_set.cut_days", "model_evaluation.k"} <= set(
+        fields
+    )
     assert [name for name, field in fields.items() if not field.description] == []
 
 

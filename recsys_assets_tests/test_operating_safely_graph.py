@@ -1,6 +1,7 @@
 """Operating safely, through the whole graph: own-run artefacts, one run per partition, robust
 champion comparison, and a failed run whose last line is its cause."""
 
+import json
 import os
 import subprocess
 
@@ -22,7 +23,7 @@ PARTITION = SMALL_SPEC.end_date.isoformat()
 WEAK = {
     "ops": {
         **FAST_SELECTION["ops"],
-        "als_model": {"config": {"families": ["popularity"], "trials_per_family": 1}},
+        "trained_model": {"config": {"families": ["popularity"], "trials_per_family": 1}},
         "model_evaluation": {"config": {"min_relative_lift": -1.0}},
     }
 }
@@ -55,7 +56,7 @@ def test_each_run_builds_its_bundle_from_its_own_files_and_a_blocked_release_say
     assert challenger.bundle and not challenger.success
 
     # Two runs of one partition: separate folders, and each bundle holds its own run's model.
-    runs = sorted(p.name for p in (tmp_path / "artifacts" / "als_model" / PARTITION / "runs").iterdir())
+    runs = sorted(p.name for p in (tmp_path / "artifacts" / "trained_model" / PARTITION / "runs").iterdir())
     assert len(runs) == 2
     assert bundle_family(tmp_path, champion.bundle.version) != "popularity"
     assert bundle_family(tmp_path, challenger.bundle.version) == "popularity"
@@ -84,11 +85,11 @@ def test_a_failed_step_ends_with_its_own_cause(tmp_path, instance, capsys):
     resources = local_resources(tmp_path)
     seed(resources)
     outcome = materialize_partition(
-        PARTITION, resources, instance, run_config={"ops": {"als_model": {"config": {"use_gpu": True}}}}
+        PARTITION, resources, instance, run_config={"ops": {"trained_model": {"config": {"use_gpu": True}}}}
     )
     assert _report(outcome) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("run failed: als_model: use_gpu=True needs a CUDA build of implicit")
+    assert last.startswith("run failed: trained_model: use_gpu=True needs a CUDA build of implicit")
 
 
 def test_an_unreadable_champion_makes_the_comparison_impossible_not_the_run(tmp_path, instance):

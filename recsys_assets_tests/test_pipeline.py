@@ -52,7 +52,7 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     assert training["users"] > 0.9 * SMALL_SPEC.n_users and training["holdout_users"] > 0.95 * training["users"]
     assert training["window"].startswith((SMALL_SPEC.end_date - timedelta(days=27)).isoformat())
 
-    trained = latest_metadata(instance, "als_model")  # reported from the training subprocess through Pipes
+    trained = latest_metadata(instance, "trained_model")  # reported from the training subprocess through Pipes
     report = outcome.report
     assert trained["search_trials"] == len(report.search) >= 4 and trained["family"] == report.model.family
     assert {trial.family for trial in report.search} == {"popularity", "item_knn", "ease", "als"}
@@ -128,7 +128,7 @@ def assert_serving_reproduces_the_evaluation(root: Path, bundle_uri: str, evalua
     offline_model = load_model(
         served.manifest.model.family,
         served.manifest.model.params,
-        Path(layout.als_model(PARTITION).model(evaluation.protocol)).read_bytes(),
+        Path(layout.trained_model(PARTITION).model(evaluation.protocol)).read_bytes(),
     )
     users = np.flatnonzero(np.diff(split.holdout.indptr) > 0)
     offline = rank_users(offline_model, split.train, evaluation.k)(users)
@@ -185,7 +185,7 @@ def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
     weak = {
         "ops": {
             **FAST_SELECTION["ops"],
-            "als_model": {"config": {"families": ["popularity"], "trials_per_family": 1}},
+            "trained_model": {"config": {"families": ["popularity"], "trials_per_family": 1}},
             "model_evaluation": {"config": {"min_relative_lift": -1.0}},
         }
     }

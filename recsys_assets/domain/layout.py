@@ -159,8 +159,8 @@ class ArtifactLayout:
     def training_set(self, partition_key: str) -> TrainingSetFiles:
         return TrainingSetFiles(self._folder("training_set", partition_key))
 
-    def als_model(self, partition_key: str) -> ModelFiles:
-        return ModelFiles(self._folder("als_model", partition_key))
+    def trained_model(self, partition_key: str) -> ModelFiles:
+        return ModelFiles(self._folder("trained_model", partition_key))
 
     def baseline_models(self, partition_key: str) -> BaselineFiles:
         return BaselineFiles(self._folder("baseline_models", partition_key))

@@ -101,7 +101,7 @@ def gate(results: dict[str, dict[str, float]], k: int, lift: float) -> tuple[boo
 
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=["als_model", "baseline_models"],
+    deps=["trained_model", "baseline_models"],
     group_name=GROUP,
     **asset_attributes("model_store", extra_kinds=("python",)),
     check_specs=[
@@ -122,7 +122,7 @@ def model_evaluation(
     key = context.partition_key
     k = config.k
     data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(key))
-    trained = artifacts.layout_of(context, "als_model").als_model(key)
+    trained = artifacts.layout_of(context, "trained_model").trained_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
     baselines = artifacts.layout_of(context, "baseline_models").baseline_models(key)
     protocols: dict[str, ProtocolResult] = {}

@@ -112,7 +112,7 @@ def model_bundle(
     key = context.partition_key
     evaluation_files = artifacts.layout_of(context, "model_evaluation").model_evaluation(key)
     evaluation = EvaluationResult.from_json(storage.read_bytes(evaluation_files.metrics))
-    trained = artifacts.layout_of(context, "als_model").als_model(key)
+    trained = artifacts.layout_of(context, "trained_model").trained_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
     now = datetime.now(UTC)
     version = new_version(now, context.run.run_id)

@@ -28,7 +28,7 @@ class SelectionConfig(dg.Config, SelectionParams):
     **asset_attributes("training_launcher", extra_kinds=("implicit",)),
     retry_policy=SERVICE_RETRY_POLICY,
 )
-def als_model(
+def trained_model(
     context: dg.AssetExecutionContext,
     config: SelectionConfig,
     artifacts: ArtifactStore,
@@ -42,7 +42,7 @@ def als_model(
         )
     request = TrainingRequest(
         training_set=artifacts.layout_of(context, "training_set").training_set(context.partition_key).folder,
-        output=artifacts.layout(context.run).als_model(context.partition_key).folder,
+        output=artifacts.layout(context.run).trained_model(context.partition_key).folder,
         search=SelectionParams.model_validate(config.model_dump(exclude={"use_gpu"})),
     )
     invocation = training_launcher.launch(context, request.to_extras())

@@ -40,7 +40,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def launch_in_asset(launcher: launchers.TrainingLauncher, extras: dict[str, Any], instance=None, partitioned=False):
-    """Materialize one asset that launches training the way `als_model` does and returns what came back."""
+    """Materialize one asset that launches training the way `trained_model` does and returns what came back."""
     partitions = dg.StaticPartitionsDefinition(["2026-03-10"]) if partitioned else None
 
     @dg.asset(partitions_def=partitions)
@@ -348,7 +348,7 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_SELECTION)
         assert outcome.success, [*outcome.failures, fake_vertex.only_job.log[-2000:]]
-        event = instance.get_latest_materialization_event(dg.AssetKey("als_model"))
+        event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
         als = {k: v.value for k, v in event.asset_materialization.metadata.items()}
         worker_logs = [entry.user_message for entry in instance.all_logs(event.run_id)]
     assert als["vertex_job_state"] == "SUCCEEDED" and als["launcher"] == "VertexTrainingLauncher"
