@@ -14,11 +14,12 @@ from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
 if TYPE_CHECKING:
     from recsys_assets.pipeline import PipelineOutcome
+    from recsys_assets.resources.catalogue import ItemCatalogue
     from recsys_assets.resources.warehouse import Warehouse
 
 
-def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool) -> int:
-    """Write synthetic events; days that already hold events are only replaced with `replace`."""
+def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool, catalogue: ItemCatalogue | None = None) -> int:
+    """Write synthetic events (and their postings); days that already hold events are only replaced with `replace`."""
     events = generate_events(spec)
     existing = {p.partition_key: p.total_rows for p in warehouse.existing_partitions()}
     overlap = sorted(set(rows_per_value(day_of(events["event_ts"]))) & set(existing))
@@ -32,6 +33,11 @@ def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool) -> int:
     days = warehouse.replace_days(events)
     _record_first_day(days)
     print(f"seeded {events.num_rows:,} synthetic events over {len(days)} days into {warehouse.table_ref}")
+    if catalogue is not None:
+        from recsys_assets.domain.items import generate_catalogue
+
+        written = catalogue.replace_items(generate_catalogue(spec))
+        print(f"seeded {written:,} synthetic postings into {catalogue.table_ref}")
     return 0
 
 
@@ -168,7 +174,7 @@ def _command(args: argparse.Namespace) -> int:
         )
         # An unreachable warehouse raises here: "unavailable" must never be taken for "empty".
         if args.command == "seed" or args.replace or not warehouse.existing_partitions():
-            status = _seed(warehouse, spec, replace=args.replace)
+            status = _seed(warehouse, spec, replace=args.replace, catalogue=resources["item_catalogue"])
             if status or args.command == "seed":
                 return status
     if args.command == "import-events":

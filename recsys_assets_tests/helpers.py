@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from recsys_assets.domain.items import generate_catalogue
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.resources import build_resources
 from recsys_assets.resources.registry import ModelRegistry, follow_base_pointer, poll_pull_requests
@@ -30,6 +31,8 @@ FAST_SELECTION = {
 # Every asset of the graph, in lineage order.
 ASSET_KEYS = [
     "interactions",
+    "items",
+    "item_features",
     "training_set",
     "trained_model",
     "baseline_models",
@@ -49,7 +52,8 @@ def local_resources(root: Path, **overrides: str) -> dict[str, Any]:
 
 
 def seed(resources: dict[str, Any], spec: SyntheticSpec = SMALL_SPEC) -> dict[str, int]:
-    """Write synthetic events into the warehouse; returns rows per day."""
+    """Write synthetic events and their postings into the warehouse; returns rows (events) per day."""
+    resources["item_catalogue"].replace_items(generate_catalogue(spec))
     return resources["warehouse"].replace_days(generate_events(spec))
 
 

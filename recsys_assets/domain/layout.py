@@ -69,6 +69,27 @@ class InteractionsFiles:
 
 
 @dataclass(frozen=True)
+class ItemFiles:
+    """One day's catalogue snapshot and the item features built from it."""
+
+    folder: str
+
+    @property
+    def items(self) -> str:
+        return join(self.folder, "items.parquet")
+
+    @property
+    def features(self) -> str:
+        """The L2-normalised sparse feature matrix, one row per catalogue item (in `items` order)."""
+        return join(self.folder, "features.npz")
+
+    @property
+    def transformer(self) -> str:
+        """The fitted feature transformer as arrays (vocabulary, idf, categories): no pickle."""
+        return join(self.folder, "transformer.npz")
+
+
+@dataclass(frozen=True)
 class TrainingSetFiles:
     """The matrices, id maps and summary of one training set."""
 
@@ -155,6 +176,12 @@ class ArtifactLayout:
 
     def interactions(self, partition_key: str) -> InteractionsFiles:
         return InteractionsFiles(join(self.root, "interactions", partition_key))
+
+    def items(self, partition_key: str) -> ItemFiles:
+        return ItemFiles(self._folder("items", partition_key))
+
+    def item_features(self, partition_key: str) -> ItemFiles:
+        return ItemFiles(self._folder("item_features", partition_key))
 
     def training_set(self, partition_key: str) -> TrainingSetFiles:
         return TrainingSetFiles(self._folder("training_set", partition_key))

@@ -6,6 +6,7 @@ with no cloud runs the whole graph, and production switches backends by configur
 | resource            | selector                    | embedded default | cloud option |
 |---------------------|-----------------------------|------------------|--------------|
 | warehouse           | RECSYS_WAREHOUSE            | duckdb           | bigquery     |
+| item_catalogue      | RECSYS_WAREHOUSE (same)     | duckdb           | bigquery     |
 | model_store         | RECSYS_MODEL_STORE          | local            | s3           |
 | secrets             | RECSYS_SECRETS              | local            | gcp          |
 | release_publisher   | RECSYS_RELEASE              | local            | github       |
@@ -20,9 +21,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from recsys_assets.domain.layout import ConfigurationError
+from recsys_assets.domain.layout import ConfigurationError, safe_name
 from recsys_assets.resources.alerts import AlertNotifier
 from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.resources.catalogue import DuckDBItemCatalogue, ItemCatalogue
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
 from recsys_assets.resources.release import LocalReleasePublisher, ReleasePublisher
 from recsys_assets.resources.secrets import LocalSecretStore, SecretStore
@@ -110,6 +112,24 @@ def build_warehouse(env: Mapping[str, str], settings: Settings) -> Warehouse:
     return DuckDBWarehouse(
         path=env.get("RECSYS_DUCKDB_PATH", str(settings.data_dir / "warehouse.duckdb")), lock_timeout_seconds=seconds
     )
+
+
+def build_item_catalogue(env: Mapping[str, str], settings: Settings) -> ItemCatalogue:
+    """The postings table next to the events: same backend, file or dataset as the warehouse.
+
+    Its table is `RECSYS_ITEMS_TABLE` (default items) in the warehouse's DuckDB file or BigQuery dataset.
+    """
+    table = env.get("RECSYS_ITEMS_TABLE", "").strip() or "items"
+    safe_name(table, "RECSYS_ITEMS_TABLE")
+    warehouse = build_warehouse({**env, "RECSYS_BQ_TABLE": table}, settings)
+    if backend_of("warehouse", env) == "bigquery":
+        from recsys_assets.resources.bigquery_catalogue import BigQueryItemCatalogue
+        from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
+
+        assert isinstance(warehouse, BigQueryWarehouse)
+        return BigQueryItemCatalogue(warehouse=warehouse)
+    assert isinstance(warehouse, DuckDBWarehouse)
+    return DuckDBItemCatalogue(path=warehouse.path, table=table, lock_timeout_seconds=warehouse.lock_timeout_seconds)
 
 
 def _required(env: Mapping[str, str], name: str, selector: str) -> str:
@@ -271,6 +291,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     secrets = build_secrets(env, settings)
     return {
         "warehouse": build_warehouse(env, settings),
+        "item_catalogue": build_item_catalogue(env, settings),
         "artifacts": ArtifactStore(root_uri=env.get("RECSYS_ARTIFACTS_URI", str(settings.data_dir / "artifacts"))),
         "secrets": secrets,
         "model_store": build_model_store(env, settings, secrets),

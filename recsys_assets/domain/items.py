@@ -1,0 +1,191 @@
+"""The item catalogue contract (job postings), its data-quality measures and a synthetic catalogue.
+
+A posting has text (title, description/skills), a category, a location and an open window
+[posted_date, closed_date); a null closed_date means still open. Every backend reads and writes
+exactly `ITEMS_SCHEMA`, the way `events.EVENTS_SCHEMA` is the interactions contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recsys_assets.domain.synthetic import SyntheticSpec
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field("item_id", pa.string()),
+        pa.field("title", pa.string()),
+        pa.field("description", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("location", pa.string()),
+        pa.field("posted_date", pa.date32()),
+        pa.field("closed_date", pa.date32()),
+    ]
+)
+ITEM_COLUMNS = tuple(ITEMS_SCHEMA.names)
+TEXT_COLUMNS = ("title", "description")
+
+
+def conform_items(table: pa.Table) -> pa.Table:
+    """`table` with exactly the catalogue contract's columns, order and types.
+
+    Raises:
+        ValueError: a contract column is missing (the message lists what was found).
+    """
+    missing = [name for name in ITEM_COLUMNS if name not in table.column_names]
+    if missing:
+        raise ValueError(
+            f"item catalogue is missing columns {missing}; expected {list(ITEM_COLUMNS)}, got {table.column_names}"
+        )
+    return table.select(list(ITEM_COLUMNS)).cast(ITEMS_SCHEMA)
+
+
+def as_of(catalogue: pa.Table, day: date) -> pa.Table:
+    """The catalogue as it was known at the end of `day`: postings posted by then, later closings unknown."""
+    posted = pc.fill_null(pc.less_equal(catalogue["posted_date"], pa.scalar(day, pa.date32())), True)
+    known = catalogue.filter(posted)
+    closed = known["closed_date"]
+    future = pc.fill_null(pc.greater(closed, pa.scalar(day, pa.date32())), False)
+    return known.set_column(
+        ITEM_COLUMNS.index("closed_date"),
+        "closed_date",
+        pc.if_else(future, pa.scalar(None, pa.date32()), closed),
+    )
+
+
+@dataclass(frozen=True)
+class CatalogueQuality:
+    """What the catalogue's checks measure."""
+
+    rows: int
+    duplicate_ids: int
+    null_ids: int
+    missing_text: int
+    closed_before_posted: int
+
+
+def measure_quality(catalogue: pa.Table) -> CatalogueQuality:
+    """Counts of duplicate ids, null ids, rows with neither title nor description, and inverted windows."""
+    ids = catalogue["item_id"]
+    non_null = pc.drop_null(ids)
+    texts = [pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(catalogue[c], ""))) for c in TEXT_COLUMNS]
+    no_text = pc.and_(*(pc.equal(length, 0) for length in texts))
+    inverted = pc.fill_null(pc.less(catalogue["closed_date"], catalogue["posted_date"]), False)
+    return CatalogueQuality(
+        rows=catalogue.num_rows,
+        duplicate_ids=len(non_null) - pc.count_distinct(non_null).as_py(),
+        null_ids=ids.null_count,
+        missing_text=int(pc.sum(no_text).as_py() or 0),
+        closed_before_posted=int(pc.sum(inverted).as_py() or 0),
+    )
+
+
+def open_mask(posted: np.ndarray, closed: np.ndarray, day: float) -> np.ndarray:
+    """Which postings are open on `day` (days since the epoch): posted by then and not closed yet.
+
+    `posted`/`closed` are days since the epoch as floats, NaN where unknown (unknown = open).
+    """
+    with np.errstate(invalid="ignore"):
+        return ~(posted > day) & ~(closed <= day)
+
+
+def days_since_epoch(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A date32 column as float days since the epoch, NaN for nulls."""
+    values = pc.cast(column, pa.int32())
+    return np.asarray(pc.fill_null(pc.cast(values, pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+
+
+# Words per job segment: a posting's text is drawn mostly from its own segment's words, so text
+# similarity carries the same signal users act on.
+_SEGMENT_WORDS = [
+    ["python", "django", "backend", "api", "postgres", "rest"],
+    ["react", "typescript", "frontend", "css", "javascript", "ui"],
+    ["kubernetes", "terraform", "devops", "aws", "docker", "sre"],
+    ["pytorch", "ml", "training", "models", "gpu", "research"],
+    ["spark", "airflow", "etl", "warehouse", "dbt", "pipelines"],
+    ["ios", "swift", "mobile", "xcode", "app", "uikit"],
+    ["android", "kotlin", "mobile", "jetpack", "gradle", "app"],
+    ["rust", "systems", "embedded", "firmware", "c", "kernel"],
+    ["golang", "microservices", "grpc", "distributed", "latency", "backend"],
+    ["java", "spring", "jvm", "enterprise", "microservices", "hibernate"],
+    ["security", "pentest", "iam", "threat", "compliance", "soc"],
+    ["sql", "analytics", "dashboards", "tableau", "bi", "statistics"],
+    ["qa", "testing", "selenium", "automation", "cypress", "quality"],
+    ["unity", "games", "graphics", "shaders", "c++", "engine"],
+    ["blockchain", "solidity", "crypto", "web3", "smart", "contracts"],
+    ["salesforce", "crm", "apex", "integration", "erp", "consulting"],
+]
+_COMMON_WORDS = ["engineer", "team", "remote", "senior", "growth", "product", "hiring", "culture"]
+_LOCATIONS = ["berlin", "london", "paris", "remote", "amsterdam", "madrid", "lisbon", "warsaw"]
+
+
+def segment_words(n_segments: int) -> list[list[str]]:
+    """A vocabulary per segment (named words for the first 16, generated ones beyond)."""
+    return [
+        _SEGMENT_WORDS[s] if s < len(_SEGMENT_WORDS) else [f"skill{s}x{w}" for w in range(6)] for s in range(n_segments)
+    ]
+
+
+@dataclass(frozen=True)
+class Postings:
+    """The latent shape of a synthetic catalogue: what `generate_events` draws interactions from."""
+
+    segment: np.ndarray
+    popularity: np.ndarray
+    start: np.ndarray  # first open day, relative to the spec's start date
+    end: np.ndarray  # first closed day, relative to the spec's start date
+
+
+def posting_shape(spec: SyntheticSpec) -> Postings:
+    """The postings `generate_events(spec)` samples from, reproduced from the same seeded draws.
+
+    Kept in one place so that the catalogue can follow the job-board generator when it exposes its
+    postings directly (`generate_postings`): only this function changes then.
+    """
+    rng = np.random.default_rng(spec.seed)
+    segment = rng.integers(0, spec.n_segments, spec.n_items)
+    popularity = rng.pareto(1.1, spec.n_items) + 1.0
+    start = rng.integers(-40, spec.n_days, spec.n_items)
+    end = start + rng.integers(10, 60, spec.n_items)
+    return Postings(segment=segment, popularity=popularity, start=start, end=end)
+
+
+def generate_catalogue(spec: SyntheticSpec, words_per_posting: int = 8, on_segment: float = 0.8) -> pa.Table:
+    """The synthetic catalogue matching `generate_events(spec)`: text drawn from each posting's segment.
+
+    Item ids are those of the events; a posting still open at the end of the window has no closed date.
+    """
+    shape = posting_shape(spec)
+    rng = np.random.default_rng([spec.seed, 13])
+    vocab = segment_words(spec.n_segments)
+    n = spec.n_items
+    # Each word slot comes from the posting's own segment with probability `on_segment`, else from
+    # the common words; a vectorised draw of (segment, word) indices, joined per row at the end.
+    own = np.asarray([vocab[s] for s in range(spec.n_segments)], dtype=object)
+    seg_word = own[shape.segment[:, None], rng.integers(0, own.shape[1], (n, words_per_posting))]
+    common = np.asarray(_COMMON_WORDS, dtype=object)[rng.integers(0, len(_COMMON_WORDS), (n, words_per_posting))]
+    words = np.where(rng.random((n, words_per_posting)) < on_segment, seg_word, common)
+    description = [" ".join(row) for row in words.tolist()]
+    title = [f"{a} {b} engineer" for a, b in zip(seg_word[:, 0], seg_word[:, 1], strict=True)]
+    width = len(str(max(n - 1, 1)))
+    start_day = spec.start_date
+    posted = [start_day + timedelta(days=int(d)) for d in shape.start]
+    window_end = spec.end_date + timedelta(days=1)
+    closed = [start_day + timedelta(days=int(d)) for d in shape.end]
+    return pa.table(
+        {
+            "item_id": [f"job{i:0{width}d}" for i in range(n)],
+            "title": title,
+            "description": description,
+            "category": [f"segment-{s:02d}" for s in shape.segment],
+            "location": np.asarray(_LOCATIONS, dtype=object)[rng.integers(0, len(_LOCATIONS), n)].tolist(),
+            "posted_date": posted,
+            "closed_date": [c if c <= window_end else None for c in closed],
+        },
+        schema=ITEMS_SCHEMA,
+    )
