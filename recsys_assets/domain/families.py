@@ -37,8 +37,19 @@ from recsys_assets.domain.params import (
     RecentPopularityParams,
 )
 
-FamilyName = Literal["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr"]
-FAMILIES: tuple[FamilyName, ...] = ("popularity", "recent_popularity", "item_knn", "ease", "als", "bpr")
+FamilyName = Literal["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr", "content", "hybrid"]
+FAMILIES: tuple[FamilyName, ...] = (
+    "popularity",
+    "recent_popularity",
+    "item_knn",
+    "ease",
+    "als",
+    "bpr",
+    "content",
+    "hybrid",
+)
+# Families that score items from their features (domain/content.py): they need an item side to fit.
+CONTENT_FAMILIES = ("content", "hybrid")
 # Called after each iteration of an iterative model with (iteration, model): lets a search prune it.
 IterationCallback = Callable[[int, "Recommender"], None]
 # Users are scored in blocks so a dense users x items score matrix stays a few hundred MB at most.
@@ -90,6 +101,8 @@ class Recommender(ABC):
     params_type: ClassVar[type[FamilyParams]]
     # Whether a user the model was not trained on can be scored from their history.
     folds_in: ClassVar[bool] = True
+    # Whether the family takes item features (`new_model(..., items=)`); the others ignore them.
+    uses_items: ClassVar[bool] = False
 
     def __init__(self, params: FamilyParams) -> None:
         self.params = params
@@ -450,12 +463,22 @@ FAMILY_CLASSES: dict[str, type[Recommender]] = {
 }
 
 
-def new_model(family: str, params: Mapping[str, Any] | FamilyParams | None = None) -> Recommender:
-    """An unfitted model of `family` with `params` (validated against the family's parameter set)."""
+def new_model(family: str, params: Mapping[str, Any] | FamilyParams | None = None, items: Any = None) -> Recommender:
+    """An unfitted model of `family` with `params` (validated against the family's parameter set).
+
+    `items` (a `content.ItemSide`) goes to the families that use item features and is ignored by the rest.
+
+    Raises:
+        ValueError: `family` uses item features and none were given.
+    """
     cls = FAMILY_CLASSES[family]
     if not isinstance(params, FamilyParams):
         params = cls.params_type.model_validate(dict(params or {}))
-    return cls(params)
+    if not cls.uses_items:
+        return cls(params)
+    if items is None:
+        raise ValueError(f"the {family} family needs item features: build item_features from a catalogue first")
+    return cls(params, items=items)  # pyright: ignore[reportCallIssue]
 
 
 def load_model(family: str, params: Mapping[str, Any], data: bytes) -> Recommender:
@@ -483,3 +506,8 @@ BASELINES: dict[str, tuple[FamilyName, dict[str, Any]]] = {
     "popularity": ("popularity", {}),
     "item_knn": ("item_knn", {"similarity": "bm25", "neighbours": 100}),
 }
+
+
+# The content families (domain/content.py) build on this module's classes and add themselves to
+# FAMILY_CLASSES when their module has loaded; importing it here makes them known to every user of this one.
+import recsys_assets.domain.content  # noqa: E402, F401  (after every name content.py imports from here)

@@ -162,12 +162,17 @@ def features_from_bytes(data: bytes) -> sp.csr_matrix:
     return sp.csr_matrix(sp.load_npz(io.BytesIO(data)))
 
 
+def positions(item_ids: pa.Array | pa.ChunkedArray, feature_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The feature row of each of `item_ids`, -1 for an item the catalogue does not have."""
+    values = feature_ids.combine_chunks() if isinstance(feature_ids, pa.ChunkedArray) else feature_ids
+    found = pc.index_in(item_ids, value_set=values)
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 def align(features: sp.csr_matrix, feature_ids: pa.Array | pa.ChunkedArray, item_ids: pa.Array) -> sp.csr_matrix:
     """Rows of `features` (keyed by `feature_ids`) in the order of `item_ids`; an item without features is a zero row."""
-    position = pc.index_in(item_ids, value_set=pa.array(feature_ids)).to_numpy(zero_copy_only=False)
-    known = ~pd.isna(position)
-    rows = np.zeros(len(item_ids), dtype=np.int64)
-    rows[known] = position[known].astype(np.int64)
+    rows = positions(item_ids, feature_ids)
+    known = rows >= 0
     selector = sp.csr_matrix(
         (np.ones(int(known.sum()), dtype=np.float32), (np.flatnonzero(known), rows[known])),
         shape=(len(item_ids), features.shape[0]),

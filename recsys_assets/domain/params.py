@@ -6,7 +6,7 @@ process) uses them without Dagster; `dg.Config` subclasses add nothing but the a
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -85,8 +85,21 @@ class BPRParams(FamilyParams):
     num_threads: int = Field(default=0, ge=0)
 
 
+class ContentParams(FamilyParams):
+    """Content-based: a user's profile is the confidence-weighted mean of their items' features."""
+
+
+class HybridParams(FamilyParams):
+    """A collaborative family's ranking fused with the content ranking, `weight` on the collaborative side."""
+
+    collaborative: str = Field(default="item_knn", description="The collaborative family blended in.")
+    collaborative_params: dict[str, Any] = Field(default_factory=dict, description="Its parameters.")
+    weight: float = Field(default=0.5, ge=0, le=1, description="1 = collaborative only, 0 = content only.")
+    depth: int = Field(default=100, ge=1, description="Candidates taken from each ranking before fusing.")
+
+
 Protocol = Literal["per_user", "global_cut"]
-Family = Literal["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr"]
+Family = Literal["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr", "content", "hybrid"]
 
 
 class SelectionParams(BaseModel):
@@ -96,7 +109,7 @@ class SelectionParams(BaseModel):
 
     # Plain strings (checked below): Dagster's run config cannot express a list of literals.
     families: list[str] = Field(
-        default=["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr"],
+        default=["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr", "content", "hybrid"],
         min_length=1,
         description="Candidate families, searched in this order.",
     )
@@ -144,4 +157,6 @@ FAMILY_PARAMS: dict[str, type[FamilyParams]] = {
     "ease": EASEParams,
     "als": ALSParams,
     "bpr": BPRParams,
+    "content": ContentParams,
+    "hybrid": HybridParams,
 }

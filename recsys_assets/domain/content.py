@@ -1,0 +1,235 @@
+"""Content-based and hybrid families: cold postings are recommended from their features.
+
+- `content`: a user's profile is the confidence-weighted (optionally time-decayed) mean of the
+  features of the items they interacted with; an item's score is the cosine between the profile and
+  its L2-normalised features. Products stay sparse and users are scored in blocks.
+- `hybrid`: a collaborative family's ranking and the content ranking fused by weighted reciprocal
+  rank (`weight` on the collaborative side, chosen on validation). A posting nobody has touched is
+  absent from the collaborative list, so it competes on its content rank alone.
+
+Both need an `ItemSide` (the features of the training item index and which postings may be
+recommended); they keep it in their arrays, so a saved model needs nothing else to score.
+Closed postings are never recommended: the item side's `allowed` mask removes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from recsys_assets.domain.families import (
+    FAMILY_CLASSES,
+    SCORE_BLOCK_CELLS,
+    Recommender,
+    binary,
+    decayed,
+    new_model,
+    top_k_dense,
+)
+from recsys_assets.domain.item_features import align, positions
+from recsys_assets.domain.items import open_mask
+from recsys_assets.domain.params import ContentParams, FamilyParams, HybridParams
+
+# Reciprocal-rank fusion constant (Cormack et al. 2009): damps the difference between top ranks.
+RRF_K = 60.0
+
+
+@dataclass(frozen=True)
+class ItemSide:
+    """What content families know of the items of one training index.
+
+    `features` has one L2-normalised row per item column (zero rows for items without features);
+    `allowed` is False for postings that must not be recommended (closed at the evaluation cut).
+    `posted` is each item's posting day (days since the epoch, NaN unknown), for freshness metrics.
+    """
+
+    features: sp.csr_matrix
+    allowed: np.ndarray
+    posted: np.ndarray
+
+
+def item_side(
+    features: sp.csr_matrix,
+    feature_ids: pa.Array | pa.ChunkedArray,
+    posted: np.ndarray,
+    closed: np.ndarray,
+    item_ids: pa.Array,
+    reference_day: float,
+) -> ItemSide:
+    """The item side of training index `item_ids` at `reference_day` (days since the epoch).
+
+    `posted`/`closed` are per feature row (days since the epoch, NaN unknown). A posting may be
+    recommended unless it closed on or before the reference day; postings posted later are allowed,
+    because serving scores them from their features the day they appear.
+    """
+    aligned = align(features, feature_ids, item_ids)
+    rows = positions(item_ids, feature_ids)
+    known = rows >= 0
+    item_posted = np.full(len(item_ids), np.nan)
+    item_closed = np.full(len(item_ids), np.nan)
+    item_posted[known] = posted[rows[known]]
+    item_closed[known] = closed[rows[known]]
+    allowed = open_mask(np.full(len(item_ids), np.nan), item_closed, reference_day)
+    return ItemSide(features=aligned, allowed=allowed, posted=item_posted)
+
+
+def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}data": matrix.data,
+        f"{prefix}indices": matrix.indices,
+        f"{prefix}indptr": matrix.indptr,
+        f"{prefix}shape": np.asarray(matrix.shape),
+    }
+
+
+def _csr_from(prefix: str, arrays: Mapping[str, np.ndarray]) -> sp.csr_matrix:
+    rows, columns = (int(n) for n in arrays[f"{prefix}shape"])
+    return sp.csr_matrix(
+        (arrays[f"{prefix}data"], arrays[f"{prefix}indices"], arrays[f"{prefix}indptr"]), shape=(rows, columns)
+    )
+
+
+class Content(Recommender):
+    """Cosine between a user's feature profile and each item's features."""
+
+    family = "content"
+    params_type = ContentParams
+    uses_items = True
+
+    def __init__(self, params: FamilyParams, items: ItemSide | None = None, profiles: sp.csr_matrix | None = None):
+        super().__init__(params)
+        self.items = items
+        self.profiles = profiles
+
+    def profile(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """L2-normalised profiles of users with `history` (confidences or ones) over the item columns."""
+        assert self.items is not None, "content families need item features"
+        return sp.csr_matrix(normalize(history.astype(np.float32) @ self.items.features, norm="l2"))
+
+    def fit(self, matrix, ages=None, callback=None):
+        self.profiles = self.profile(decayed(matrix, ages, self.params.half_life_days))
+        return self
+
+    def user_profiles(self, users: np.ndarray, seen: sp.csr_matrix) -> sp.csr_matrix:
+        """Stored profiles for training users; folded in from `seen` for the others."""
+        users = np.asarray(users, dtype=np.int64)
+        folded = self.profile(binary(seen))
+        if self.profiles is None or not (users >= 0).any():
+            return folded
+        known = users >= 0
+        pick = sp.csr_matrix(
+            (np.ones(int(known.sum()), np.float32), (np.flatnonzero(known), users[known])),
+            shape=(len(users), self.profiles.shape[0]),
+        )
+        keep = sp.diags((~known).astype(np.float32))
+        return sp.csr_matrix(pick @ self.profiles + keep @ folded)
+
+    def scores(self, users: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
+        """Dense cosine scores of one block of users; items that may not be recommended are -inf."""
+        assert self.items is not None
+        scores = (self.user_profiles(users, seen) @ self.items.features.T).toarray().astype(np.float32)
+        scores[:, ~self.items.allowed] = -np.inf
+        return scores
+
+    def recommend(self, users, seen, k):
+        n_items = seen.shape[1]
+        block = max(1, SCORE_BLOCK_CELLS // max(n_items, 1))
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        for start in range(0, len(users), block):
+            rows = seen[start : start + block]
+            out[start : start + block] = top_k_dense(self.scores(users[start : start + block], rows), rows, k)
+        return out
+
+    def arrays(self):
+        assert self.items is not None and self.profiles is not None
+        return {
+            **_csr_arrays("features_", self.items.features),
+            **_csr_arrays("profiles_", self.profiles),
+            "allowed": self.items.allowed,
+            "posted": self.items.posted,
+        }
+
+    @classmethod
+    def from_arrays(cls, params, arrays):
+        items = ItemSide(
+            features=_csr_from("features_", arrays), allowed=np.asarray(arrays["allowed"]), posted=arrays["posted"]
+        )
+        return cls(params, items=items, profiles=_csr_from("profiles_", arrays))
+
+
+class Hybrid(Recommender):
+    """Weighted reciprocal-rank fusion of a collaborative family and the content family."""
+
+    family = "hybrid"
+    params_type = HybridParams
+    uses_items = True
+
+    def __init__(
+        self,
+        params: FamilyParams,
+        items: ItemSide | None = None,
+        collaborative: Recommender | None = None,
+        content: Content | None = None,
+    ):
+        super().__init__(params)
+        assert isinstance(params, HybridParams)
+        if params.collaborative in ("content", "hybrid"):
+            raise ValueError(f"a hybrid blends a collaborative family, not {params.collaborative!r}")
+        self.collaborative = collaborative or new_model(params.collaborative, params.collaborative_params)
+        self.content = content or Content(ContentParams(half_life_days=params.half_life_days), items=items)
+        self.folds_in = self.collaborative.folds_in  # pyright: ignore[reportAttributeAccessIssue]
+
+    def fit(self, matrix, ages=None, callback=None):
+        self.collaborative.fit(matrix, ages, None if callback is None else lambda i, _m: callback(i, self))
+        self.content.fit(matrix, ages)
+        return self
+
+    def recommend(self, users, seen, k):
+        assert isinstance(self.params, HybridParams) and self.content.items is not None
+        users = np.asarray(users, dtype=np.int64)
+        depth = max(self.params.depth, k)
+        n_items = seen.shape[1]
+        w = self.params.weight
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        block = max(1, SCORE_BLOCK_CELLS // max(n_items, 1))
+        for start in range(0, len(users), block):
+            ids, rows = users[start : start + block], seen[start : start + block]
+            fused = np.zeros((len(ids), n_items), dtype=np.float32)
+            for weight, ranked in (
+                (w, self.collaborative.recommend(ids, rows, depth)),
+                (1.0 - w, self.content.recommend(ids, rows, depth)),
+            ):
+                r, position = np.nonzero(ranked >= 0)
+                np.add.at(fused, (r, ranked[r, position]), np.float32(weight / (RRF_K + position + 1)))
+            fused[fused <= 0] = -np.inf
+            fused[:, ~self.content.items.allowed] = -np.inf
+            out[start : start + block] = top_k_dense(fused, rows, k)
+        return out
+
+    def arrays(self):
+        collaborative = {f"collab_{name}": value for name, value in self.collaborative.arrays().items()}
+        content = {f"content_{name}": value for name, value in self.content.arrays().items()}
+        return collaborative | content
+
+    @classmethod
+    def from_arrays(cls, params, arrays):
+        assert isinstance(params, HybridParams)
+        collab_cls = FAMILY_CLASSES[params.collaborative]
+        collaborative = collab_cls.from_arrays(
+            collab_cls.params_type.model_validate(params.collaborative_params),
+            {name.removeprefix("collab_"): value for name, value in arrays.items() if name.startswith("collab_")},
+        )
+        content = Content.from_arrays(
+            ContentParams(half_life_days=params.half_life_days),
+            {name.removeprefix("content_"): value for name, value in arrays.items() if name.startswith("content_")},
+        )
+        assert isinstance(content, Content)
+        return cls(params, collaborative=collaborative, content=content)
+
+
+FAMILY_CLASSES.update({Content.family: Content, Hybrid.family: Hybrid})
