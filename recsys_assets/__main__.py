@@ -75,6 +75,15 @@ def _report(outcome: PipelineOutcome) -> int:
                 f"\n{protocol} holdout of partition {outcome.partition_key}: {result.holdout.users:,} users, k={ev.k}{gate}\n"
             )
             print(metrics_table(table))
+            if result.cold_items:
+                from recsys_assets.domain.content import cold_item_table
+
+                assert result.cold_holdout is not None
+                print(
+                    f"\ncold items ({protocol}): {result.cold_holdout.pairs:,} held-out pairs of postings unseen in "
+                    f"training, {result.cold_holdout.users:,} users\n"
+                )
+                print(cold_item_table(result))
     if outcome.bundle:
         released = "" if outcome.success else " (written, not released)"
         print(f"\nmodel bundle {outcome.bundle.version}{released}: {outcome.bundle.uri}")

@@ -16,8 +16,9 @@ from typing import cast
 from dagster_pipes import PipesContext
 
 from recsys_assets.domain import storage
+from recsys_assets.domain.content import ItemSide, ItemSource, reference_days
 from recsys_assets.domain.families import new_model
-from recsys_assets.domain.layout import ModelFiles, TrainingSetFiles
+from recsys_assets.domain.layout import ItemFiles, ModelFiles, TrainingSetFiles
 from recsys_assets.domain.params import Protocol
 from recsys_assets.domain.records import TrainingReport, TrainingRequest
 from recsys_assets.domain.selection import select_model
@@ -37,12 +38,23 @@ def run(pipes: PipesContext) -> TrainingReport:
     if data.train.nnz == 0:
         raise ValueError(f"training set at {request.training_set} is empty")
     settings = request.search
-    selection = select_model(data.protocol(settings.protocol), settings, pipes.log.info)
+    source = ItemSource.load(ItemFiles(request.item_features)) if request.item_features else None
+    if source is not None:
+        pipes.log.info(f"item features: {source.features.shape[0]:,} postings x {source.features.shape[1]:,}")
+
+    def items_at(protocol: str, stage: int) -> ItemSide | None:
+        day = reference_days(protocol, data.counts.end_day, data.counts.cut_days)[stage]
+        return None if source is None else source.side(data.item_ids, day)
+
+    selection = select_model(
+        data.protocol(settings.protocol), settings, pipes.log.info, items=items_at(settings.protocol, 0)
+    )
     output = ModelFiles(request.output)
     # The selection is refitted on every protocol's training data, so each protocol scores the same choice.
     for protocol in PROTOCOLS:
         split = data.protocol(protocol)
-        model = new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)
+        model = new_model(selection.best.family, selection.best.params, items=items_at(protocol, 1))
+        model.fit(split.train, split.train_ages)
         storage.write_bytes(output.model(protocol), model.to_bytes())
     report = TrainingReport(
         model=selection.best,

@@ -22,6 +22,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
+from recsys_assets.domain import storage
 from recsys_assets.domain.families import (
     FAMILY_CLASSES,
     SCORE_BLOCK_CELLS,
@@ -31,9 +32,12 @@ from recsys_assets.domain.families import (
     new_model,
     top_k_dense,
 )
-from recsys_assets.domain.item_features import align, positions
-from recsys_assets.domain.items import open_mask
+from recsys_assets.domain.item_features import align, features_from_bytes, positions
+from recsys_assets.domain.items import days_since_epoch, open_mask
+from recsys_assets.domain.layout import ItemFiles
 from recsys_assets.domain.params import ContentParams, FamilyParams, HybridParams
+from recsys_assets.domain.records import ProtocolResult
+from recsys_assets.domain.splitting import GLOBAL_CUT
 
 # Reciprocal-rank fusion constant (Cormack et al. 2009): damps the difference between top ranks.
 RRF_K = 60.0
@@ -175,6 +179,7 @@ class Hybrid(Recommender):
         items: ItemSide | None = None,
         collaborative: Recommender | None = None,
         content: Content | None = None,
+        item_users: np.ndarray | None = None,
     ):
         super().__init__(params)
         assert isinstance(params, HybridParams)
@@ -183,10 +188,12 @@ class Hybrid(Recommender):
         self.collaborative = collaborative or new_model(params.collaborative, params.collaborative_params)
         self.content = content or Content(ContentParams(half_life_days=params.half_life_days), items=items)
         self.folds_in = self.collaborative.folds_in  # pyright: ignore[reportAttributeAccessIssue]
+        self.item_users = item_users
 
     def fit(self, matrix, ages=None, callback=None):
         self.collaborative.fit(matrix, ages, None if callback is None else lambda i, _m: callback(i, self))
         self.content.fit(matrix, ages)
+        self.item_users = np.bincount(binary(matrix).indices, minlength=matrix.shape[1]).astype(np.int32)
         return self
 
     def recommend(self, users, seen, k):
@@ -195,17 +202,22 @@ class Hybrid(Recommender):
         depth = max(self.params.depth, k)
         n_items = seen.shape[1]
         w = self.params.weight
+        assert self.item_users is not None, "fit or load the model first"
+        # Items the collaborative side cannot place get the content rank at full weight (fallback).
+        content_weight = np.full(n_items, 1.0 - w, dtype=np.float32)
+        content_weight[self.item_users < self.params.fallback_below] = 1.0
         out = np.full((len(users), k), -1, dtype=np.int64)
         block = max(1, SCORE_BLOCK_CELLS // max(n_items, 1))
         for start in range(0, len(users), block):
             ids, rows = users[start : start + block], seen[start : start + block]
             fused = np.zeros((len(ids), n_items), dtype=np.float32)
-            for weight, ranked in (
-                (w, self.collaborative.recommend(ids, rows, depth)),
-                (1.0 - w, self.content.recommend(ids, rows, depth)),
-            ):
-                r, position = np.nonzero(ranked >= 0)
-                np.add.at(fused, (r, ranked[r, position]), np.float32(weight / (RRF_K + position + 1)))
+            collaborative = self.collaborative.recommend(ids, rows, depth)
+            r, position = np.nonzero(collaborative >= 0)
+            np.add.at(fused, (r, collaborative[r, position]), np.float32(w) / (RRF_K + position + 1))
+            content = self.content.recommend(ids, rows, depth)
+            r, position = np.nonzero(content >= 0)
+            columns = content[r, position]
+            np.add.at(fused, (r, columns), content_weight[columns] / (RRF_K + position + 1))
             fused[fused <= 0] = -np.inf
             fused[:, ~self.content.items.allowed] = -np.inf
             out[start : start + block] = top_k_dense(fused, rows, k)
@@ -214,7 +226,8 @@ class Hybrid(Recommender):
     def arrays(self):
         collaborative = {f"collab_{name}": value for name, value in self.collaborative.arrays().items()}
         content = {f"content_{name}": value for name, value in self.content.arrays().items()}
-        return collaborative | content
+        assert self.item_users is not None
+        return collaborative | content | {"item_users": self.item_users}
 
     @classmethod
     def from_arrays(cls, params, arrays):
@@ -229,7 +242,77 @@ class Hybrid(Recommender):
             {name.removeprefix("content_"): value for name, value in arrays.items() if name.startswith("content_")},
         )
         assert isinstance(content, Content)
-        return cls(params, collaborative=collaborative, content=content)
+        return cls(params, collaborative=collaborative, content=content, item_users=np.asarray(arrays["item_users"]))
 
 
 FAMILY_CLASSES.update({Content.family: Content, Hybrid.family: Hybrid})
+
+
+@dataclass(frozen=True)
+class ItemSource:
+    """The item_features asset's output: features per catalogue row, with each row's id and open window."""
+
+    features: sp.csr_matrix
+    item_ids: pa.Array
+    posted: np.ndarray
+    closed: np.ndarray
+
+    @classmethod
+    def load(cls, files: ItemFiles) -> ItemSource | None:
+        """The features in `files`, or None when the catalogue was empty (no feature matrix written)."""
+        if not storage.exists(files.transformer):
+            return None
+        rows = storage.table_from_bytes(storage.read_bytes(files.items))
+        return cls(
+            features=features_from_bytes(storage.read_bytes(files.features)),
+            item_ids=rows["item_id"].combine_chunks(),
+            posted=days_since_epoch(rows["posted_date"]),
+            closed=days_since_epoch(rows["closed_date"]),
+        )
+
+    def side(self, item_ids: pa.Array, reference_day: float | None) -> ItemSide:
+        """The item side of training index `item_ids`; with no reference day nothing counts as closed."""
+        day = -np.inf if reference_day is None else reference_day
+        return item_side(self.features, self.item_ids, self.posted, self.closed, item_ids, day)
+
+
+def reference_days(protocol: str, end_day: float, cut_days: int) -> tuple[float | None, float | None]:
+    """The days at which postings must be open: (searching on fit, scoring the holdout after train).
+
+    The global cut recommends at its cut days; the per-user holdout has no single cut (each user's
+    holdout lies at another time), so nothing is filtered as closed there.
+    """
+    if protocol == GLOBAL_CUT:
+        return end_day - 2 * cut_days, end_day - cut_days
+    return None, None
+
+
+def new_item_share(recommendations: np.ndarray, posted: np.ndarray, reference_day: float, days: int) -> float:
+    """Share of filled slots in `recommendations` (users x k, -1 empty) given to items under `days` days old.
+
+    An item's age is `reference_day - posted`; items without a known posting day count as old.
+    """
+    filled = recommendations[recommendations >= 0]
+    if len(filled) == 0:
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        young = (reference_day - posted[filled]) < days
+    return float(np.mean(young))
+
+
+def cold_item_table(result: ProtocolResult) -> str:
+    """Markdown: each model's metrics on cold-item pairs, and its share of slots given to new items."""
+    if not result.cold_items:
+        return "no cold-item evaluation"
+    k = next(int(name.split("@")[1]) for name in next(iter(result.cold_items.values())) if "@" in name)
+    days = result.new_item_days
+    lines = [
+        f"| model | cold recall@{k} | cold ndcg@{k} | cold users | slots to items < {days} days old |",
+        "|---|---|---|---|---|",
+    ]
+    for name, metrics in result.cold_items.items():
+        lines.append(
+            f"| {name} | {metrics[f'recall@{k}']:.4f} | {metrics[f'ndcg@{k}']:.4f} | "
+            f"{int(metrics['users_evaluated'])} | {result.new_item_share.get(name, 0.0):.2%} |"
+        )
+    return "\n".join(lines)

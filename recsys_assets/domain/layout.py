@@ -48,8 +48,21 @@ def safe_relative_path(value: str, setting: str) -> str:
 
 
 # The user x item matrices of a training set, one `.npz` file each: the per-user temporal split,
-# the global time cut split (`cut_*`), and the day (since the epoch) each pair was first seen.
-SPLITS = ("train", "fit", "validation", "holdout", "cut_train", "cut_fit", "cut_validation", "cut_holdout", "times")
+# the global time cut split (`cut_*`), the day (since the epoch) each pair was first seen, and the
+# held-out pairs of catalogue items unseen in training (`*_cold`, scored apart as cold items).
+SPLITS = (
+    "train",
+    "fit",
+    "validation",
+    "holdout",
+    "cut_train",
+    "cut_fit",
+    "cut_validation",
+    "cut_holdout",
+    "times",
+    "holdout_cold",
+    "cut_holdout_cold",
+)
 
 
 @dataclass(frozen=True)

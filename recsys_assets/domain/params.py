@@ -96,6 +96,12 @@ class HybridParams(FamilyParams):
     collaborative_params: dict[str, Any] = Field(default_factory=dict, description="Its parameters.")
     weight: float = Field(default=0.5, ge=0, le=1, description="1 = collaborative only, 0 = content only.")
     depth: int = Field(default=100, ge=1, description="Candidates taken from each ranking before fusing.")
+    fallback_below: int = Field(
+        default=1,
+        ge=0,
+        description="Items with fewer training users than this are ranked by content alone, at full weight "
+        "(a collaborative model cannot place them); 0 switches the fallback off.",
+    )
 
 
 Protocol = Literal["per_user", "global_cut"]

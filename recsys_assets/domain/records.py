@@ -61,6 +61,12 @@ class SplitCounts(Record):
     cut_holdout_pairs_cold: int = Field(
         default=0, description="Pairs after the time cut whose item or user has no interaction before it (dropped)."
     )
+    holdout_pairs_cold_item: int = Field(
+        default=0, description="Held-out pairs of catalogue items unseen in training: scored apart as cold items."
+    )
+    cut_holdout_pairs_cold_item: int = Field(
+        default=0, description="Pairs after the time cut of known users and catalogue items unseen before it."
+    )
 
 
 class TrainingSetSummary(SplitCounts):
@@ -77,6 +83,9 @@ class TrainingRequest(Record):
     training_set: str = Field(description="Folder (URI) of the training set to train on.")
     output: str = Field(description="Folder (URI) the model and the training report are written to.")
     search: SelectionParams
+    item_features: str | None = Field(
+        default=None, description="Folder (URI) of the item features; None leaves the content families out."
+    )
 
     def to_extras(self) -> dict[str, Any]:
         return {"request": self.model_dump(mode="json")}
@@ -159,6 +168,15 @@ class ProtocolResult(Record):
     model: Metrics
     baselines: dict[str, Metrics]
     holdout: HoldoutSize
+    cold_items: dict[str, Metrics] = Field(
+        default_factory=dict,
+        description="Model and baselines on held-out pairs of catalogue items unseen in training (cold items).",
+    )
+    cold_holdout: HoldoutSize | None = None
+    new_item_share: dict[str, float] = Field(
+        default_factory=dict, description="Share of filled recommendation slots given to items under N days old."
+    )
+    new_item_days: int | None = None
 
 
 class EvaluationResult(Record):

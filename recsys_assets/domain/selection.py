@@ -18,8 +18,10 @@ import numpy as np
 import optuna
 import scipy.sparse as sp
 
+from recsys_assets.domain.content import ItemSide
 from recsys_assets.domain.families import (
     BASELINES,
+    CONTENT_FAMILIES,
     Recommender,
     available_memory_bytes,
     ease_memory_bytes,
@@ -38,8 +40,10 @@ HALF_LIVES = ("off", 3.0, 7.0, 14.0, 30.0, 90.0)
 PRUNING_STEPS = 3
 
 
-def suggest(family: str, trial: optuna.Trial, settings: SelectionParams) -> dict[str, Any]:
-    """One point of `family`'s search space."""
+def suggest(
+    family: str, trial: optuna.Trial, settings: SelectionParams, base: ModelSpec | None = None
+) -> dict[str, Any]:
+    """One point of `family`'s search space (`base`: the collaborative model a hybrid blends)."""
     half_life = trial.suggest_categorical("half_life_days", HALF_LIVES)
     params: dict[str, Any] = {"half_life_days": None if half_life == "off" else half_life}
     if family == "recent_popularity":
@@ -59,6 +63,11 @@ def suggest(family: str, trial: optuna.Trial, settings: SelectionParams) -> dict
         params["learning_rate"] = trial.suggest_float("learning_rate", 1e-3, 0.1, log=True)
         params["regularization"] = trial.suggest_float("regularization", 1e-4, 0.1, log=True)
         params |= {"random_state": settings.seed, "num_threads": settings.num_threads}
+    elif family == "hybrid":
+        assert base is not None
+        params["weight"] = trial.suggest_float("weight", 0.0, 1.0)
+        params["fallback_below"] = trial.suggest_categorical("fallback_below", [0, 1, 3, 10])
+        params |= {"collaborative": base.family, "collaborative_params": base.params}
     return params
 
 
@@ -105,8 +114,12 @@ class Selection:
     seconds: float
 
 
-def select_model(data: ProtocolData, settings: SelectionParams, log: Log) -> Selection:
-    """Search every configured family on `data.fit`/`data.validation`; the best validation NDCG@k wins."""
+def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items: ItemSide | None = None) -> Selection:
+    """Search every configured family on `data.fit`/`data.validation`; the best validation NDCG@k wins.
+
+    `items` (the item side of the training index at the validation cut) enables the content families;
+    without it they are skipped with that reason. A hybrid is searched last, on the best collaborative trial.
+    """
     started = time.perf_counter()
     k = settings.k
     validation = sample_users(data.validation, settings.validation_users, settings.seed)
@@ -119,8 +132,20 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log) -> Sel
     skipped: dict[str, str] = {}
     optuna.logging.set_verbosity(logging.WARNING)
     families = list(dict.fromkeys(settings.families))
+    # A hybrid blends the best collaborative candidate, so it comes after all of them.
+    families = [f for f in families if f != "hybrid"] + [f for f in families if f == "hybrid"]
     for position, family in enumerate(families):
         reason = skip_reason(family, data.fit.shape[1], settings)
+        base = None
+        if family in CONTENT_FAMILIES and items is None:
+            reason = "no item features (the catalogue is empty or was not built)"
+        elif family == "hybrid":
+            collaborative = [t for t in trials if t.state == "complete" and t.family not in CONTENT_FAMILIES]
+            best_collaborative = max(collaborative, key=lambda t: t.validation_ndcg, default=None)
+            if best_collaborative is None:
+                reason = "no collaborative family completed a trial to blend with"
+            else:
+                base = ModelSpec(family=best_collaborative.family, params=best_collaborative.params)
         if reason is not None:
             skipped[family] = reason
             log(f"{family}: skipped ({reason})")
@@ -132,10 +157,10 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log) -> Sel
             continue
         share = max(remaining, 0.0) / (len(families) - position)
 
-        def objective(trial: optuna.Trial, family: str = family) -> float:
-            params = suggest(family, trial, settings)
+        def objective(trial: optuna.Trial, family: str = family, base: ModelSpec | None = base) -> float:
+            params = suggest(family, trial, settings, base)
             since = time.perf_counter()
-            model = new_model(family, params)
+            model = new_model(family, params, items=items)
             iterations = getattr(model.params, "iterations", 0)
             report_at = {max(1, iterations * step // PRUNING_STEPS) - 1 for step in range(1, PRUNING_STEPS)}
 

@@ -37,6 +37,8 @@ class ProtocolData:
     train: sp.csr_matrix
     train_ages: sp.csr_matrix
     holdout: sp.csr_matrix
+    # Held-out pairs of catalogue items that `train` never saw: the cold-item evaluation.
+    cold_holdout: sp.csr_matrix | None = None
 
 
 @dataclass
@@ -56,6 +58,8 @@ class TrainingSet:
     cut_validation: sp.csr_matrix
     cut_holdout: sp.csr_matrix
     times: sp.csr_matrix
+    holdout_cold: sp.csr_matrix
+    cut_holdout_cold: sp.csr_matrix
     user_ids: pa.Array
     item_ids: pa.Array
     counts: SplitCounts
@@ -90,9 +94,11 @@ class TrainingSet:
         end, days = self.counts.end_day, self.counts.cut_days
         if name == PER_USER:
             fit, validation, train, holdout = self.fit, self.validation, self.train, self.holdout
+            cold = self.holdout_cold
             fit_end = train_end = end
         elif name == GLOBAL_CUT:
             fit, validation, train, holdout = self.cut_fit, self.cut_validation, self.cut_train, self.cut_holdout
+            cold = self.cut_holdout_cold
             fit_end, train_end = end - 2 * days, end - days
         else:
             raise ValueError(f"unknown protocol {name!r}; expected one of {PROTOCOLS}")
@@ -104,6 +110,7 @@ class TrainingSet:
             train=train,
             train_ages=self.ages(train, train_end),
             holdout=holdout,
+            cold_holdout=cold,
         )
 
     @property
@@ -124,10 +131,18 @@ def content_hash(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
-    """Deduplicate, weight, filter and split `events` (the interactions contract) per user by time."""
+def build_training_set(
+    events: pa.Table, params: SplitParams, catalogue_ids: pa.Array | pa.ChunkedArray | None = None
+) -> TrainingSet:
+    """Deduplicate, weight, filter and split `events` (the interactions contract) per user by time.
+
+    Items of `catalogue_ids` that occur only in a holdout stay in the item index (content models
+    can score them from their features); their held-out pairs form the `*_cold` matrices.
+    """
     con = duckdb.connect()
     con.register("events", events)
+    catalogue = pa.array([], pa.string()) if catalogue_ids is None else catalogue_ids
+    con.register("catalogue", pa.table({"item_id": catalogue}))
     con.register(
         "type_weights",
         pa.table(
@@ -180,7 +195,8 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
         "SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY user_id"
     ).to_arrow_table()["user_id"]
     items = con.sql(
-        "SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY item_id"
+        "SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' "
+        "OR item_id IN (SELECT item_id FROM catalogue) ORDER BY item_id"
     ).to_arrow_table()["item_id"]
     con.register("users", pa.table({"user_id": users, "u": pa.array(np.arange(len(users), dtype=np.int32))}))
     con.register("items", pa.table({"item_id": items, "i": pa.array(np.arange(len(items), dtype=np.int32))}))
@@ -205,7 +221,9 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
     ones = np.ones_like(conf)
     train = matrix(is_fit | is_val)
     # The index holds what either protocol trains on: keep only held-out items this protocol trained on.
-    holdout = matrix(is_hold & (np.bincount(train.indices, minlength=shape[1]) > 0)[i], ones)
+    trained = np.bincount(train.indices, minlength=shape[1]) > 0
+    holdout = matrix(is_hold & trained[i], ones)
+    holdout_cold = matrix(is_hold & ~trained[i], ones)
     cut_is_fit, cut_is_val = cut_split == "fit", cut_split == "validation"
     cut_train, cut_fit = matrix(cut_is_fit | cut_is_val), matrix(cut_is_fit)
     # After the cut only users and items with history before it can be scored; the rest is counted as cold.
@@ -214,6 +232,7 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
     cut_hold = cut_split == "holdout"
     cut_warm = cut_hold & warm_user[u] & warm_item[i]
     cut_holdout = matrix(cut_warm, ones)
+    cut_holdout_cold = matrix(cut_hold & warm_user[u] & ~warm_item[i], ones)
     return TrainingSet(
         train=train,
         fit=matrix(is_fit),
@@ -225,6 +244,8 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
         cut_holdout=cut_holdout,
         # A pair first seen at the epoch would be a stored zero: day 0 never occurs in real data.
         times=sp.csr_matrix((first_day.astype(np.float64), (u, i)), shape=shape),
+        holdout_cold=holdout_cold,
+        cut_holdout_cold=cut_holdout_cold,
         user_ids=users.combine_chunks(),
         item_ids=items.combine_chunks(),
         counts=SplitCounts(
@@ -249,5 +270,7 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
                 con.sql("SELECT count(*) FROM pairs WHERE cut_split = 'holdout'").fetchall()[0][0]
             )
             - int(cut_holdout.nnz),
+            holdout_pairs_cold_item=int(holdout_cold.nnz),
+            cut_holdout_pairs_cold_item=int(cut_holdout_cold.nnz),
         ),
     )

@@ -3,12 +3,15 @@
 from collections.abc import Iterator
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
+import scipy.sparse as sp
 from pydantic import Field
 
 from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import serving, storage
 from recsys_assets.domain.champion import score_champion, shared_items
+from recsys_assets.domain.content import ItemSource, cold_item_table, new_item_share, reference_days
 from recsys_assets.domain.families import BASELINES, load_model, rank_users
 from recsys_assets.domain.layout import ModelStoreKeys
 from recsys_assets.domain.metrics import evaluate, metrics_table
@@ -25,6 +28,9 @@ CHECK_BEATS_BASELINES = "beats_baselines"
 
 class EvaluationConfig(dg.Config):
     k: int = Field(default=10, ge=1, le=1000, description="Cut-off of every ranking metric.")
+    new_item_days: int = Field(
+        default=7, ge=1, le=365, description="Items posted fewer days ago than this count as new (slot share)."
+    )
     min_relative_lift: float = Field(
         default=0.05,
         ge=-1,
@@ -99,9 +105,20 @@ def gate(results: dict[str, dict[str, float]], k: int, lift: float) -> tuple[boo
     )
 
 
+def item_posted_days(context: dg.AssetExecutionContext, artifacts: ArtifactStore, item_ids: pa.Array) -> np.ndarray:
+    """Posting day (days since the epoch, NaN unknown) of each training item, from the item features."""
+    try:
+        source = ItemSource.load(artifacts.layout_of(context, "item_features").item_features(context.partition_key))
+    except dg.Failure:
+        source = None
+    if source is None:
+        return np.full(len(item_ids), np.nan)
+    return source.side(item_ids, None).posted
+
+
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=["trained_model", "baseline_models"],
+    deps=["trained_model", "baseline_models", "item_features"],
     group_name=GROUP,
     **asset_attributes("model_store", extra_kinds=("python",)),
     check_specs=[
@@ -126,6 +143,7 @@ def model_evaluation(
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
     baselines = artifacts.layout_of(context, "baseline_models").baseline_models(key)
     protocols: dict[str, ProtocolResult] = {}
+    posted = item_posted_days(context, artifacts, data.item_ids)
     for protocol in PROTOCOLS:
         split = data.protocol(protocol)
         models = {
@@ -136,6 +154,17 @@ def model_evaluation(
         results = {
             name: evaluate(rank_users(model, split.train, k), split.holdout, k) for name, model in models.items()
         }
+        cold = split.cold_holdout if split.cold_holdout is not None else sp.csr_matrix(split.holdout.shape)
+        # A collaborative model cannot rank an item it never saw: its cold-item metrics are zero by construction.
+        cold_results = {name: evaluate(rank_users(model, split.train, k), cold, k) for name, model in models.items()}
+        reference = reference_days(protocol, data.counts.end_day, data.counts.cut_days)[1]
+        users = np.flatnonzero(np.diff(split.holdout.indptr) > 0)
+        shares = {
+            name: new_item_share(
+                rank_users(model, split.train, k)(users), posted, reference or data.counts.end_day, config.new_item_days
+            )
+            for name, model in models.items()
+        }
         context.log.info(
             f"{protocol}: "
             + ", ".join(f"{name} ndcg@{k} {metrics[f'ndcg@{k}']:.4f}" for name, metrics in results.items())
@@ -144,6 +173,10 @@ def model_evaluation(
             model=results["model"],
             baselines={name: results[name] for name in BASELINES},
             holdout=HoldoutSize(users=int(results["model"]["users_evaluated"]), pairs=int(split.holdout.nnz)),
+            cold_items={"model": cold_results["model"], **{name: cold_results[name] for name in BASELINES}},
+            cold_holdout=HoldoutSize(users=int(cold_results["model"]["users_evaluated"]), pairs=int(cold.nnz)),
+            new_item_share={name: round(value, 4) for name, value in shares.items()},
+            new_item_days=config.new_item_days,
         )
     gated = protocols[report.protocol]
     gated_split = data.protocol(report.protocol)
@@ -198,6 +231,9 @@ def model_evaluation(
         )
         for protocol, result in protocols.items()
     }
+    tables |= {
+        f"cold_items_{protocol}": dg.MetadataValue.md(cold_item_table(result)) for protocol, result in protocols.items()
+    }
     # The materialization first: the check result then attaches to this run's materialization.
     yield dg.MaterializeResult(
         metadata={
@@ -206,6 +242,11 @@ def model_evaluation(
             "family": report.model.family,
             **{f"{name}_{ndcg}": round(metrics[ndcg], 4) for name, metrics in gated.baselines.items()},
             **{f"{protocol}_model_{ndcg}": round(result.model[ndcg], 4) for protocol, result in protocols.items()},
+            **{
+                f"{protocol}_cold_item_recall@{k}": round(result.cold_items["model"][f"recall@{k}"], 4)
+                for protocol, result in protocols.items()
+            },
+            "new_item_share": round(gated.new_item_share.get("model", 0.0), 4),
             "champion_version": champion.version if champion else "none",
             "champion_comparison": champion_comparison(evaluation),
             **tables,

@@ -67,9 +67,22 @@ def extract_missing_days(
     return missing
 
 
+def catalogue_ids(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> pa.ChunkedArray | None:
+    """Item ids of this partition's catalogue snapshot, or None when it was never built."""
+    try:
+        files = artifacts.layout_of(context, "items").items(context.partition_key)
+    except dg.Failure:
+        context.log.warning("no catalogue snapshot for this partition: items unseen in training are dropped")
+        return None
+    return storage.table_from_bytes(storage.read_bytes(files.items))["item_id"]
+
+
 @dg.asset(
     partitions_def=daily_partitions,
-    ins={"interactions": dg.AssetIn(partition_mapping=WINDOW, dagster_type=dg.Nothing)},
+    ins={
+        "interactions": dg.AssetIn(partition_mapping=WINDOW, dagster_type=dg.Nothing),
+        "items": dg.AssetIn(dagster_type=dg.Nothing),
+    },
     group_name=GROUP,
     **asset_attributes("warehouse", extra_kinds=("parquet", "scipy")),
 )
@@ -83,7 +96,9 @@ def training_set(
     tables = [storage.table_from_bytes(storage.read_bytes(layout.interactions(key).events)) for key in keys]
     events = pa.concat_tables([t.cast(EVENTS_SCHEMA) for t in tables]) if tables else EVENTS_SCHEMA.empty_table()
     context.log.info(f"read {events.num_rows:,} events from {len(keys)} daily extracts ({keys[0]}..{keys[-1]})")
-    data = build_training_set(events, SplitParams.model_validate(config.model_dump()))
+    data = build_training_set(
+        events, SplitParams.model_validate(config.model_dump()), catalogue_ids(context, artifacts)
+    )
     counts = data.counts
     if counts.train_pairs == 0 or counts.holdout_users == 0:
         raise dg.Failure(
@@ -112,6 +127,8 @@ def training_set(
             "density": round(summary.density, 6),
             "holdout_users": summary.holdout_users,
             "holdout_pairs": summary.holdout_pairs,
+            "holdout_pairs_cold_item": summary.holdout_pairs_cold_item,
+            "cut_holdout_pairs_cold_item": summary.cut_holdout_pairs_cold_item,
             "events": summary.events,
             "duplicates_removed": summary.events - summary.events_deduplicated,
             "window": f"{keys[0]}..{keys[-1]} ({len(keys)} days)",

@@ -21,9 +21,18 @@ class SelectionConfig(dg.Config, SelectionParams):
     use_gpu: bool = Field(default=False, description="Train on CUDA; the embedded default is CPU only.")
 
 
+def item_features_folder(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> str | None:
+    """This partition's item features folder, or None (and a warning) when they were never built."""
+    try:
+        return artifacts.layout_of(context, "item_features").item_features(context.partition_key).folder
+    except dg.Failure:
+        context.log.warning("no item features for this partition: the content families are left out")
+        return None
+
+
 @dg.asset(
     partitions_def=daily_partitions,
-    deps=["training_set"],
+    deps=["training_set", "item_features"],
     group_name=GROUP,
     **asset_attributes("training_launcher", extra_kinds=("implicit",)),
     retry_policy=SERVICE_RETRY_POLICY,
@@ -44,6 +53,7 @@ def trained_model(
         training_set=artifacts.layout_of(context, "training_set").training_set(context.partition_key).folder,
         output=artifacts.layout(context.run).trained_model(context.partition_key).folder,
         search=SelectionParams.model_validate(config.model_dump(exclude={"use_gpu"})),
+        item_features=item_features_folder(context, artifacts),
     )
     invocation = training_launcher.launch(context, request.to_extras())
     reported = invocation.get_materialize_result()
