@@ -19,7 +19,9 @@ interactions_job = dg.define_asset_job(
 
 retrain_job = dg.define_asset_job(
     "retrain_job",
-    selection=dg.AssetSelection.assets("interactions").downstream(include_self=False),
+    # The catalogue snapshot and its features are rebuilt with the model: new postings appear daily.
+    selection=dg.AssetSelection.assets("interactions").downstream(include_self=False)
+    | dg.AssetSelection.assets("items", "item_features"),
     description="Rebuild the training set, retrain, evaluate, bundle and release for one partition.",
     tags={POOL_TAG: TRAINING_POOL, "dagster/max_runtime": str(RETRAIN_MAX_RUNTIME_SECONDS)},
 )

@@ -9,7 +9,7 @@ from recsys_assets.automation import SERVICE_RETRY_POLICY, automation_running
 from recsys_assets.definitions import ASSETS, defs
 from recsys_assets.jobs import POOL_TAG, TRAINING_POOL, retrain_job
 
-SERVICE_STEPS = {"interactions", "trained_model", "model_bundle", "model_release"}
+SERVICE_STEPS = {"interactions", "items", "trained_model", "model_bundle", "model_release"}
 
 
 def test_automation_is_stopped_unless_the_deployment_says_running():
@@ -28,7 +28,7 @@ def test_every_schedule_and_sensor_follows_the_default():
 
 def test_only_the_steps_that_call_services_retry():
     policies = {asset.key.to_user_string(): asset.op.retry_policy for asset in ASSETS}
-    assert len(policies) == 7
+    assert len(policies) == 9
     assert {name for name, policy in policies.items() if policy is not None} == SERVICE_STEPS
     assert {policies[name] for name in SERVICE_STEPS} == {SERVICE_RETRY_POLICY}
 

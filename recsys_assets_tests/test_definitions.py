@@ -34,10 +34,12 @@ def test_asset_graph_snapshot():
     }
     assert deps == {
         "interactions": [],
-        "training_set": ["interactions"],
-        "trained_model": ["training_set"],
+        "items": [],
+        "item_features": ["items"],
+        "training_set": ["interactions", "items"],
+        "trained_model": ["item_features", "training_set"],
         "baseline_models": ["training_set"],
-        "model_evaluation": ["baseline_models", "trained_model"],
+        "model_evaluation": ["baseline_models", "item_features", "trained_model"],
         "model_bundle": ["model_evaluation"],
         "model_release": ["model_bundle"],
     }
@@ -47,6 +49,9 @@ def test_asset_graph_snapshot():
         "interactions:non_negative_weights",
         "interactions:row_count_stable",
         "interactions:timestamps_inside_partition",
+        "items:closed_after_posted",
+        "items:postings_have_text",
+        "items:unique_item_ids",
         "model_bundle:not_worse_than_champion",
         "model_evaluation:beats_baselines",
     ]

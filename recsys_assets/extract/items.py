@@ -12,6 +12,7 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.items import as_of, measure_quality
@@ -38,6 +39,7 @@ def _spec(name: str, description: str, blocking: bool = True) -> dg.AssetCheckSp
 
 @dg.asset(
     partitions_def=daily_partitions,
+    retry_policy=SERVICE_RETRY_POLICY,
     group_name=GROUP,
     **asset_attributes("warehouse", extra_kinds=("parquet",)),
     check_specs=[

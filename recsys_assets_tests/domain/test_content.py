@@ -1,0 +1,241 @@
+"""Item catalogue, scikit-learn item features and the content/hybrid families on a tiny catalogue."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import scipy.sparse as sp
+
+from recsys_assets.domain.content import ItemSource, cold_item_table, new_item_share, reference_days
+from recsys_assets.domain.families import load_model, new_model, rank_users
+from recsys_assets.domain.item_features import (
+    ItemFeaturizer,
+    _frame,
+    build_pipeline,
+    fit_features,
+)
+from recsys_assets.domain.items import ITEMS_SCHEMA, as_of, days_since_epoch, generate_catalogue, measure_quality
+from recsys_assets.domain.metrics import evaluate
+from recsys_assets.domain.params import SelectionParams, SplitParams
+from recsys_assets.domain.records import HoldoutSize, ProtocolResult
+from recsys_assets.domain.selection import select_model
+from recsys_assets.domain.splitting import GLOBAL_CUT, build_training_set
+from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
+
+D = date(2026, 3, 1)
+
+
+def catalogue(closed: dict[int, date] | None = None) -> pa.Table:
+    """Six postings: 0-2 python backend jobs, 3-5 react frontend jobs; item 2 and 5 nobody has touched."""
+    closed = closed or {}
+    texts = ["python django backend"] * 3 + ["react typescript frontend"] * 3
+    return pa.table(
+        {
+            "item_id": [f"job{i}" for i in range(6)],
+            "title": ["backend engineer"] * 3 + ["frontend engineer"] * 3,
+            "description": [f"{text} posting{i}" for i, text in enumerate(texts)],
+            "category": ["backend"] * 3 + ["frontend"] * 3,
+            "location": ["berlin", "paris", "berlin", "paris", "berlin", "paris"],
+            "posted_date": [D] * 6,
+            "closed_date": [closed.get(i) for i in range(6)],
+        },
+        schema=ITEMS_SCHEMA,
+    )
+
+
+def side_of(items: pa.Table, reference_day: float | None = None):
+    featurizer, features = fit_features(items)
+    source = ItemSource(
+        features=features,
+        item_ids=items["item_id"].combine_chunks(),
+        posted=days_since_epoch(items["posted_date"]),
+        closed=days_since_epoch(items["closed_date"]),
+    )
+    return source.side(items["item_id"].combine_chunks(), reference_day)
+
+
+# Users 0 and 1 saw backend jobs 0 and 1; users 2 and 3 saw frontend jobs 3 and 4. Items 2 and 5 are cold.
+HISTORY = sp.csr_matrix(
+    np.array([[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 1, 1, 0]], dtype=np.float32)
+)
+
+
+def test_features_are_sparse_l2_normalised_and_reload_without_pickle_identically():
+    items = catalogue()
+    featurizer, features = fit_features(items)
+    assert sp.issparse(features) and features.dtype == np.float32
+    np.testing.assert_allclose(sp.linalg.norm(features, axis=1), 1.0, rtol=1e-6)
+    # The saved arrays reproduce the scikit-learn pipeline's own output exactly.
+    pipeline = build_pipeline(1, 50_000, 0.5)
+    np.testing.assert_allclose(pipeline.fit_transform(_frame(items)).toarray(), features.toarray(), atol=1e-6)
+    data = featurizer.to_bytes()
+    assert b"pickle" not in data
+    reloaded = ItemFeaturizer.from_bytes(data)
+    np.testing.assert_allclose(reloaded.transform(items).toarray(), features.toarray(), atol=1e-6)
+    # A new posting is transformed with the fitted vocabulary, idf and categories: an unknown word
+    # and an unknown location are ignored, and it lands next to the postings that share its words.
+    new = pa.table(
+        {
+            "item_id": ["new"],
+            "title": ["django engineer"],
+            "description": ["python backend kubernetes"],
+            "category": ["backend"],
+            "location": ["tokyo"],
+            "posted_date": [D],
+            "closed_date": pa.array([None], pa.date32()),
+        },
+        schema=ITEMS_SCHEMA,
+    )
+    vector = reloaded.transform(new)
+    assert vector.shape == (1, featurizer.n_features)
+    similarity = (vector @ features.T).toarray().ravel()
+    assert similarity[:3].min() > similarity[3:].max()
+
+
+def test_fitting_features_on_a_catalogue_without_text_fails_with_a_clear_cause():
+    items = catalogue().set_column(2, "description", pa.array([""] * 6)).set_column(1, "title", pa.array([""] * 6))
+    with pytest.raises(ValueError, match="no posting has usable text"):
+        fit_features(items)
+    with pytest.raises(ValueError, match="catalogue is empty"):
+        fit_features(ITEMS_SCHEMA.empty_table())
+
+
+def test_content_recommends_the_untouched_posting_of_the_users_own_kind():
+    model = new_model("content", {}, items=side_of(catalogue())).fit(HISTORY)
+    recs = rank_users(model, HISTORY, k=1)(np.arange(4))
+    # The known answer: each user's one unseen posting of their kind, which nobody has interacted with.
+    assert recs.ravel().tolist() == [2, 2, 5, 5]
+    loaded = load_model("content", model.params.model_dump(), model.to_bytes())
+    np.testing.assert_array_equal(
+        rank_users(loaded, HISTORY, 3)(np.arange(4)), rank_users(model, HISTORY, 3)(np.arange(4))
+    )
+    # A user the model never saw is folded in from their history.
+    folded = rank_users(model, HISTORY, k=1, known_users=False)(np.arange(4))
+    assert folded.ravel().tolist() == [2, 2, 5, 5]
+
+
+def test_closed_postings_are_never_recommended():
+    day = float((D - date(1970, 1, 1)).days)
+    items = catalogue(closed={2: D + timedelta(days=3)})
+    open_side = side_of(items, reference_day=day + 1)  # posting 2 is still open
+    closed_side = side_of(items, reference_day=day + 3)  # posting 2 closed that day
+    assert open_side.allowed.all() and closed_side.allowed.tolist() == [True, True, False, True, True, True]
+    for family, params in (("content", {}), ("hybrid", {"collaborative": "popularity"})):
+        recs = rank_users(new_model(family, params, items=closed_side).fit(HISTORY), HISTORY, 6)(np.arange(4))
+        assert 2 not in recs, family
+
+
+def test_hybrid_places_cold_postings_only_through_its_content_fallback():
+    side = side_of(catalogue())
+    cold = {2, 5}
+    collaborative_only = new_model(
+        "hybrid", {"collaborative": "item_knn", "weight": 1.0, "fallback_below": 0}, items=side
+    ).fit(HISTORY)
+    assert not cold & set(rank_users(collaborative_only, HISTORY, 2)(np.arange(4)).ravel().tolist())
+    fallback = new_model("hybrid", {"collaborative": "item_knn", "weight": 0.7, "fallback_below": 1}, items=side)
+    fallback.fit(HISTORY)
+    assert rank_users(fallback, HISTORY, 1)(np.arange(4)).ravel().tolist() == [2, 2, 5, 5]
+    loaded = load_model("hybrid", fallback.params.model_dump(), fallback.to_bytes())
+    np.testing.assert_array_equal(
+        rank_users(loaded, HISTORY, 3)(np.arange(4)), rank_users(fallback, HISTORY, 3)(np.arange(4))
+    )
+
+
+def test_content_families_need_item_features():
+    with pytest.raises(ValueError, match="needs item features"):
+        new_model("content", {})
+
+
+def test_catalogue_quality_counts_duplicates_missing_text_and_inverted_windows():
+    items = catalogue()
+    bad = pa.concat_tables([items, items.slice(0, 1)])
+    bad = bad.set_column(1, "title", pa.array(["", *bad["title"].to_pylist()[1:]]))
+    bad = bad.set_column(2, "description", pa.array([None, *bad["description"].to_pylist()[1:]]))
+    bad = bad.set_column(6, "closed_date", pa.array([None, D - timedelta(days=1), *[None] * 5], pa.date32()))
+    quality = measure_quality(bad)
+    assert (quality.duplicate_ids, quality.missing_text, quality.closed_before_posted) == (1, 1, 1)
+    assert measure_quality(items).duplicate_ids == 0
+
+
+def test_snapshot_as_of_a_day_hides_later_postings_and_later_closings():
+    items = catalogue(closed={0: D + timedelta(days=5), 1: D + timedelta(days=1)})
+    items = items.set_column(5, "posted_date", pa.array([D, D, D, D, D, D + timedelta(days=4)], pa.date32()))
+    snapshot = as_of(items, D + timedelta(days=2))
+    assert snapshot["item_id"].to_pylist() == [f"job{i}" for i in range(5)]
+    assert snapshot["closed_date"].to_pylist() == [None, D + timedelta(days=1), None, None, None]
+
+
+SPEC = SyntheticSpec(n_users=300, n_items=200, n_days=10, events_per_day=1500, seed=5, end_date=date(2026, 3, 10))
+
+
+def test_synthetic_catalogue_covers_the_events_items_with_text_of_their_segment():
+    events, items = generate_events(SPEC), generate_catalogue(SPEC)
+    assert set(pc.unique(events["item_id"]).to_pylist()) <= set(items["item_id"].to_pylist())
+    assert measure_quality(items).duplicate_ids == 0 and measure_quality(items).missing_text == 0
+    # Postings of one category share their words: their features are closer than across categories.
+    _, features = fit_features(items)
+    category = np.asarray(items["category"].to_pylist())
+    same = category[:, None] == category[None, :]
+    similarity = (features @ features.T).toarray()
+    assert similarity[same].mean() > 2 * similarity[~same].mean()
+
+
+def test_training_set_keeps_catalogue_items_unseen_in_training_as_cold_items():
+    events, items = generate_events(SPEC), generate_catalogue(SPEC)
+    without = build_training_set(events, SplitParams(cut_days=2))
+    with_catalogue = build_training_set(events, SplitParams(cut_days=2), items["item_id"])
+    cold = with_catalogue.cut_holdout_cold
+    assert cold.nnz > without.cut_holdout_cold.nnz and with_catalogue.counts.cut_holdout_pairs_cold_item == cold.nnz
+    # Cold columns have no training interaction; the warm holdout is what it was without the catalogue.
+    assert with_catalogue.cut_train[:, np.unique(cold.indices)].nnz == 0
+    assert with_catalogue.cut_holdout.nnz == without.cut_holdout.nnz
+
+
+def test_selection_skips_content_families_without_features_and_lets_a_hybrid_win_with_them():
+    events, items = generate_events(SPEC), generate_catalogue(SPEC)
+    data = build_training_set(events, SplitParams(cut_days=2), items["item_id"])
+    protocol = data.protocol(GLOBAL_CUT)
+    settings = SelectionParams(families=["popularity", "item_knn", "content", "hybrid"], trials_per_family=2)
+    logs: list[str] = []
+    plain = select_model(protocol, settings, logs.append)
+    assert set(plain.skipped) == {"content", "hybrid"} and "no item features" in plain.skipped["content"]
+    _, features = fit_features(items)
+    source = ItemSource(
+        features, items["item_id"], days_since_epoch(items["posted_date"]), days_since_epoch(items["closed_date"])
+    )
+    fit_day, train_day = reference_days(GLOBAL_CUT, data.counts.end_day, data.counts.cut_days)
+    chosen = select_model(protocol, settings, logs.append, items=source.side(data.item_ids, fit_day))
+    hybrid = [t for t in chosen.trials if t.family == "hybrid"]
+    assert hybrid and hybrid[0].params["collaborative"] in ("popularity", "item_knn")
+    # Evaluated on the holdout: a collaborative model never hits a cold item, content-based ones do.
+    side = source.side(data.item_ids, train_day)
+    cold = {}
+    for family, params in (("item_knn", {}), ("hybrid", {"collaborative": "item_knn", "weight": 0.6})):
+        model = new_model(family, params, items=side).fit(protocol.train, protocol.train_ages)
+        assert protocol.cold_holdout is not None
+        cold[family] = evaluate(rank_users(model, protocol.train, 10), protocol.cold_holdout, 10)["recall@10"]
+    assert cold["item_knn"] == 0.0 and cold["hybrid"] > 0.2
+
+
+def test_new_item_share_and_cold_item_table():
+    posted = np.array([10.0, 18.0, np.nan])
+    recs = np.array([[0, 1, -1], [1, 2, -1]])
+    assert new_item_share(recs, posted, reference_day=20.0, days=7) == pytest.approx(2 / 4)
+    metrics = {"recall@10": 0.5, "ndcg@10": 0.25, "users_evaluated": 3.0}
+    result = ProtocolResult(
+        model=metrics,
+        baselines={},
+        holdout=HoldoutSize(users=3, pairs=3),
+        cold_items={"model": metrics, "item_knn": {**metrics, "recall@10": 0.0}},
+        new_item_share={"model": 0.5},
+        new_item_days=7,
+    )
+    table = cold_item_table(result)
+    assert "| model | 0.5000 | 0.2500 | 3 | 50.00% |" in table and "| item_knn | 0.0000 |" in table
+
+
+def test_reference_days_filter_only_at_the_global_cut():
+    assert reference_days("per_user", 100.0, 7) == (None, None)
+    assert reference_days(GLOBAL_CUT, 100.0, 7) == (86.0, 93.0)
