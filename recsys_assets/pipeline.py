@@ -22,7 +22,10 @@ from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.settings import SETTINGS
 
-DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False)
+# What a retrain rebuilds after the extract: everything downstream, and the day's catalogue and its features.
+DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False) | dg.AssetSelection.assets(
+    "items", "item_features"
+)
 
 
 @dataclass

@@ -203,9 +203,9 @@ class Hybrid(Recommender):
         n_items = seen.shape[1]
         w = self.params.weight
         assert self.item_users is not None, "fit or load the model first"
-        # Items the collaborative side cannot place get the content rank at full weight (fallback).
+        # Items the collaborative side cannot place are weighted on their content rank alone (fallback).
         content_weight = np.full(n_items, 1.0 - w, dtype=np.float32)
-        content_weight[self.item_users < self.params.fallback_below] = 1.0
+        content_weight[self.item_users < self.params.fallback_below] = self.params.fallback_weight
         out = np.full((len(users), k), -1, dtype=np.int64)
         block = max(1, SCORE_BLOCK_CELLS // max(n_items, 1))
         for start in range(0, len(users), block):

@@ -99,8 +99,11 @@ class HybridParams(FamilyParams):
     fallback_below: int = Field(
         default=1,
         ge=0,
-        description="Items with fewer training users than this are ranked by content alone, at full weight "
+        description="Items with fewer training users than this are ranked by content alone, at `fallback_weight` "
         "(a collaborative model cannot place them); 0 switches the fallback off.",
+    )
+    fallback_weight: float = Field(
+        default=1.0, ge=0, le=1, description="Weight of the content rank of those items (instead of 1 - weight)."
     )
 
 

@@ -46,7 +46,7 @@ def catalogue(closed: dict[int, date] | None = None) -> pa.Table:
 
 
 def side_of(items: pa.Table, reference_day: float | None = None):
-    featurizer, features = fit_features(items)
+    _, features = fit_features(items)
     source = ItemSource(
         features=features,
         item_ids=items["item_id"].combine_chunks(),
