@@ -1,8 +1,10 @@
 """Synthetic job-board interaction events: deterministic for a seed and fully vectorised.
 
-The generator is built so that personalisation genuinely helps: users have latent tastes
-(a primary and a secondary job segment), jobs are posted and expire over time, popularity is
-power-law, and a view can turn into a bookmark and then an application.
+The generator is built so that personalisation and recency both genuinely help, as on a real
+job board: users have latent tastes (a primary and a secondary job segment) and a share of them
+drift to a new primary segment during the window; postings open and close (lifetimes of days to
+weeks) and almost all interest goes to open postings; a posting's pull decays with its age on top
+of a power-law base popularity; and a view can turn into a bookmark and then an application.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ import pyarrow as pa
 from recsys_assets.domain.events import EVENTS_SCHEMA
 
 EVENT_TYPES = np.array(["view", "bookmark", "apply"])
+
+POSTINGS_SCHEMA = pa.schema(
+    [
+        pa.field("item_id", pa.string()),
+        pa.field("segment", pa.int32()),
+        pa.field("posted_day", pa.date32()),
+        pa.field("closed_day", pa.date32()),
+    ]
+)
 
 
 def _yesterday() -> date:
@@ -36,10 +47,42 @@ class SyntheticSpec:
     primary_taste: float = 0.8
     bookmark_rate: float = 0.12
     apply_rate: float = 0.35  # share of bookmarks that become applications
+    min_lifetime_days: int = 4
+    max_lifetime_days: int = 42
+    # Age at which a posting draws half the interest it drew on the day it opened.
+    popularity_half_life_days: float = 7.0
+    # A closed posting keeps a little interest for a while (stale links, saved searches).
+    closed_interest: float = 0.03
+    closed_interest_days: int = 14
+    # Share of users whose primary segment moves to another one on a day inside the window.
+    drift_share: float = 0.35
 
     @property
     def start_date(self) -> date:
         return self.end_date - timedelta(days=self.n_days - 1)
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    segment: np.ndarray  # job segment of each posting
+    popularity: np.ndarray  # power-law base pull
+    opens: np.ndarray  # day index (0 = spec.start_date) the posting opens; negative = before the window
+    closes: np.ndarray  # first day index the posting is closed
+
+
+def _streams(spec: SyntheticSpec) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    # Independent streams for catalogue, users and events, so the catalogue is the same
+    # whichever of generate_postings / generate_events draws it.
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(3))  # type: ignore[return-value]
+
+
+def _catalogue(spec: SyntheticSpec, rng: np.random.Generator) -> _Catalogue:
+    segment = rng.integers(0, spec.n_segments, spec.n_items)
+    popularity = rng.pareto(1.1, spec.n_items) + 1.0
+    lifetime = rng.integers(spec.min_lifetime_days, spec.max_lifetime_days + 1, spec.n_items)
+    # Postings open before the window too, so the first day already has a live catalogue.
+    opens = rng.integers(-spec.max_lifetime_days, spec.n_days, spec.n_items)
+    return _Catalogue(segment, popularity, opens, opens + lifetime)
 
 
 def _ids(prefix: str, indices: np.ndarray, size: int) -> pa.Array:
@@ -48,21 +91,53 @@ def _ids(prefix: str, indices: np.ndarray, size: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(indices, type=pa.int32()), dictionary).cast(pa.string())
 
 
+def _dates(spec: SyntheticSpec, day_index: np.ndarray) -> pa.Array:
+    epoch_day = (spec.start_date - date(1970, 1, 1)).days
+    return pa.array((epoch_day + day_index).astype(np.int32), pa.date32())
+
+
+def generate_postings(spec: SyntheticSpec) -> pa.Table:
+    """The job catalogue behind `generate_events(spec)`: one row per posting.
+
+    `posted_day` is the first day a posting is open and `closed_day` the first day it is closed;
+    both may fall outside the window. `segment` is the posting's job segment (0..n_segments-1).
+    """
+    catalogue = _catalogue(spec, _streams(spec)[0])
+    return pa.table(
+        {
+            "item_id": _ids("job", np.arange(spec.n_items), spec.n_items),
+            "segment": pa.array(catalogue.segment.astype(np.int32)),
+            "posted_day": _dates(spec, catalogue.opens),
+            "closed_day": _dates(spec, catalogue.closes),
+        },
+        schema=POSTINGS_SCHEMA,
+    )
+
+
+def _day_weights(spec: SyntheticSpec, catalogue: _Catalogue, day: int) -> np.ndarray:
+    """Each posting's pull on `day`: base popularity, decayed with age, near zero once closed."""
+    age = day - catalogue.opens
+    open_now = (age >= 0) & (day < catalogue.closes)
+    recently_closed = (day >= catalogue.closes) & (day < catalogue.closes + spec.closed_interest_days)
+    decay = np.exp2(-np.maximum(age, 0) / spec.popularity_half_life_days)
+    return catalogue.popularity * decay * (open_now + spec.closed_interest * recently_closed)
+
+
 def generate_events(spec: SyntheticSpec) -> pa.Table:
     """Events in the interactions contract for `spec.n_days` days ending at `spec.end_date`."""
-    rng = np.random.default_rng(spec.seed)
+    catalogue_rng, user_rng, rng = _streams(spec)
+    catalogue = _catalogue(spec, catalogue_rng)
     k = spec.n_segments
 
-    item_segment = rng.integers(0, k, spec.n_items)
-    item_popularity = rng.pareto(1.1, spec.n_items) + 1.0
-    # Postings start before the window too, so the first day already has a live catalogue.
-    item_start = rng.integers(-40, spec.n_days, spec.n_items)
-    item_end = item_start + rng.integers(10, 60, spec.n_items)
-
-    user_primary = rng.integers(0, k, spec.n_users)
-    user_secondary = (user_primary + rng.integers(1, k, spec.n_users)) % k
-    user_activity = rng.pareto(1.5, spec.n_users) + 1.0
+    user_primary = user_rng.integers(0, k, spec.n_users)
+    user_secondary = (user_primary + user_rng.integers(1, k, spec.n_users)) % k
+    user_activity = user_rng.pareto(1.5, spec.n_users) + 1.0
     user_activity /= user_activity.sum()
+    # Drifting users take a new primary segment from a day inside the window; their old one
+    # stays as a weaker interest, so history still says something about them.
+    drifts = user_rng.random(spec.n_users) < spec.drift_share
+    drift_to = (user_primary + user_rng.integers(1, k, spec.n_users)) % k
+    drift_day = np.where(drifts, user_rng.integers(1, max(spec.n_days, 2), spec.n_users), np.iinfo(np.int32).max)
 
     # Segment affinity: strong on the diagonal, a little for neighbouring segments.
     affinity = np.full((k, k), 0.01)
@@ -73,7 +148,10 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     n_views = views_per_day * spec.n_days
     view_day = np.repeat(np.arange(spec.n_days), views_per_day)
     view_user = rng.choice(spec.n_users, size=n_views, p=user_activity)
-    taste = np.where(rng.random(n_views) < spec.primary_taste, user_primary[view_user], user_secondary[view_user])
+    drifted = view_day >= drift_day[view_user]
+    primary = np.where(drifted, drift_to[view_user], user_primary[view_user])
+    secondary = np.where(drifted, user_primary[view_user], user_secondary[view_user])
+    taste = np.where(rng.random(n_views) < spec.primary_taste, primary, secondary)
     view_item = np.empty(n_views, dtype=np.int64)
     uniforms = rng.random(n_views)
 
@@ -83,22 +161,20 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(spec.n_days * k + 1))
     for day in range(spec.n_days):
-        active = (item_start <= day) & (day < item_end)
-        base = item_popularity * active
+        base = _day_weights(spec, catalogue, day)
         for segment in range(k):
             lo, hi = bounds[day * k + segment], bounds[day * k + segment + 1]
             if lo == hi:
                 continue
-            weights = base * affinity[segment, item_segment]
-            cdf = np.cumsum(weights)
+            cdf = np.cumsum(base * affinity[segment, catalogue.segment])
             picks = order[lo:hi]
             view_item[picks] = np.minimum(
                 np.searchsorted(cdf, uniforms[picks] * cdf[-1], side="right"), spec.n_items - 1
             )
 
     seconds = view_day * 86400 + rng.integers(0, 86400 - 3600, n_views)
-    # Users bookmark (and apply to) jobs of their own primary segment far more often.
-    on_taste = item_segment[view_item] == user_primary[view_user]
+    # Users bookmark (and apply to) jobs of their current primary segment far more often.
+    on_taste = catalogue.segment[view_item] == primary
     bookmark = rng.random(n_views) < np.where(on_taste, spec.bookmark_rate * 1.6, spec.bookmark_rate * 0.3)
     apply = bookmark & (rng.random(n_views) < spec.apply_rate)
     follow_up = rng.integers(30, 1800, n_views)

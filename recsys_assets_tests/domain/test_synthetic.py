@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from recsys_assets.domain.events import EVENTS_SCHEMA
-from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
+from recsys_assets.domain.synthetic import POSTINGS_SCHEMA, SyntheticSpec, generate_events, generate_postings
 
 SPEC = SyntheticSpec(n_users=500, n_items=400, n_days=20, events_per_day=3000, seed=11, end_date=date(2026, 2, 20))
 
@@ -42,3 +42,56 @@ def test_items_appear_and_expire_over_time():
     early, late = set(first["item_id"].to_pylist()), set(last["item_id"].to_pylist())
     assert late - early, "new postings appear during the window"
     assert early - late, "old postings expire during the window"
+
+
+def _event_days_and_postings(spec: SyntheticSpec):
+    events = generate_events(spec)
+    postings = generate_postings(spec)
+    row = pc.index_in(events["item_id"], postings["item_id"]).to_numpy()
+    day = events["event_ts"].to_numpy().astype("datetime64[D]")
+    posted = postings["posted_day"].to_numpy().astype("datetime64[D]")[row]
+    closed = postings["closed_day"].to_numpy().astype("datetime64[D]")[row]
+    return events, postings, row, day, posted, closed
+
+
+def test_postings_catalogue_is_deterministic_and_covers_the_events():
+    postings = generate_postings(SPEC)
+    assert postings.schema == POSTINGS_SCHEMA and postings.num_rows == SPEC.n_items
+    assert postings.equals(generate_postings(SPEC))
+    assert not postings.equals(generate_postings(SyntheticSpec(**{**SPEC.__dict__, "seed": 12})))
+    _, _, row, _, posted, closed = _event_days_and_postings(SPEC)
+    assert (row >= 0).all(), "every event's item is in the catalogue"
+    lifetimes = (closed - posted).astype(int)
+    assert lifetimes.min() >= SPEC.min_lifetime_days and lifetimes.max() <= SPEC.max_lifetime_days
+
+
+def test_most_events_go_to_open_postings_and_interest_decays_with_age():
+    _, _, _, day, posted, closed = _event_days_and_postings(SPEC)
+    open_share = ((posted <= day) & (day < closed)).mean()
+    assert 0.9 < open_share < 1.0, f"{open_share:.3f} of events on open postings"
+    age = (day - posted).astype(int)
+    first_week, third_week = (age < 7).sum(), ((age >= 14) & (age < 21)).sum()
+    assert first_week > 3 * third_week, "a posting draws most of its interest while it is new"
+
+
+def _dominant_segment_changes(spec: SyntheticSpec) -> float:
+    """Share of active users whose most-viewed segment differs between the window's first and last quarter."""
+    events, postings, row, day, _, _ = _event_days_and_postings(spec)
+    segment = postings["segment"].to_numpy()[row]
+    user = np.unique(events["user_id"].to_numpy(), return_inverse=True)[1]
+    offset = (day - day.min()).astype(int)
+    dominant = []
+    for part in (offset < spec.n_days // 4, offset >= spec.n_days - spec.n_days // 4):
+        counts = np.zeros((user.max() + 1, spec.n_segments))
+        np.add.at(counts, (user[part], segment[part]), 1)
+        dominant.append((counts.argmax(axis=1), counts.sum(axis=1)))
+    active = (dominant[0][1] >= 15) & (dominant[1][1] >= 15)
+    assert active.sum() >= 50
+    return float((dominant[0][0] != dominant[1][0])[active].mean())
+
+
+def test_a_share_of_users_drift_to_another_segment():
+    drifting = _dominant_segment_changes(SPEC)
+    steady = _dominant_segment_changes(SyntheticSpec(**{**SPEC.__dict__, "drift_share": 0.0}))
+    assert steady < 0.2, f"without drift, {steady:.2f} of users changed their main segment"
+    assert drifting > steady + 0.1, f"with drift {drifting:.2f} vs {steady:.2f} without"
