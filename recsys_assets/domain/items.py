@@ -8,13 +8,13 @@ exactly `ITEMS_SCHEMA`, the way `events.EVENTS_SCHEMA` is the interactions contr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsys_assets.domain.synthetic import SyntheticSpec
+from recsys_assets.domain.synthetic import SyntheticSpec, generate_postings
 
 ITEMS_SCHEMA = pa.schema(
     [
@@ -131,61 +131,33 @@ def segment_words(n_segments: int) -> list[list[str]]:
     ]
 
 
-@dataclass(frozen=True)
-class Postings:
-    """The latent shape of a synthetic catalogue: what `generate_events` draws interactions from."""
-
-    segment: np.ndarray
-    popularity: np.ndarray
-    start: np.ndarray  # first open day, relative to the spec's start date
-    end: np.ndarray  # first closed day, relative to the spec's start date
-
-
-def posting_shape(spec: SyntheticSpec) -> Postings:
-    """The postings `generate_events(spec)` samples from, reproduced from the same seeded draws.
-
-    Kept in one place so that the catalogue can follow the job-board generator when it exposes its
-    postings directly (`generate_postings`): only this function changes then.
-    """
-    rng = np.random.default_rng(spec.seed)
-    segment = rng.integers(0, spec.n_segments, spec.n_items)
-    popularity = rng.pareto(1.1, spec.n_items) + 1.0
-    start = rng.integers(-40, spec.n_days, spec.n_items)
-    end = start + rng.integers(10, 60, spec.n_items)
-    return Postings(segment=segment, popularity=popularity, start=start, end=end)
-
-
 def generate_catalogue(spec: SyntheticSpec, words_per_posting: int = 8, on_segment: float = 0.8) -> pa.Table:
-    """The synthetic catalogue matching `generate_events(spec)`: text drawn from each posting's segment.
+    """The catalogue of `generate_events(spec)` (`generate_postings`), with text drawn from each posting's segment.
 
-    Item ids are those of the events; a posting still open at the end of the window has no closed date.
+    A posting still open at the end of the window has no closed date yet.
     """
-    shape = posting_shape(spec)
+    postings = generate_postings(spec)
+    segment = postings["segment"].to_numpy()
     rng = np.random.default_rng([spec.seed, 13])
     vocab = segment_words(spec.n_segments)
-    n = spec.n_items
+    n = postings.num_rows
     # Each word slot comes from the posting's own segment with probability `on_segment`, else from
-    # the common words; a vectorised draw of (segment, word) indices, joined per row at the end.
-    own = np.asarray([vocab[s] for s in range(spec.n_segments)], dtype=object)
-    seg_word = own[shape.segment[:, None], rng.integers(0, own.shape[1], (n, words_per_posting))]
+    # the common words: one vectorised draw of word indices, joined per row at the end.
+    own = np.asarray(vocab, dtype=object)
+    seg_word = own[segment[:, None], rng.integers(0, own.shape[1], (n, words_per_posting))]
     common = np.asarray(_COMMON_WORDS, dtype=object)[rng.integers(0, len(_COMMON_WORDS), (n, words_per_posting))]
     words = np.where(rng.random((n, words_per_posting)) < on_segment, seg_word, common)
-    description = [" ".join(row) for row in words.tolist()]
-    title = [f"{a} {b} engineer" for a, b in zip(seg_word[:, 0], seg_word[:, 1], strict=True)]
-    width = len(str(max(n - 1, 1)))
-    start_day = spec.start_date
-    posted = [start_day + timedelta(days=int(d)) for d in shape.start]
-    window_end = spec.end_date + timedelta(days=1)
-    closed = [start_day + timedelta(days=int(d)) for d in shape.end]
+    closed = postings["closed_day"]
+    after_window = pc.greater(closed, pa.scalar(spec.end_date, pa.date32()))
     return pa.table(
         {
-            "item_id": [f"job{i:0{width}d}" for i in range(n)],
-            "title": title,
-            "description": description,
-            "category": [f"segment-{s:02d}" for s in shape.segment],
+            "item_id": postings["item_id"],
+            "title": [f"{a} {b} engineer" for a, b in zip(seg_word[:, 0], seg_word[:, 1], strict=True)],
+            "description": [" ".join(row) for row in words.tolist()],
+            "category": [f"segment-{s:02d}" for s in segment],
             "location": np.asarray(_LOCATIONS, dtype=object)[rng.integers(0, len(_LOCATIONS), n)].tolist(),
-            "posted_date": posted,
-            "closed_date": [c if c <= window_end else None for c in closed],
+            "posted_date": postings["posted_day"],
+            "closed_date": pc.if_else(after_window, pa.scalar(None, pa.date32()), closed),
         },
         schema=ITEMS_SCHEMA,
     )
