@@ -147,7 +147,7 @@ def cut_too_long(counts: SplitCounts) -> str | None:
     return (
         f"training_set.cut_days={counts.cut_days} is too long for {days} days of data: the global time cut holds "
         f"out the last {counts.cut_days} days, validates on the {counts.cut_days} before them and fits on what is "
-        f"earlier, which needs more than {2 * counts.cut_days} days; its {', '.join(empty)} split is empty "
+        f"earlier, which needs more than {2 * counts.cut_days} days; empty: {', '.join(empty)} "
         f"({counts.cut_fit_pairs:,} fit, {counts.cut_validation_pairs:,} validation, "
         f"{counts.cut_holdout_pairs:,} holdout pairs). Lower training_set.cut_days to at most {max((days - 1) // 2, 0)} "
         "or widen RECSYS_TRAINING_WINDOW_DAYS"
