@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 
 import numpy as np
@@ -22,6 +22,7 @@ from recsys_assets.domain.records import (
     Metrics,
     ProtocolMetrics,
     TrainingReport,
+    TrainingSetSummary,
 )
 
 # Recorded in every manifest: what a bundle needs to be loaded and reproduced.
@@ -63,6 +64,28 @@ def comparison_table(evaluation: EvaluationResult) -> dict[str, Metrics]:
     if evaluation.champion:
         comparison[f"champion {evaluation.champion.version}"] = headline(evaluation.champion.metrics, k)
     return comparison
+
+
+def day_text(day: float) -> str:
+    """A day counted from the epoch (as in the training-set summary) as YYYY-MM-DD."""
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).date().isoformat()
+
+
+def trained_on(summary: TrainingSetSummary, protocols: Iterable[str]) -> dict[str, str]:
+    """What each model file of the bundle was trained on, by file name."""
+    window = f"{summary.window.start}..{summary.window.end}"
+    cut = day_text(summary.end_day - summary.cut_days)
+    described = {
+        "per_user": f"per_user train split of {window}: {summary.train_pairs:,} pairs, each user's most recent "
+        "items held out (the model the per_user evaluation scored)",
+        "global_cut": f"global_cut train split: {summary.cut_train_pairs:,} pairs first seen before {cut}, the last "
+        f"{summary.cut_days} days held out (the model the global_cut evaluation scored)",
+    }
+    return {
+        BundleFile.MODEL: f"the whole window {window}: {summary.full_pairs:,} pairs, both holdouts included "
+        "(the served model; refitted with the selected family and parameters, not scored offline)",
+        **{BundleFile.evaluated(protocol): described.get(protocol, protocol) for protocol in protocols},
+    }
 
 
 def build_manifest(
@@ -107,6 +130,7 @@ def build_manifest(
         },
         champion=champion.model_copy(update={"metrics": headline(champion.metrics, k)}) if champion else None,
         dagster=run,
+        trained_on=trained_on(summary, evaluation.protocols),
     )
 
 
@@ -145,6 +169,11 @@ def protocol_tables(manifest: Manifest) -> str:
     return "\n\n".join(sections)
 
 
+def trained_on_list(manifest: Manifest) -> str:
+    """One Markdown bullet per model file: the data it was trained on."""
+    return "\n".join(f"- `{name}`: {data}" for name, data in manifest.trained_on.items())
+
+
 def model_card(
     manifest: Manifest,
     comparison: Mapping[str, Mapping[str, float]],
@@ -167,8 +196,14 @@ def model_card(
 - Image: {manifest.image or "local (no container)"}
 - Parameters: {params}
 
+## Models in this bundle
+
+{trained_on_list(manifest)}
+
 ## Offline evaluation
 
+The evaluated models (`{BundleFile.EVALUATED_FOLDER}/<protocol>.npz`) are scored; `{BundleFile.MODEL}` is the same
+family and parameters refitted on the whole window, which no holdout can score.
 Every model recommends {manifest.k} unseen items per user and is scored on the same holdout users.
 precision@k = hits/k, recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|),
 coverage = share of the catalogue recommended to anyone.
@@ -202,13 +237,18 @@ def bundle_files(
     manifest: Manifest,
     comparison: Mapping[str, Mapping[str, float]],
     model: bytes,
+    evaluated: Mapping[str, bytes],
     user_ids: bytes,
     item_ids: bytes,
     report: TrainingReport,
 ) -> dict[str, bytes]:
-    """Every file of a bundle except the manifest, by its name in the bundle."""
+    """Every file of a bundle except the manifest, by its name in the bundle.
+
+    `model` is the served model (refitted on the whole window); `evaluated` the model each protocol scored.
+    """
     return {
         BundleFile.MODEL: model,
+        **{BundleFile.evaluated(protocol): data for protocol, data in evaluated.items()},
         BundleFile.USER_IDS: user_ids,
         BundleFile.ITEM_IDS: item_ids,
         BundleFile.TRAINING_REPORT: report.to_json(),
@@ -237,5 +277,10 @@ def pull_request_body(manifest: Manifest, champion_manifest: Manifest | None, ca
         f"Data: {data.window.start}..{data.window.end}, "
         f"{data.train_pairs:,} pairs, hash `{data.content_hash[:16]}`. "
         f"Code `{manifest.code_version or 'unknown'}`, image `{manifest.image or 'local'}`.\n\n"
-        f"Model card: {card_uri}\n"
+        + (
+            f"Served model `{BundleFile.MODEL}`: {manifest.trained_on[BundleFile.MODEL]}.\n\n"
+            if BundleFile.MODEL in manifest.trained_on
+            else ""
+        )
+        + f"Model card: {card_uri}\n"
     )

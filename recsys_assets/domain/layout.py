@@ -51,6 +51,7 @@ def safe_relative_path(value: str, setting: str) -> str:
 # the global time cut split (`cut_*`), the day (since the epoch) each pair was first seen, and the
 # held-out pairs of catalogue items unseen in training (`*_cold`, scored apart as cold items).
 SPLITS = (
+    "full",
     "train",
     "fit",
     "validation",
@@ -134,8 +135,13 @@ class ModelFiles:
     folder: str
 
     def model(self, protocol: str) -> str:
-        """The selected model refitted on `protocol`'s training matrix."""
+        """The selected model refitted on `protocol`'s training matrix (what the evaluation scores)."""
         return join(self.folder, f"model_{protocol}.npz")
+
+    @property
+    def served_model(self) -> str:
+        """The selected model refitted on the whole window, both holdouts included (what is served)."""
+        return join(self.folder, "model_full.npz")
 
     @property
     def report(self) -> str:
@@ -228,6 +234,12 @@ class BundleFile:
     TRAINING_REPORT = TRAINING_REPORT
     MODEL_CARD = "model_card.md"
     METRICS_PLOT = "metrics.png"
+    EVALUATED_FOLDER = "evaluated"
+
+    @staticmethod
+    def evaluated(protocol: str) -> str:
+        """The model trained on `protocol`'s train split: the one its offline evaluation scored."""
+        return f"{BundleFile.EVALUATED_FOLDER}/{protocol}.npz"
 
 
 @dataclass(frozen=True)
