@@ -125,6 +125,13 @@ def build_manifest(
                 model=headline(result.model, k),
                 baselines={name: headline(metrics, k) for name, metrics in result.baselines.items()},
                 holdout_users=result.holdout.users,
+                cold_items={
+                    name: {m: v for m, v in metrics.items() if m in (f"recall@{k}", f"ndcg@{k}", "users_evaluated")}
+                    for name, metrics in result.cold_items.items()
+                },
+                cold_pairs=result.cold_holdout.pairs if result.cold_holdout else 0,
+                new_item_share=result.new_item_share,
+                new_item_days=result.new_item_days,
             )
             for protocol, result in evaluation.protocols.items()
         },
@@ -166,7 +173,28 @@ def protocol_tables(manifest: Manifest) -> str:
             f"### {protocol}{gate}\n\n{PROTOCOL_TEXT.get(protocol, protocol)}; "
             f"{result.holdout_users:,} users scored.\n\n{table(comparison)}"
         )
+        if result.cold_items:
+            sections.append(
+                f"Cold items ({protocol}): {result.cold_pairs:,} held-out pairs of postings unseen in training "
+                "(a collaborative model scores 0 on them by construction).\n\n"
+                + cold_items_markdown(result.cold_items, result.new_item_share, result.new_item_days, manifest.k)
+            )
     return "\n\n".join(sections)
+
+
+def cold_items_markdown(
+    cold: Mapping[str, Mapping[str, float]], share: Mapping[str, float], days: int | None, k: int
+) -> str:
+    """The cold-item table of the model card: recall and NDCG on cold items, and the slots given to new postings."""
+    lines = [
+        f"| model | cold recall@{k} | cold ndcg@{k} | slots to postings < {days} days old |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {m.get(f'recall@{k}', 0.0):.4f} | {m.get(f'ndcg@{k}', 0.0):.4f} | {share.get(name, 0.0):.2%} |"
+        for name, m in cold.items()
+    ]
+    return "\n".join(lines)
 
 
 def trained_on_list(manifest: Manifest) -> str:
@@ -223,7 +251,9 @@ coverage = share of the catalogue recommended to anyone.
 ## Intended use and limits
 
 Ranks open job postings for a signed-in engineer from their past views, bookmarks and
-applications. Items outside the training window cannot be recommended until a retrain; users
+applications. Collaborative families cannot recommend items outside the training window until a
+retrain; the content and hybrid families score new postings from their features
+(`{BundleFile.ITEM_TRANSFORMER}` when present); users
 outside it are folded in from their history where the family allows (not BPR).
 """
 

@@ -189,11 +189,14 @@ class Hybrid(Recommender):
         self.content = content or Content(ContentParams(half_life_days=params.half_life_days), items=items)
         self.folds_in = self.collaborative.folds_in  # pyright: ignore[reportAttributeAccessIssue]
         self.item_users = item_users
+        # Columns the collaborative model knows: postings added later (serving) are content-only.
+        self.collaborative_items = None if item_users is None else len(item_users)
 
     def fit(self, matrix, ages=None, callback=None):
         self.collaborative.fit(matrix, ages, None if callback is None else lambda i, _m: callback(i, self))
         self.content.fit(matrix, ages)
         self.item_users = np.bincount(binary(matrix).indices, minlength=matrix.shape[1]).astype(np.int32)
+        self.collaborative_items = matrix.shape[1]
         return self
 
     def recommend(self, users, seen, k):
@@ -202,7 +205,7 @@ class Hybrid(Recommender):
         depth = max(self.params.depth, k)
         n_items = seen.shape[1]
         w = self.params.weight
-        assert self.item_users is not None, "fit or load the model first"
+        assert self.item_users is not None and self.collaborative_items is not None, "fit or load the model first"
         # Items the collaborative side cannot place are weighted on their content rank alone (fallback).
         content_weight = np.full(n_items, 1.0 - w, dtype=np.float32)
         content_weight[self.item_users < self.params.fallback_below] = self.params.fallback_weight
@@ -211,7 +214,7 @@ class Hybrid(Recommender):
         for start in range(0, len(users), block):
             ids, rows = users[start : start + block], seen[start : start + block]
             fused = np.zeros((len(ids), n_items), dtype=np.float32)
-            collaborative = self.collaborative.recommend(ids, rows, depth)
+            collaborative = self.collaborative.recommend(ids, sp.csr_matrix(rows[:, : self.collaborative_items]), depth)
             r, position = np.nonzero(collaborative >= 0)
             np.add.at(fused, (r, collaborative[r, position]), np.float32(w) / (RRF_K + position + 1))
             content = self.content.recommend(ids, rows, depth)
@@ -227,7 +230,7 @@ class Hybrid(Recommender):
         collaborative = {f"collab_{name}": value for name, value in self.collaborative.arrays().items()}
         content = {f"content_{name}": value for name, value in self.content.arrays().items()}
         assert self.item_users is not None
-        return collaborative | content | {"item_users": self.item_users}
+        return collaborative | content | {"item_users": self.item_users[: self.collaborative_items]}
 
     @classmethod
     def from_arrays(cls, params, arrays):
@@ -274,6 +277,34 @@ class ItemSource:
         """The item side of training index `item_ids`; with no reference day nothing counts as closed."""
         day = -np.inf if reference_day is None else reference_day
         return item_side(self.features, self.item_ids, self.posted, self.closed, item_ids, day)
+
+
+def with_new_items(model: Recommender, features: sp.csr_matrix, posted: np.ndarray) -> Recommender:
+    """`model` able to recommend postings it was not trained on, given their features (appended as new columns).
+
+    Raises:
+        ValueError: the model's family does not score items from features.
+    """
+    if isinstance(model, Hybrid):
+        content = with_new_items(model.content, features, posted)
+        assert isinstance(content, Content) and model.item_users is not None
+        extended = Hybrid(
+            model.params,
+            collaborative=model.collaborative,
+            content=content,
+            item_users=np.concatenate([model.item_users, np.zeros(features.shape[0], np.int32)]),
+        )
+        extended.collaborative_items = model.collaborative_items
+        return extended
+    if not isinstance(model, Content) or model.items is None:
+        raise ValueError(f"a {model.family} model cannot score new postings: only content and hybrid models can")
+    items = model.items
+    side = ItemSide(
+        features=sp.csr_matrix(sp.vstack([items.features, features.astype(np.float32)])),
+        allowed=np.concatenate([items.allowed, np.ones(features.shape[0], dtype=bool)]),
+        posted=np.concatenate([items.posted, posted.astype(np.float64)]),
+    )
+    return Content(model.params, items=side, profiles=model.profiles)
 
 
 def reference_days(protocol: str, end_day: float, cut_days: int) -> tuple[float | None, float | None]:

@@ -235,6 +235,8 @@ class BundleFile:
     MODEL_CARD = "model_card.md"
     METRICS_PLOT = "metrics.png"
     EVALUATED_FOLDER = "evaluated"
+    # The fitted item feature transformer (arrays, no pickle): serving turns new postings into features.
+    ITEM_TRANSFORMER = "item_transformer.npz"
 
     @staticmethod
     def evaluated(protocol: str) -> str:

@@ -232,6 +232,12 @@ class ManifestMetrics(Record):
 
 class ProtocolMetrics(ManifestMetrics):
     holdout_users: int
+    cold_items: dict[str, Metrics] = Field(
+        default_factory=dict, description="Recall and NDCG on held-out pairs of postings unseen in training."
+    )
+    cold_pairs: int = 0
+    new_item_share: dict[str, float] = Field(default_factory=dict)
+    new_item_days: int | None = None
 
 
 class DagsterRun(Record):

@@ -17,10 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys_assets.domain import storage
+from recsys_assets.domain.content import with_new_items
 from recsys_assets.domain.families import FAMILY_CLASSES, Recommender, load_model
+from recsys_assets.domain.item_features import ItemFeaturizer
+from recsys_assets.domain.items import conform_items, days_since_epoch
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.records import Manifest
 
@@ -42,6 +46,8 @@ class Bundle:
     user_ids: pa.Array
     item_ids: pa.Array
     manifest: Manifest | None = None
+    # The fitted item feature transformer, when the bundle carries one (content and hybrid families).
+    featurizer: ItemFeaturizer | None = None
 
     def __post_init__(self) -> None:
         self._user_row = {user: row for row, user in enumerate(self.user_ids.to_pylist())}
@@ -55,6 +61,25 @@ class Bundle:
     def item_columns(self, item_ids: Iterable[Hashable]) -> np.ndarray:
         """Columns of `item_ids`, -1 for items outside the bundle's catalogue."""
         return np.array([self._item_column.get(item, -1) for item in item_ids], dtype=np.int64)
+
+    def add_postings(self, postings: pa.Table) -> int:
+        """Make new postings (catalogue contract rows) recommendable from their features, without a retrain.
+
+        Postings the bundle already knows are skipped; returns how many were added.
+
+        Raises:
+            ValueError: the bundle has no feature transformer or its family cannot score new postings.
+        """
+        if self.featurizer is None:
+            raise ValueError(f"bundle {self.uri} carries no item feature transformer: it cannot score new postings")
+        postings = conform_items(postings)
+        new = postings.filter(pc.invert(pc.is_in(postings["item_id"], value_set=self.item_ids)))
+        if new.num_rows == 0:
+            return 0
+        self.model = with_new_items(self.model, self.featurizer.transform(new), days_since_epoch(new["posted_date"]))
+        self.item_ids = pa.concat_arrays([self.item_ids, new["item_id"].combine_chunks()])
+        self.__post_init__()
+        return new.num_rows
 
     def recommend(self, user_id: Hashable, seen_item_ids: Iterable[Hashable], n: int = 10) -> list:
         """Up to `n` item ids for `user_id`, never one of `seen_item_ids` (unknown ids are ignored)."""
@@ -126,4 +151,9 @@ def open_bundle(uri: str, read: Callable[[str], bytes], protocol: str | None = N
         model=model_from_files(manifest, files, protocol),
         user_ids=storage.table_from_bytes(files[BundleFile.USER_IDS])["user_id"].combine_chunks(),
         item_ids=storage.table_from_bytes(files[BundleFile.ITEM_IDS])["item_id"].combine_chunks(),
+        featurizer=(
+            ItemFeaturizer.from_bytes(files[BundleFile.ITEM_TRANSFORMER])
+            if BundleFile.ITEM_TRANSFORMER in files
+            else None
+        ),
     )

@@ -21,6 +21,7 @@ from recsys_assets.domain.bundle import (
 from recsys_assets.domain.layout import BundleFile, safe_relative_path, serving_pointer_path
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.domain.registry import TransitionError, champion_of, versions_table
+from recsys_assets.features.items import item_transformer
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore
@@ -138,6 +139,9 @@ def model_bundle(
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,
     )
+    transformer = item_transformer(context, artifacts)
+    if transformer is not None:
+        files[BundleFile.ITEM_TRANSFORMER] = transformer
     uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest.model_dump(mode="json"))
     storage.write_bytes(
         artifacts.layout(context.run).model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json()

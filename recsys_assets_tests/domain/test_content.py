@@ -21,6 +21,7 @@ from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams, SplitParams
 from recsys_assets.domain.records import HoldoutSize, ProtocolResult
 from recsys_assets.domain.selection import select_model
+from recsys_assets.domain.serving import Bundle
 from recsys_assets.domain.splitting import GLOBAL_CUT, build_training_set
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
@@ -239,3 +240,41 @@ def test_new_item_share_and_cold_item_table():
 def test_reference_days_filter_only_at_the_global_cut():
     assert reference_days("per_user", 100.0, 7) == (None, None)
     assert reference_days(GLOBAL_CUT, 100.0, 7) == (86.0, 93.0)
+
+
+@pytest.mark.parametrize("family", ["content", "hybrid"])
+def test_serving_recommends_a_posting_that_appeared_after_the_bundle_from_its_features(family):
+    items = catalogue()
+    known = items.slice(0, 5)  # job5 (frontend) is posted after the model was trained
+    featurizer, features = fit_features(known)
+    source = ItemSource(
+        features, known["item_id"], days_since_epoch(known["posted_date"]), days_since_epoch(known["closed_date"])
+    )
+    history = HISTORY[:, :5]
+    params = {"collaborative": "item_knn", "weight": 0.7} if family == "hybrid" else {}
+    model = new_model(family, params, items=source.side(known["item_id"].combine_chunks(), None)).fit(history)
+    bundle = Bundle(
+        uri="memory",
+        version="v1",
+        model=load_model(family, model.params.model_dump(), model.to_bytes()),
+        user_ids=pa.array(["u0", "u1", "u2", "u3"]),
+        item_ids=known["item_id"].combine_chunks(),
+        featurizer=ItemFeaturizer.from_bytes(featurizer.to_bytes()),
+    )
+    assert "job5" not in bundle.recommend("u2", ["job3", "job4"], n=5)
+    assert bundle.add_postings(items) == 1 and bundle.add_postings(items) == 0
+    assert bundle.recommend("u2", ["job3", "job4"], n=1) == ["job5"]
+    assert bundle.recommend("someone-new", ["job3"], n=2)[0] in ("job4", "job5")
+    assert bundle.recommend("u0", ["job0", "job1"], n=1) == ["job2"]
+
+
+def test_a_collaborative_bundle_refuses_new_postings_with_the_reason():
+    bundle = Bundle(
+        uri="memory",
+        version="v1",
+        model=new_model("popularity").fit(HISTORY),
+        user_ids=pa.array(["u0", "u1", "u2", "u3"]),
+        item_ids=catalogue()["item_id"].combine_chunks(),
+    )
+    with pytest.raises(ValueError, match="no item feature transformer"):
+        bundle.add_postings(catalogue())
