@@ -53,12 +53,3 @@ def item_features(
             "path": dg.MetadataValue.path(files.folder),
         }
     )
-
-
-def item_transformer(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> bytes | None:
-    """This partition's fitted feature transformer (what a bundle carries), or None when none was built."""
-    try:
-        files = artifacts.layout_of(context, "item_features").item_features(context.partition_key)
-    except dg.Failure:
-        return None
-    return storage.read_bytes(files.transformer) if storage.exists(files.transformer) else None

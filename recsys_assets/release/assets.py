@@ -21,7 +21,6 @@ from recsys_assets.domain.bundle import (
 from recsys_assets.domain.layout import BundleFile, safe_relative_path, serving_pointer_path
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.domain.registry import TransitionError, champion_of, versions_table
-from recsys_assets.features.items import item_transformer
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore
@@ -45,6 +44,15 @@ class BundleConfig(dg.Config):
 
 # The release outcome of a run, for the runs list: "blocked", or the version's state once proposed.
 RELEASE_TAG = "recsys/release"
+
+
+def item_transformer(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> bytes | None:
+    """This partition's fitted item feature transformer (a bundle carries it), or None when none was built."""
+    try:
+        files = artifacts.layout_of(context, "item_features").item_features(context.partition_key)
+    except dg.Failure:
+        return None
+    return storage.read_bytes(files.transformer) if storage.exists(files.transformer) else None
 
 
 def champion_check(evaluation: EvaluationResult, tolerance: float) -> dg.AssetCheckResult:
