@@ -1,4 +1,4 @@
-"""Command line: `python -m recsys_assets {demo,run,import-events,seed,models}`."""
+"""Command line: `python -m recsys_assets {demo,run,import-events,import-items,seed,models}`."""
 
 from __future__ import annotations
 
@@ -38,6 +38,27 @@ def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool, catalogue: I
 
         written = catalogue.replace_items(generate_catalogue(spec))
         print(f"seeded {written:,} synthetic postings into {catalogue.table_ref}")
+    return 0
+
+
+def _import_items(args: argparse.Namespace, catalogue: ItemCatalogue) -> int:
+    """`import-items FILE`: upsert a catalogue file's postings by id (a re-imported posting replaces its row)."""
+    from recsys_assets.domain.importer import ImportRejectedError
+    from recsys_assets.domain.item_importer import read_items_file
+
+    try:
+        items, report = read_items_file(args.file, args.format)
+    except ImportRejectedError as exc:
+        print(f"import refused: {exc}", file=sys.stderr)
+        return 2
+    summary = (
+        f"{report.rows_kept:,} of {report.rows_read:,} items into {catalogue.table_ref} (dropped: {report.dropped()})"
+    )
+    if args.dry_run:
+        print(f"dry run: would import {summary}")
+        return 0
+    catalogue.replace_items(items)
+    print(f"imported {summary}; next: python -m recsys_assets run")
     return 0
 
 
@@ -159,6 +180,12 @@ def _main(argv: list[str] | None) -> int:
         help="refuse the file when more than this share of rows is malformed (default 0.01)",
     )
     imp.add_argument("--dry-run", action="store_true", help="check the file and show what would change; write nothing")
+    items = commands.add_parser(
+        "import-items", help="load a CSV/Parquet catalogue or MovieLens u.item / movies.csv into the item catalogue"
+    )
+    items.add_argument("file")
+    items.add_argument("--format", choices=("items", "movielens"), default="items")
+    items.add_argument("--dry-run", action="store_true", help="check the file and show what it holds; write nothing")
     add_models_parser(commands)
     args = parser.parse_args(argv)
     try:
@@ -212,6 +239,9 @@ def _command(args: argparse.Namespace) -> int:
         if days:
             print(f"days {min(days)} .. {max(days)}; next: python -m recsys_assets run")
         return 0
+
+    if args.command == "import-items":
+        return _import_items(args, resources["item_catalogue"])
 
     from recsys_assets.pipeline import PartitionBusyError, latest_partition, materialize_partition
 

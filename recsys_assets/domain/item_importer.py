@@ -1,0 +1,188 @@
+"""Bring-your-own catalogue: load a CSV/Parquet item file, or MovieLens `u.item` / `movies.csv`, into the items contract.
+
+The item-side twin of `importer.read_events_file`. MovieLens items get their genres as text and
+their first genre as category, so public rating data sets have content features too; their item
+ids are the movie ids exactly as the events importer writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from recsys_assets.domain.importer import ImportRejectedError
+from recsys_assets.domain.items import ITEM_COLUMNS, ITEMS_SCHEMA, conform_items
+
+# MovieLens 100k `u.item`: id | title | release date | video release date | IMDb URL | 19 genre flags.
+U_ITEM_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+U_ITEM_COLUMNS = ("item_id", "title", "release_date", "video_release_date", "imdb_url", *U_ITEM_GENRES)
+MOVIES_CSV_COLUMNS = ("movieId", "title", "genres")
+
+
+@dataclass(frozen=True)
+class ItemImportReport:
+    """What an item import read, kept and dropped."""
+
+    rows_read: int
+    rows_kept: int
+    null_ids: int
+    duplicate_ids: int
+
+    def dropped(self) -> str:
+        return f"{self.null_ids} null ids, {self.duplicate_ids} repeated ids (the first row of each id is kept)"
+
+
+def _check(path: Path) -> None:
+    if not path.is_file():
+        raise ImportRejectedError(f"{path} does not exist or is not a regular file")
+    if path.stat().st_size == 0:
+        raise ImportRejectedError(f"{path} is empty (0 bytes)")
+
+
+def _u_item(path: Path) -> pa.Table:
+    try:
+        raw = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=list(U_ITEM_COLUMNS), encoding="latin-1"),
+            parse_options=pacsv.ParseOptions(delimiter="|", quote_char=False),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(U_ITEM_COLUMNS, pa.string())),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ImportRejectedError(
+            f"{path} is not a MovieLens u.item file ({len(U_ITEM_COLUMNS)} '|'-separated fields): {exc}"
+        ) from exc
+    # The genre flags as words, one vectorised pass per genre rather than per row.
+    words = [pc.if_else(pc.equal(raw[genre], "1"), genre, "") for genre in U_ITEM_GENRES]
+    genres = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.binary_join_element_wise(*words, " "), r"\s+", " "))
+    first = pc.if_else(pc.equal(genres, ""), "unknown", pc.list_element(pc.split_pattern(genres, " "), 0))
+    return _movies(raw["item_id"], raw["title"], genres, first)
+
+
+def _movies_csv(path: Path) -> pa.Table:
+    try:
+        raw = pacsv.read_csv(
+            path, convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(MOVIES_CSV_COLUMNS, pa.string()))
+        )
+    except pa.ArrowInvalid as exc:
+        raise ImportRejectedError(f"{path} is not a MovieLens movies.csv file: {exc}") from exc
+    missing = [c for c in MOVIES_CSV_COLUMNS if c not in raw.column_names]
+    if missing:
+        raise ImportRejectedError(
+            f"{path} (MovieLens movies.csv) is missing columns {missing}; found {raw.column_names}"
+        )
+    genres = pc.replace_substring(pc.fill_null(raw["genres"], ""), "|", " ")
+    first = pc.list_element(pc.split_pattern(pc.fill_null(raw["genres"], "unknown"), "|"), 0)
+    return _movies(raw["movieId"], raw["title"], genres, first)
+
+
+def _movies(ids: pa.ChunkedArray, titles: pa.ChunkedArray, genres: pa.Array, category: pa.Array) -> pa.Table:
+    """A MovieLens catalogue in the items contract: no location, and no open window (always open)."""
+    nulls = pa.nulls(len(ids), pa.date32())
+    return pa.table(
+        {
+            "item_id": pc.utf8_trim_whitespace(ids),
+            "title": titles,
+            "description": genres,
+            "category": category,
+            "location": pa.nulls(len(ids), pa.string()),
+            "posted_date": nulls,
+            "closed_date": nulls,
+        },
+        schema=ITEMS_SCHEMA,
+    )
+
+
+def _catalogue(path: Path) -> pa.Table:
+    """A CSV/Parquet catalogue: `item_id` required, the other contract columns optional."""
+    if path.suffix in (".parquet", ".pq"):
+        try:
+            raw = pq.read_table(path)
+        except pa.ArrowInvalid as exc:
+            raise ImportRejectedError(f"{path} is not a readable Parquet file: {exc}") from exc
+    else:
+        try:
+            raw = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        except pa.ArrowInvalid as exc:
+            raise ImportRejectedError(f"{path} is not a readable CSV file: {exc}") from exc
+    if "item_id" not in raw.column_names:
+        raise ImportRejectedError(
+            f"{path} is missing the required column item_id; expected item_id plus optional "
+            f"{list(ITEM_COLUMNS[1:])}, found {raw.column_names}"
+        )
+    columns = {}
+    for field in ITEMS_SCHEMA:
+        if field.name not in raw.column_names:
+            columns[field.name] = pa.nulls(raw.num_rows, field.type)
+            continue
+        column = raw[field.name]
+        try:
+            columns[field.name] = (
+                column.cast(pa.string()).cast(field.type) if field.type == pa.date32() else column.cast(field.type)
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise ImportRejectedError(
+                f"{path}: column {field.name} is not {field.type} (YYYY-MM-DD dates): {exc}"
+            ) from exc
+    return pa.table(columns, schema=ITEMS_SCHEMA)
+
+
+def read_items_file(path: str | Path, fmt: str = "items") -> tuple[pa.Table, ItemImportReport]:
+    """Parse `path` into the items contract, dropping (and counting) null and repeated ids.
+
+    Args:
+        path: a CSV or Parquet catalogue (`item_id[,title][,description][,category][,location]
+            [,posted_date][,closed_date]`), or with `fmt="movielens"` a MovieLens `u.item`
+            (pipe-separated, latin-1, 19 genre flags) or `movies.csv` (`movieId,title,genres`).
+        fmt: `items` or `movielens`.
+
+    Raises:
+        ImportRejectedError: the file is missing, empty, unreadable or lacks required columns.
+    """
+    path = Path(path)
+    _check(path)
+    if fmt == "movielens":
+        table = _movies_csv(path) if path.suffix == ".csv" else _u_item(path)
+    elif fmt == "items":
+        table = _catalogue(path)
+    else:
+        raise ImportRejectedError(f"unknown item format {fmt!r}; expected items or movielens")
+    rows_read = table.num_rows
+    valid = table.filter(pc.is_valid(table["item_id"]))
+    null_ids = rows_read - valid.num_rows
+    # The first row of each id wins: a catalogue repeats a posting when it re-exports an update.
+    ids = valid["item_id"].combine_chunks()
+    position = pc.index_in(ids, value_set=ids)  # the first occurrence of each value
+    first = pc.equal(position.cast(pa.int64()), pa.array(np.arange(valid.num_rows, dtype=np.int64)))
+    kept = valid.filter(first)
+    if kept.num_rows == 0:
+        raise ImportRejectedError(f"{path} holds no item with an id ({rows_read} rows read)")
+    report = ItemImportReport(
+        rows_read=rows_read, rows_kept=kept.num_rows, null_ids=null_ids, duplicate_ids=valid.num_rows - kept.num_rows
+    )
+    return conform_items(kept), report
