@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.families import (
@@ -32,7 +31,7 @@ from recsys_assets.domain.families import (
     new_model,
     top_k_dense,
 )
-from recsys_assets.domain.item_features import align, features_from_bytes, positions
+from recsys_assets.domain.item_features import align, features_from_bytes, l2_rows, positions
 from recsys_assets.domain.items import days_since_epoch, open_mask
 from recsys_assets.domain.layout import ItemFiles
 from recsys_assets.domain.params import ContentParams, FamilyParams, HybridParams
@@ -113,7 +112,7 @@ class Content(Recommender):
     def profile(self, history: sp.csr_matrix) -> sp.csr_matrix:
         """L2-normalised profiles of users with `history` (confidences or ones) over the item columns."""
         assert self.items is not None, "content families need item features"
-        return sp.csr_matrix(normalize(history.astype(np.float32) @ self.items.features, norm="l2"))
+        return l2_rows(sp.csr_matrix(history.astype(np.float32) @ self.items.features))
 
     def fit(self, matrix, ages=None, callback=None):
         self.profiles = self.profile(decayed(matrix, ages, self.params.half_life_days))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -23,18 +24,27 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Normalizer, OneHotEncoder, normalize
 
+from recsys_assets.domain.events import filled_numpy
+
 CATEGORICAL = ("category", "location")
 # TF-IDF settings; saved with the arrays so a reloaded featurizer tokenises the same way.
 TFIDF = {"lowercase": True, "token_pattern": r"(?u)\b\w[\w+#.]*\b", "sublinear_tf": True, "dtype": "float32"}
 
 
+def l2_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """`matrix` with every non-zero row scaled to unit L2 norm, as float32 CSR."""
+    return sp.csr_matrix(cast(sp.csr_matrix, normalize(matrix, norm="l2", copy=False)), dtype=np.float32)
+
+
 def _frame(items: pa.Table) -> pd.DataFrame:
     """The columns the pipeline reads: one text column (title + description) and the categoricals."""
-    title = pc.fill_null(items["title"], "")
-    description = pc.fill_null(items["description"], "")
-    columns = {"text": pc.binary_join_element_wise(title, description, " ").to_numpy(zero_copy_only=False)}
+    # pyarrow's stubs type fill_null's result after the fill value; with a column in, a column comes out.
+    title: Any = pc.fill_null(items["title"], pa.scalar(""))
+    description: Any = pc.fill_null(items["description"], pa.scalar(""))
+    text: Any = pc.binary_join_element_wise(title, description, pa.scalar(" "))
+    columns = {"text": text.to_numpy(zero_copy_only=False)}
     for name in CATEGORICAL:
-        columns[name] = pc.fill_null(items[name], "").to_numpy(zero_copy_only=False)
+        columns[name] = filled_numpy(items[name], "")
     return pd.DataFrame(columns)
 
 
@@ -46,9 +56,9 @@ def build_pipeline(min_df: int, max_features: int | None, categorical_weight: fl
         lowercase=bool(TFIDF["lowercase"]),
         token_pattern=str(TFIDF["token_pattern"]),
         sublinear_tf=bool(TFIDF["sublinear_tf"]),
-        dtype=np.float32,
+        dtype=cast(Any, np.float32),
     )
-    onehot = OneHotEncoder(handle_unknown="ignore", dtype=np.float32)
+    onehot = OneHotEncoder(handle_unknown="ignore", dtype=cast(Any, np.float32))
     columns = ColumnTransformer(
         [("text", tfidf, "text"), ("categorical", onehot, list(CATEGORICAL))],
         transformer_weights={"text": 1.0, "categorical": categorical_weight},
@@ -78,12 +88,14 @@ class ItemFeaturizer:
             lowercase=bool(TFIDF["lowercase"]),
             token_pattern=str(TFIDF["token_pattern"]),
             sublinear_tf=bool(TFIDF["sublinear_tf"]),
-            dtype=np.float32,
+            dtype=cast(Any, np.float32),
         )
         tfidf.idf_ = self.idf
         text = tfidf.transform(frame["text"])
         onehot = OneHotEncoder(
-            categories=[c.tolist() for c in self.categories], handle_unknown="ignore", dtype=np.float32
+            categories=cast(Any, [c.tolist() for c in self.categories]),
+            handle_unknown="ignore",
+            dtype=cast(Any, np.float32),
         )
         # With fixed categories, fitting only checks them: nothing is learned from this frame.
         onehot.fit(
@@ -92,8 +104,8 @@ class ItemFeaturizer:
             )
         )
         categorical = onehot.transform(frame[list(CATEGORICAL)])
-        stacked = sp.hstack([text, sp.csr_matrix(categorical) * np.float32(self.categorical_weight)], format="csr")
-        return sp.csr_matrix(normalize(stacked, norm="l2", copy=False), dtype=np.float32)
+        weighted = sp.csr_matrix(categorical) * np.float32(self.categorical_weight)
+        return l2_rows(sp.csr_matrix(sp.hstack(cast(Any, [text, weighted]), format="csr")))
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -166,7 +178,7 @@ def positions(item_ids: pa.Array | pa.ChunkedArray, feature_ids: pa.Array | pa.C
     """The feature row of each of `item_ids`, -1 for an item the catalogue does not have."""
     values = feature_ids.combine_chunks() if isinstance(feature_ids, pa.ChunkedArray) else feature_ids
     found = pc.index_in(item_ids, value_set=values)
-    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(filled_numpy(found, -1), dtype=np.int64)
 
 
 def align(features: sp.csr_matrix, feature_ids: pa.Array | pa.ChunkedArray, item_ids: pa.Array) -> sp.csr_matrix:

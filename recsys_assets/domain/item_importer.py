@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -78,9 +79,9 @@ def _u_item(path: Path) -> pa.Table:
             f"{path} is not a MovieLens u.item file ({len(U_ITEM_COLUMNS)} '|'-separated fields): {exc}"
         ) from exc
     # The genre flags as words, one vectorised pass per genre rather than per row.
-    words = [pc.if_else(pc.equal(raw[genre], "1"), genre, "") for genre in U_ITEM_GENRES]
+    words = [pc.if_else(pc.equal(raw[genre], pa.scalar("1")), genre, "") for genre in U_ITEM_GENRES]
     genres = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.binary_join_element_wise(*words, " "), r"\s+", " "))
-    first = pc.if_else(pc.equal(genres, ""), "unknown", pc.list_element(pc.split_pattern(genres, " "), 0))
+    first = pc.if_else(pc.equal(genres, pa.scalar("")), "unknown", pc.list_element(pc.split_pattern(genres, " "), 0))
     return _movies(raw["item_id"], raw["title"], genres, first)
 
 
@@ -96,12 +97,13 @@ def _movies_csv(path: Path) -> pa.Table:
         raise ImportRejectedError(
             f"{path} (MovieLens movies.csv) is missing columns {missing}; found {raw.column_names}"
         )
-    genres = pc.replace_substring(pc.fill_null(raw["genres"], ""), "|", " ")
-    first = pc.list_element(pc.split_pattern(pc.fill_null(raw["genres"], "unknown"), "|"), 0)
+    genres = pc.replace_substring(pc.fill_null(raw["genres"], pa.scalar("")), "|", " ")
+    genre_list: Any = raw["genres"].fill_null(pa.scalar("unknown"))
+    first = pc.list_element(pc.split_pattern(genre_list, "|"), 0)
     return _movies(raw["movieId"], raw["title"], genres, first)
 
 
-def _movies(ids: pa.ChunkedArray, titles: pa.ChunkedArray, genres: pa.Array, category: pa.Array) -> pa.Table:
+def _movies(ids: Any, titles: Any, genres: Any, category: Any) -> pa.Table:
     """A MovieLens catalogue in the items contract: no location, and no open window (always open)."""
     nulls = pa.nulls(len(ids), pa.date32())
     return pa.table(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recsys_assets.domain.events import filled_numpy
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_postings
 
 ITEMS_SCHEMA = pa.schema(
@@ -47,10 +49,10 @@ def conform_items(table: pa.Table) -> pa.Table:
 
 def as_of(catalogue: pa.Table, day: date) -> pa.Table:
     """The catalogue as it was known at the end of `day`: postings posted by then, later closings unknown."""
-    posted = pc.fill_null(pc.less_equal(catalogue["posted_date"], pa.scalar(day, pa.date32())), True)
-    known = catalogue.filter(posted)
+    posted = filled_numpy(pc.less_equal(catalogue["posted_date"], pa.scalar(day, pa.date32())), True)
+    known = catalogue.filter(pa.array(posted.astype(bool)))
     closed = known["closed_date"]
-    future = pc.fill_null(pc.greater(closed, pa.scalar(day, pa.date32())), False)
+    future = pc.fill_null(pc.greater(closed, pa.scalar(day, pa.date32())), pa.scalar(False))
     return known.set_column(
         ITEM_COLUMNS.index("closed_date"),
         "closed_date",
@@ -73,15 +75,16 @@ def measure_quality(catalogue: pa.Table) -> CatalogueQuality:
     """Counts of duplicate ids, null ids, rows with neither title nor description, and inverted windows."""
     ids = catalogue["item_id"]
     non_null = pc.drop_null(ids)
-    texts = [pc.utf8_length(pc.utf8_trim_whitespace(pc.fill_null(catalogue[c], ""))) for c in TEXT_COLUMNS]
-    no_text = pc.and_(*(pc.equal(length, 0) for length in texts))
-    inverted = pc.fill_null(pc.less(catalogue["closed_date"], catalogue["posted_date"]), False)
+    # Lengths of the trimmed texts, nulls as empty: a posting has text when any of them is non-empty.
+    lengths = [filled_numpy(pc.utf8_length(pc.utf8_trim_whitespace(catalogue[c])), 0) for c in TEXT_COLUMNS]
+    no_text = np.logical_and.reduce([length == 0 for length in lengths]) if lengths else np.zeros(0, bool)
+    inverted = filled_numpy(pc.less(catalogue["closed_date"], catalogue["posted_date"]), False)
     return CatalogueQuality(
         rows=catalogue.num_rows,
         duplicate_ids=len(non_null) - pc.count_distinct(non_null).as_py(),
         null_ids=ids.null_count,
-        missing_text=int(pc.sum(no_text).as_py() or 0),
-        closed_before_posted=int(pc.sum(inverted).as_py() or 0),
+        missing_text=int(np.count_nonzero(no_text)),
+        closed_before_posted=int(np.count_nonzero(inverted.astype(bool))),
     )
 
 
@@ -97,7 +100,7 @@ def open_mask(posted: np.ndarray, closed: np.ndarray, day: float) -> np.ndarray:
 def days_since_epoch(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A date32 column as float days since the epoch, NaN for nulls."""
     values = pc.cast(column, pa.int32())
-    return np.asarray(pc.fill_null(pc.cast(values, pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+    return np.asarray(filled_numpy(pc.cast(values, pa.float64()), np.nan), dtype=np.float64)
 
 
 # Words per job segment: a posting's text is drawn mostly from its own segment's words, so text
@@ -149,15 +152,13 @@ def generate_catalogue(spec: SyntheticSpec, words_per_posting: int = 8, on_segme
     words = np.where(rng.random((n, words_per_posting)) < on_segment, seg_word, common)
     closed = postings["closed_day"]
     after_window = pc.greater(closed, pa.scalar(spec.end_date, pa.date32()))
-    return pa.table(
-        {
-            "item_id": postings["item_id"],
-            "title": [f"{a} {b} engineer" for a, b in zip(seg_word[:, 0], seg_word[:, 1], strict=True)],
-            "description": [" ".join(row) for row in words.tolist()],
-            "category": [f"segment-{s:02d}" for s in segment],
-            "location": np.asarray(_LOCATIONS, dtype=object)[rng.integers(0, len(_LOCATIONS), n)].tolist(),
-            "posted_date": postings["posted_day"],
-            "closed_date": pc.if_else(after_window, pa.scalar(None, pa.date32()), closed),
-        },
-        schema=ITEMS_SCHEMA,
-    )
+    columns: dict[str, Any] = {
+        "item_id": postings["item_id"],
+        "title": pa.array([f"{a} {b} engineer" for a, b in zip(seg_word[:, 0], seg_word[:, 1], strict=True)]),
+        "description": pa.array([" ".join(row) for row in words.tolist()]),
+        "category": pa.array([f"segment-{s:02d}" for s in segment]),
+        "location": pa.array(np.asarray(_LOCATIONS)[rng.integers(0, len(_LOCATIONS), n)]),
+        "posted_date": postings["posted_day"],
+        "closed_date": pc.if_else(after_window, pa.scalar(None, pa.date32()), closed),
+    }
+    return pa.table(columns, schema=ITEMS_SCHEMA)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import duckdb
 import numpy as np
@@ -182,7 +183,7 @@ def build_training_set(
     con = duckdb.connect()
     con.register("events", events)
     catalogue = pa.array([], pa.string()) if catalogue_ids is None else catalogue_ids
-    con.register("catalogue", pa.table({"item_id": catalogue}))
+    con.register("catalogue", pa.table({"item_id": cast(pa.Array, catalogue)}))
     con.register(
         "type_weights",
         pa.table(
