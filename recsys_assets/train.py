@@ -52,7 +52,8 @@ def run(pipes: PipesContext) -> TrainingReport:
 
     def items_at(protocol: str, stage: int) -> ItemSide | None:
         day = reference_days(protocol, data.counts.end_day, data.counts.cut_days)[stage]
-        return None if source is None else source.side(data.item_ids, day)
+        # Without a cut (per-user holdout) posting ages are taken at the end of the window.
+        return None if source is None else source.side(data.item_ids, day, data.counts.end_day if day is None else day)
 
     selection = select_model(
         data.protocol(settings.protocol), settings, pipes.log.info, items=items_at(settings.protocol, 0)

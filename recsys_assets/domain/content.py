@@ -48,12 +48,22 @@ class ItemSide:
 
     `features` has one L2-normalised row per item column (zero rows for items without features);
     `allowed` is False for postings that must not be recommended (closed at the evaluation cut).
-    `posted` is each item's posting day (days since the epoch, NaN unknown), for freshness metrics.
+    `posted` is each item's posting day (days since the epoch, NaN unknown), for freshness metrics, and
+    `age` its age in days at the scoring day (NaN unknown), for the content families' recency prior.
     """
 
     features: sp.csr_matrix
     allowed: np.ndarray
     posted: np.ndarray
+    age: np.ndarray | None = None
+
+    def recency(self, half_life_days: float | None) -> np.ndarray:
+        """Each item's freshness weight 0.5^(age / half-life): 1 when off, unknown or not posted yet."""
+        n = self.features.shape[0]
+        if half_life_days is None or self.age is None:
+            return np.ones(n, dtype=np.float32)
+        age = np.nan_to_num(np.maximum(self.age, 0.0), nan=0.0)
+        return np.power(0.5, age / half_life_days).astype(np.float32)
 
 
 def item_side(
@@ -63,6 +73,7 @@ def item_side(
     closed: np.ndarray,
     item_ids: pa.Array,
     reference_day: float,
+    age_day: float | None = None,
 ) -> ItemSide:
     """The item side of training index `item_ids` at `reference_day` (days since the epoch).
 
@@ -78,7 +89,8 @@ def item_side(
     item_posted[known] = posted[rows[known]]
     item_closed[known] = closed[rows[known]]
     allowed = open_mask(np.full(len(item_ids), np.nan), item_closed, reference_day)
-    return ItemSide(features=aligned, allowed=allowed, posted=item_posted)
+    age = None if age_day is None else age_day - item_posted
+    return ItemSide(features=aligned, allowed=allowed, posted=item_posted, age=age)
 
 
 def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -136,6 +148,9 @@ class Content(Recommender):
         """Dense cosine scores of one block of users; items that may not be recommended are -inf."""
         assert self.items is not None
         scores = (self.user_profiles(users, seen) @ self.items.features.T).toarray().astype(np.float32)
+        assert isinstance(self.params, ContentParams)
+        # New postings draw the most interest: a recency prior (off by default, searched) favours them.
+        scores *= self.items.recency(self.params.recency_half_life_days)[None, :]
         scores[:, ~self.items.allowed] = -np.inf
         return scores
 
@@ -155,14 +170,23 @@ class Content(Recommender):
             **_csr_arrays("profiles_", self.profiles),
             "allowed": self.items.allowed,
             "posted": self.items.posted,
+            "age": self.items.age if self.items.age is not None else np.full(len(self.items.posted), np.nan),
         }
 
     @classmethod
     def from_arrays(cls, params, arrays):
         items = ItemSide(
-            features=_csr_from("features_", arrays), allowed=np.asarray(arrays["allowed"]), posted=arrays["posted"]
+            features=_csr_from("features_", arrays),
+            allowed=np.asarray(arrays["allowed"]),
+            posted=arrays["posted"],
+            age=np.asarray(arrays["age"]),
         )
         return cls(params, items=items, profiles=_csr_from("profiles_", arrays))
+
+
+def content_params(params: HybridParams) -> ContentParams:
+    """The content side of a hybrid: its decay and recency prior."""
+    return ContentParams(half_life_days=params.half_life_days, recency_half_life_days=params.recency_half_life_days)
 
 
 class Hybrid(Recommender):
@@ -185,7 +209,7 @@ class Hybrid(Recommender):
         if params.collaborative in ("content", "hybrid"):
             raise ValueError(f"a hybrid blends a collaborative family, not {params.collaborative!r}")
         self.collaborative = collaborative or new_model(params.collaborative, params.collaborative_params)
-        self.content = content or Content(ContentParams(half_life_days=params.half_life_days), items=items)
+        self.content = content or Content(content_params(params), items=items)
         self.folds_in = self.collaborative.folds_in  # pyright: ignore[reportAttributeAccessIssue]
         self.item_users = item_users
         # Columns the collaborative model knows: postings added later (serving) are content-only.
@@ -240,7 +264,7 @@ class Hybrid(Recommender):
             {name.removeprefix("collab_"): value for name, value in arrays.items() if name.startswith("collab_")},
         )
         content = Content.from_arrays(
-            ContentParams(half_life_days=params.half_life_days),
+            content_params(params),
             {name.removeprefix("content_"): value for name, value in arrays.items() if name.startswith("content_")},
         )
         assert isinstance(content, Content)
@@ -272,10 +296,14 @@ class ItemSource:
             closed=days_since_epoch(rows["closed_date"]),
         )
 
-    def side(self, item_ids: pa.Array, reference_day: float | None) -> ItemSide:
-        """The item side of training index `item_ids`; with no reference day nothing counts as closed."""
+    def side(self, item_ids: pa.Array, reference_day: float | None, age_day: float | None = None) -> ItemSide:
+        """The item side of training index `item_ids` at `reference_day`; with none, nothing counts as closed.
+
+        Ages (for the recency prior) are taken at `age_day`, by default the reference day.
+        """
         day = -np.inf if reference_day is None else reference_day
-        return item_side(self.features, self.item_ids, self.posted, self.closed, item_ids, day)
+        ages_at = reference_day if age_day is None else age_day
+        return item_side(self.features, self.item_ids, self.posted, self.closed, item_ids, day, ages_at)
 
 
 def with_new_items(model: Recommender, features: sp.csr_matrix, posted: np.ndarray) -> Recommender:
@@ -302,6 +330,8 @@ def with_new_items(model: Recommender, features: sp.csr_matrix, posted: np.ndarr
         features=sp.csr_matrix(sp.vstack([items.features, features.astype(np.float32)])),
         allowed=np.concatenate([items.allowed, np.ones(features.shape[0], dtype=bool)]),
         posted=np.concatenate([items.posted, posted.astype(np.float64)]),
+        # A posting newer than the model's scoring day is as fresh as can be (age 0).
+        age=None if items.age is None else np.concatenate([items.age, np.zeros(features.shape[0])]),
     )
     return Content(model.params, items=side, profiles=model.profiles)
 

@@ -88,11 +88,18 @@ class BPRParams(FamilyParams):
 class ContentParams(FamilyParams):
     """Content-based: a user's profile is the confidence-weighted mean of their items' features."""
 
+    recency_half_life_days: float | None = Field(
+        default=None, gt=0, description="Scores halve every this many days of a posting's age; None: no prior."
+    )
+
 
 class HybridParams(FamilyParams):
     """A collaborative family's ranking fused with the content ranking, `weight` on the collaborative side."""
 
     collaborative: str = Field(default="item_knn", description="The collaborative family blended in.")
+    recency_half_life_days: float | None = Field(
+        default=None, gt=0, description="The content side's recency prior (see ContentParams)."
+    )
     collaborative_params: dict[str, Any] = Field(default_factory=dict, description="Its parameters.")
     weight: float = Field(default=0.5, ge=0, le=1, description="1 = collaborative only, 0 = content only.")
     depth: int = Field(default=100, ge=1, description="Candidates taken from each ranking before fusing.")

@@ -36,6 +36,8 @@ from recsys_assets.domain.splitting import ProtocolData
 Log = Callable[[str], None]
 # "off" is a real candidate: decay only wins when it beats no decay.
 HALF_LIVES = ("off", 3.0, 7.0, 14.0, 30.0, 90.0)
+# The content families' recency prior on a posting's age ("off": no prior).
+RECENCY_HALF_LIVES = ("off", 3.0, 7.0, 14.0, 30.0)
 # How many times an iterative trial reports an intermediate score to the pruner.
 PRUNING_STEPS = 3
 
@@ -63,7 +65,10 @@ def suggest(
         params["learning_rate"] = trial.suggest_float("learning_rate", 1e-3, 0.1, log=True)
         params["regularization"] = trial.suggest_float("regularization", 1e-4, 0.1, log=True)
         params |= {"random_state": settings.seed, "num_threads": settings.num_threads}
-    elif family == "hybrid":
+    if family in ("content", "hybrid"):
+        recency = trial.suggest_categorical("recency_half_life_days", RECENCY_HALF_LIVES)
+        params["recency_half_life_days"] = None if recency == "off" else recency
+    if family == "hybrid":
         assert base is not None
         params["weight"] = trial.suggest_float("weight", 0.0, 1.0)
         params["fallback_below"] = trial.suggest_categorical("fallback_below", [0, 1, 3])
@@ -192,7 +197,15 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items:
         if family == "hybrid":
             # Mostly the collaborative ranking, with untouched postings placed by content: measured as the
             # strong region on the synthetic job board (benchmarks/README.md), so it is always tried.
-            study.enqueue_trial({"half_life_days": "off", "weight": 0.95, "fallback_below": 1, "fallback_weight": 0.85})
+            study.enqueue_trial(
+                {
+                    "half_life_days": "off",
+                    "recency_half_life_days": 7.0,
+                    "weight": 0.95,
+                    "fallback_below": 1,
+                    "fallback_weight": 0.85,
+                }
+            )
         study.optimize(objective, n_trials=settings.trials_per_family, timeout=share, catch=())
     best = max((t for t in trials if t.state == "complete"), key=lambda t: t.validation_ndcg, default=None)
     if best is None:
