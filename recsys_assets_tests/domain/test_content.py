@@ -278,3 +278,35 @@ def test_a_collaborative_bundle_refuses_new_postings_with_the_reason():
     )
     with pytest.raises(ValueError, match="no item feature transformer"):
         bundle.add_postings(catalogue())
+
+
+def test_the_recency_prior_prefers_the_newer_of_two_equally_similar_postings():
+    items = catalogue()
+    # job2 and job3 become twin backend postings; job3 was posted 20 days after job2.
+    items = items.set_column(
+        2,
+        "description",
+        pa.array(
+            [
+                *items["description"].to_pylist()[:3],
+                "python django backend posting2",
+                *items["description"].to_pylist()[4:],
+            ]
+        ),
+    )
+    items = items.set_column(3, "category", pa.array(["backend"] * 4 + ["frontend"] * 2))
+    items = items.set_column(1, "title", pa.array(["backend engineer"] * 4 + ["frontend engineer"] * 2))
+    items = items.set_column(4, "location", pa.array(["berlin"] * 6))
+    items = items.set_column(5, "posted_date", pa.array([D, D, D, D + timedelta(days=20), D, D], pa.date32()))
+    _, features = fit_features(items)
+    source = ItemSource(
+        features, items["item_id"], days_since_epoch(items["posted_date"]), days_since_epoch(items["closed_date"])
+    )
+    day = float((D - date(1970, 1, 1)).days) + 21
+    side = source.side(items["item_id"].combine_chunks(), None, age_day=day)
+    history = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0]], dtype=np.float32))
+    plain = new_model("content", {}, items=side).fit(history)
+    fresh = new_model("content", {"recency_half_life_days": 7.0}, items=side).fit(history)
+    scores = plain.scores(np.array([0]), history)[0]  # type: ignore[attr-defined]
+    assert scores[2] == pytest.approx(scores[3], rel=1e-5)  # the text cannot tell them apart
+    assert rank_users(fresh, history, 1)(np.array([0])).ravel().tolist() == [3]
