@@ -105,6 +105,11 @@ def _report(outcome: PipelineOutcome) -> int:
                     f"training, {result.cold_holdout.users:,} users\n"
                 )
                 print(cold_item_table(result))
+    if outcome.bundle and outcome.report:
+        print(
+            f"\nserved (model.npz): {outcome.report.model.family} refitted on the whole window, "
+            f"{outcome.report.full_interactions:,} pairs; scored above: evaluated/<protocol>.npz"
+        )
     if outcome.bundle:
         released = "" if outcome.success else " (written, not released)"
         print(f"\nmodel bundle {outcome.bundle.version}{released}: {outcome.bundle.uri}")

@@ -227,7 +227,12 @@ def test_training_set_extracts_missing_window_days_once_and_records_them(tmp_pat
 
     def extracted_by_training_set() -> list[str]:
         result = dg.materialize(
-            ASSETS, selection=["training_set"], resources=resources, instance=instance, partition_key=PARTITION
+            ASSETS,
+            selection=["training_set"],
+            resources=resources,
+            instance=instance,
+            partition_key=PARTITION,
+            run_config={"ops": {"training_set": FAST_SELECTION["ops"]["training_set"]}},
         )
         (training,) = [
             m for m in result.asset_materializations_for_node("training_set") if m.asset_key.path == ["training_set"]
