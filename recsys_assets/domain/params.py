@@ -119,6 +119,11 @@ class SelectionParams(BaseModel):
         le=1,
         description="EASE is skipped when its ~4 items² float32 matrices exceed this share of available memory.",
     )
+    ease_max_gib: float = Field(
+        default=2.0,
+        gt=0,
+        description="EASE is also skipped above this many GiB, however much memory is free (about 11,500 items at 2).",
+    )
     num_threads: int = Field(default=0, ge=0, description="implicit's worker threads (0 = all cores).")
 
     @field_validator("families")
