@@ -15,9 +15,10 @@ import gc
 import os
 import resource
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 from recsys_assets.domain.families import BASELINES, new_model, rank_users
+from recsys_assets.domain.importer import read_events_file
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams, SplitParams
 from recsys_assets.domain.selection import select_model
@@ -61,18 +62,25 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, help="default: SelectionParams'")
     parser.add_argument("--protocol", default="global_cut")
     parser.add_argument("--verbose", action="store_true", help="print every trial with its time")
+    parser.add_argument("--movielens", help="a MovieLens u.data / ratings.csv instead of the synthetic job board")
+    parser.add_argument("--min-rating", type=float, default=4.0, help="MovieLens ratings kept as positives")
+    parser.add_argument("--cut-days", type=int, default=SplitParams().cut_days, help="global cut: days held out")
     args = parser.parse_args()
-    spec = SyntheticSpec(
-        n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day,
-        end_date=date(2026, 11, 28),
-    )  # fmt: skip
     print(f"load average before: {os.getloadavg()}")
-    events = generate_events(spec)
-    window_start = spec.end_date.toordinal() - args.window_days + 1
-    days = events["event_ts"].to_numpy().astype("datetime64[D]").astype(int) + date(1970, 1, 1).toordinal()
-    events = events.filter(days >= window_start)
+    if args.movielens:
+        # Public data is old: nothing is "in the future", and every row is inside the window.
+        events, _ = read_events_file(args.movielens, "movielens", args.min_rating, now=datetime(2100, 1, 1, tzinfo=UTC))
+    else:
+        spec = SyntheticSpec(
+            n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day,
+            end_date=date(2026, 11, 28),
+        )  # fmt: skip
+        events = generate_events(spec)
+        window_start = spec.end_date.toordinal() - args.window_days + 1
+        days = events["event_ts"].to_numpy().astype("datetime64[D]").astype(int) + date(1970, 1, 1).toordinal()
+        events = events.filter(days >= window_start)
     started = time.perf_counter()
-    data = build_training_set(events, SplitParams())
+    data = build_training_set(events, SplitParams(cut_days=args.cut_days))
     split_seconds = time.perf_counter() - started
     n_events = events.num_rows
     del events  # the selection starts from the training set, as the pipeline's training step does

@@ -11,6 +11,7 @@ their parameters travel as JSON in the training report and the manifest.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -195,10 +196,10 @@ def top_k_sparse(scores: sp.csr_matrix, k: int) -> np.ndarray:
     by_bucket = np.argsort(bucket, kind="stable")
     grouped = sp.csr_matrix(scores[by_bucket])
     bounds = np.searchsorted(bucket[by_bucket], np.arange(bucket.max(initial=-1) + 2))
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds.tolist()):
         if lo == hi:
             continue
-        first, last = grouped.indptr[lo], grouped.indptr[hi]
+        first, last = int(grouped.indptr[lo]), int(grouped.indptr[hi])
         row = np.repeat(np.arange(hi - lo), np.diff(grouped.indptr[lo : hi + 1]))
         dense = np.full((hi - lo, int(lengths[by_bucket[lo:hi]].max())), -np.inf)
         dense[row, np.arange(first, last) - grouped.indptr[lo + row]] = grouped.data[first:last]
