@@ -209,8 +209,9 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log) -> Sel
             # Popularity costs almost nothing, so it maps out which decay suits this data...
             first += [{"half_life_days": half_life} for half_life in HALF_LIVES]
         else:
-            # ...and every later family starts from the best decay found so far.
-            first.append({**FIRST_TRIALS[family], "half_life_days": best_half_life(trials)})
+            # ...and every later family starts from its defaults with the best decay found so far and
+            # without decay: popularity's decay is about item trends, which is only a hint for a model of users.
+            first += [{**FIRST_TRIALS[family], "half_life_days": h} for h in (best_half_life(trials), "off")]
         for point in [p for n, p in enumerate(first) if p not in first[:n]]:
             study.enqueue_trial(point)
         study.optimize(
