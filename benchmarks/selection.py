@@ -11,27 +11,42 @@ Figures are in benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 from recsys_assets.domain.families import BASELINES, new_model, rank_users
+from recsys_assets.domain.importer import read_events_file
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams, SplitParams
 from recsys_assets.domain.selection import select_model
-from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet, build_training_set
+from recsys_assets.domain.splitting import PROTOCOLS, ProtocolData, build_training_set
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
 K = 10
 
 
 def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    """Peak RSS since the last `reset_peak_rss` (Linux VmHWM), else of the whole process."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024**2
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def holdout_ndcg(data: TrainingSet, protocol: str, family: str, params: dict) -> float:
-    split = data.protocol(protocol)
+def reset_peak_rss() -> None:
+    """Start the peak-RSS count afresh (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
+
+
+def holdout_ndcg(split: ProtocolData, family: str, params: dict) -> float:
     model = new_model(family, params).fit(split.train, split.train_ages)
     return evaluate(rank_users(model, split.train, K), split.holdout, K)[f"ndcg@{K}"]
 
@@ -43,39 +58,61 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=35)
     parser.add_argument("--events-per-day", type=int, default=12000)
     parser.add_argument("--window-days", type=int, default=28)
-    parser.add_argument("--trials-per-family", type=int, default=6)
-    parser.add_argument("--time-budget", type=float, default=90.0)
+    parser.add_argument("--trials-per-family", type=int, help="default: SelectionParams'")
+    parser.add_argument("--time-budget", type=float, help="default: SelectionParams'")
     parser.add_argument("--protocol", default="global_cut")
+    parser.add_argument("--verbose", action="store_true", help="print every trial with its time")
+    parser.add_argument("--movielens", help="a MovieLens u.data / ratings.csv instead of the synthetic job board")
+    parser.add_argument("--min-rating", type=float, default=4.0, help="MovieLens ratings kept as positives")
+    parser.add_argument("--cut-days", type=int, default=SplitParams().cut_days, help="global cut: days held out")
     args = parser.parse_args()
-    spec = SyntheticSpec(
-        n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day,
-        end_date=date(2026, 11, 28),
-    )  # fmt: skip
     print(f"load average before: {os.getloadavg()}")
-    events = generate_events(spec)
-    window_start = spec.end_date.toordinal() - args.window_days + 1
-    days = events["event_ts"].to_numpy().astype("datetime64[D]").astype(int) + date(1970, 1, 1).toordinal()
-    events = events.filter(days >= window_start)
+    if args.movielens:
+        # Public data is old: nothing is "in the future", and every row is inside the window.
+        events, _ = read_events_file(args.movielens, "movielens", args.min_rating, now=datetime(2100, 1, 1, tzinfo=UTC))
+    else:
+        spec = SyntheticSpec(
+            n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day,
+            end_date=date(2026, 11, 28),
+        )  # fmt: skip
+        events = generate_events(spec)
+        window_start = spec.end_date.toordinal() - args.window_days + 1
+        days = events["event_ts"].to_numpy().astype("datetime64[D]").astype(int) + date(1970, 1, 1).toordinal()
+        events = events.filter(days >= window_start)
     started = time.perf_counter()
-    data = build_training_set(events, SplitParams())
+    data = build_training_set(events, SplitParams(cut_days=args.cut_days))
     split_seconds = time.perf_counter() - started
-    print(f"{events.num_rows:,} events -> {data.train.shape[0]:,} users x {data.train.shape[1]:,} items "
+    n_events = events.num_rows
+    del events  # the selection starts from the training set, as the pipeline's training step does
+    gc.collect()
+    print(f"generation and training set: peak RSS {peak_rss_gib():.2f} GiB")
+    print(f"{n_events:,} events -> {data.train.shape[0]:,} users x {data.train.shape[1]:,} items "
           f"in {split_seconds:.1f}s")  # fmt: skip
 
-    settings = SelectionParams(
-        trials_per_family=args.trials_per_family, time_budget_seconds=args.time_budget, protocol=args.protocol
-    )
+    overrides = {"trials_per_family": args.trials_per_family, "time_budget_seconds": args.time_budget}
+    settings = SelectionParams(protocol=args.protocol, **{k: v for k, v in overrides.items() if v is not None})
+    reset_peak_rss()
     started = time.perf_counter()
-    selection = select_model(data.protocol(settings.protocol), settings, lambda _: None)
+
+    def log(line: str) -> None:
+        if args.verbose:
+            print(f"  [{time.perf_counter() - started:6.1f}s] {line}", flush=True)
+
+    splits = {protocol: data.protocol(protocol) for protocol in PROTOCOLS}
+    log("both protocols' matrices and ages")
+    selection = select_model(splits[settings.protocol], settings, log)
     results: dict[str, dict[str, float]] = {}
-    for protocol in PROTOCOLS:
-        results[protocol] = {"selected": holdout_ndcg(data, protocol, selection.best.family, selection.best.params)}
+    for protocol, split in splits.items():
+        results[protocol] = {"selected": holdout_ndcg(split, selection.best.family, selection.best.params)}
+        log(f"{protocol}: selected model fitted and evaluated")
         for name, (family, params) in BASELINES.items():
-            results[protocol][name] = holdout_ndcg(data, protocol, family, params)
+            results[protocol][name] = holdout_ndcg(split, family, params)
+            log(f"{protocol}: baseline {name} fitted and evaluated")
     total = time.perf_counter() - started
     print(f"selected {selection.best.family} {selection.best.params}")
     print(
-        f"selection (search {selection.seconds:.1f}s + fits + evaluation): {total:.1f}s, peak RSS {peak_rss_gib():.2f} GiB"
+        f"selection (search {selection.seconds:.1f}s + fits + evaluation): {total:.1f}s, peak RSS {peak_rss_gib():.2f} GiB, "
+        f"load average {os.getloadavg()}"
     )
     print(f"skipped: {selection.skipped or 'none'}; trials: {len(selection.trials)}")
 
@@ -87,7 +124,7 @@ def main() -> None:
     print("\n| family | validation ndcg@10 | " + " | ".join(f"{p} holdout ndcg@10" for p in PROTOCOLS) + " |")
     print("|---|---|" + "---|" * len(PROTOCOLS))
     for family, (params, validation) in best_per_family.items():
-        scores = [holdout_ndcg(data, protocol, family, params) for protocol in PROTOCOLS]
+        scores = [holdout_ndcg(splits[protocol], family, params) for protocol in PROTOCOLS]
         print(f"| {family} | {validation:.4f} | " + " | ".join(f"{s:.4f}" for s in scores) + " |")
         for protocol, score in zip(PROTOCOLS, scores, strict=True):
             results[protocol][f"best {family}"] = score

@@ -11,6 +11,7 @@ their parameters travel as JSON in the training report and the manifest.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -194,6 +195,40 @@ def top_k_dense(scores: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
     return ids
 
 
+def top_k_sparse(scores: sp.csr_matrix, k: int) -> np.ndarray:
+    """Top-k stored entries of each row of `scores`, best first, ties by item index; -1 padded.
+
+    Rows are grouped by length (powers of two) and padded into dense blocks, so a linear-time
+    partition finds each row's k-th best score; only entries at or above it are then sorted.
+    """
+    n_rows = scores.shape[0]
+    lengths = np.diff(scores.indptr)
+    threshold = np.full(n_rows, -np.inf)
+    bucket = np.where(lengths > k, np.ceil(np.log2(np.maximum(lengths, 1))), -1).astype(np.int64)
+    # Rows reordered by bucket: each bucket is then one contiguous slice of the data.
+    by_bucket = np.argsort(bucket, kind="stable")
+    grouped = sp.csr_matrix(scores[by_bucket])
+    bounds = np.searchsorted(bucket[by_bucket], np.arange(bucket.max(initial=-1) + 2))
+    for lo, hi in itertools.pairwise(bounds.tolist()):
+        if lo == hi:
+            continue
+        first, last = int(grouped.indptr[lo]), int(grouped.indptr[hi])
+        row = np.repeat(np.arange(hi - lo), np.diff(grouped.indptr[lo : hi + 1]))
+        dense = np.full((hi - lo, int(lengths[by_bucket[lo:hi]].max())), -np.inf)
+        dense[row, np.arange(first, last) - grouped.indptr[lo + row]] = grouped.data[first:last]
+        threshold[by_bucket[lo:hi]] = -np.partition(-dense, k - 1, axis=1)[:, k - 1]
+    row_of = np.repeat(np.arange(n_rows), lengths)
+    keep = scores.data >= threshold[row_of]
+    row, item, value = row_of[keep], scores.indices[keep], scores.data[keep]
+    order = np.lexsort((item, -value, row))
+    row, item = row[order], item[order]
+    rank = np.arange(len(row)) - np.searchsorted(row, np.arange(n_rows))[row]
+    top = rank < k
+    out = np.full((n_rows, k), -1, dtype=np.int64)
+    out[row[top], rank[top]] = item[top]
+    return out
+
+
 class DenseScorer(Recommender):
     """A family whose scores for a block of users are a dense matrix computed from their history."""
 
@@ -230,6 +265,39 @@ class Popularity(DenseScorer):
     def scores(self, seen):
         assert self.item_scores is not None, "fit or load the model first"
         return np.broadcast_to(self.item_scores, (seen.shape[0], len(self.item_scores)))
+
+    def recommend(self, users, seen, k):
+        """The same lists as `top_k_dense` on the scores, without a dense users x items matrix.
+
+        Every user shares one item order (score desc, item asc), so a user's list is the first k
+        positions of that order they have not seen: only seen items ranked near the top matter.
+        """
+        assert self.item_scores is not None, "fit or load the model first"
+        n_items = len(self.item_scores)
+        order = np.lexsort((np.arange(n_items), -self.item_scores.astype(np.float32)))
+        position = np.empty(n_items, dtype=np.int64)
+        position[order] = np.arange(n_items)
+        seen = sp.csr_matrix(seen)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        per_user = np.diff(seen.indptr)
+        start = 0
+        while start < len(users):
+            # A block wide enough for its heaviest user and small enough to stay a bounded matrix.
+            heaviest = np.maximum.accumulate(per_user[start : start + SCORE_BLOCK_CELLS // (k + 1)])
+            widths = np.minimum(n_items, k + heaviest)
+            stop = start + max(1, int(np.count_nonzero(widths * np.arange(1, len(widths) + 1) <= SCORE_BLOCK_CELLS)))
+            width = int(widths[stop - start - 1])
+            rows = seen[start:stop]
+            taken = np.zeros((stop - start, width), dtype=bool)
+            row_of = np.repeat(np.arange(stop - start), np.diff(rows.indptr))
+            ranked = position[rows.indices]
+            near_top = ranked < width
+            taken[row_of[near_top], ranked[near_top]] = True
+            first = np.argsort(taken, axis=1, kind="stable")[:, :k]
+            ids = np.where(np.take_along_axis(taken, first, axis=1), -1, order[first])
+            out[start:stop, : ids.shape[1]] = ids
+            start = stop
+        return out
 
     def arrays(self):
         assert self.item_scores is not None
@@ -290,8 +358,26 @@ class ItemKNN(ImplicitFamily):
         return self
 
     def recommend(self, users, seen, k):
-        # Item-kNN scores from the history alone: every user is "folded in".
-        return self._top_k(np.arange(len(users)), seen, k, recalculate=False)
+        """Top-k of `seen @ similarity` outside `seen`, best first, ties by item index; -1 padded.
+
+        Item-kNN scores from the history alone, so every user is "folded in". This is implicit's
+        scoring done as one sparse product per block of users instead of a Python call per user.
+        """
+        assert isinstance(self.model, ItemItemRecommender) and self.model.similarity is not None
+        similarity = sp.csr_matrix(self.model.similarity, dtype=np.float64)
+        history = sp.csr_matrix(seen, dtype=np.float64)
+        out = np.full((len(users), k), -1, dtype=np.int64)
+        # Rows per block so the sparse score matrix stays near SCORE_BLOCK_CELLS entries.
+        per_row = max(1.0, history.nnz / max(history.shape[0], 1) * similarity.nnz / max(similarity.shape[0], 1))
+        block = max(1, int(SCORE_BLOCK_CELLS // 4 / per_row))
+        for start in range(0, history.shape[0], block):
+            rows = history[start : start + block]
+            scores = sp.csr_matrix(rows @ similarity)
+            # Seen items drop out: their score becomes exactly zero and zeros are not candidates.
+            scores = sp.csr_matrix(scores - scores.multiply(rows != 0))
+            scores.eliminate_zeros()
+            out[start : start + block] = top_k_sparse(scores, k)
+        return out
 
     def arrays(self):
         assert isinstance(self.model, ItemItemRecommender) and self.model.similarity is not None

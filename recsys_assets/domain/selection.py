@@ -38,6 +38,20 @@ Log = Callable[[str], None]
 HALF_LIVES = ("off", 3.0, 7.0, 14.0, 30.0, 90.0)
 # The content families' recency prior on a posting's age ("off": no prior).
 RECENCY_HALF_LIVES = ("off", 3.0, 7.0, 14.0, 30.0)
+# Each family's first trial (besides a baseline's own configuration): a sound default, so that a
+# family that gets only one or two trials at scale is still judged on a reasonable point.
+FIRST_TRIALS: dict[str, dict[str, Any]] = {
+    "popularity": {},
+    "recent_popularity": {"days": 7},
+    "item_knn": {"similarity": "bm25", "neighbours": 100},
+    "ease": {"regularization": 200.0},
+    "als": {"factors": 32, "regularization": 0.1, "alpha": 1.0},
+    "bpr": {"factors": 32, "learning_rate": 0.01, "regularization": 0.01},
+    "content": {"recency_half_life_days": 7.0},
+    # Mostly the collaborative ranking, with untouched postings placed by content: the strong region
+    # measured on the synthetic job board (benchmarks/README.md).
+    "hybrid": {"recency_half_life_days": 7.0, "weight": 0.95, "fallback_below": 1, "fallback_weight": 0.85},
+}
 # How many times an iterative trial reports an intermediate score to the pruner.
 PRUNING_STEPS = 3
 
@@ -56,7 +70,8 @@ def suggest(
     elif family == "ease":
         params["regularization"] = trial.suggest_float("regularization", 10.0, 2000.0, log=True)
     elif family == "als":
-        params["factors"] = trial.suggest_categorical("factors", [16, 32, 64, 128])
+        # 128 factors costs ~4x 64 at scale and never won a measured search here.
+        params["factors"] = trial.suggest_categorical("factors", [16, 32, 64])
         params["regularization"] = trial.suggest_float("regularization", 1e-3, 10.0, log=True)
         params["alpha"] = trial.suggest_float("alpha", 0.1, 50.0, log=True)
         params |= {"random_state": settings.seed, "num_threads": settings.num_threads}
@@ -91,6 +106,11 @@ def skip_reason(family: str, n_items: int, settings: SelectionParams) -> str | N
     """Why `family` cannot be searched on `n_items` items, or None."""
     if family == "ease":
         needed, available = ease_memory_bytes(n_items), available_memory_bytes()
+        if needed > settings.ease_max_gib * 2**30:
+            return (
+                f"{n_items:,} items need ~{needed / 2**30:.1f} GiB (4 x items² float32), over "
+                f"the {settings.ease_max_gib:g} GiB EASE budget (ease_max_gib)"
+            )
         if needed > settings.ease_memory_fraction * available:
             return (
                 f"{n_items:,} items need ~{needed / 2**30:.1f} GiB (4 x items² float32), over "
@@ -110,6 +130,13 @@ def search_trial(family: str, params: dict[str, Any], score: float, k: int, sinc
             "state": state,
         }
     )
+
+
+def best_half_life(trials: list[SearchTrial]) -> float | str:
+    """The decay (a HALF_LIVES value) of the best completed trial so far; "off" before any."""
+    best = max((t for t in trials if t.state == "complete"), key=lambda t: t.validation_ndcg, default=None)
+    half_life = None if best is None else best.params.get("half_life_days")
+    return "off" if half_life is None else half_life
 
 
 @dataclass
@@ -135,6 +162,7 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items:
             "widen the training window or lower cut_days"
         )
     trials: list[SearchTrial] = []
+    scored: dict[str, float] = {}  # validation score of every completed parameter set
     skipped: dict[str, str] = {}
     optuna.logging.set_verbosity(logging.WARNING)
     families = list(dict.fromkeys(settings.families))
@@ -162,15 +190,30 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items:
             log(f"{family}: skipped (time budget spent)")
             continue
         share = max(remaining, 0.0) / (len(families) - position)
+        deadline = time.perf_counter() + share
 
-        def objective(trial: optuna.Trial, family: str = family, base: ModelSpec | None = base) -> float:
+        def objective(
+            trial: optuna.Trial, family: str = family, deadline: float = deadline, base: ModelSpec | None = base
+        ) -> float:
             params = suggest(family, trial, settings, base)
+            key = repr(sorted(params.items()))
+            if key in scored:
+                # TPE repeats categorical points; the same fit would only cost time.
+                return scored[key]
             since = time.perf_counter()
             model = new_model(family, params, items=items)
             iterations = getattr(model.params, "iterations", 0)
             report_at = {max(1, iterations * step // PRUNING_STEPS) - 1 for step in range(1, PRUNING_STEPS)}
 
             def on_iteration(iteration: int, fitted: Recommender) -> None:
+                # An iterative fit past the family's share of the budget stops here rather than at its end.
+                # The search's first trial always finishes, so there is something to select.
+                if time.perf_counter() > deadline and iteration + 1 < iterations and scored:
+                    trials.append(search_trial(family, params, 0.0, k, since, "pruned"))
+                    log(
+                        f"{family} trial {trial.number + 1}: {params} stopped at iteration {iteration + 1} (time budget)"
+                    )
+                    raise optuna.TrialPruned()
                 if iteration in report_at:
                     score = evaluate(rank_users(fitted, data.fit, k), validation, k)[f"ndcg@{k}"]
                     trial.report(score, iteration)
@@ -182,31 +225,43 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items:
             model.fit(data.fit, data.fit_ages, callback=on_iteration if iterations else None)
             score = evaluate(rank_users(model, data.fit, k), validation, k)[f"ndcg@{k}"]
             trials.append(search_trial(family, params, score, k, since, "complete"))
+            scored[key] = score
             log(f"{family} trial {trial.number + 1}: {params} -> validation ndcg@{k} {score:.4f}")
             return score
+
+        def stop_before_overrun(study: optuna.Study, _: optuna.trial.FrozenTrial, deadline: float = deadline) -> None:
+            # Optuna's timeout only stops *after* a trial: do not start one the share cannot pay for.
+            longest = max((t.duration.total_seconds() for t in study.trials if t.duration is not None), default=0.0)
+            if time.perf_counter() + longest > deadline:
+                study.stop()
 
         study = optuna.create_study(
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=settings.seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
         )
-        if family in BASELINES:
-            # The baseline's own configuration is tried first, so the selection never misses what the gate compares with.
-            baseline = {**BASELINES[family][1], "half_life_days": "off"}
-            study.enqueue_trial(baseline)
-        if family == "hybrid":
-            # Mostly the collaborative ranking, with untouched postings placed by content: measured as the
-            # strong region on the synthetic job board (benchmarks/README.md), so it is always tried.
-            study.enqueue_trial(
-                {
-                    "half_life_days": "off",
-                    "recency_half_life_days": 7.0,
-                    "weight": 0.95,
-                    "fallback_below": 1,
-                    "fallback_weight": 0.85,
-                }
-            )
-        study.optimize(objective, n_trials=settings.trials_per_family, timeout=share, catch=())
+        # The baseline's own configuration is tried first, so the selection never misses what the gate compares with.
+        first = [{**BASELINES[family][1], "half_life_days": "off"}] if family in BASELINES else []
+        if family == "popularity":
+            # Popularity costs almost nothing, so it maps out which decay suits this data...
+            first += [{"half_life_days": half_life} for half_life in HALF_LIVES]
+        else:
+            # ...and every later family starts from its defaults with the best decay found so far and
+            # without decay: popularity's decay is about item trends, which is only a hint for a model of users.
+            first += [{**FIRST_TRIALS[family], "half_life_days": h} for h in (best_half_life(trials), "off")]
+        for point in [p for n, p in enumerate(first) if p not in first[:n]]:
+            study.enqueue_trial(point)
+        study.optimize(
+            objective,
+            n_trials=settings.trials_per_family,
+            # Optuna would start no trial at all on a spent budget; the first trial of a search always runs.
+            timeout=share if scored else None,
+            catch=(),
+            callbacks=[stop_before_overrun],
+        )
+        done = sum(1 for t in trials if t.family == family and t.state == "complete")
+        if done < settings.trials_per_family:
+            log(f"{family}: {done} of {settings.trials_per_family} trials completed in its {share:.0f}s share")
     best = max((t for t in trials if t.state == "complete"), key=lambda t: t.validation_ndcg, default=None)
     if best is None:
         raise ValueError(f"no family completed a trial ({skipped})")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recsys_assets.domain import families
 from recsys_assets.domain.families import (
     CONTENT_FAMILIES,
     FAMILIES,
@@ -152,6 +153,26 @@ def test_recent_popularity_counts_only_the_last_days_and_decay_reorders_populari
     assert rank_users(decaying, matrix, 2)(newcomer)[0].tolist() == [1, 0]
     recent = new_model("recent_popularity", {"days": 7.0}).fit(matrix, ages)
     np.testing.assert_array_equal(recent.arrays()["item_scores"], [0, 2, 0])
+
+
+@pytest.mark.parametrize("block_cells", [20_000_000, 40])
+def test_popularity_lists_are_the_full_sort_of_its_scores_minus_seen_items(monkeypatch, block_cells):
+    monkeypatch.setattr(families, "SCORE_BLOCK_CELLS", block_cells)  # many small blocks, one per heavy user
+    rng = np.random.default_rng(5)
+    dense = (rng.random((300, 40)) < 0.3).astype(np.float32)
+    dense[7] = 1.0  # a user who saw everything gets an empty list
+    matrix = sp.csr_matrix(dense)
+    model = new_model("popularity").fit(matrix)
+    assert model.item_scores is not None
+    model.item_scores[:10] = np.float32(rng.integers(0, 3))  # ties are broken by item index
+    lists = model.recommend(np.arange(300), matrix, 12)
+    for user in range(300):
+        scores = model.item_scores.copy()
+        scores[matrix[user].indices] = -np.inf
+        order = np.lexsort((np.arange(40), -scores))
+        expected = [i for i in order if np.isfinite(scores[i])][:12]
+        assert lists[user].tolist() == expected + [-1] * (12 - len(expected))
+    assert (lists[7] == -1).all()
 
 
 def test_binary_history_ignores_confidence_and_explicit_zeros():

@@ -4,7 +4,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_assets.domain.params import SelectionParams
-from recsys_assets.domain.selection import sample_users, select_model
+from recsys_assets.domain.records import SearchTrial
+from recsys_assets.domain.selection import best_half_life, sample_users, select_model
 from recsys_assets.domain.splitting import ProtocolData
 from recsys_assets_tests.domain.test_families import block_matrix
 
@@ -36,8 +37,53 @@ def test_ease_is_skipped_with_its_reason_over_the_memory_budget():
     assert {t.family for t in selection.trials} == {"popularity"}
 
 
+def test_ease_is_skipped_over_its_absolute_budget_however_much_memory_is_free():
+    settings = SelectionParams(families=["popularity", "ease"], trials_per_family=1, ease_max_gib=1e-9)
+    selection = select_model(block_protocol(), settings, lambda _: None)
+    assert "ease_max_gib" in selection.skipped["ease"]
+
+
+def test_a_spent_time_budget_still_completes_one_trial_then_skips_the_rest_with_the_reason():
+    settings = SelectionParams(
+        families=["als", "popularity"], trials_per_family=3, time_budget_seconds=1e-6, num_threads=1
+    )
+    logged = []
+    selection = select_model(block_protocol(), settings, logged.append)
+    assert [(t.family, t.state) for t in selection.trials] == [("als", "complete")]
+    assert selection.best.family == "als" and "time budget" in selection.skipped["popularity"]
+    assert any("1 of 3 trials" in line for line in logged)
+
+
+def test_a_repeated_parameter_set_is_not_fitted_twice():
+    settings = SelectionParams(families=["popularity"], trials_per_family=8)
+    selection = select_model(block_protocol(), settings, lambda _: None)
+    params = [repr(sorted(t.params.items())) for t in selection.trials]
+    assert len(params) == len(set(params)) <= len(("off", 3.0, 7.0, 14.0, 30.0, 90.0))
+
+
 def test_validation_users_are_a_seeded_sample():
     validation = sp.csr_matrix(np.eye(50, dtype=np.float32))
     first, again = sample_users(validation, 10, seed=1), sample_users(validation, 10, seed=1)
     assert (np.diff(first.indptr) > 0).sum() == 10 and (first != again).nnz == 0
     assert sample_users(validation, 100, seed=1) is validation
+
+
+def test_popularity_maps_every_decay_and_later_families_start_from_the_best_one():
+    settings = SelectionParams(families=["popularity", "item_knn"], trials_per_family=6, num_threads=1)
+    selection = select_model(block_protocol(), settings, lambda _: None)
+    popularity = [t.params["half_life_days"] for t in selection.trials if t.family == "popularity"]
+    assert popularity == [None, 3.0, 7.0, 14.0, 30.0, 90.0]
+    assert next(t for t in selection.trials if t.family == "item_knn").params["half_life_days"] is None  # the baseline
+
+    def trial(half_life, score, state="complete"):
+        return SearchTrial(
+            family="popularity",
+            params={"half_life_days": half_life},
+            validation_ndcg=score,
+            k=10,
+            seconds=0.1,
+            state=state,
+        )
+
+    assert best_half_life([]) == "off" and best_half_life([trial(None, 0.2), trial(7.0, 0.1)]) == "off"
+    assert best_half_life([trial(None, 0.2), trial(7.0, 0.3), trial(3.0, 0.9, "pruned")]) == 7.0
