@@ -90,6 +90,7 @@ def quality(spec: SyntheticSpec, trials: int, budget: float) -> None:
     )
     fit_day, train_day = reference_days(GLOBAL_CUT, data.counts.end_day, data.counts.cut_days)
     rows = []
+    collaborative = None
     for label, families in (
         ("collaborative only", COLLABORATIVE),
         ("with content + hybrid", [*COLLABORATIVE, "content", "hybrid"]),
@@ -106,6 +107,7 @@ def quality(spec: SyntheticSpec, trials: int, budget: float) -> None:
         warm = evaluate(rank, split.holdout, K)[f"ndcg@{K}"]
         cold = evaluate(rank, split.cold_holdout, K)[f"recall@{K}"]
         rows.append((label, best.family, warm, cold, time.perf_counter() - started))
+        print(f"{label}: selected {best.family} {best.params}")
         for family in ("content", "hybrid"):
             tried = [t for t in selection.trials if t.family == family and t.state == "complete"]
             if tried:
@@ -122,6 +124,31 @@ def quality(spec: SyntheticSpec, trials: int, budget: float) -> None:
                         0.0,
                     )
                 )
+        if label == "collaborative only":
+            collaborative = best
+    assert collaborative is not None
+    # A fixed point of the frontier between overall NDCG and cold-item recall, on the best collaborative model.
+    for weight, fallback in ((0.9, 0.9), (0.8, 1.0)):
+        params = {
+            "collaborative": collaborative.family,
+            "collaborative_params": collaborative.params,
+            "weight": weight,
+            "fallback_below": 1,
+            "fallback_weight": fallback,
+            "recency_half_life_days": 7.0,
+        }
+        fixed = new_model("hybrid", params, items=source.side(data.item_ids, train_day))
+        fixed.fit(split.train, split.train_ages)
+        r = rank_users(fixed, split.train, K)
+        rows.append(
+            (
+                f"  fixed hybrid w={weight}, fallback {fallback}, recency 7 d",
+                "hybrid",
+                evaluate(r, split.holdout, K)[f"ndcg@{K}"],
+                evaluate(r, split.cold_holdout, K)[f"recall@{K}"],
+                0.0,
+            )
+        )
     print(f"\n| selection | family | global_cut ndcg@{K} | cold-item recall@{K} | seconds |\n|---|---|---|---|---|")
     for label, family, warm, cold, seconds in rows:
         print(f"| {label} | {family} | {warm:.4f} | {cold:.4f} | {seconds:.1f} |")
