@@ -16,6 +16,7 @@ import argparse
 import resource
 import time
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,7 +50,8 @@ def with_long_text(catalogue: pa.Table, words: int, vocabulary: int, seed: int =
     ranks = np.minimum(rng.zipf(1.2, (catalogue.num_rows, words)), vocabulary) - 1
     lexicon = np.char.add("w", np.arange(vocabulary).astype(str))
     extra = [" ".join(row) for row in lexicon[ranks].tolist()]
-    text = pc.binary_join_element_wise(catalogue["description"], pa.array(extra), pa.scalar(" "))
+    join: Any = pc.binary_join_element_wise
+    text = join(catalogue["description"], pa.array(extra), " ")
     return catalogue.set_column(catalogue.schema.get_field_index("description"), "description", text)
 
 
