@@ -216,7 +216,7 @@ def model_card(
 **{manifest.model.family}** recommender, selected among {len({t.family for t in report.search})} families
 ({len(report.search)} trials, {report.search_seconds:.1f} s) by validation NDCG@{manifest.k} on the
 {manifest.protocol} protocol, trained on user-item interactions from {data.window.start} to {data.window.end}
-({data.window.days} daily partitions, {data.train_pairs:,} user-item pairs,
+({data.window.days} daily partitions, {data.full_pairs or data.train_pairs:,} user-item pairs,
 {data.users:,} users, {data.items:,} items; content hash `{data.content_hash[:16]}`).
 
 - Created: {manifest.created_at}
@@ -232,7 +232,8 @@ def model_card(
 
 The evaluated models (`{BundleFile.EVALUATED_FOLDER}/<protocol>.npz`) are scored; `{BundleFile.MODEL}` is the same
 family and parameters refitted on the whole window, which no holdout can score.
-Every model recommends {manifest.k} unseen items per user and is scored on the same holdout users.
+Every model recommends {manifest.k} unseen items per user and is scored on the same holdout users;
+the table below is the gating protocol's ({manifest.protocol}).
 precision@k = hits/k, recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|),
 coverage = share of the catalogue recommended to anyone.
 
