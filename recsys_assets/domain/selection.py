@@ -45,7 +45,7 @@ FIRST_TRIALS: dict[str, dict[str, Any]] = {
     "recent_popularity": {"days": 7},
     "item_knn": {"similarity": "bm25", "neighbours": 100},
     "ease": {"regularization": 200.0},
-    "als": {"factors": 32, "regularization": 0.1, "alpha": 1.0},
+    "als": {"factors": 32, "regularization": 0.1, "alpha": 1.0, "iterations": 8},
     "bpr": {"factors": 32, "learning_rate": 0.01, "regularization": 0.01},
     "content": {"recency_half_life_days": 7.0},
     # Mostly the collaborative ranking, with untouched postings placed by content: the strong region
@@ -74,6 +74,8 @@ def suggest(
         params["factors"] = trial.suggest_categorical("factors", [16, 32, 64])
         params["regularization"] = trial.suggest_float("regularization", 1e-3, 10.0, log=True)
         params["alpha"] = trial.suggest_float("alpha", 0.1, 50.0, log=True)
+        # Iterations are the cost: a cheap, nearly converged fit is often as good at scale.
+        params["iterations"] = trial.suggest_int("iterations", 5, 20)
         params |= {"random_state": settings.seed, "num_threads": settings.num_threads}
     elif family == "bpr":
         params["factors"] = trial.suggest_categorical("factors", [16, 32, 64, 128])
