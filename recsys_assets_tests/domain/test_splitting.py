@@ -165,3 +165,11 @@ def test_times_change_the_content_hash(tmp_path):
     early = build_training_set(events(rows), PARAMS).to_files(files)
     later = build_training_set(events([(u, j, t, w, h + 30) for u, j, t, w, h in rows]), PARAMS).to_files(files)
     assert content_hash(early) != content_hash(later)
+
+
+def test_a_window_shorter_than_two_cuts_gives_an_empty_fit_split_with_empty_ages():
+    params = PARAMS.model_copy(update={"cut_days": 7, "min_user_items": 2})
+    rows = [(user, f"j{day}", "view", 1.0, 24 * day + 1) for user in ("u1", "u2") for day in range(6)]
+    cut = build_training_set(events(rows), params).protocol("global_cut")
+    assert cut.fit.nnz == 0 and cut.fit_ages.nnz == 0 and cut.fit_ages.shape == cut.fit.shape
+    assert cut.train_ages.nnz == cut.train.nnz
