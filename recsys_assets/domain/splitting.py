@@ -86,17 +86,24 @@ class TrainingSet:
         )
 
     def ages(self, matrix: sp.csr_matrix, reference_day: float) -> sp.csr_matrix:
-        """Age in days at `reference_day` of every entry of `matrix` (same storage order)."""
-        coo = matrix.tocoo()
-        if coo.nnz == 0:
-            # Fancy indexing with empty index arrays returns a sparse matrix, not an empty array.
-            return sp.csr_matrix(
-                (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(matrix.shape[0] + 1, np.int32)),
-                shape=matrix.shape,
-            )
-        first_seen = np.asarray(self.times[coo.row, coo.col], dtype=np.float64).ravel()
+        """Age in days at `reference_day` of every entry of `matrix`, in the same sparsity structure.
+
+        A sorted-key lookup into `times` rather than sparse fancy indexing, which is slower and
+        returns a matrix instead of values when `matrix` is empty.
+        """
+        times = self.times
+        times.sort_indices()
+        n_items = times.shape[1]
+        times_keys = np.repeat(np.arange(times.shape[0], dtype=np.int64), np.diff(times.indptr)) * n_items
+        times_keys += times.indices
+        keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n_items
+        keys += matrix.indices
+        position = np.minimum(np.searchsorted(times_keys, keys), max(len(times_keys) - 1, 0))
+        found = times_keys[position] == keys if len(times_keys) else np.zeros(len(keys), dtype=bool)
+        # Every training pair has a first-seen day; a missing one would count as seen at the reference day.
+        first_seen = np.where(found, times.data[position] if len(times_keys) else reference_day, reference_day)
         ages = np.maximum(reference_day - first_seen, 0.0).astype(np.float32)
-        return sp.csr_matrix((ages, (coo.row, coo.col)), shape=matrix.shape)
+        return sp.csr_matrix((ages, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
 
     def protocol(self, name: str) -> ProtocolData:
         """The matrices of evaluation protocol `name` (`per_user` or `global_cut`)."""

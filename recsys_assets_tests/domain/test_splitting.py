@@ -185,3 +185,11 @@ def test_the_full_matrix_holds_every_pair_and_a_too_long_cut_is_named_with_its_n
         f"validation (0 fit, 0 validation, {short.counts.cut_holdout_pairs} holdout pairs). Lower "
         "training_set.cut_days to at most 4 or widen RECSYS_TRAINING_WINDOW_DAYS"
     )
+
+
+def test_a_window_shorter_than_two_cuts_gives_an_empty_fit_split_with_empty_ages():
+    params = PARAMS.model_copy(update={"cut_days": 7, "min_user_items": 2})
+    rows = [(user, f"j{day}", "view", 1.0, 24 * day + 1) for user in ("u1", "u2") for day in range(6)]
+    cut = build_training_set(events(rows), params).protocol("global_cut")
+    assert cut.fit.nnz == 0 and cut.fit_ages.nnz == 0 and cut.fit_ages.shape == cut.fit.shape
+    assert cut.train_ages.nnz == cut.train.nnz
