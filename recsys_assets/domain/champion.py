@@ -23,17 +23,48 @@ USER_BLOCK = 1024
 
 
 def champion_recommendations(
-    champion: Bundle, seen: sp.csr_matrix, user_ids: pa.Array, item_ids: pa.Array, users: np.ndarray, k: int
+    champion: Bundle,
+    seen: sp.csr_matrix,
+    user_ids: pa.Array,
+    item_ids: pa.Array,
+    users: np.ndarray,
+    k: int,
+    excluded: np.ndarray | None = None,
 ) -> np.ndarray:
     """The champion's top-k for rows `users` of `seen`, as current item indices (-1: empty slot).
 
     Items the current catalogue no longer holds are skipped (a posting that is gone must not take
     a slot): the champion ranks k plus that many candidates, so the top k current items are exact.
+    Current items where `excluded` is True (postings closed at the evaluation's cut) are added to
+    the champion's own excluded items for the call, as the challenger's are.
     """
     to_current = filled_numpy(pc.index_in(champion.item_ids, value_set=item_ids), -1)
     to_champion = filled_numpy(pc.index_in(item_ids, value_set=champion.item_ids), -1)
     gone = int((to_current < 0).sum())
     width = k + gone
+    own = champion.model.excluded
+    if excluded is not None:
+        closed_now = np.zeros(len(to_current), dtype=bool)
+        mapped = to_current >= 0
+        closed_now[mapped] = excluded[to_current[mapped]]
+        champion.model.exclude_items(closed_now if own is None else closed_now | own)
+    try:
+        return _ranked(champion, seen, user_ids, users, k, width, to_current, to_champion)
+    finally:
+        champion.model.exclude_items(own)
+
+
+def _ranked(
+    champion: Bundle,
+    seen: sp.csr_matrix,
+    user_ids: pa.Array,
+    users: np.ndarray,
+    k: int,
+    width: int,
+    to_current: np.ndarray,
+    to_champion: np.ndarray,
+) -> np.ndarray:
+    """`champion_recommendations` past the masking: rank `width` champion items per user, keep k current ones."""
     out = np.full((len(users), k), -1, dtype=np.int64)
     history = binary(seen)
     champion_rows = champion.user_rows(np.asarray(user_ids.to_numpy(zero_copy_only=False))[users].tolist())
@@ -58,11 +89,20 @@ def shared_items(champion_item_ids: pa.Array, item_ids: pa.Array) -> int:
 
 
 def score_champion(
-    champion: Bundle, seen: sp.csr_matrix, holdout: sp.csr_matrix, user_ids: pa.Array, item_ids: pa.Array, k: int
+    champion: Bundle,
+    seen: sp.csr_matrix,
+    holdout: sp.csr_matrix,
+    user_ids: pa.Array,
+    item_ids: pa.Array,
+    k: int,
+    excluded: np.ndarray | None = None,
 ) -> ChampionScore:
     """The champion's metrics on `holdout`, from the same histories as the challenger's.
 
-    A champion that shares no items with the current catalogue scores 0 everywhere.
+    A champion that shares no items with the current catalogue scores 0 everywhere; it never
+    recommends current items where `excluded` is True (closed at the cut), like the challenger.
     """
-    metrics = evaluate(lambda users: champion_recommendations(champion, seen, user_ids, item_ids, users, k), holdout, k)
+    metrics = evaluate(
+        lambda users: champion_recommendations(champion, seen, user_ids, item_ids, users, k, excluded), holdout, k
+    )
     return ChampionScore(version=champion.version, metrics=metrics)

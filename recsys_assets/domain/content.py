@@ -7,9 +7,10 @@
   rank (`weight` on the collaborative side, chosen on validation). A posting nobody has touched is
   absent from the collaborative list, so it competes on its content rank alone.
 
-Both need an `ItemSide` (the features of the training item index and which postings may be
-recommended); they keep it in their arrays, so a saved model needs nothing else to score.
-Closed postings are never recommended: the item side's `allowed` mask removes them.
+Both need an `ItemSide` (the features of the training item index and which postings are closed);
+they keep the features in their arrays, so a saved model needs nothing else to score. Closed
+postings are never recommended, by any family: `new_model(..., items=)` hands the item side's
+`closed` mask to `Recommender.exclude_items`, the mechanism every family shares.
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ class ItemSide:
     """What content families know of the items of one training index.
 
     `features` has one L2-normalised row per item column (zero rows for items without features);
-    `allowed` is False for postings that must not be recommended (closed at the evaluation cut).
+    `closed` is True for postings closed on or before the reference day (never recommended, by any
+    family; False where the closing day is unknown).
     `posted` is each item's posting day (days since the epoch, NaN unknown), for freshness metrics, and
     `age` its age in days at the scoring day (NaN unknown), for the content families' recency prior.
     """
 
     features: sp.csr_matrix
-    allowed: np.ndarray
+    closed: np.ndarray
     posted: np.ndarray
     age: np.ndarray | None = None
 
@@ -88,9 +90,9 @@ def item_side(
     item_closed = np.full(len(item_ids), np.nan)
     item_posted[known] = posted[rows[known]]
     item_closed[known] = closed[rows[known]]
-    allowed = open_mask(np.full(len(item_ids), np.nan), item_closed, reference_day)
+    closed = ~open_mask(np.full(len(item_ids), np.nan), item_closed, reference_day)
     age = None if age_day is None else age_day - item_posted
-    return ItemSide(features=aligned, allowed=allowed, posted=item_posted, age=age)
+    return ItemSide(features=aligned, closed=closed, posted=item_posted, age=age)
 
 
 def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -145,13 +147,12 @@ class Content(Recommender):
         return sp.csr_matrix(pick @ self.profiles + keep @ folded)
 
     def scores(self, users: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
-        """Dense cosine scores of one block of users; items that may not be recommended are -inf."""
+        """Dense cosine scores of one block of users (excluded items are removed by `recommend`)."""
         assert self.items is not None
         scores = (self.user_profiles(users, seen) @ self.items.features.T).toarray().astype(np.float32)
         assert isinstance(self.params, ContentParams)
         # New postings draw the most interest: a recency prior (off by default, searched) favours them.
         scores *= self.items.recency(self.params.recency_half_life_days)[None, :]
-        scores[:, ~self.items.allowed] = -np.inf
         return scores
 
     def recommend(self, users, seen, k):
@@ -160,7 +161,9 @@ class Content(Recommender):
         out = np.full((len(users), k), -1, dtype=np.int64)
         for start in range(0, len(users), block):
             rows = seen[start : start + block]
-            out[start : start + block] = top_k_dense(self.scores(users[start : start + block], rows), rows, k)
+            out[start : start + block] = top_k_dense(
+                self.scores(users[start : start + block], rows), rows, k, self.excluded
+            )
         return out
 
     def arrays(self):
@@ -168,17 +171,18 @@ class Content(Recommender):
         return {
             **_csr_arrays("features_", self.items.features),
             **_csr_arrays("profiles_", self.profiles),
-            "allowed": self.items.allowed,
             "posted": self.items.posted,
             "age": self.items.age if self.items.age is not None else np.full(len(self.items.posted), np.nan),
         }
 
     @classmethod
     def from_arrays(cls, params, arrays):
+        posted = np.asarray(arrays["posted"])
+        # What is closed travels as the model's excluded items (`load_model`), not in the item side.
         items = ItemSide(
             features=_csr_from("features_", arrays),
-            allowed=np.asarray(arrays["allowed"]),
-            posted=arrays["posted"],
+            closed=np.zeros(len(posted), dtype=bool),
+            posted=posted,
             age=np.asarray(arrays["age"]),
         )
         return cls(params, items=items, profiles=_csr_from("profiles_", arrays))
@@ -215,12 +219,21 @@ class Hybrid(Recommender):
         # Columns the collaborative model knows: postings added later (serving) are content-only.
         self.collaborative_items = None if item_users is None else len(item_users)
 
+    def exclude_items(self, mask: np.ndarray | None) -> Recommender:
+        """Exclude `mask` from the fused lists and from both sides' candidate lists, so no depth is spent on them."""
+        super().exclude_items(mask)
+        self.content.exclude_items(self.excluded)
+        width = self.collaborative_items
+        self.collaborative.exclude_items(None if self.excluded is None or width is None else self.excluded[:width])
+        return self
+
     def fit(self, matrix, ages=None, callback=None):
         self.collaborative.fit(matrix, ages, None if callback is None else lambda i, _m: callback(i, self))
         self.content.fit(matrix, ages)
         self.item_users = np.bincount(binary(matrix).indices, minlength=matrix.shape[1]).astype(np.int32)
         self.collaborative_items = matrix.shape[1]
-        return self
+        # The collaborative model now knows its width: give it its share of the excluded items.
+        return self.exclude_items(self.excluded)
 
     def recommend(self, users, seen, k):
         assert isinstance(self.params, HybridParams) and self.content.items is not None
@@ -245,8 +258,7 @@ class Hybrid(Recommender):
             columns = content[r, position]
             np.add.at(fused, (r, columns), content_weight[columns] / (RRF_K + position + 1))
             fused[fused <= 0] = -np.inf
-            fused[:, ~self.content.items.allowed] = -np.inf
-            out[start : start + block] = top_k_dense(fused, rows, k)
+            out[start : start + block] = top_k_dense(fused, rows, k, self.excluded)
         return out
 
     def arrays(self):
@@ -309,6 +321,8 @@ class ItemSource:
 def with_new_items(model: Recommender, features: sp.csr_matrix, posted: np.ndarray) -> Recommender:
     """`model` able to recommend postings it was not trained on, given their features (appended as new columns).
 
+    The new postings are recommendable; the model's excluded (closed) items stay excluded.
+
     Raises:
         ValueError: the model's family does not score items from features.
     """
@@ -322,25 +336,34 @@ def with_new_items(model: Recommender, features: sp.csr_matrix, posted: np.ndarr
             item_users=np.concatenate([model.item_users, np.zeros(features.shape[0], np.int32)]),
         )
         extended.collaborative_items = model.collaborative_items
-        return extended
+        return extended.exclude_items(content.excluded)
     if not isinstance(model, Content) or model.items is None:
         raise ValueError(f"a {model.family} model cannot score new postings: only content and hybrid models can")
     items = model.items
     side = ItemSide(
         features=sp.csr_matrix(sp.vstack([items.features, features.astype(np.float32)])),
-        allowed=np.concatenate([items.allowed, np.ones(features.shape[0], dtype=bool)]),
+        closed=np.concatenate([items.closed, np.zeros(features.shape[0], dtype=bool)]),
         posted=np.concatenate([items.posted, posted.astype(np.float64)]),
         # A posting newer than the model's scoring day is as fresh as can be (age 0).
         age=None if items.age is None else np.concatenate([items.age, np.zeros(features.shape[0])]),
     )
-    return Content(model.params, items=side, profiles=model.profiles)
+    n_old = len(items.posted)
+    excluded = np.zeros(n_old + features.shape[0], dtype=bool)
+    if model.excluded is not None:
+        excluded[:n_old] = model.excluded
+    return Content(model.params, items=side, profiles=model.profiles).exclude_items(excluded)
 
 
 def reference_days(protocol: str, end_day: float, cut_days: int) -> tuple[float | None, float | None]:
     """The days at which postings must be open: (searching on fit, scoring the holdout after train).
 
-    The global cut recommends at its cut days; the per-user holdout has no single cut (each user's
-    holdout lies at another time), so nothing is filtered as closed there.
+    Every family excludes the postings closed on or before that day (`ItemSide.closed`). The global
+    cut recommends at its cut days. The per-user holdout has no single cut: each user's held-out
+    items are their own latest, at a different time per user, so a posting closed before one user's
+    holdout may be open at another's. One mask for all users would either hide postings some users
+    really applied to or rely on closings after the training data; so nothing counts as closed
+    there (None), and that protocol compares models on the same, unfiltered catalogue. The served
+    refit excludes what is closed at the end of the window, whatever the protocol.
     """
     if protocol == GLOBAL_CUT:
         return end_day - 2 * cut_days, end_day - cut_days

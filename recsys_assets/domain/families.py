@@ -57,6 +57,8 @@ IterationCallback = Callable[[int, "Recommender"], None]
 SCORE_BLOCK_CELLS = 20_000_000
 # Item columns of the EASE Gram matrix computed per sparse product.
 GRAM_BLOCK = 2048
+# The saved model array holding `Recommender.excluded`.
+EXCLUDED_ARRAY = "excluded_items"
 
 
 def decayed(matrix: sp.csr_matrix, ages: sp.csr_matrix | None, half_life_days: float | None) -> sp.csr_matrix:
@@ -105,8 +107,21 @@ class Recommender(ABC):
     # Whether the family takes item features (`new_model(..., items=)`); the others ignore them.
     uses_items: ClassVar[bool] = False
 
+    # Item columns never recommended (True: excluded), e.g. postings closed at the scoring day; None: none.
+    excluded: np.ndarray | None = None
+
     def __init__(self, params: FamilyParams) -> None:
         self.params = params
+
+    def exclude_items(self, mask: np.ndarray | None) -> Recommender:
+        """Never recommend the item columns where `mask` is True (None or all False: exclude nothing).
+
+        This is the one mechanism that keeps closed postings out of every family's lists: it is set
+        from the catalogue (`new_model(..., items=)`, the evaluation, the champion's scoring), saved
+        with the model, and applied by the shared top-k functions and implicit's `filter_items`.
+        """
+        self.excluded = None if mask is None or not np.any(mask) else np.asarray(mask, dtype=bool).copy()
+        return self
 
     @abstractmethod
     def fit(
@@ -131,17 +146,28 @@ class Recommender(ABC):
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, allow_pickle=False, **self.arrays())
+        excluded = {} if self.excluded is None else {EXCLUDED_ARRAY: self.excluded}
+        np.savez(buffer, allow_pickle=False, **self.arrays(), **excluded)
         return buffer.getvalue()
 
 
 def top_k_from_implicit(
-    model: RecommenderBase, userids: np.ndarray, rows: sp.csr_matrix, k: int, recalculate_user: bool = False
+    model: RecommenderBase,
+    userids: np.ndarray,
+    rows: sp.csr_matrix,
+    k: int,
+    recalculate_user: bool = False,
+    excluded: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Top-k unseen item indices for `userids`, whose histories are `rows` (one row each), -1 padded."""
+    """Top-k unseen item indices for `userids`, whose histories are `rows` (one row each), -1 padded.
+
+    Items where `excluded` is True are never returned (implicit's `filter_items`).
+    """
     if len(userids) == 0:
         return np.empty((0, k), dtype=np.int64)
-    extra = {"recalculate_user": True} if recalculate_user else {}
+    extra: dict[str, Any] = {"recalculate_user": True} if recalculate_user else {}
+    if excluded is not None:
+        extra["filter_items"] = np.flatnonzero(excluded).astype(np.int32)
     with threadpool_limits(1, "blas"):
         # implicit declares `recommend` on the base class without a return type.
         ids, scores = cast(
@@ -171,11 +197,14 @@ def top_k_from_implicit(
     return ids
 
 
-def top_k_dense(scores: np.ndarray, seen: sp.csr_matrix, k: int) -> np.ndarray:
-    """Top-k of dense `scores` (users x items) outside `seen`, best first, ties by item index; -1 padded."""
+def top_k_dense(scores: np.ndarray, seen: sp.csr_matrix, k: int, excluded: np.ndarray | None = None) -> np.ndarray:
+    """Top-k of dense `scores` (users x items) outside `seen` and `excluded` items, best first, ties by
+    item index; -1 padded."""
     scores = scores.astype(np.float32, copy=True)
     coo = seen.tocoo()
     scores[coo.row, coo.col] = -np.inf
+    if excluded is not None:
+        scores[:, excluded] = -np.inf
     n_items = scores.shape[1]
     width = min(k, n_items)
     if width == 0:
@@ -241,7 +270,7 @@ class DenseScorer(Recommender):
         out = np.full((len(users), k), -1, dtype=np.int64)
         for start in range(0, len(users), block):
             rows = seen[start : start + block]
-            out[start : start + block] = top_k_dense(self.scores(rows), rows, k)
+            out[start : start + block] = top_k_dense(self.scores(rows), rows, k, self.excluded)
         return out
 
 
@@ -271,11 +300,15 @@ class Popularity(DenseScorer):
 
         Every user shares one item order (score desc, item asc), so a user's list is the first k
         positions of that order they have not seen: only seen items ranked near the top matter.
+        Excluded items are left out of the order.
         """
         assert self.item_scores is not None, "fit or load the model first"
-        n_items = len(self.item_scores)
-        order = np.lexsort((np.arange(n_items), -self.item_scores.astype(np.float32)))
-        position = np.empty(n_items, dtype=np.int64)
+        order = np.lexsort((np.arange(len(self.item_scores)), -self.item_scores.astype(np.float32)))
+        if self.excluded is not None:
+            order = order[~self.excluded[order]]
+        n_items = len(order)
+        # Excluded items sit past the end of the order, where no block looks.
+        position = np.full(len(self.item_scores), n_items, dtype=np.int64)
         position[order] = np.arange(n_items)
         seen = sp.csr_matrix(seen)
         out = np.full((len(users), k), -1, dtype=np.int64)
@@ -330,7 +363,7 @@ class ImplicitFamily(Recommender):
 
     def _top_k(self, users: np.ndarray, seen: sp.csr_matrix, k: int, recalculate: bool) -> np.ndarray:
         assert self.model is not None, "fit or load the model first"
-        return top_k_from_implicit(self.model, users, seen, k, recalculate_user=recalculate)
+        return top_k_from_implicit(self.model, users, seen, k, recalculate_user=recalculate, excluded=self.excluded)
 
 
 class ItemKNN(ImplicitFamily):
@@ -375,6 +408,8 @@ class ItemKNN(ImplicitFamily):
             scores = sp.csr_matrix(rows @ similarity)
             # Seen items drop out: their score becomes exactly zero and zeros are not candidates.
             scores = sp.csr_matrix(scores - scores.multiply(rows != 0))
+            if self.excluded is not None:
+                scores.data[self.excluded[scores.indices]] = 0.0
             scores.eliminate_zeros()
             out[start : start + block] = top_k_sparse(scores, k)
         return out
@@ -552,7 +587,8 @@ FAMILY_CLASSES: dict[str, type[Recommender]] = {
 def new_model(family: str, params: Mapping[str, Any] | FamilyParams | None = None, items: Any = None) -> Recommender:
     """An unfitted model of `family` with `params` (validated against the family's parameter set).
 
-    `items` (a `content.ItemSide`) goes to the families that use item features and is ignored by the rest.
+    `items` (a `content.ItemSide`) gives every family its closed postings, which it will never
+    recommend; its features go to the families that use them and are ignored by the rest.
 
     Raises:
         ValueError: `family` uses item features and none were given.
@@ -561,17 +597,21 @@ def new_model(family: str, params: Mapping[str, Any] | FamilyParams | None = Non
     if not isinstance(params, FamilyParams):
         params = cls.params_type.model_validate(dict(params or {}))
     if not cls.uses_items:
-        return cls(params)
-    if items is None:
+        model = cls(params)
+    elif items is None:
         raise ValueError(f"the {family} family needs item features: build item_features from a catalogue first")
-    return cls(params, items=items)  # pyright: ignore[reportCallIssue]
+    else:
+        model = cls(params, items=items)  # pyright: ignore[reportCallIssue]
+    return model if items is None else model.exclude_items(items.closed)
 
 
 def load_model(family: str, params: Mapping[str, Any], data: bytes) -> Recommender:
-    """A model saved by `Recommender.to_bytes`, with the parameters it was trained with."""
+    """A model saved by `Recommender.to_bytes`, with the parameters it was trained with (and its excluded items)."""
     cls = FAMILY_CLASSES[family]
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        return cls.from_arrays(cls.params_type.model_validate(dict(params)), {k: arrays[k] for k in arrays.files})
+        loaded = {k: arrays[k] for k in arrays.files}
+    excluded = loaded.pop(EXCLUDED_ARRAY, None)
+    return cls.from_arrays(cls.params_type.model_validate(dict(params)), loaded).exclude_items(excluded)
 
 
 def rank_users(

@@ -111,15 +111,12 @@ def gate(results: dict[str, dict[str, float]], k: int, lift: float) -> tuple[boo
     )
 
 
-def item_posted_days(context: dg.AssetExecutionContext, artifacts: ArtifactStore, item_ids: pa.Array) -> np.ndarray:
-    """Posting day (days since the epoch, NaN unknown) of each training item, from the item features."""
+def item_source(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> ItemSource | None:
+    """This partition's item features with each posting's open window, or None without a catalogue."""
     try:
-        source = ItemSource.load(artifacts.layout_of(context, "item_features").item_features(context.partition_key))
+        return ItemSource.load(artifacts.layout_of(context, "item_features").item_features(context.partition_key))
     except dg.Failure:
-        source = None
-    if source is None:
-        return np.full(len(item_ids), np.nan)
-    return source.side(item_ids, None).posted
+        return None
 
 
 @dg.asset(
@@ -149,21 +146,27 @@ def model_evaluation(
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
     baselines = artifacts.layout_of(context, "baseline_models").baseline_models(key)
     protocols: dict[str, ProtocolResult] = {}
-    posted = item_posted_days(context, artifacts, data.item_ids)
+    source = item_source(context, artifacts)
+    posted = np.full(len(data.item_ids), np.nan) if source is None else source.side(data.item_ids, None).posted
+    closed_at: dict[str, np.ndarray | None] = {}
     for protocol in PROTOCOLS:
         split = data.protocol(protocol)
+        reference = reference_days(protocol, data.counts.end_day, data.counts.cut_days)[1]
+        # Every model, baselines included, is scored without the postings closed at the protocol's cut.
+        closed_at[protocol] = None if source is None else source.side(data.item_ids, reference).closed
         models = {
             "model": load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol)))
         }
         for name, (family, params) in BASELINES.items():
             models[name] = load_model(family, params, storage.read_bytes(baselines.model(f"{name}_{protocol}")))
+        for model in models.values():
+            model.exclude_items(closed_at[protocol])
         results = {
             name: evaluate(rank_users(model, split.train, k), split.holdout, k) for name, model in models.items()
         }
         cold = split.cold_holdout if split.cold_holdout is not None else sp.csr_matrix(split.holdout.shape)
         # A collaborative model cannot rank an item it never saw: its cold-item metrics are zero by construction.
         cold_results = {name: evaluate(rank_users(model, split.train, k), cold, k) for name, model in models.items()}
-        reference = reference_days(protocol, data.counts.end_day, data.counts.cut_days)[1]
         users = np.flatnonzero(np.diff(split.holdout.indptr) > 0)
         shares = {
             name: new_item_share(
@@ -196,7 +199,13 @@ def model_evaluation(
     champion, shared = None, None
     if champion_bundle is not None:
         champion = score_champion(
-            champion_bundle, gated_split.train, gated_split.holdout, data.user_ids, data.item_ids, k
+            champion_bundle,
+            gated_split.train,
+            gated_split.holdout,
+            data.user_ids,
+            data.item_ids,
+            k,
+            excluded=closed_at[report.protocol],
         )
         shared = shared_items(champion_bundle.item_ids, data.item_ids)
         context.log.info(

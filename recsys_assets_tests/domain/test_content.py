@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_assets.domain.content import ItemSource, cold_item_table, new_item_share, reference_days
-from recsys_assets.domain.families import load_model, new_model, rank_users
+from recsys_assets.domain.families import FAMILIES, load_model, new_model, rank_users
 from recsys_assets.domain.item_features import (
     ItemFeaturizer,
     _frame,
@@ -122,10 +122,81 @@ def test_closed_postings_are_never_recommended():
     items = catalogue(closed={2: D + timedelta(days=3)})
     open_side = side_of(items, reference_day=day + 1)  # posting 2 is still open
     closed_side = side_of(items, reference_day=day + 3)  # posting 2 closed that day
-    assert open_side.allowed.all() and closed_side.allowed.tolist() == [True, True, False, True, True, True]
+    assert not open_side.closed.any() and closed_side.closed.tolist() == [False, False, True, False, False, False]
     for family, params in (("content", {}), ("hybrid", {"collaborative": "popularity"})):
         recs = rank_users(new_model(family, params, items=closed_side).fit(HISTORY), HISTORY, 6)(np.arange(4))
         assert 2 not in recs, family
+
+
+# Six postings; job1 closes. Users 3 and 5 have not seen it, and every family ranks it for them:
+# it shares users with what they saw (item-kNN, EASE, factors), it is among the most popular, and
+# it is a backend posting like job0 (content).
+CLOSING = 1
+SHARED = sp.csr_matrix(
+    np.array(
+        [
+            [1, 1, 0, 1, 0, 0],
+            [1, 1, 0, 0, 0, 0],
+            [1, 1, 0, 0, 1, 0],
+            [0, 0, 0, 1, 1, 0],
+            [0, 1, 0, 0, 1, 0],
+            [1, 0, 0, 0, 0, 0],
+        ],
+        dtype=np.float32,
+    )
+)
+EVERY_FAMILY = {
+    "popularity": {},
+    "recent_popularity": {"days": 100.0},
+    "item_knn": {"neighbours": 10},
+    "ease": {"regularization": 1.0},
+    "als": {"factors": 4, "regularization": 0.01, "iterations": 10, "num_threads": 1, "random_state": 0},
+    "bpr": {"factors": 4, "iterations": 50, "learning_rate": 0.05, "num_threads": 1, "random_state": 0},
+    "content": {},
+    "hybrid": {"collaborative": "item_knn", "weight": 0.7},
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_closed_posting_is_never_recommended_by_any_family_offline_or_served(family):
+    day = float((D - date(1970, 1, 1)).days)
+    items = catalogue(closed={CLOSING: D + timedelta(days=2)})
+    side = side_of(items, reference_day=day + 2)
+    assert side.closed.tolist() == [False, True, False, False, False, False]
+    ages = sp.csr_matrix((np.ones(SHARED.nnz, np.float32), SHARED.indices, SHARED.indptr), shape=SHARED.shape)
+    model = new_model(family, EVERY_FAMILY[family], items=side).fit(SHARED, ages)
+    # The same fitted model without the mask: the known answer is its full lists minus job1.
+    unmasked = load_model(family, model.params.model_dump(), model.to_bytes()).exclude_items(None)
+    users = np.arange(SHARED.shape[0])
+    before = rank_users(unmasked, SHARED, 6)(users)
+    assert CLOSING in before[[3, 5]], f"{family} never ranked job1: the test would prove nothing"
+    after = rank_users(model, SHARED, 6)(users)
+    assert CLOSING not in after
+    if family != "hybrid":  # the fused ranks move when a candidate leaves both lists; its set does not
+        expected = [[i for i in row if i != CLOSING] + [-1] * int(CLOSING in row) for row in before.tolist()]
+        assert after.tolist() == expected
+    else:
+        assert [set(a) - {-1} for a in after.tolist()] == [set(b) - {-1, CLOSING} for b in before.tolist()]
+    if model.folds_in:
+        assert CLOSING not in rank_users(model, SHARED, 6, known_users=False)(users)
+    # Served: the bundle's model carries the mask, also after postings are added from their features.
+    featurizer, _ = fit_features(items)
+    bundle = Bundle(
+        uri="memory",
+        version="v1",
+        model=load_model(family, model.params.model_dump(), model.to_bytes()),
+        user_ids=pa.array([f"u{u}" for u in users]),
+        item_ids=items["item_id"].combine_chunks(),
+        featurizer=ItemFeaturizer.from_bytes(featurizer.to_bytes()),
+    )
+    served = [bundle.recommend(f"u{u}", [f"job{i}" for i in SHARED[u].indices], n=6) for u in users]
+    assert served == [[f"job{i}" for i in row if i >= 0] for row in after.tolist()]
+    assert "job1" not in bundle.recommend("someone-new", ["job0"], n=6)
+    if family in ("content", "hybrid"):
+        new = catalogue().set_column(0, "item_id", pa.array([f"new{i}" for i in range(6)]))
+        assert bundle.add_postings(new) == 6
+        recommended = bundle.recommend("u3", ["job3", "job4"], n=12)
+        assert "job1" not in recommended and {f"new{i}" for i in range(6)} <= set(recommended)
 
 
 def test_hybrid_places_cold_postings_only_through_its_content_fallback():
