@@ -1,13 +1,16 @@
 """The search tries every configured family, records each trial, skips EASE over its memory budget, and picks the best."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
+from recsys_assets.domain.families import new_model, rank_users
+from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import SearchTrial
 from recsys_assets.domain.selection import best_half_life, sample_users, select_model
 from recsys_assets.domain.splitting import ProtocolData
-from recsys_assets_tests.domain.test_families import block_matrix
+from recsys_assets_tests.domain.test_families import BLOCK, block_matrix
 
 
 def block_protocol() -> ProtocolData:
@@ -28,6 +31,27 @@ def test_selection_records_every_trial_and_picks_a_family_that_finds_the_blocks(
     best = max(selection.trials, key=lambda t: t.validation_ndcg)
     assert best.validation_ndcg > max(t.validation_ndcg for t in selection.trials if t.family == "popularity")
     assert selection.best.params == {**best.params} and any("selected" in line for line in logged)
+
+
+def test_validation_counts_pairs_of_postings_unseen_in_fit_as_misses_of_a_collaborative_model():
+    train, warm = block_matrix()
+    n_users, n_items = train.shape
+    # One new posting per block that nobody saw in the fit split; every user of the block applies to it.
+    fit = sp.csr_matrix(sp.hstack([train, sp.csr_matrix((n_users, 2))]))
+    warm = sp.csr_matrix(sp.hstack([warm, sp.csr_matrix((n_users, 2))]))
+    users = np.arange(n_users)
+    cold = sp.csr_matrix((np.ones(n_users, np.float32), (users, n_items + users // BLOCK)), shape=fit.shape)
+    validation = sp.csr_matrix(warm + cold)
+    ages = sp.csr_matrix((np.ones(fit.nnz, np.float32), fit.indices, fit.indptr), shape=fit.shape)
+    protocol = ProtocolData("global_cut", fit, ages, validation, fit, ages, warm)
+    settings = SelectionParams(families=["item_knn"], trials_per_family=1, num_threads=1)
+    trial = select_model(protocol, settings, lambda _: None).trials[0]
+    rank = rank_users(new_model("item_knn", trial.params).fit(fit, ages), fit, settings.k)
+    k = settings.k
+    # The cold pairs stay relevant: item-kNN hits every warm pair and none of the cold ones, which lowers its score.
+    assert evaluate(rank, warm, k)[f"recall@{k}"] == 1.0 and evaluate(rank, cold, k)[f"recall@{k}"] == 0.0
+    assert trial.validation_ndcg == pytest.approx(evaluate(rank, validation, k)[f"ndcg@{k}"])
+    assert trial.validation_ndcg < evaluate(rank, warm, k)[f"ndcg@{k}"] - 0.1
 
 
 def test_ease_is_skipped_with_its_reason_over_the_memory_budget():

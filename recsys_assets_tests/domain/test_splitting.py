@@ -148,6 +148,8 @@ def test_global_time_cut_splits_by_day_and_ages_count_from_each_cut():
 
     assert day(data.cut_holdout, "u1") == ["j4"]
     assert day(data.cut_validation, "u1") == ["j2", "j3"] and day(data.cut_fit, "u1") == ["j0", "j1"]
+    # j2 and j3 are unseen in the fit split (cold for the search): validation keeps them as relevant pairs.
+    assert not {"j2", "j3"} & {i for u in ("u1", "u2", "u3") for i in day(data.cut_fit, u)}
     assert day(data.cut_train, "u1") == ["j0", "j1", "j2", "j3"]
     # cold: j5 for u1 and u2 (nobody saw it before the cut) and both of "late"'s pairs (no history)
     assert data.counts.cut_holdout_users == 2 and data.counts.cut_holdout_pairs_cold == 4
