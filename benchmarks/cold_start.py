@@ -82,6 +82,11 @@ def quality(spec: SyntheticSpec, trials: int, budget: float) -> None:
     split = data.protocol(GLOBAL_CUT)
     assert split.cold_holdout is not None
     every = split.holdout + split.cold_holdout
+    unseen = np.bincount(split.fit.indices, minlength=split.fit.shape[1])[split.validation.indices] == 0
+    print(
+        f"validation: {int(unseen.sum()):,} of {split.validation.nnz:,} pairs are of postings unseen in the fit "
+        "split (counted as relevant by the search)"
+    )
     print(
         f"{events.num_rows:,} events -> {data.train.shape[0]:,} users x {data.train.shape[1]:,} items; "
         f"global cut holdout {split.holdout.nnz:,} warm pairs, {split.cold_holdout.nnz:,} cold-item pairs"
@@ -113,7 +118,8 @@ def quality(spec: SyntheticSpec, trials: int, budget: float) -> None:
         cold = evaluate(rank, split.cold_holdout, K)[f"recall@{K}"]
         both = evaluate(rank, every, K)[f"ndcg@{K}"]
         rows.append((label, best.family, warm, cold, both, time.perf_counter() - started))
-        print(f"{label}: selected {best.family} {best.params}")
+        chosen = max((t for t in selection.trials if t.state == "complete"), key=lambda t: t.validation_ndcg)
+        print(f"{label}: selected {best.family} {best.params} (validation ndcg@{K} {chosen.validation_ndcg:.4f})")
         for family in ("content", "hybrid"):
             tried = [t for t in selection.trials if t.family == family and t.state == "complete"]
             if tried:
