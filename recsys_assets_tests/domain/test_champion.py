@@ -105,3 +105,14 @@ def test_a_champion_sharing_no_items_scores_zero_and_says_so():
     score = scoring.score_champion(stranger, TRAIN, matrix([(0, B), (1, E)]), USERS, ITEMS, k=3)
     assert score.metrics["ndcg@3"] == 0.0 and score.metrics["coverage"] == 0.0
     assert scoring.shared_items(CHAMPION.item_ids, ITEMS) == 5
+
+
+def test_postings_closed_at_the_cut_are_excluded_from_the_champions_lists_too():
+    closed = np.zeros(len(CURRENT), dtype=bool)
+    closed[C] = True
+    recs = scoring.champion_recommendations(CHAMPION, TRAIN, USERS, ITEMS, np.array([0]), 3, excluded=closed)
+    # user 0's champion ranking is x, c, b, f, e: "x" is gone and "c" closed at the current cut
+    assert recs.tolist() == [[B, F, E]]
+    assert CHAMPION.model.excluded is None  # the champion's own mask is left as it was
+    score = scoring.score_champion(CHAMPION, TRAIN, matrix([(0, C)]), USERS, ITEMS, 3, excluded=closed)
+    assert score.metrics["recall@3"] == 0.0
