@@ -198,8 +198,7 @@ def top_k_from_implicit(
 
 
 def top_k_dense(scores: np.ndarray, seen: sp.csr_matrix, k: int, excluded: np.ndarray | None = None) -> np.ndarray:
-    """Top-k of dense `scores` (users x items) outside `seen` and `excluded` items, best first, ties by
-    item index; -1 padded."""
+    """Top-k of dense `scores` (users x items) outside `seen` and `excluded`, best first, ties by item; -1 padded."""
     scores = scores.astype(np.float32, copy=True)
     coo = seen.tocoo()
     scores[coo.row, coo.col] = -np.inf
