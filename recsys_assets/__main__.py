@@ -52,6 +52,8 @@ def _print_replaced(before: dict[str, int], after: dict[str, int], dry_run: bool
 def _report(outcome: PipelineOutcome) -> int:
     from recsys_assets.domain.metrics import metrics_table
 
+    if outcome.skipped:
+        print(f"\nretrain skipped: {outcome.skipped}")
     if outcome.report:
         report = outcome.report
         print(f"\nCandidates tried (validation on the {report.protocol} protocol, {report.search_seconds:.1f} s):\n")

@@ -1,5 +1,9 @@
 """The selected recommender (trained out of process through Pipes) and the baselines it must beat."""
 
+import hashlib
+import json
+from collections.abc import Iterator
+
 import dagster as dg
 from pydantic import Field
 
@@ -19,6 +23,60 @@ class SelectionConfig(dg.Config, SelectionParams):
     """The model search (families, budgets, protocol), settable per run from the launchpad."""
 
     use_gpu: bool = Field(default=False, description="Train on CUDA; the embedded default is CPU only.")
+    force: bool = Field(
+        default=False, description="Retrain even when the training set, code and settings are unchanged."
+    )
+
+
+# Run tag saying a retrain was skipped because nothing it depends on changed.
+RETRAIN_TAG = "recsys/retrain"
+SKIPPED_UNCHANGED = "skipped: unchanged"
+
+
+def settings_hash(search: SelectionParams) -> str:
+    """Short hash of the search settings: a retrain with other settings is not the same retrain."""
+    return hashlib.sha256(json.dumps(search.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def training_set_version(context: dg.AssetExecutionContext) -> str | None:
+    """The data version (content hash) of this partition's latest training set."""
+    record = context.instance.get_latest_data_version_record(
+        dg.AssetKey("training_set"), partition_key=context.partition_key
+    )
+    return (record.event_log_entry.tags or {}).get("dagster/data_version") if record else None
+
+
+def unchanged_since_last_retrain(context: dg.AssetExecutionContext, settings: str, data: str | None) -> str | None:
+    """Why this partition's retrain can be skipped, or None when it must run.
+
+    It is skipped only when the last materialization of this partition was released by its run and
+    was made from the same training set data version (`data`), by the same code version (Dagster's
+    provenance) and with the same search settings.
+    """
+    instance, key = context.instance, context.partition_key
+    previous = instance.get_latest_data_version_record(context.asset_key, partition_key=key)
+    if data is None or previous is None or previous.asset_materialization is None:
+        return None
+    provenance = dg.DataProvenance.from_tags(previous.event_log_entry.tags or {})
+    code = context.assets_def.code_versions_by_key.get(context.asset_key)
+    metadata = previous.asset_materialization.metadata
+    recorded = {name: metadata[name].value if name in metadata else None for name in ("training_set", "settings_hash")}
+    if (
+        provenance is None
+        or code is None
+        or provenance.code_version != code
+        or recorded != {"training_set": data, "settings_hash": settings}
+    ):
+        return None
+    released = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_release"), asset_partitions=[key]), limit=1
+    ).records
+    if not released or released[0].run_id != previous.run_id:
+        return None  # the last retrain did not reach its release: do it again
+    return (
+        f"training set {data[:12]}, code {code[:12]} and search settings are unchanged since run "
+        f"{previous.run_id[:8]}, which released its model; materialize with force: true to retrain anyway"
+    )
 
 
 @dg.asset(
@@ -27,31 +85,49 @@ class SelectionConfig(dg.Config, SelectionParams):
     group_name=GROUP,
     **asset_attributes("training_launcher", extra_kinds=("implicit",)),
     retry_policy=SERVICE_RETRY_POLICY,
+    # No output when nothing changed: evaluation, bundle and release are then skipped too.
+    output_required=False,
 )
 def trained_model(
     context: dg.AssetExecutionContext,
     config: SelectionConfig,
     artifacts: ArtifactStore,
     training_launcher: TrainingLauncher,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """The best model family and parameters (Optuna search on validation), trained out of process through Pipes."""
     if config.use_gpu:
         raise dg.Failure(
             "use_gpu=True needs a CUDA build of implicit on the training machine; this launcher is CPU only",
             allow_retries=False,
         )
+    search = SelectionParams.model_validate(config.model_dump(exclude={"use_gpu", "force"}))
+    settings, data = settings_hash(search), training_set_version(context)
+    reason = None if config.force else unchanged_since_last_retrain(context, settings, data)
+    if reason is not None:
+        context.log.info(f"retrain skipped: {reason}")
+        # An observation, so the asset's own event list says why this run left it as it was.
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key, partition=context.partition_key, metadata={"skipped": reason}
+            )
+        )
+        context.instance.add_run_tags(context.run.run_id, {RETRAIN_TAG: SKIPPED_UNCHANGED})
+        return
     request = TrainingRequest(
         training_set=artifacts.layout_of(context, "training_set").training_set(context.partition_key).folder,
         output=artifacts.layout(context.run).trained_model(context.partition_key).folder,
-        search=SelectionParams.model_validate(config.model_dump(exclude={"use_gpu"})),
+        search=search,
     )
     invocation = training_launcher.launch(context, request.to_extras())
     reported = invocation.get_materialize_result()
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             **(reported.metadata or {}),
             "launcher": type(training_launcher).__name__,
             "image": training_launcher.image or "local",
+            # What the next retrain of this partition compares with to decide whether it can be skipped.
+            "training_set": data or "unknown",
+            "settings_hash": settings,
             "path": dg.MetadataValue.path(request.output),
         }
     )
