@@ -1,10 +1,14 @@
 """The selected recommender (trained out of process through Pipes) and the baselines it must beat."""
 
+import ctypes
+import gc
 import hashlib
 import json
+import sys
 from collections.abc import Iterator
 
 import dagster as dg
+import pyarrow as pa
 from pydantic import Field
 
 from recsys_assets.automation import SERVICE_RETRY_POLICY
@@ -36,6 +40,21 @@ SKIPPED_UNCHANGED = "skipped: unchanged"
 def settings_hash(search: SelectionParams) -> str:
     """Short hash of the search settings: a retrain with other settings is not the same retrain."""
     return hashlib.sha256(json.dumps(search.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def release_free_memory() -> None:
+    """Hand memory that earlier steps freed back to the system before the training child starts.
+
+    The orchestrator waits while the child trains, but the allocators keep what the training set and
+    baseline steps freed (hundreds of MiB at 10 M events), which adds to the run's peak for nothing.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass  # not glibc (e.g. musl): nothing to trim
 
 
 def training_set_version(context: dg.AssetExecutionContext) -> str | None:
@@ -113,6 +132,7 @@ def trained_model(
         )
         context.instance.add_run_tags(context.run.run_id, {RETRAIN_TAG: SKIPPED_UNCHANGED})
         return
+    release_free_memory()
     request = TrainingRequest(
         training_set=artifacts.layout_of(context, "training_set").training_set(context.partition_key).folder,
         output=artifacts.layout(context.run).trained_model(context.partition_key).folder,
