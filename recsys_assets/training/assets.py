@@ -1,5 +1,6 @@
 """The selected recommender (trained out of process through Pipes) and the baselines it must beat."""
 
+import contextlib
 import ctypes
 import gc
 import hashlib
@@ -51,10 +52,9 @@ def release_free_memory() -> None:
     gc.collect()
     pa.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
-        try:
+        # Not glibc (e.g. musl): nothing to trim.
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass  # not glibc (e.g. musl): nothing to trim
 
 
 def training_set_version(context: dg.AssetExecutionContext) -> str | None:
