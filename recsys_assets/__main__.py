@@ -52,6 +52,10 @@ def _print_replaced(before: dict[str, int], after: dict[str, int], dry_run: bool
 def _report(outcome: PipelineOutcome) -> int:
     from recsys_assets.domain.metrics import metrics_table
 
+    if outcome.extracted:
+        print(f"\nextracted {outcome.extracted[0]} .. {outcome.extracted[1]} from the warehouse")
+    elif outcome.success:
+        print("\nevery window day was already extracted and is unchanged in the warehouse: nothing to extract")
     if outcome.skipped:
         print(f"\nretrain skipped: {outcome.skipped}")
     if outcome.report:

@@ -20,6 +20,7 @@ from recsys_assets.domain.records import BundleRef, EvaluationResult, TrainingRe
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
+from recsys_assets.sensors.partitions import INTERACTIONS
 from recsys_assets.settings import SETTINGS
 
 DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False)
@@ -38,6 +39,7 @@ class PipelineOutcome:
     bundle: BundleRef | None
     report: TrainingReport | None = None
     skipped: str | None = None  # why the retrain was skipped (nothing it depends on changed)
+    extracted: tuple[str, str] | None = None  # first and last day this run extracted, if any
 
 
 def instance() -> dg.DagsterInstance:
@@ -58,6 +60,48 @@ def window(partition_key: str) -> tuple[str, str]:
     end = date.fromisoformat(partition_key)
     start = max(end - timedelta(days=SETTINGS.training_window_days - 1), date.fromisoformat(SETTINGS.partitions_start))
     return start.isoformat(), end.isoformat()
+
+
+def _latest_extracts(dagster_instance: dg.DagsterInstance, keys: list[str]) -> dict[str, tuple[float, str]]:
+    """Time and run id of the latest `interactions` materialization of each of `keys` that has one."""
+    latest: dict[str, tuple[float, str]] = {}
+    records_filter = dg.AssetRecordsFilter(asset_key=INTERACTIONS, asset_partitions=keys)
+    cursor = None
+    while keys:
+        page = dagster_instance.fetch_materializations(records_filter, limit=1000, cursor=cursor)
+        for record in page.records:  # newest first: the first one per partition is its latest
+            if record.partition_key is not None and record.partition_key not in latest:
+                latest[record.partition_key] = (record.timestamp, record.run_id)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return latest
+
+
+def days_to_extract(dagster_instance: dg.DagsterInstance, warehouse: Warehouse, start: str, end: str) -> list[str]:
+    """The window days never extracted, modified in the warehouse since, or last extracted by a failed run.
+
+    Extracting only these keeps a long window's daily retrain from re-extracting (and recording a
+    materialization for) hundreds of unchanged days; a late row still marks its day changed, and a
+    day whose blocking check failed is checked again.
+    """
+    keys = daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+    latest = _latest_extracts(dagster_instance, keys)
+    run_ids = sorted({run_id for _, run_id in latest.values()})
+    succeeded = (
+        {
+            run.run_id
+            for run in dagster_instance.get_runs(dg.RunsFilter(run_ids=run_ids, statuses=[dg.DagsterRunStatus.SUCCESS]))
+        }
+        if run_ids
+        else set()
+    )
+    modified = {p.partition_key: p.last_modified_time.timestamp() for p in warehouse.list_partitions()}
+    return [
+        key
+        for key in keys
+        if key not in latest or latest[key][1] not in succeeded or (key in modified and modified[key] > latest[key][0])
+    ]
 
 
 def _innermost(error: SerializableErrorInfo) -> SerializableErrorInfo:
@@ -129,7 +173,7 @@ def materialize_partition(
     dagster_instance: dg.DagsterInstance | None = None,
     run_config: Mapping[str, Any] | None = None,
 ) -> PipelineOutcome:
-    """Extract the training window (one run over the whole range), then rebuild everything downstream."""
+    """Extract the window's new and changed days (one range run), then rebuild everything downstream."""
     if not daily_partitions.has_partition_key(partition_key):
         raise SystemExit(
             f"{partition_key} is outside the partitions ({SETTINGS.partitions_start} to yesterday); "
@@ -141,18 +185,23 @@ def materialize_partition(
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     start, end = window(partition_key)
     os.environ.setdefault(PLANNED_EVENTS_AS_SUBSET, "true")
-    extract = dg.materialize(
-        ASSETS,
-        selection=["interactions"],
-        resources=resources,
-        instance=dagster_instance,
-        raise_on_error=False,
-        run_config=_config_for(run_config, {"interactions"}),
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
-    )
-    failures = _failures(extract)
-    if not extract.success:
-        return PipelineOutcome(partition_key, False, failures, None, None)
+    days = days_to_extract(dagster_instance, resources["warehouse"], start, end)
+    failures: list[str] = []
+    # One range run from the first to the last day that needs it (unchanged days between are redone).
+    extracted = (days[0], days[-1]) if days else None
+    if extracted:
+        extract = dg.materialize(
+            ASSETS,
+            selection=["interactions"],
+            resources=resources,
+            instance=dagster_instance,
+            raise_on_error=False,
+            run_config=_config_for(run_config, {"interactions"}),
+            tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
+        )
+        failures = _failures(extract)
+        if not extract.success:
+            return PipelineOutcome(partition_key, False, failures, None, None, extracted=extracted)
     retrain = dg.materialize(
         ASSETS,
         selection=DOWNSTREAM,
@@ -184,6 +233,7 @@ def materialize_partition(
     )
     return PipelineOutcome(
         skipped=skipped,
+        extracted=extracted,
         partition_key=partition_key,
         success=retrain.success and not failures,
         failures=failures,

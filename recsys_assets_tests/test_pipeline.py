@@ -14,7 +14,14 @@ from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.pipeline import materialize_partition, window
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_resources, merge_release, seed
+from recsys_assets_tests.helpers import (
+    FAST_SELECTION,
+    FORCED_SELECTION,
+    SMALL_SPEC,
+    local_resources,
+    merge_release,
+    seed,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -104,9 +111,10 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     # A second run is a new version next to the first, whose files stay byte-for-byte intact (its
     # events/ folder is the version's state history, which grows),
     # and the first is now the champion the challenger is measured against.
+    # Forced: the data and code are unchanged, so an unforced retrain would be skipped (tested below).
     before = {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()}
-    second = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
-    assert second.success and second.bundle.version != version
+    second = materialize_partition(PARTITION, resources, instance, run_config=FORCED_SELECTION)
+    assert second.success and second.bundle.version != version and second.skipped is None
     assert second.evaluation.champion.version == version
     assert second.evaluation.champion.metrics["ndcg@10"] == pytest.approx(evaluation.model["ndcg@10"], rel=0.05)
     assert {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()} == before
