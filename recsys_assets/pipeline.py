@@ -85,7 +85,7 @@ def days_to_extract(dagster_instance: dg.DagsterInstance, warehouse: Warehouse, 
     materialization for) hundreds of unchanged days; a late row still marks its day changed, and a
     day whose blocking check failed is checked again.
     """
-    keys = daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+    keys = list(daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
     latest = _latest_extracts(dagster_instance, keys)
     run_ids = sorted({run_id for _, run_id in latest.values()})
     succeeded = (
