@@ -279,6 +279,7 @@ def test_unchanged_window_skips_the_retrain_and_a_late_row_retrains(tmp_path, in
     again = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert again.success and again.bundle is None and again.evaluation is None, again.failures
     assert again.skipped is not None and "unchanged" in again.skipped and hash_of() == built
+    assert first.extracted == window(PARTITION) and again.extracted is None  # nothing new to extract
     assert sorted(p.name for p in model_dir(tmp_path).iterdir() if p.is_dir()) == [first.bundle.version]
     (skipped_run,) = instance.get_runs(dg.RunsFilter(tags={"recsys/retrain": "skipped: unchanged"}))
     skipped_steps = {
@@ -298,4 +299,5 @@ def test_unchanged_window_skips_the_retrain_and_a_late_row_retrains(tmp_path, in
     warehouse.replace_days(pa.concat_tables([rows, late.cast(rows.schema)]))
     changed = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert changed.success and changed.skipped is None, changed.failures
+    assert changed.extracted == (day.isoformat(), day.isoformat())  # only the changed day is extracted again
     assert hash_of() != built and changed.bundle is not None and changed.bundle.version != first.bundle.version
