@@ -227,7 +227,7 @@ def main() -> None:
     for name, m in results.items():
         walls = ", ".join(f"{r.wall:.1f}" for r in runs[name])
         print(f"{name:32s} {m.wall:8.1f} {m.peak_rss_gib:13.2f} {m.peak_main_gib:17.2f}  {walls}")
-    if len(results) == 2:
+    if "plain script" in results and "python -m recsys_assets run" in results:
         base, piped = results["plain script"], results["python -m recsys_assets run"]
         print(f"{'ratio':32s} {piped.wall / base.wall:8.2f} {piped.peak_rss_gib / base.peak_rss_gib:13.2f}")
     print(f"load average {os.getloadavg()[0]:.2f}")
