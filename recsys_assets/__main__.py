@@ -75,6 +75,11 @@ def _report(outcome: PipelineOutcome) -> int:
                 f"\n{protocol} holdout of partition {outcome.partition_key}: {result.holdout.users:,} users, k={ev.k}{gate}\n"
             )
             print(metrics_table(table))
+    if outcome.bundle and outcome.report:
+        print(
+            f"\nserved (model.npz): {outcome.report.model.family} refitted on the whole window, "
+            f"{outcome.report.full_interactions:,} pairs; scored above: evaluated/<protocol>.npz"
+        )
     if outcome.bundle:
         released = "" if outcome.success else " (written, not released)"
         print(f"\nmodel bundle {outcome.bundle.version}{released}: {outcome.bundle.uri}")

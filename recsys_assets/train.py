@@ -3,8 +3,13 @@
 Every launcher (local subprocess, Docker, Vertex AI custom job) runs this same module. It reads
 a `TrainingRequest` from the Pipes extras, loads the training set by URI, selects a model family
 and its parameters (Optuna search on the configured protocol's validation split), refits the
-selection on each protocol's training matrix, writes the models next to a training report, and
-reports metadata back to the orchestrator.
+selection on each protocol's training matrix (the models the evaluation scores) and on the whole
+window (the model that is served), writes the models next to a training report, and reports
+metadata back to the orchestrator.
+
+A deterministic failure (bad data or configuration: anything but a service error) is reported as a
+Pipes custom message `{TRAINING_REFUSED: reason}` and the process exits cleanly, so the orchestrator
+fails the step without retrying it; a service error propagates, fails the process, and is retried.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from recsys_assets.domain.params import Protocol
 from recsys_assets.domain.records import TrainingReport, TrainingRequest
 from recsys_assets.domain.selection import select_model
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
-from recsys_assets.pipes.worker import open_training_pipes
+from recsys_assets.pipes.worker import TRAINING_REFUSED, open_training_pipes
+
+# Exceptions from these packages come from a service (storage, cloud APIs): worth a retry.
+SERVICE_MODULES = ("botocore", "boto3", "s3transfer", "google.api_core", "google.auth", "urllib3", "requests")
 
 
 def run(pipes: PipesContext) -> TrainingReport:
@@ -44,6 +52,10 @@ def run(pipes: PipesContext) -> TrainingReport:
         split = data.protocol(protocol)
         model = new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)
         storage.write_bytes(output.model(protocol), model.to_bytes())
+    # What is served: the same choice refitted on the whole window, so it knows the latest days too.
+    served = new_model(selection.best.family, selection.best.params).fit(data.full, data.full_ages())
+    storage.write_bytes(output.served_model, served.to_bytes())
+    pipes.log.info(f"refitted {selection.best.family} on the whole window: {data.full.nnz:,} pairs")
     report = TrainingReport(
         model=selection.best,
         protocol=cast(Protocol, settings.protocol),  # validated by SelectionParams
@@ -54,15 +66,34 @@ def run(pipes: PipesContext) -> TrainingReport:
         users=int(data.train.shape[0]),
         items=int(data.train.shape[1]),
         interactions=int(data.train.nnz),
+        full_interactions=int(data.full.nnz),
         host=os.uname().nodename,
     )
     storage.write_bytes(output.report, report.to_json())
     return report
 
 
+def is_service_error(exc: BaseException) -> bool:
+    """Whether `exc` (or an exception it was raised from) comes from a service, so a retry may succeed."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) or type(seen).__module__.startswith(SERVICE_MODULES):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def main() -> None:
     with open_training_pipes() as pipes:
-        report = run(pipes)
+        try:
+            report = run(pipes)
+        except Exception as exc:
+            if is_service_error(exc):
+                raise
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+            pipes.log.error(f"training refused: {reason}")
+            pipes.report_custom_message({TRAINING_REFUSED: reason})
+            return
         best_trial = report.best_trial()
         pipes.report_asset_materialization(
             metadata={
@@ -77,6 +108,7 @@ def main() -> None:
                 "search_seconds": {"raw_value": report.search_seconds, "type": "float"},
                 "training_seconds": {"raw_value": report.training_seconds, "type": "float"},
                 "interactions": {"raw_value": report.interactions, "type": "int"},
+                "served_model_interactions": {"raw_value": report.full_interactions, "type": "int"},
                 "trained_on": {"raw_value": report.host, "type": "text"},
             }
         )

@@ -75,8 +75,9 @@ def dagster_dev(tmp_path: Path, request) -> Iterator[str]:
     # No RECSYS_PARTITIONS_START: the partitions start where the seeded data does, as on a fresh clone.
     env = {key: value for key, value in os.environ.items() if key != "RECSYS_PARTITIONS_START"}
     env.update(RECSYS_DATA_DIR=str(tmp_path / "data"), DAGSTER_HOME=str(home))
-    seed = [sys.executable, "-m", "recsys_assets", "seed", "--users", "600", "--items", "300", "--days", "10"]
-    subprocess.run([*seed, "--events-per-day", "2500"], cwd=REPO_ROOT, env=env, check=True, timeout=300)
+    # The default 28-day window filled: "Materialize all" runs with the default 7-day global cut.
+    seed = [sys.executable, "-m", "recsys_assets", "seed", "--users", "600", "--items", "300", "--days", "28"]
+    subprocess.run([*seed, "--events-per-day", "900"], cwd=REPO_ROOT, env=env, check=True, timeout=300)
 
     port = free_port()
     with open(tmp_path / "dagster_dev.log", "wb") as log:

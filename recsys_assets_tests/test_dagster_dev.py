@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from recsys_assets.pipeline import window
-from recsys_assets_tests.helpers import ASSET_KEYS, SMALL_SPEC, local_env, local_resources, seed
+from recsys_assets_tests.helpers import ASSET_KEYS, WINDOW_SPEC, local_env, local_resources, seed
 
 pytestmark = pytest.mark.slow
 
@@ -91,8 +91,9 @@ def test_ui_shows_the_graph_and_materialize_all_succeeds(dagster_dev):
 
     # The window's extracts come first (a backfill in the UI); then "Materialize all" for the day.
     resources = local_resources(data_dir)
-    seed(resources)
-    partition = SMALL_SPEC.end_date.isoformat()
+    # A full window: "Materialize all" runs with the default configuration (a 7-day global cut).
+    seed(resources, WINDOW_SPEC)
+    partition = WINDOW_SPEC.end_date.isoformat()
     start, end = window(partition)
     with dg.instance_for_test() as scratch:
         from recsys_assets.definitions import ASSETS as DEFINED

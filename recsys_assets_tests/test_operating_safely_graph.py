@@ -91,12 +91,30 @@ def test_a_second_run_of_a_busy_partition_is_refused(tmp_path, instance):
 def test_a_failed_step_ends_with_its_own_cause(tmp_path, instance, capsys):
     resources = local_resources(tmp_path)
     seed(resources)
-    outcome = materialize_partition(
-        PARTITION, resources, instance, run_config={"ops": {"trained_model": {"config": {"use_gpu": True}}}}
-    )
+    ops = {"training_set": FAST_SELECTION["ops"]["training_set"], "trained_model": {"config": {"use_gpu": True}}}
+    outcome = materialize_partition(PARTITION, resources, instance, run_config={"ops": ops})
     assert _report(outcome) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("run failed: trained_model: use_gpu=True needs a CUDA build of implicit")
+
+
+def test_a_deterministic_failure_inside_the_training_process_is_not_retried(tmp_path, instance, capsys):
+    resources = local_resources(tmp_path)
+    seed(resources)
+    # EASE is the only family and may use no memory: the worker's search cannot run, however often it is retried.
+    search = {**FAST_SELECTION["ops"]["trained_model"]["config"], "families": ["ease"], "ease_memory_fraction": 1e-9}
+    ops = {"training_set": FAST_SELECTION["ops"]["training_set"], "trained_model": {"config": search}}
+    outcome = materialize_partition(PARTITION, resources, instance, run_config={"ops": ops})
+    assert _report(outcome) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("run failed: trained_model: training refused: ValueError: no family completed a trial")
+    run_ids = [run.run_id for run in instance.get_runs()]
+
+    def steps(event_type: dg.DagsterEventType) -> list[str | None]:
+        return [entry.step_key for run_id in run_ids for entry in instance.all_logs(run_id, of_type=event_type)]
+
+    assert steps(dg.DagsterEventType.STEP_UP_FOR_RETRY) == []
+    assert steps(dg.DagsterEventType.STEP_FAILURE) == ["trained_model"]
 
 
 def test_an_unreadable_champion_makes_the_comparison_impossible_not_the_run(tmp_path, instance):

@@ -94,6 +94,11 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     card = (bundle / "model_card.md").read_text()
     assert "![metrics](metrics.png)" in card and "### global_cut (gates the release)" in card
     assert "### per_user" in card and "## Candidates tried" in card
+    assert set(manifest["files"]) >= {"model.npz", "evaluated/per_user.npz", "evaluated/global_cut.npz"}
+    assert set(manifest["trained_on"]) == {"model.npz", "evaluated/per_user.npz", "evaluated/global_cut.npz"}
+    assert f"{manifest['data']['full_pairs']:,} pairs, both holdouts included" in manifest["trained_on"]["model.npz"]
+    assert manifest["data"]["full_pairs"] > manifest["data"]["train_pairs"]
+    assert "`model.npz`: the whole window" in card and "`evaluated/global_cut.npz`: global_cut train split" in card
     assert_serving_reproduces_the_evaluation(tmp_path, str(bundle), evaluation)
 
     release = tmp_path / "model_store" / "releases" / SETTINGS.model_name / version
@@ -121,14 +126,15 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
 
 
 def assert_serving_reproduces_the_evaluation(root: Path, bundle_uri: str, evaluation) -> None:
-    """`load_bundle(uri).recommend` for every holdout user gives the lists, hence the metrics, the evaluation scored."""
-    from recsys_assets.domain.families import load_model, rank_users
+    """`load_bundle(uri, protocol).recommend` for every holdout user gives the lists, hence the metrics, the
+    evaluation scored; `load_bundle(uri)` serves the refit on the whole window instead."""
+    from recsys_assets.domain.families import load_model, new_model, rank_users
     from recsys_assets.domain.layout import ArtifactLayout
     from recsys_assets.domain.metrics import ranking_metrics
     from recsys_assets.domain.splitting import TrainingSet
     from recsys_assets.serving import load_bundle
 
-    served = load_bundle(bundle_uri)
+    served = load_bundle(bundle_uri, protocol=evaluation.protocol)
     # The run that built the bundle also built the training set and the model it was made from.
     layout = ArtifactLayout(str(root / "artifacts"), run=served.manifest.dagster.run_id)
     data = TrainingSet.load(layout.training_set(PARTITION))
@@ -150,6 +156,16 @@ def assert_serving_reproduces_the_evaluation(root: Path, bundle_uri: str, evalua
         recommendations[user, : len(ids)] = [column[item] for item in ids]
     served_metrics = ranking_metrics(recommendations, split.holdout, split.holdout.shape[1])
     assert served_metrics == evaluation.model
+
+    # The default is the served model: the same family and parameters refitted on the whole window.
+    production = load_bundle(bundle_uri)
+    refit = new_model(served.manifest.model.family, served.manifest.model.params).fit(data.full, data.full_ages())
+
+    def same(a, b) -> bool:
+        return a.keys() == b.keys() and all(np.array_equal(a[name], b[name]) for name in a)
+
+    assert same(production.model.arrays(), refit.arrays())
+    assert not same(production.model.arrays(), served.model.arrays())
 
 
 def structureless_events(end: date) -> pa.Table:
@@ -219,7 +235,12 @@ def test_training_set_extracts_missing_window_days_once_and_records_them(tmp_pat
 
     def extracted_by_training_set() -> list[str]:
         result = dg.materialize(
-            ASSETS, selection=["training_set"], resources=resources, instance=instance, partition_key=PARTITION
+            ASSETS,
+            selection=["training_set"],
+            resources=resources,
+            instance=instance,
+            partition_key=PARTITION,
+            run_config={"ops": {"training_set": FAST_SELECTION["ops"]["training_set"]}},
         )
         (training,) = [
             m for m in result.asset_materializations_for_node("training_set") if m.asset_key.path == ["training_set"]

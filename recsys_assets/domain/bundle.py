@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 
 import numpy as np
@@ -21,6 +21,7 @@ from recsys_assets.domain.records import (
     Metrics,
     ProtocolMetrics,
     TrainingReport,
+    TrainingSetSummary,
 )
 
 # Recorded in every manifest: what a bundle needs to be loaded and reproduced.
@@ -67,6 +68,28 @@ def comparison_table(evaluation: EvaluationResult) -> dict[str, Metrics]:
     return comparison
 
 
+def day_text(day: float) -> str:
+    """A day counted from the epoch (as in the training-set summary) as YYYY-MM-DD."""
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).date().isoformat()
+
+
+def trained_on(summary: TrainingSetSummary, protocols: Iterable[str]) -> dict[str, str]:
+    """What each model file of the bundle was trained on, by file name."""
+    window = f"{summary.window.start}..{summary.window.end}"
+    cut = day_text(summary.end_day - summary.cut_days)
+    described = {
+        "per_user": f"per_user train split of {window}: {summary.train_pairs:,} pairs, each user's most recent "
+        "items held out (the model the per_user evaluation scored)",
+        "global_cut": f"global_cut train split: {summary.cut_train_pairs:,} pairs first seen before {cut}, the last "
+        f"{summary.cut_days} days held out (the model the global_cut evaluation scored)",
+    }
+    return {
+        BundleFile.MODEL: f"the whole window {window}: {summary.full_pairs:,} pairs, both holdouts included "
+        "(the served model; refitted with the selected family and parameters, not scored offline)",
+        **{BundleFile.evaluated(protocol): described.get(protocol, protocol) for protocol in protocols},
+    }
+
+
 def build_manifest(
     *,
     model_name: str,
@@ -109,6 +132,7 @@ def build_manifest(
         },
         champion=champion.model_copy(update={"metrics": headline(champion.metrics, k)}) if champion else None,
         dagster=run,
+        trained_on=trained_on(summary, evaluation.protocols),
     )
 
 
@@ -147,6 +171,11 @@ def protocol_tables(manifest: Manifest) -> str:
     return "\n\n".join(sections)
 
 
+def trained_on_list(manifest: Manifest) -> str:
+    """One Markdown bullet per model file: the data it was trained on."""
+    return "\n".join(f"- `{name}`: {data}" for name, data in manifest.trained_on.items())
+
+
 def model_card(
     manifest: Manifest,
     comparison: Mapping[str, Mapping[str, float]],
@@ -161,7 +190,7 @@ def model_card(
 **{manifest.model.family}** recommender, selected among {len({t.family for t in report.search})} families
 ({len(report.search)} trials, {report.search_seconds:.1f} s) by validation NDCG@{manifest.k} on the
 {manifest.protocol} protocol, trained on user-item interactions from {data.window.start} to {data.window.end}
-({data.window.days} daily partitions, {data.train_pairs:,} user-item pairs,
+({data.window.days} daily partitions, {data.full_pairs or data.train_pairs:,} user-item pairs,
 {data.users:,} users, {data.items:,} items; content hash `{data.content_hash[:16]}`).
 
 - Created: {manifest.created_at}
@@ -169,9 +198,16 @@ def model_card(
 - Image: {manifest.image or "local (no container)"}
 - Parameters: {params}
 
+## Models in this bundle
+
+{trained_on_list(manifest)}
+
 ## Offline evaluation
 
-Every model recommends {manifest.k} unseen items per user and is scored on the same holdout users.
+The evaluated models (`{BundleFile.EVALUATED_FOLDER}/<protocol>.npz`) are scored; `{BundleFile.MODEL}` is the same
+family and parameters refitted on the whole window, which no holdout can score.
+Every model recommends {manifest.k} unseen items per user and is scored on the same holdout users;
+the table below is the gating protocol's ({manifest.protocol}).
 precision@k = hits/k, recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|),
 coverage = share of the catalogue recommended to anyone.
 
@@ -204,13 +240,18 @@ def bundle_files(
     manifest: Manifest,
     comparison: Mapping[str, Mapping[str, float]],
     model: bytes,
+    evaluated: Mapping[str, bytes],
     user_ids: bytes,
     item_ids: bytes,
     report: TrainingReport,
 ) -> dict[str, bytes]:
-    """Every file of a bundle except the manifest, by its name in the bundle."""
+    """Every file of a bundle except the manifest, by its name in the bundle.
+
+    `model` is the served model (refitted on the whole window); `evaluated` the model each protocol scored.
+    """
     return {
         BundleFile.MODEL: model,
+        **{BundleFile.evaluated(protocol): data for protocol, data in evaluated.items()},
         BundleFile.USER_IDS: user_ids,
         BundleFile.ITEM_IDS: item_ids,
         BundleFile.TRAINING_REPORT: report.to_json(),
@@ -239,5 +280,10 @@ def pull_request_body(manifest: Manifest, champion_manifest: Manifest | None, ca
         f"Data: {data.window.start}..{data.window.end}, "
         f"{data.train_pairs:,} pairs, hash `{data.content_hash[:16]}`. "
         f"Code `{manifest.code_version or 'unknown'}`, image `{manifest.image or 'local'}`.\n\n"
-        f"Model card: {card_uri}\n"
+        + (
+            f"Served model `{BundleFile.MODEL}`: {manifest.trained_on[BundleFile.MODEL]}.\n\n"
+            if BundleFile.MODEL in manifest.trained_on
+            else ""
+        )
+        + f"Model card: {card_uri}\n"
     )

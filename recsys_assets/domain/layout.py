@@ -49,7 +49,18 @@ def safe_relative_path(value: str, setting: str) -> str:
 
 # The user x item matrices of a training set, one `.npz` file each: the per-user temporal split,
 # the global time cut split (`cut_*`), and the day (since the epoch) each pair was first seen.
-SPLITS = ("train", "fit", "validation", "holdout", "cut_train", "cut_fit", "cut_validation", "cut_holdout", "times")
+SPLITS = (
+    "full",
+    "train",
+    "fit",
+    "validation",
+    "holdout",
+    "cut_train",
+    "cut_fit",
+    "cut_validation",
+    "cut_holdout",
+    "times",
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +111,13 @@ class ModelFiles:
     folder: str
 
     def model(self, protocol: str) -> str:
-        """The selected model refitted on `protocol`'s training matrix."""
+        """The selected model refitted on `protocol`'s training matrix (what the evaluation scores)."""
         return join(self.folder, f"model_{protocol}.npz")
+
+    @property
+    def served_model(self) -> str:
+        """The selected model refitted on the whole window, both holdouts included (what is served)."""
+        return join(self.folder, "model_full.npz")
 
     @property
     def report(self) -> str:
@@ -188,6 +204,12 @@ class BundleFile:
     TRAINING_REPORT = TRAINING_REPORT
     MODEL_CARD = "model_card.md"
     METRICS_PLOT = "metrics.png"
+    EVALUATED_FOLDER = "evaluated"
+
+    @staticmethod
+    def evaluated(protocol: str) -> str:
+        """The model trained on `protocol`'s train split: the one its offline evaluation scored."""
+        return f"{BundleFile.EVALUATED_FOLDER}/{protocol}.npz"
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,11 @@ class SplitCounts(Record):
         default=0.0, description="End of the data, in days since the epoch (midnight after the last event)."
     )
     cut_days: int = Field(default=7, description="Days after the global time cut that form its holdout.")
+    first_day: float = Field(default=0.0, description="Start of the data, in days since the epoch (midnight before).")
+    full_pairs: int = Field(default=0, description="Pairs of the whole window, both holdouts included.")
+    cut_train_pairs: int = Field(default=0, description="Pairs first seen before the global time cut.")
+    cut_fit_pairs: int = 0
+    cut_validation_pairs: int = 0
     cut_holdout_pairs: int = 0
     cut_holdout_users: int = 0
     cut_holdout_pairs_cold: int = Field(
@@ -125,6 +130,7 @@ class TrainingReport(Record):
     users: int
     items: int
     interactions: int
+    full_interactions: int = Field(default=0, description="Pairs of the whole window the served model is refitted on.")
     host: str
 
     def best_trial(self) -> SearchTrial | None:
@@ -195,6 +201,7 @@ class ManifestData(Record):
     events: int
     train_pairs: int
     holdout_pairs: int
+    full_pairs: int = Field(default=0, description="Pairs of the whole window (what `model.npz` is trained on).")
     users: int
     items: int
     content_hash: str
@@ -241,6 +248,10 @@ class Manifest(Record):
     protocols: dict[str, ProtocolMetrics] = Field(default_factory=dict, description="Metrics under every protocol.")
     champion: ChampionScore | None
     dagster: DagsterRun
+    trained_on: dict[str, str] = Field(
+        default_factory=dict,
+        description="The data each model file was trained on: `model.npz` (served) and `evaluated/<protocol>.npz`.",
+    )
     files: dict[str, str] = Field(default_factory=dict, description="SHA-256 of every other file in the bundle.")
 
     @classmethod

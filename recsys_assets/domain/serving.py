@@ -1,7 +1,9 @@
 """Serve a model bundle: verify it, load it, and recommend item ids for a user id and their history.
 
 One format for every family: `manifest.json` (family, parameters, checksums of every other file),
-`model.npz` (the family's arrays), and the user and item id maps. The scoring contract is the one
+`model.npz` (the family's arrays, refitted on the whole window: what production serves),
+`evaluated/<protocol>.npz` (the same family and parameters trained on each protocol's train split:
+what the offline evaluation scored), and the user and item id maps. The scoring contract is the one
 the offline evaluation uses: a user (known by id, or folded in from their history where the family
 allows) plus the set of items they saw, which are never recommended back.
 """
@@ -79,8 +81,17 @@ def verified_files(uri: str, manifest: Manifest, read: Callable[[str], bytes]) -
     return files
 
 
-def model_from_files(manifest: Manifest, files: dict[str, bytes]) -> Recommender:
+def model_from_files(manifest: Manifest, files: dict[str, bytes], protocol: str | None = None) -> Recommender:
+    """The served model, or with `protocol` the model that protocol's offline evaluation scored."""
     family, params = manifest.model.family, manifest.model.params
+    if protocol is not None:
+        name = BundleFile.evaluated(protocol)
+        if name not in files:
+            evaluated = sorted(f for f in files if f.startswith(BundleFile.EVALUATED_FOLDER + "/")) or "none"
+            raise BundleIntegrityError(
+                f"bundle {manifest.model_name}/{manifest.version} has no {name} (evaluated models: {evaluated})"
+            )
+        return load_model(family, params, files[name])
     if BundleFile.MODEL in files:
         return load_model(family, params, files[BundleFile.MODEL])
     if family == "als" and all(name in files for name in LEGACY_FACTORS.values()):
@@ -90,12 +101,18 @@ def model_from_files(manifest: Manifest, files: dict[str, bytes]) -> Recommender
     raise BundleIntegrityError(f"bundle {manifest.model_name}/{manifest.version} has no {BundleFile.MODEL}")
 
 
-def load_bundle(uri: str) -> Bundle:
-    """The bundle at `uri` (a folder or s3:// / gs:// prefix), verified against its manifest's checksums."""
-    return open_bundle(uri, lambda name: storage.read_bytes(storage.join(uri, name)))
+def load_bundle(uri: str, protocol: str | None = None) -> Bundle:
+    """The bundle at `uri` (a folder or s3:// / gs:// prefix), verified against its manifest's checksums.
+
+    Args:
+        uri: Where the bundle is.
+        protocol: None serves `model.npz`, the refit on the whole window; `per_user` or `global_cut`
+            serves the model that protocol's offline evaluation scored (it reproduces its lists exactly).
+    """
+    return open_bundle(uri, lambda name: storage.read_bytes(storage.join(uri, name)), protocol)
 
 
-def open_bundle(uri: str, read: Callable[[str], bytes]) -> Bundle:
+def open_bundle(uri: str, read: Callable[[str], bytes], protocol: str | None = None) -> Bundle:
     """The bundle whose files `read` returns by name (`uri` only names it in errors), verified."""
     manifest = Manifest.from_json(read(BundleFile.MANIFEST))
     files = verified_files(uri, manifest, read)
@@ -106,7 +123,7 @@ def open_bundle(uri: str, read: Callable[[str], bytes]) -> Bundle:
         uri=uri,
         version=manifest.version,
         manifest=manifest,
-        model=model_from_files(manifest, files),
+        model=model_from_files(manifest, files, protocol),
         user_ids=storage.table_from_bytes(files[BundleFile.USER_IDS])["user_id"].combine_chunks(),
         item_ids=storage.table_from_bytes(files[BundleFile.ITEM_IDS])["item_id"].combine_chunks(),
     )

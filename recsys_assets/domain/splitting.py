@@ -43,10 +43,12 @@ class ProtocolData:
 class TrainingSet:
     """Matrices share one user and one item index; `train` = `fit` + `validation`.
 
-    `train`..`holdout` are the per-user temporal split, `cut_*` the global time cut, and `times`
-    holds the day (since the epoch, fractional) each user-item pair was first seen.
+    `train`..`holdout` are the per-user temporal split, `cut_*` the global time cut, `full` every
+    pair of the window (both holdouts included, with their confidences: what the served model is
+    refitted on), and `times` holds the day (since the epoch, fractional) each pair was first seen.
     """
 
+    full: sp.csr_matrix
     train: sp.csr_matrix
     fit: sp.csr_matrix
     validation: sp.csr_matrix
@@ -81,6 +83,12 @@ class TrainingSet:
     def ages(self, matrix: sp.csr_matrix, reference_day: float) -> sp.csr_matrix:
         """Age in days at `reference_day` of every entry of `matrix` (same storage order)."""
         coo = matrix.tocoo()
+        if coo.nnz == 0:
+            # Fancy indexing with empty index arrays returns a sparse matrix, not an empty array.
+            return sp.csr_matrix(
+                (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(matrix.shape[0] + 1, np.int32)),
+                shape=matrix.shape,
+            )
         first_seen = np.asarray(self.times[coo.row, coo.col], dtype=np.float64).ravel()
         ages = np.maximum(reference_day - first_seen, 0.0).astype(np.float32)
         return sp.csr_matrix((ages, (coo.row, coo.col)), shape=matrix.shape)
@@ -106,12 +114,44 @@ class TrainingSet:
             holdout=holdout,
         )
 
+    def full_ages(self) -> sp.csr_matrix:
+        """Age in days, at the end of the window, of every entry of `full`."""
+        return self.ages(self.full, self.counts.end_day)
+
     @property
     def summary(self) -> TrainingSetSummary:
         """The summary a loaded set was written with (`build_training_set` results have counts only)."""
         if not isinstance(self.counts, TrainingSetSummary):
             raise AttributeError("this training set was built in memory and has no window summary yet")
         return self.counts
+
+
+def cut_too_long(counts: SplitCounts) -> str | None:
+    """Why the global time cut leaves a split empty (one line naming the setting and the numbers), or None.
+
+    The cut needs data before `2 x cut_days` days from the end (to fit on), the `cut_days` before
+    that (to validate on) and the last `cut_days` (to hold out).
+    """
+    empty = [
+        name
+        for name, pairs in (
+            ("fit", counts.cut_fit_pairs),
+            ("validation", counts.cut_validation_pairs),
+            ("holdout", counts.cut_holdout_pairs),
+        )
+        if pairs == 0
+    ]
+    if not empty:
+        return None
+    days = max(round(counts.end_day - counts.first_day), 0)
+    return (
+        f"training_set.cut_days={counts.cut_days} is too long for {days} days of data: the global time cut holds "
+        f"out the last {counts.cut_days} days, validates on the {counts.cut_days} before them and fits on what is "
+        f"earlier, which needs more than {2 * counts.cut_days} days; empty: {', '.join(empty)} "
+        f"({counts.cut_fit_pairs:,} fit, {counts.cut_validation_pairs:,} validation, "
+        f"{counts.cut_holdout_pairs:,} holdout pairs). Lower training_set.cut_days to at most {max((days - 1) // 2, 0)} "
+        "or widen RECSYS_TRAINING_WINDOW_DAYS"
+    )
 
 
 def content_hash(files: Mapping[str, bytes]) -> str:
@@ -214,14 +254,16 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
     cut_hold = cut_split == "holdout"
     cut_warm = cut_hold & warm_user[u] & warm_item[i]
     cut_holdout = matrix(cut_warm, ones)
+    cut_validation = matrix(cut_is_val & (np.diff(cut_fit.indptr) > 0)[u], ones)
     return TrainingSet(
+        full=matrix(np.ones(u.size, dtype=bool)),
         train=train,
         fit=matrix(is_fit),
         validation=matrix(is_val, ones),
         holdout=holdout,
         cut_train=cut_train,
         cut_fit=cut_fit,
-        cut_validation=matrix(cut_is_val & (np.diff(cut_fit.indptr) > 0)[u], ones),
+        cut_validation=cut_validation,
         cut_holdout=cut_holdout,
         # A pair first seen at the epoch would be a stored zero: day 0 never occurs in real data.
         times=sp.csr_matrix((first_day.astype(np.float64), (u, i)), shape=shape),
@@ -234,6 +276,7 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
             users=shape[0],
             items=shape[1],
             train_pairs=int(train.nnz),
+            full_pairs=int(u.size),
             holdout_pairs=int(holdout.nnz),
             holdout_pairs_unknown_item=int(
                 con.sql("SELECT count(*) FROM pairs WHERE split = 'holdout'").fetchall()[0][0]
@@ -243,6 +286,10 @@ def build_training_set(events: pa.Table, params: SplitParams) -> TrainingSet:
             density=float(train.nnz) / max(shape[0] * shape[1], 1),
             end_day=end_day,
             cut_days=params.cut_days,
+            first_day=float(np.floor(first_day.min())) if first_day.size else end_day,
+            cut_train_pairs=int(cut_train.nnz),
+            cut_fit_pairs=int(cut_fit.nnz),
+            cut_validation_pairs=int(cut_validation.nnz),
             cut_holdout_pairs=int(cut_holdout.nnz),
             cut_holdout_users=int((np.diff(cut_holdout.indptr) > 0).sum()),
             cut_holdout_pairs_cold=int(

@@ -10,9 +10,9 @@ from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import serving, storage
 from recsys_assets.domain.champion import score_champion, shared_items
 from recsys_assets.domain.families import BASELINES, load_model, rank_users
-from recsys_assets.domain.layout import ModelStoreKeys
+from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
 from recsys_assets.domain.metrics import evaluate, metrics_table
-from recsys_assets.domain.records import EvaluationResult, HoldoutSize, ProtocolResult, TrainingReport
+from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest, ProtocolResult, TrainingReport
 from recsys_assets.domain.serving import Bundle, open_bundle
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
 from recsys_assets.partitions import daily_partitions
@@ -37,8 +37,12 @@ class ChampionUnreadableError(RuntimeError):
     """The champion pointer or bundle cannot be used: the comparison is impossible, not failed."""
 
 
-def load_champion(store: ModelStore, model_name: str) -> Bundle | None:
+def load_champion(store: ModelStore, model_name: str, protocol: str) -> Bundle | None:
     """The promoted bundle, verified and loaded as serving loads it, or None when nothing is promoted yet.
+
+    The model loaded is the one the champion's own `protocol` evaluation scored: its served refit saw
+    the latest days, which the new holdout covers. Bundles from before the refit have only `model.npz`,
+    which was the evaluated model.
 
     Raises:
         ChampionUnreadableError: the pointer or manifest is unreadable, or a file is missing or does
@@ -57,7 +61,9 @@ def load_champion(store: ModelStore, model_name: str) -> Bundle | None:
                 raise FileNotFoundError(f"the champion {model_name}/{version} has no {name} in {store.uri('')}")
             return data
 
-        return open_bundle(store.uri(keys.bundle_prefix(version)), read)
+        manifest = Manifest.from_json(read(BundleFile.MANIFEST))
+        evaluated = BundleFile.evaluated(protocol) in manifest.files
+        return open_bundle(store.uri(keys.bundle_prefix(version)), read, protocol if evaluated else None)
     except (
         FileNotFoundError,
         BundleIntegrityError,
@@ -150,7 +156,7 @@ def model_evaluation(
 
     unavailable = None
     try:
-        champion_bundle = load_champion(model_store, SETTINGS.model_name)
+        champion_bundle = load_champion(model_store, SETTINGS.model_name, report.protocol)
     except ChampionUnreadableError as exc:
         champion_bundle, unavailable = None, f"the champion cannot be read ({exc})"
         context.log.warning(f"comparison with the champion impossible: {unavailable}")

@@ -12,7 +12,7 @@ from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.quality import consecutive_runs, store_extract
 from recsys_assets.domain.records import TrainingSetSummary, Window
-from recsys_assets.domain.splitting import build_training_set, content_hash
+from recsys_assets.domain.splitting import build_training_set, content_hash, cut_too_long
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
@@ -90,8 +90,13 @@ def training_set(
             description=(
                 f"the window {keys[0]}..{keys[-1]} leaves no trainable data after filtering "
                 f"({counts.model_dump()}); widen RECSYS_TRAINING_WINDOW_DAYS or lower the activity minimums"
-            )
+            ),
+            # The data and the configuration decide this: a retry would fail the same way.
+            allow_retries=False,
         )
+    problem = cut_too_long(counts)
+    if problem is not None:
+        raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {problem}", allow_retries=False)
     files = layout.training_set(context.partition_key)
     payloads = data.to_files(files)
     summary = TrainingSetSummary(

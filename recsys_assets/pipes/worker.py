@@ -28,6 +28,9 @@ STORE_PARAM = "recsys_store"
 FLUSH_PARAM = "recsys_flush_seconds"
 # Fallback for a launcher that uses the stock dagster_aws/dagster_gcp readers (no store in the params).
 STORE_ENV = "RECSYS_PIPES_STORE"
+# Key of the custom message a worker sends when the data or configuration makes training impossible:
+# the orchestrator then fails the step without retrying it (see recsys_assets.train).
+TRAINING_REFUSED = "recsys_training_refused"
 # Set by the subprocess launcher: the orchestrator process this worker must not outlive.
 ORCHESTRATOR_PID_ENV = "RECSYS_ORCHESTRATOR_PID"
 _PR_SET_PDEATHSIG = 1

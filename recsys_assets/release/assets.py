@@ -131,8 +131,9 @@ def model_bundle(
     files = bundle_files(
         manifest,
         comparison,
-        # The gating protocol's model: the one the evaluation scored, and serving reproduces.
-        model=storage.read_bytes(trained.model(evaluation.protocol)),
+        # Served: the refit on the whole window; kept beside it, each protocol's scored model.
+        model=storage.read_bytes(trained.served_model),
+        evaluated={protocol: storage.read_bytes(trained.model(protocol)) for protocol in evaluation.protocols},
         user_ids=storage.read_bytes(training_files.user_ids),
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,

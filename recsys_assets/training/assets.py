@@ -20,6 +20,7 @@ from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import TrainingRequest
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
 from recsys_assets.partitions import daily_partitions
+from recsys_assets.pipes.worker import TRAINING_REFUSED
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.training_launcher import TrainingLauncher
 
@@ -139,6 +140,14 @@ def trained_model(
         search=search,
     )
     invocation = training_launcher.launch(context, request.to_extras())
+    refusals = [
+        message[TRAINING_REFUSED]
+        for message in invocation.get_custom_messages()
+        if isinstance(message, dict) and TRAINING_REFUSED in message
+    ]
+    if refusals:
+        # Bad data or configuration: the same inputs fail the same way, so SERVICE_RETRY_POLICY must not retry.
+        raise dg.Failure(description=f"training refused: {refusals[0]}", allow_retries=False)
     reported = invocation.get_materialize_result()
     yield dg.MaterializeResult(
         metadata={

@@ -40,7 +40,7 @@ from pytest_httpserver import HTTPServer
 from recsys_assets.domain.synthetic import generate_events
 from recsys_assets.resources import build_resources
 from recsys_assets.run_launcher import worker_pid
-from recsys_assets_tests.helpers import SMALL_SPEC
+from recsys_assets_tests.helpers import WINDOW_SPEC
 from scripts.launch_retrain import client_for, launch, wait
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,9 @@ BIN = Path(sys.executable).parent
 LOCATION = "recsys_assets"
 SLACK_TOKEN = "xoxb-e2e-not-a-real-token"
 LOGS_BUCKET = "recsys-compute-logs"
-WINDOW_DAYS = SMALL_SPEC.n_days  # the sensor extracts only days that have events
+# The sensor extracts only days that have events; a full 28-day window, since the scheduled retrain runs
+# with the default configuration, whose 7-day global cut needs more than 14 days.
+WINDOW_DAYS = WINDOW_SPEC.n_days
 
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
   name locationOrLoadError { __typename } } } } }"""
@@ -261,7 +263,7 @@ def slack_messages(httpserver: HTTPServer) -> list[tuple[dict[str, Any], str]]:
 
 def test_production_topology_runs_recovers_and_alerts(topology: Topology, httpserver: HTTPServer, tmp_path):
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
-    spec = replace(SMALL_SPEC, end_date=yesterday)
+    spec = replace(WINDOW_SPEC, end_date=yesterday)
     broken_partition = (yesterday - timedelta(days=60)).isoformat()  # in range, never extracted
     env_for_resources = {k: v for k, v in topology.env.items() if k.startswith("RECSYS_")}
 

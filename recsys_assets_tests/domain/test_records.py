@@ -35,6 +35,7 @@ def manifest_v2() -> dict:
             "events": 1000,
             "train_pairs": 700,
             "holdout_pairs": 120,
+            "full_pairs": 900,
             "users": 50,
             "items": 40,
             "content_hash": "f" * 64,
@@ -54,6 +55,7 @@ def manifest_v2() -> dict:
         },
         "champion": {"version": "20260201T000000Z-def", "metrics": {"ndcg@10": 0.2}},
         "dagster": {"run_id": "run-1", "partition": "2026-02-28"},
+        "trained_on": {"model.npz": "the whole window", "evaluated/global_cut.npz": "global_cut train split"},
         "files": {"model.npz": "0" * 64},
     }
 
@@ -61,7 +63,8 @@ def manifest_v2() -> dict:
 def manifest_v1() -> dict:
     """The previous schema: no schema_version, ALS hyperparameters at the top level."""
     raw = manifest_v2()
-    del raw["schema_version"], raw["model"], raw["protocol"], raw["protocols"]
+    del raw["schema_version"], raw["model"], raw["protocol"], raw["protocols"], raw["trained_on"]
+    del raw["data"]["full_pairs"]
     raw["hyperparameters"] = {k: v for k, v in PARAMS.items() if k != "half_life_days"}
     return raw
 
@@ -90,7 +93,10 @@ def test_version_1_manifest_is_read_as_version_2():
     assert manifest.model.family == "als"
     assert manifest.model.params == ALSParams(**PARAMS).model_dump()
     assert manifest.protocol == "per_user" and manifest.protocols == {}  # older manifests had one protocol
-    assert manifest == Manifest.from_dict({**manifest_v2(), "protocol": "per_user", "protocols": {}})
+    assert manifest.trained_on == {} and manifest.data.full_pairs == 0  # nor a served refit
+    current = manifest_v2()
+    del current["data"]["full_pairs"]
+    assert manifest == Manifest.from_dict({**current, "protocol": "per_user", "protocols": {}, "trained_on": {}})
     assert "hyperparameters" not in json.loads(manifest.to_json())
     assert "hyperparameters" in raw  # upgrading copies: the caller's dict is left alone
     assert upgrade_manifest(manifest_v2()) == manifest_v2()

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.families import new_model, rank_users
@@ -14,7 +15,9 @@ from recsys_assets_tests.domain.test_families import block_matrix
 from recsys_assets_tests.domain.test_records import manifest_v2
 
 
-def write_bundle(folder, family: str, params: dict) -> tuple[list[str], list[str], object]:
+def write_bundle(
+    folder, family: str, params: dict, extra: dict[str, bytes] | None = None
+) -> tuple[list[str], list[str], object]:
     train, _ = block_matrix()
     model = new_model(family, params).fit(train)
     users = [f"u{i}" for i in range(train.shape[0])]
@@ -23,8 +26,10 @@ def write_bundle(folder, family: str, params: dict) -> tuple[list[str], list[str
         "model.npz": model.to_bytes(),
         "user_ids.parquet": storage.table_to_bytes(pa.table({"user_id": users})),
         "item_ids.parquet": storage.table_to_bytes(pa.table({"item_id": items})),
+        **(extra or {}),
     }
     for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     manifest = {
         **manifest_v2(),
@@ -33,6 +38,14 @@ def write_bundle(folder, family: str, params: dict) -> tuple[list[str], list[str
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return users, items, model
+
+
+def rewrite_model(folder, data: bytes) -> None:
+    """Replace the bundle's model.npz and its checksum in the manifest."""
+    (folder / "model.npz").write_bytes(data)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["model.npz"] = hashlib.sha256(data).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 @pytest.mark.parametrize(
@@ -60,3 +73,23 @@ def test_a_tampered_or_missing_file_is_refused(tmp_path):
     (tmp_path / "model.npz").unlink()
     with pytest.raises(BundleIntegrityError, match=r"lacks model\.npz"):
         load_bundle(str(tmp_path))
+
+
+def test_a_protocol_serves_that_protocols_evaluated_model_and_the_default_serves_model_npz(tmp_path):
+    train, _ = block_matrix()
+    served = new_model("popularity", {}).fit(train)
+    # The evaluated model saw only user 0's rows: its popularity ranking differs from the served one.
+    evaluated = new_model("popularity", {}).fit(sp.csr_matrix(train.multiply(np.arange(train.shape[0])[:, None] == 0)))
+    _, items, _ = write_bundle(tmp_path, "popularity", {}, extra={"evaluated/global_cut.npz": evaluated.to_bytes()})
+    rewrite_model(tmp_path, served.to_bytes())
+
+    def top(model) -> list[str]:
+        return [items[i] for i in rank_users(model, sp.csr_matrix(train.shape, dtype=np.float32), 3)(np.array([0]))[0]]
+
+    assert load_bundle(str(tmp_path)).recommend("u0", [], n=3) == top(served)
+    assert load_bundle(str(tmp_path), protocol="global_cut").recommend("u0", [], n=3) == top(evaluated) != top(served)
+    with pytest.raises(
+        BundleIntegrityError,
+        match=r"has no evaluated/per_user\.npz \(evaluated models: \['evaluated/global_cut\.npz'\]\)",
+    ):
+        load_bundle(str(tmp_path), protocol="per_user")

@@ -4,12 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.layout import TrainingSetFiles
 from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.records import TrainingSetSummary, Window
-from recsys_assets.domain.splitting import TrainingSet, build_training_set, content_hash
+from recsys_assets.domain.splitting import TrainingSet, build_training_set, content_hash, cut_too_long
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARAMS = SplitParams(
@@ -165,3 +166,22 @@ def test_times_change_the_content_hash(tmp_path):
     early = build_training_set(events(rows), PARAMS).to_files(files)
     later = build_training_set(events([(u, j, t, w, h + 30) for u, j, t, w, h in rows]), PARAMS).to_files(files)
     assert content_hash(early) != content_hash(later)
+
+
+def test_the_full_matrix_holds_every_pair_and_a_too_long_cut_is_named_with_its_numbers():
+    # Three users, each seeing the 5 items in a rotated order every other day (days 0..8): 9 days of data.
+    rows = [(f"u{u}", f"j{(i + u) % 5}", "view", 1.0, 48 * i + u) for u in range(3) for i in range(5)]
+    data = build_training_set(events(rows), PARAMS.model_copy(update={"cut_days": 2}))
+    assert data.full.nnz == data.counts.full_pairs == 15 > data.train.nnz
+    assert data.full.nnz == data.train.nnz + data.counts.holdout_pairs
+    assert cut_too_long(data.counts) is None
+    assert data.full_ages().max() == pytest.approx(9.0, abs=0.01)
+
+    short = build_training_set(events(rows), PARAMS.model_copy(update={"cut_days": 5}))
+    assert short.counts.cut_fit_pairs == 0 and short.protocol("global_cut").fit_ages.nnz == 0
+    assert cut_too_long(short.counts) == (
+        "training_set.cut_days=5 is too long for 9 days of data: the global time cut holds out the last 5 days, "
+        "validates on the 5 before them and fits on what is earlier, which needs more than 10 days; empty: fit, "
+        f"validation (0 fit, 0 validation, {short.counts.cut_holdout_pairs} holdout pairs). Lower "
+        "training_set.cut_days to at most 4 or widen RECSYS_TRAINING_WINDOW_DAYS"
+    )
