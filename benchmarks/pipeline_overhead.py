@@ -117,6 +117,8 @@ def plain(args: argparse.Namespace) -> None:
     data = build_training_set(events, SplitParams())
     del events
     selection = select_model(data.protocol(settings.protocol), settings, print)
+    # The served model: the selection refitted on the whole window, as the training entrypoint does.
+    new_model(selection.best.family, selection.best.params).fit(data.full, data.full_ages())
     for protocol in PROTOCOLS:
         split = data.protocol(protocol)
         models = {"model": new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)}
