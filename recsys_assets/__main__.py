@@ -79,6 +79,12 @@ def _print_replaced(before: dict[str, int], after: dict[str, int], dry_run: bool
 def _report(outcome: PipelineOutcome) -> int:
     from recsys_assets.domain.metrics import metrics_table
 
+    if outcome.extracted:
+        print(f"\nextracted {outcome.extracted[0]} .. {outcome.extracted[1]} from the warehouse")
+    elif outcome.success:
+        print("\nevery window day was already extracted and is unchanged in the warehouse: nothing to extract")
+    if outcome.skipped:
+        print(f"\nretrain skipped: {outcome.skipped}")
     if outcome.report:
         report = outcome.report
         print(f"\nCandidates tried (validation on the {report.protocol} protocol, {report.search_seconds:.1f} s):\n")
@@ -119,6 +125,20 @@ def _report(outcome: PipelineOutcome) -> int:
     if not outcome.success and not outcome.failures:
         print("\nrun failed: see the Dagster run log above", file=sys.stderr)
     return 0 if outcome.success else 1
+
+
+def _run_config(path: str) -> dict:
+    """The run config in the YAML file at `path` (a mapping, as the launchpad takes it)."""
+    import yaml
+
+    try:
+        with open(path) as file:
+            config = yaml.safe_load(file) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"run config {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigurationError(f"run config {path} is not a mapping")
+    return config
 
 
 def _positive_int(text: str) -> int:
@@ -172,6 +192,11 @@ def _main(argv: list[str] | None) -> int:
     run = commands.add_parser("run", help="run the whole graph on what the warehouse holds")
     run.add_argument(
         "--partition", type=date.fromisoformat, help="YYYY-MM-DD (default: the latest day in the warehouse)"
+    )
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML run config, as in the launchpad (e.g. ops: {trained_model: {config: {trials_per_family: 2}}})",
     )
 
     imp = commands.add_parser("import-events", help="load a CSV/Parquet/MovieLens file into the warehouse")
@@ -250,10 +275,11 @@ def _command(args: argparse.Namespace) -> int:
 
     from recsys_assets.pipeline import PartitionBusyError, latest_partition, materialize_partition
 
+    run_config = _run_config(args.config) if getattr(args, "config", None) else None
     partition = args.partition.isoformat() if getattr(args, "partition", None) else latest_partition(warehouse)
     print(f"materializing the graph for partition {partition} ...")
     try:
-        return _report(materialize_partition(partition, resources))
+        return _report(materialize_partition(partition, resources, run_config=run_config))
     except PartitionBusyError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 4

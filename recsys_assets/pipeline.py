@@ -20,12 +20,17 @@ from recsys_assets.domain.records import BundleRef, EvaluationResult, TrainingRe
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
+from recsys_assets.sensors.partitions import INTERACTIONS
 from recsys_assets.settings import SETTINGS
 
 # What a retrain rebuilds after the extract: everything downstream, and the day's catalogue and its features.
 DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False) | dg.AssetSelection.assets(
     "items", "item_features"
 )
+# One "planned" event per asset for the window's range run instead of one per day: each event is a
+# few SQLite transactions, and a 365-day window spent ~10 s on them (benchmarks/README.md). Dagster's
+# trade-off: a failed range run does not mark each of its days failed (the run itself still fails).
+PLANNED_EVENTS_AS_SUBSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 
 @dataclass
@@ -36,6 +41,8 @@ class PipelineOutcome:
     evaluation: EvaluationResult | None
     bundle: BundleRef | None
     report: TrainingReport | None = None
+    skipped: str | None = None  # why the retrain was skipped (nothing it depends on changed)
+    extracted: tuple[str, str] | None = None  # first and last day this run extracted, if any
 
 
 def instance() -> dg.DagsterInstance:
@@ -56,6 +63,48 @@ def window(partition_key: str) -> tuple[str, str]:
     end = date.fromisoformat(partition_key)
     start = max(end - timedelta(days=SETTINGS.training_window_days - 1), date.fromisoformat(SETTINGS.partitions_start))
     return start.isoformat(), end.isoformat()
+
+
+def _latest_extracts(dagster_instance: dg.DagsterInstance, keys: list[str]) -> dict[str, tuple[float, str]]:
+    """Time and run id of the latest `interactions` materialization of each of `keys` that has one."""
+    latest: dict[str, tuple[float, str]] = {}
+    records_filter = dg.AssetRecordsFilter(asset_key=INTERACTIONS, asset_partitions=keys)
+    cursor = None
+    while keys:
+        page = dagster_instance.fetch_materializations(records_filter, limit=1000, cursor=cursor)
+        for record in page.records:  # newest first: the first one per partition is its latest
+            if record.partition_key is not None and record.partition_key not in latest:
+                latest[record.partition_key] = (record.timestamp, record.run_id)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return latest
+
+
+def days_to_extract(dagster_instance: dg.DagsterInstance, warehouse: Warehouse, start: str, end: str) -> list[str]:
+    """The window days never extracted, modified in the warehouse since, or last extracted by a failed run.
+
+    Extracting only these keeps a long window's daily retrain from re-extracting (and recording a
+    materialization for) hundreds of unchanged days; a late row still marks its day changed, and a
+    day whose blocking check failed is checked again.
+    """
+    keys = list(daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
+    latest = _latest_extracts(dagster_instance, keys)
+    run_ids = sorted({run_id for _, run_id in latest.values()})
+    succeeded = (
+        {
+            run.run_id
+            for run in dagster_instance.get_runs(dg.RunsFilter(run_ids=run_ids, statuses=[dg.DagsterRunStatus.SUCCESS]))
+        }
+        if run_ids
+        else set()
+    )
+    modified = {p.partition_key: p.last_modified_time.timestamp() for p in warehouse.list_partitions()}
+    return [
+        key
+        for key in keys
+        if key not in latest or latest[key][1] not in succeeded or (key in modified and modified[key] > latest[key][0])
+    ]
 
 
 def _innermost(error: SerializableErrorInfo) -> SerializableErrorInfo:
@@ -127,7 +176,7 @@ def materialize_partition(
     dagster_instance: dg.DagsterInstance | None = None,
     run_config: Mapping[str, Any] | None = None,
 ) -> PipelineOutcome:
-    """Extract the training window (one run over the whole range), then rebuild everything downstream."""
+    """Extract the window's new and changed days (one range run), then rebuild everything downstream."""
     if not daily_partitions.has_partition_key(partition_key):
         raise SystemExit(
             f"{partition_key} is outside the partitions ({SETTINGS.partitions_start} to yesterday); "
@@ -138,18 +187,24 @@ def materialize_partition(
     # Step progress at INFO is what a person follows; DEBUG engine events drown it.
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     start, end = window(partition_key)
-    extract = dg.materialize(
-        ASSETS,
-        selection=["interactions"],
-        resources=resources,
-        instance=dagster_instance,
-        raise_on_error=False,
-        run_config=_config_for(run_config, {"interactions"}),
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
-    )
-    failures = _failures(extract)
-    if not extract.success:
-        return PipelineOutcome(partition_key, False, failures, None, None)
+    os.environ.setdefault(PLANNED_EVENTS_AS_SUBSET, "true")
+    days = days_to_extract(dagster_instance, resources["warehouse"], start, end)
+    failures: list[str] = []
+    # One range run from the first to the last day that needs it (unchanged days between are redone).
+    extracted = (days[0], days[-1]) if days else None
+    if extracted:
+        extract = dg.materialize(
+            ASSETS,
+            selection=["interactions"],
+            resources=resources,
+            instance=dagster_instance,
+            raise_on_error=False,
+            run_config=_config_for(run_config, {"interactions"}),
+            tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
+        )
+        failures = _failures(extract)
+        if not extract.success:
+            return PipelineOutcome(partition_key, False, failures, None, None, extracted=extracted)
     retrain = dg.materialize(
         ASSETS,
         selection=DOWNSTREAM,
@@ -169,7 +224,19 @@ def materialize_partition(
         e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and e.asset_key == dg.AssetKey("model_bundle")
         for e in retrain.all_events
     )
+    skipped = next(
+        (
+            str(event.asset_observation_data.asset_observation.metadata["skipped"].value)
+            for event in retrain.all_events
+            if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION
+            and event.asset_key == dg.AssetKey("trained_model")
+            and "skipped" in event.asset_observation_data.asset_observation.metadata
+        ),
+        None,
+    )
     return PipelineOutcome(
+        skipped=skipped,
+        extracted=extracted,
         partition_key=partition_key,
         success=retrain.success and not failures,
         failures=failures,

@@ -30,6 +30,15 @@ FAST_SELECTION = {
     }
 }
 
+# The same search, retrained even when the window, code and settings are unchanged (a rerun of a
+# partition is otherwise skipped once its last retrain was released).
+FORCED_SELECTION = {
+    "ops": {
+        **FAST_SELECTION["ops"],
+        "trained_model": {"config": {**FAST_SELECTION["ops"]["trained_model"]["config"], "force": True}},
+    }
+}
+
 
 # Every asset of the graph, in lineage order.
 ASSET_KEYS = [

@@ -14,7 +14,14 @@ from recsys_assets.domain.synthetic import generate_events
 from recsys_assets.pipeline import PartitionBusyError, materialize_partition
 from recsys_assets.resources.model_store import LocalModelStore, ModelStoreError
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_resources, merge_release, seed
+from recsys_assets_tests.helpers import (
+    FAST_SELECTION,
+    FORCED_SELECTION,
+    SMALL_SPEC,
+    local_resources,
+    merge_release,
+    seed,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +126,8 @@ def test_an_unreadable_champion_makes_the_comparison_impossible_not_the_run(tmp_
     model = tmp_path / "model_store" / "models" / SETTINGS.model_name / first.bundle.version / "model.npz"
     model.write_bytes(b"corrupted")
 
-    second = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
+    # Forced: nothing the retrain depends on changed, so it would be skipped otherwise.
+    second = materialize_partition(PARTITION, resources, instance, run_config=FORCED_SELECTION)
     assert second.success, second.failures
     comparison = latest_metadata(instance, "model_evaluation")["champion_comparison"]
     assert comparison.startswith("impossible: the champion cannot be read (BundleIntegrityError:")

@@ -14,7 +14,14 @@ from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.pipeline import materialize_partition, window
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_resources, merge_release, seed
+from recsys_assets_tests.helpers import (
+    FAST_SELECTION,
+    FORCED_SELECTION,
+    SMALL_SPEC,
+    local_resources,
+    merge_release,
+    seed,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -109,9 +116,10 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
     # A second run is a new version next to the first, whose files stay byte-for-byte intact (its
     # events/ folder is the version's state history, which grows),
     # and the first is now the champion the challenger is measured against.
+    # Forced: the data and code are unchanged, so an unforced retrain would be skipped (tested below).
     before = {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()}
-    second = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
-    assert second.success and second.bundle.version != version
+    second = materialize_partition(PARTITION, resources, instance, run_config=FORCED_SELECTION)
+    assert second.success and second.bundle.version != version and second.skipped is None
     assert second.evaluation.champion.version == version
     assert second.evaluation.champion.metrics["ndcg@10"] == pytest.approx(evaluation.model["ndcg@10"], rel=0.05)
     assert {p.name: p.read_bytes() for p in bundle.iterdir() if p.is_file()} == before
@@ -278,3 +286,39 @@ def test_bad_rows_are_quarantined_and_block_downstream(tmp_path, instance):
     assert rejected.num_rows == 201  # quarantined next to the extract, not lost
     assert rejected["weight"].to_pylist().count(-3.0) == 1
     assert instance.get_latest_materialization_event(dg.AssetKey("training_set")) is None
+
+
+def test_unchanged_window_skips_the_retrain_and_a_late_row_retrains(tmp_path, instance):
+    resources = local_resources(tmp_path)
+    seed(resources)
+    first = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
+    assert first.success and first.bundle is not None and first.skipped is None, first.failures
+    hash_of = lambda: latest_metadata(instance, "training_set")["content_hash"]  # noqa: E731
+    built = hash_of()
+
+    # Same window data, code and settings: training, evaluation, bundle and release are skipped.
+    again = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
+    assert again.success and again.bundle is None and again.evaluation is None, again.failures
+    assert again.skipped is not None and "unchanged" in again.skipped and hash_of() == built
+    assert first.extracted == window(PARTITION) and again.extracted is None  # nothing new to extract
+    assert sorted(p.name for p in model_dir(tmp_path).iterdir() if p.is_dir()) == [first.bundle.version]
+    (skipped_run,) = instance.get_runs(dg.RunsFilter(tags={"recsys/retrain": "skipped: unchanged"}))
+    skipped_steps = {
+        e.step_key for e in instance.all_logs(skipped_run.run_id) if e.dagster_event and e.dagster_event.is_step_skipped
+    }
+    assert {"model_evaluation", "model_bundle", "model_release"} <= skipped_steps
+
+    # One late row in a day in the middle of the window makes it stale again.
+    warehouse = resources["warehouse"]
+    day = SMALL_SPEC.end_date - timedelta(days=4)
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    rows = warehouse.read_events(start, start + timedelta(days=1))
+    late = rows.slice(0, 1).set_column(
+        rows.schema.get_field_index("item_id"), "item_id", pa.array([rows["item_id"][1].as_py()])
+    )
+    late = late.set_column(late.schema.get_field_index("event_type"), "event_type", pa.array(["apply"]))
+    warehouse.replace_days(pa.concat_tables([rows, late.cast(rows.schema)]))
+    changed = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
+    assert changed.success and changed.skipped is None, changed.failures
+    assert changed.extracted == (day.isoformat(), day.isoformat())  # only the changed day is extracted again
+    assert hash_of() != built and changed.bundle is not None and changed.bundle.version != first.bundle.version

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as package_version
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import headline_names
@@ -39,6 +38,9 @@ def metrics_plot(series: Mapping[str, Mapping[str, float]]) -> bytes:
     metric_names = list(next(iter(series.values())))
     positions = np.arange(len(metric_names))
     width = 0.8 / len(series)
+    # Imported here: matplotlib takes half a second to import, and only the bundle step draws.
+    from matplotlib.figure import Figure
+
     # The Figure API draws without pyplot's global state or a display backend.
     fig = Figure(figsize=(8, 4), dpi=100)
     ax = fig.subplots()

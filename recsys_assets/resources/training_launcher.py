@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 TRAINING_COMMAND = ["python", "-m", "recsys_assets.train"]
 
 # implicit's ALS is multithreaded itself; a multithreaded BLAS underneath it makes it much slower.
-TRAINING_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+# OMP_NUM_THREADS is deliberately absent: implicit's own workers are OpenMP threads, and pinning
+# OpenMP to one thread halved ALS's speed on two cores (issue 14; figures in benchmarks/README.md).
+TRAINING_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 class TrainingLauncher(dg.ConfigurableResource, ABC):

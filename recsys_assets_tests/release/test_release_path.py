@@ -26,7 +26,7 @@ from recsys_assets.resources.registry import ModelRegistry
 from recsys_assets.resources.s3_model_store import S3ModelStore
 from recsys_assets.sensors.releases import release_pull_requests
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
+from recsys_assets_tests.helpers import FAST_SELECTION, FORCED_SELECTION, SMALL_SPEC, local_env, seed
 from recsys_assets_tests.standins.github import TOKEN, FakeGitHub
 from recsys_assets_tests.standins.s3 import S3StandIn
 from recsys_assets_tests.standins.secret_manager import FakeSecretManager
@@ -202,7 +202,8 @@ def test_promotion_follows_the_merged_pull_request(tmp_path, s3_standin, fake_se
     with dg.instance_for_test() as instance:
 
         def run() -> tuple[str, str]:
-            outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
+            # Forced: each run retrains the unchanged window (it would be skipped otherwise).
+            outcome = materialize_partition(PARTITION, resources, instance, run_config=FORCED_SELECTION)
             assert outcome.success, outcome.failures
             return outcome.bundle.version, materialization_metadata(instance, "model_release")["pull_request"]
 

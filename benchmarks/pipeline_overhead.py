@@ -1,0 +1,239 @@
+"""Orchestration overhead: the same retrain as a plain script and through `python -m recsys_assets run`.
+
+Run: `.venv/bin/python -m benchmarks.pipeline_overhead --events-per-day 36000 --days 28` (1 M events).
+
+The synthetic data is generated once into a warehouse under `--workdir`. The plain script then
+calls the project's own functions with the same settings (read the window, build the training
+set, search, refit per protocol, fit the baselines, evaluate both protocols), in one process,
+writing nothing. The pipeline runs the CLI a user runs, on a fresh Dagster instance and artefact
+folder each time, so every extract and step is really done. The search has fixed trials and no
+effective time budget, so both sides do the same work. Peak RSS is the largest sum of the
+resident memory of the process tree (the orchestrator and its training child at once), sampled
+every 50 ms from /proc. Figures and the commands are in benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Measured:
+    wall: float
+    peak_rss_gib: float  # the whole process tree at its largest
+    peak_main_gib: float  # the process started (the orchestrator, for the pipeline)
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> child pids, from /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # The command name may contain spaces: the fields after it start at the last ')'.
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _tree_rss(root: int) -> tuple[int, int]:
+    """Resident bytes of `root` with all its descendants, and of `root` alone."""
+    tree, total, todo = _children(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += _rss_bytes(pid)
+        todo.extend(tree.get(pid, []))
+    return total, _rss_bytes(root)
+
+
+def measure(command: list[str], env: dict[str, str], log: Path) -> Measured:
+    """Wall time and peak process-tree RSS of `command`; its output goes to `log`."""
+    peak = main = 0
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak, main
+            while not done.wait(0.05):
+                tree, root = _tree_rss(process.pid)
+                peak, main = max(peak, tree), max(main, root)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        status = process.wait()
+        done.set()
+        sampler.join()
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} exited with {status}; see {log}")
+    return Measured(wall=wall, peak_rss_gib=peak / 2**30, peak_main_gib=main / 2**30)
+
+
+def plain(args: argparse.Namespace) -> None:
+    """The retrain without orchestration: the project's own functions, called in a row."""
+    from datetime import UTC, datetime
+
+    from recsys_assets.domain.families import BASELINES, new_model, rank_users
+    from recsys_assets.domain.metrics import evaluate
+    from recsys_assets.domain.params import SelectionParams, SplitParams
+    from recsys_assets.domain.selection import select_model
+    from recsys_assets.domain.splitting import PROTOCOLS, build_training_set
+    from recsys_assets.resources.warehouse import DuckDBWarehouse
+
+    settings = SelectionParams.model_validate(json.loads(args.selection))
+    end = date.fromisoformat(args.partition)
+    start = end - timedelta(days=args.window_days - 1)
+    warehouse = DuckDBWarehouse(path=args.warehouse)
+    day = datetime.min.time()
+    events = warehouse.read_events(
+        datetime.combine(start, day, tzinfo=UTC), datetime.combine(end + timedelta(days=1), day, tzinfo=UTC)
+    )
+    data = build_training_set(events, SplitParams())
+    del events
+    selection = select_model(data.protocol(settings.protocol), settings, print)
+    # The served model: the selection refitted on the whole window, as the training entrypoint does.
+    new_model(selection.best.family, selection.best.params).fit(data.full, data.full_ages())
+    for protocol in PROTOCOLS:
+        split = data.protocol(protocol)
+        models = {"model": new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)}
+        for name, (family, params) in BASELINES.items():
+            models[name] = new_model(family, params).fit(split.train, split.train_ages)
+        for name, model in models.items():
+            metrics = evaluate(rank_users(model, split.train, settings.k), split.holdout, settings.k)
+            print(f"{protocol} {name}: ndcg@{settings.k} {metrics[f'ndcg@{settings.k}']:.4f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=30_000)
+    parser.add_argument("--items", type=int, default=5_000)
+    parser.add_argument("--days", type=int, default=28, help="days of data generated (and the training window)")
+    parser.add_argument("--window-days", type=int, help="training window (default: --days)")
+    parser.add_argument("--events-per-day", type=int, default=36_000)
+    parser.add_argument("--families", default="popularity,item_knn,als")
+    parser.add_argument("--trials-per-family", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/recsys-bench"))
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each side; the best is reported")
+    parser.add_argument("--only", choices=("plain", "pipeline"), help="run one side only")
+    parser.add_argument(
+        "--rerun", action="store_true", help="then run the pipeline again on the same instance and data (skipped)"
+    )
+    # Internal: the plain side runs in its own process, so its peak RSS is its own.
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--warehouse", help=argparse.SUPPRESS)
+    parser.add_argument("--partition", help=argparse.SUPPRESS)
+    parser.add_argument("--selection", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.window_days = args.window_days or args.days
+    if args.plain:
+        plain(args)
+        return
+
+    end = date(2026, 6, 30)
+    partition = end.isoformat()
+    selection = {
+        "families": args.families.split(","),
+        "trials_per_family": args.trials_per_family,
+        # No effective budget: the search does the same trials on both sides, whatever the load.
+        "time_budget_seconds": 1e9,
+    }
+    data = args.workdir / f"data-{args.users}u-{args.items}i-{args.days}d-{args.events_per_day}"
+    warehouse = data / "warehouse.duckdb"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OPENBLAS_NUM_THREADS": "1",
+        "RECSYS_PARTITIONS_START": (end - timedelta(days=args.days - 1)).isoformat(),
+        "RECSYS_TRAINING_WINDOW_DAYS": str(args.window_days),
+        "RECSYS_DUCKDB_PATH": str(warehouse),
+    }
+    if not warehouse.exists():
+        data.mkdir(parents=True, exist_ok=True)
+        from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
+        from recsys_assets.resources.warehouse import DuckDBWarehouse
+
+        started = time.perf_counter()
+        spec = SyntheticSpec(
+            n_users=args.users,
+            n_items=args.items,
+            n_days=args.days,
+            events_per_day=args.events_per_day,
+            end_date=end,
+        )
+        events = generate_events(spec)
+        DuckDBWarehouse(path=str(warehouse)).replace_days(events)
+        print(f"generated {events.num_rows:,} events in {time.perf_counter() - started:.1f} s into {warehouse}")
+        del events
+
+    plain_command = [sys.executable, "-m", "benchmarks.pipeline_overhead", "--plain", "--warehouse", str(warehouse)]
+    plain_command += ["--partition", partition, "--window-days", str(args.window_days)]
+    plain_command += ["--selection", json.dumps(selection)]
+    config = data / "run_config.json"  # JSON is YAML
+    # The gate at -100% lets every run reach the bundle and release steps, whichever family wins.
+    ops = {"trained_model": {"config": selection}, "model_evaluation": {"config": {"min_relative_lift": -1}}}
+    config.write_text(json.dumps({"ops": ops}))
+    pipeline_command = [sys.executable, "-m", "recsys_assets", "run", "--partition", partition]
+    pipeline_command += ["--config", str(config)]
+
+    def pipeline_run() -> Measured:
+        # A fresh instance and artefact folder: every extract and step is really done.
+        run_dir = data / "pipeline"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir()
+        (run_dir / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        run_env = {**env, "DAGSTER_HOME": str(run_dir), "RECSYS_DATA_DIR": str(run_dir / "data")}
+        return measure(pipeline_command, run_env, data / "pipeline.log")
+
+    runs: dict[str, list[Measured]] = {"plain script": [], "python -m recsys_assets run": []}
+    # Alternated, so a change in the shared machine's load hits both sides alike; the best run counts.
+    for _ in range(args.repeat):
+        if args.only != "pipeline":
+            runs["plain script"].append(measure(plain_command, env, data / "plain.log"))
+        if args.only != "plain":
+            runs["python -m recsys_assets run"].append(pipeline_run())
+    results = {name: min(measured, key=lambda m: m.wall) for name, measured in runs.items() if measured}
+    if args.rerun and args.only != "plain":
+        # Same instance, same data: nothing to extract, and the retrain is skipped.
+        run_env = {**env, "DAGSTER_HOME": str(data / "pipeline"), "RECSYS_DATA_DIR": str(data / "pipeline" / "data")}
+        runs["rerun, unchanged data"] = [measure(pipeline_command, run_env, data / "rerun.log")]
+        results["rerun, unchanged data"] = runs["rerun, unchanged data"][0]
+
+    print(f"\n{args.window_days}-day window, data in {data}")
+    print(f"{'side':32s} {'wall s':>8s} {'peak RSS GiB':>13s} {'main process GiB':>17s}  all walls")
+    for name, m in results.items():
+        walls = ", ".join(f"{r.wall:.1f}" for r in runs[name])
+        print(f"{name:32s} {m.wall:8.1f} {m.peak_rss_gib:13.2f} {m.peak_main_gib:17.2f}  {walls}")
+    if "plain script" in results and "python -m recsys_assets run" in results:
+        base, piped = results["plain script"], results["python -m recsys_assets run"]
+        print(f"{'ratio':32s} {piped.wall / base.wall:8.2f} {piped.peak_rss_gib / base.peak_rss_gib:13.2f}")
+    print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
