@@ -20,7 +20,7 @@ from recsys_assets.domain.records import BundleRef, EvaluationResult, TrainingRe
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
-from recsys_assets.sensors.partitions import INTERACTIONS
+from recsys_assets.sensors.partitions import latest_extracts
 from recsys_assets.settings import SETTINGS
 
 # What a retrain rebuilds after the extract: everything downstream, and the day's catalogue and its features.
@@ -65,22 +65,6 @@ def window(partition_key: str) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
-def _latest_extracts(dagster_instance: dg.DagsterInstance, keys: list[str]) -> dict[str, tuple[float, str]]:
-    """Time and run id of the latest `interactions` materialization of each of `keys` that has one."""
-    latest: dict[str, tuple[float, str]] = {}
-    records_filter = dg.AssetRecordsFilter(asset_key=INTERACTIONS, asset_partitions=keys)
-    cursor = None
-    while keys:
-        page = dagster_instance.fetch_materializations(records_filter, limit=1000, cursor=cursor)
-        for record in page.records:  # newest first: the first one per partition is its latest
-            if record.partition_key is not None and record.partition_key not in latest:
-                latest[record.partition_key] = (record.timestamp, record.run_id)
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    return latest
-
-
 def days_to_extract(dagster_instance: dg.DagsterInstance, warehouse: Warehouse, start: str, end: str) -> list[str]:
     """The window days never extracted, modified in the warehouse since, or last extracted by a failed run.
 
@@ -89,7 +73,7 @@ def days_to_extract(dagster_instance: dg.DagsterInstance, warehouse: Warehouse, 
     day whose blocking check failed is checked again.
     """
     keys = list(daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
-    latest = _latest_extracts(dagster_instance, keys)
+    latest = latest_extracts(dagster_instance, keys)
     run_ids = sorted({run_id for _, run_id in latest.values()})
     succeeded = (
         {
@@ -103,7 +87,9 @@ def days_to_extract(dagster_instance: dg.DagsterInstance, warehouse: Warehouse, 
     return [
         key
         for key in keys
-        if key not in latest or latest[key][1] not in succeeded or (key in modified and modified[key] > latest[key][0])
+        if key not in latest
+        or latest[key][1] not in succeeded
+        or (key in modified and modified[key] > latest[key][0].timestamp())
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,7 +24,6 @@ BQ_ITEMS_SCHEMA = [
     bigquery.SchemaField("posted_date", "DATE"),
     bigquery.SchemaField("closed_date", "DATE"),
 ]
-_STAGING_TTL = timedelta(hours=6)
 
 
 class BigQueryItemCatalogue(ItemCatalogue):
@@ -86,25 +85,7 @@ class BigQueryItemCatalogue(ItemCatalogue):
                 target = bigquery.Table(wh.table_id, schema=BQ_ITEMS_SCHEMA)
                 client.get_dataset(f"{project}.{dataset}", retry=wh._retry(), timeout=wh.timeout_seconds)
                 client.create_table(target, exists_ok=True, retry=wh._retry(), timeout=wh.timeout_seconds)
-                staging = bigquery.Table(staging_id, schema=BQ_ITEMS_SCHEMA)
-                staging.expires = datetime.now(UTC) + _STAGING_TTL
-                client.create_table(staging, retry=wh._retry(), timeout=wh.timeout_seconds)
-                try:
-                    buffer.seek(0)
-                    load = client.load_table_from_file(
-                        buffer,
-                        staging_id,
-                        job_config=bigquery.LoadJobConfig(
-                            source_format=bigquery.SourceFormat.PARQUET,
-                            schema=BQ_ITEMS_SCHEMA,
-                            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-                        ),
-                        timeout=wh.timeout_seconds,
-                    )
-                    load.result(retry=wh._retry(), timeout=wh.job_timeout_seconds)
-                    wh._query(client, merge, [])
-                finally:
-                    client.delete_table(staging_id, not_found_ok=True, retry=wh._retry(), timeout=wh.timeout_seconds)
+                wh.merge_through_staging(client, staging_id, BQ_ITEMS_SCHEMA, buffer, merge, [])
 
         wh._call(f"upserting {staged.num_rows} postings", write)
         return staged.num_rows

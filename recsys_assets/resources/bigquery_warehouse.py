@@ -266,31 +266,41 @@ class BigQueryWarehouse(Warehouse):
         def write() -> None:
             with self._client() as client:
                 self._ensure_table(client)
-                staging = bigquery.Table(staging_id, schema=BQ_SCHEMA)
-                staging.expires = datetime.now(UTC) + _STAGING_TTL
-                client.create_table(staging, retry=self._retry(), timeout=self.timeout_seconds)
-                try:
-                    buffer.seek(0)
-                    # No `size`: the upload is resumable (retried chunk by chunk), never multipart.
-                    load = client.load_table_from_file(
-                        buffer,
-                        staging_id,
-                        job_config=bigquery.LoadJobConfig(
-                            source_format=bigquery.SourceFormat.PARQUET,
-                            schema=BQ_SCHEMA,
-                            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-                        ),
-                        timeout=self.timeout_seconds,
-                    )
-                    load.result(retry=self._retry(), timeout=self.job_timeout_seconds)
-                    self._query(client, merge, params)
-                finally:
-                    client.delete_table(
-                        staging_id, not_found_ok=True, retry=self._retry(), timeout=self.timeout_seconds
-                    )
+                self.merge_through_staging(client, staging_id, BQ_SCHEMA, buffer, merge, params)
 
         self._call(f"replacing partition {_days_label(days)}", write)
         return per_day
+
+    def merge_through_staging(
+        self,
+        client: bigquery.Client,
+        staging_id: str,
+        schema: list[bigquery.SchemaField],
+        parquet: io.BytesIO,
+        merge: str,
+        params: list,
+    ) -> None:
+        """Load `parquet` into the short-lived table `staging_id`, run the one `merge` statement, drop the table."""
+        staging = bigquery.Table(staging_id, schema=schema)
+        staging.expires = datetime.now(UTC) + _STAGING_TTL
+        client.create_table(staging, retry=self._retry(), timeout=self.timeout_seconds)
+        try:
+            parquet.seek(0)
+            # No `size`: the upload is resumable (retried chunk by chunk), never multipart.
+            load = client.load_table_from_file(
+                parquet,
+                staging_id,
+                job_config=bigquery.LoadJobConfig(
+                    source_format=bigquery.SourceFormat.PARQUET,
+                    schema=schema,
+                    write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+                ),
+                timeout=self.timeout_seconds,
+            )
+            load.result(retry=self._retry(), timeout=self.job_timeout_seconds)
+            self._query(client, merge, params)
+        finally:
+            client.delete_table(staging_id, not_found_ok=True, retry=self._retry(), timeout=self.timeout_seconds)
 
     def _ensure_table(self, client: bigquery.Client) -> None:
         """Create the day-partitioned events table on first write; an existing table is left as it is."""

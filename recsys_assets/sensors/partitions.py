@@ -183,9 +183,9 @@ def _is_day(key: str) -> bool:
     return True
 
 
-def extraction_times(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, datetime]:
-    """Latest materialization time of `interactions` for each of `keys` that has one."""
-    latest: dict[str, datetime] = {}
+def latest_extracts(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, tuple[datetime, str]]:
+    """Time and run id of the latest `interactions` materialization of each of `keys` that has one."""
+    latest: dict[str, tuple[datetime, str]] = {}
     if not keys:
         return latest
     records_filter = dg.AssetRecordsFilter(asset_key=INTERACTIONS, asset_partitions=keys)
@@ -194,7 +194,7 @@ def extraction_times(instance: dg.DagsterInstance, keys: list[str]) -> dict[str,
         page = instance.fetch_materializations(records_filter, limit=1000, cursor=page_cursor)
         for record in page.records:  # newest first: the first one per partition is its latest
             if record.partition_key is not None and record.partition_key not in latest:
-                latest[record.partition_key] = datetime.fromtimestamp(record.timestamp, UTC)
+                latest[record.partition_key] = (datetime.fromtimestamp(record.timestamp, UTC), record.run_id)
         if not page.has_more:
             return latest
         page_cursor = page.cursor
@@ -233,7 +233,7 @@ def new_interaction_partitions(context: dg.SensorEvaluationContext, warehouse: W
 
     extracted = context.instance.get_materialized_partitions(INTERACTIONS)
     changed = [partition.partition_key for partition in changed_since(partitions, cursor, extracted)]
-    times = extraction_times(context.instance, changed)
+    times = {key: at for key, (at, _) in latest_extracts(context.instance, changed).items()}
     # Extracted days outside `changed` only need to be known as extracted: their time is not consulted.
     extracted_at = {key: times.get(key, datetime.min.replace(tzinfo=UTC)) for key in extracted} | times
     plan = plan_tick(partitions, cursor, extracted_at, datetime.now(UTC))
