@@ -103,14 +103,14 @@ def _report(outcome: PipelineOutcome) -> int:
             )
             print(metrics_table(table))
             if result.cold_items:
-                from recsys_assets.domain.content import cold_item_table
+                from recsys_assets.domain.bundle import cold_items_markdown
 
                 assert result.cold_holdout is not None
                 print(
                     f"\ncold items ({protocol}): {result.cold_holdout.pairs:,} held-out pairs of postings unseen in "
                     f"training, {result.cold_holdout.users:,} users\n"
                 )
-                print(cold_item_table(result))
+                print(cold_items_markdown(result.cold_items, result.new_item_share, result.new_item_days, ev.k))
     if outcome.bundle and outcome.report:
         print(
             f"\nserved (model.npz): {outcome.report.model.family} refitted on the whole window, "

@@ -187,13 +187,14 @@ def protocol_tables(manifest: Manifest) -> str:
 def cold_items_markdown(
     cold: Mapping[str, Mapping[str, float]], share: Mapping[str, float], days: int | None, k: int
 ) -> str:
-    """The cold-item table of the model card: recall and NDCG on cold items, and the slots given to new postings."""
+    """Each model's recall and NDCG on cold-item pairs, the users scored, and its slots given to new postings."""
     lines = [
-        f"| model | cold recall@{k} | cold ndcg@{k} | slots to postings < {days} days old |",
-        "|---|---|---|---|",
+        f"| model | cold recall@{k} | cold ndcg@{k} | cold users | slots to postings < {days} days old |",
+        "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {name} | {m.get(f'recall@{k}', 0.0):.4f} | {m.get(f'ndcg@{k}', 0.0):.4f} | {share.get(name, 0.0):.2%} |"
+        f"| {name} | {m.get(f'recall@{k}', 0.0):.4f} | {m.get(f'ndcg@{k}', 0.0):.4f} | "
+        f"{int(m.get('users_evaluated', 0)):,} | {share.get(name, 0.0):.2%} |"
         for name, m in cold.items()
     ]
     return "\n".join(lines)

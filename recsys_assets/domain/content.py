@@ -36,7 +36,6 @@ from recsys_assets.domain.item_features import align, features_from_bytes, l2_ro
 from recsys_assets.domain.items import days_since_epoch, open_mask
 from recsys_assets.domain.layout import ItemFiles
 from recsys_assets.domain.params import ContentParams, FamilyParams, HybridParams
-from recsys_assets.domain.records import ProtocolResult
 from recsys_assets.domain.splitting import GLOBAL_CUT
 
 # Reciprocal-rank fusion constant (Cormack et al. 2009): damps the difference between top ranks.
@@ -381,21 +380,3 @@ def new_item_share(recommendations: np.ndarray, posted: np.ndarray, reference_da
     with np.errstate(invalid="ignore"):
         young = (reference_day - posted[filled]) < days
     return float(np.mean(young))
-
-
-def cold_item_table(result: ProtocolResult) -> str:
-    """Markdown: each model's metrics on cold-item pairs, and its share of slots given to new items."""
-    if not result.cold_items:
-        return "no cold-item evaluation"
-    k = next(int(name.split("@")[1]) for name in next(iter(result.cold_items.values())) if "@" in name)
-    days = result.new_item_days
-    lines = [
-        f"| model | cold recall@{k} | cold ndcg@{k} | cold users | slots to items < {days} days old |",
-        "|---|---|---|---|---|",
-    ]
-    for name, metrics in result.cold_items.items():
-        lines.append(
-            f"| {name} | {metrics[f'recall@{k}']:.4f} | {metrics[f'ndcg@{k}']:.4f} | "
-            f"{int(metrics['users_evaluated'])} | {result.new_item_share.get(name, 0.0):.2%} |"
-        )
-    return "\n".join(lines)

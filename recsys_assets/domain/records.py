@@ -150,7 +150,10 @@ class TrainingReport(Record):
         """Markdown table of every trial, then the skipped families."""
         lines = ["| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
         for number, trial in enumerate(self.search, 1):
-            params = ", ".join(f"{name}={value}" for name, value in trial.params.items())
+            params = ", ".join(
+                f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+                for name, value in trial.params.items()
+            )
             lines.append(
                 f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {trial.seconds:.2f} | {trial.state} |"
             )

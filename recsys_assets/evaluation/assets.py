@@ -10,8 +10,9 @@ from pydantic import Field
 
 from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import serving, storage
+from recsys_assets.domain.bundle import cold_items_markdown
 from recsys_assets.domain.champion import score_champion, shared_items
-from recsys_assets.domain.content import ItemSource, cold_item_table, new_item_share, reference_days
+from recsys_assets.domain.content import ItemSource, new_item_share, reference_days
 from recsys_assets.domain.families import BASELINES, load_model, rank_users
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
 from recsys_assets.domain.metrics import evaluate, metrics_table
@@ -247,7 +248,11 @@ def model_evaluation(
         for protocol, result in protocols.items()
     }
     tables |= {
-        f"cold_items_{protocol}": dg.MetadataValue.md(cold_item_table(result)) for protocol, result in protocols.items()
+        f"cold_items_{protocol}": dg.MetadataValue.md(
+            cold_items_markdown(result.cold_items, result.new_item_share, result.new_item_days, k)
+        )
+        for protocol, result in protocols.items()
+        if result.cold_items
     }
     # The materialization first: the check result then attaches to this run's materialization.
     yield dg.MaterializeResult(

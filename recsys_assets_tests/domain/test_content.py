@@ -8,7 +8,8 @@ import pyarrow.compute as pc
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.content import ItemSource, cold_item_table, new_item_share, reference_days
+from recsys_assets.domain.bundle import cold_items_markdown
+from recsys_assets.domain.content import ItemSource, new_item_share, reference_days
 from recsys_assets.domain.families import FAMILIES, load_model, new_model, rank_users
 from recsys_assets.domain.item_features import (
     ItemFeaturizer,
@@ -304,7 +305,7 @@ def test_new_item_share_and_cold_item_table():
         new_item_share={"model": 0.5},
         new_item_days=7,
     )
-    table = cold_item_table(result)
+    table = cold_items_markdown(result.cold_items, result.new_item_share, result.new_item_days, 10)
     assert "| model | 0.5000 | 0.2500 | 3 | 50.00% |" in table and "| item_knn | 0.0000 |" in table
 
 
