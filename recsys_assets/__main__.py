@@ -78,6 +78,7 @@ def _print_replaced(before: dict[str, int], after: dict[str, int], dry_run: bool
 
 def _report(outcome: PipelineOutcome) -> int:
     from recsys_assets.domain.metrics import metrics_table
+    from recsys_assets.domain.records import shown
 
     if outcome.extracted:
         print(f"\nextracted {outcome.extracted[0]} .. {outcome.extracted[1]} from the warehouse")
@@ -89,7 +90,7 @@ def _report(outcome: PipelineOutcome) -> int:
         report = outcome.report
         print(f"\nCandidates tried (validation on the {report.protocol} protocol, {report.search_seconds:.1f} s):\n")
         print(report.trials_table())
-        print(f"\nselected: {report.model.family} {report.model.params}")
+        print(f"\nselected: {report.model.family} {shown(report.model.params)}")
     if outcome.evaluation:
         ev = outcome.evaluation
         family = outcome.report.model.family if outcome.report else "model"

@@ -150,15 +150,21 @@ class TrainingReport(Record):
         """Markdown table of every trial, then the skipped families."""
         lines = ["| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
         for number, trial in enumerate(self.search, 1):
-            params = ", ".join(
-                f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
-                for name, value in trial.params.items()
-            )
+            params = ", ".join(f"{name}={shown(value)}" for name, value in trial.params.items())
             lines.append(
                 f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {trial.seconds:.2f} | {trial.state} |"
             )
         lines += [f"| - | {family} | skipped: {reason} | | | |" for family, reason in self.skipped.items()]
         return "\n".join(lines)
+
+
+def shown(value: Any) -> str:
+    """A parameter value for a table: floats to 4 significant digits, nested parameters likewise."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{name}: {shown(inner)}" for name, inner in value.items()) + "}"
+    return str(value)
 
 
 class ChampionScore(Record):
