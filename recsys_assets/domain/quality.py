@@ -85,9 +85,13 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
     outside = ~np.isin(row_days, key_days)
     rejected = null_ids | outside | bad_weight
 
-    order = np.argsort(row_days[~rejected], kind="stable")
-    valid = table.filter(pa.array(~rejected)).take(order)
-    valid_days = row_days[~rejected][order]
+    kept_days = row_days[~rejected]
+    # Warehouses return rows in time order: filtering and re-sorting 30 M rows would copy the table twice.
+    valid = table.filter(pa.array(~rejected)) if rejected.any() else table
+    if kept_days.size and np.any(np.diff(kept_days) < 0):
+        order = np.argsort(kept_days, kind="stable")
+        valid, kept_days = valid.take(order), kept_days[order]
+    valid_days = kept_days
     lows = np.searchsorted(valid_days, key_days, "left")
     highs = np.searchsorted(valid_days, key_days, "right")
     bounds = [(key, int(lo), int(hi)) for key, lo, hi in zip(keys, lows, highs, strict=True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -21,6 +22,10 @@ PER_USER = "per_user"
 GLOBAL_CUT = "global_cut"
 PROTOCOLS = (PER_USER, GLOBAL_CUT)
 DAY_SECONDS = 86_400
+# Split codes of a pair in the per-user and the global-cut split.
+FIT, VALIDATION, HOLDOUT = 0, 1, 2
+# DuckDB's working memory for the split; beyond it the query spills to a temporary folder.
+DUCKDB_MEMORY_LIMIT = "2GB"
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,24 @@ def build_training_set(
     Items of `catalogue_ids` that occur only in a holdout stay in the item index (content models
     can score them from their features); their held-out pairs form the `*_cold` matrices.
     """
-    con = duckdb.connect()
+    # Spill to disk rather than grow: at 30 M events the hash tables of the deduplication and the
+    # split would otherwise hold several GiB beside the events and the matrices.
+    spill = tempfile.TemporaryDirectory(prefix="recsys-split-")
+    con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": spill.name})
+    try:
+        return _build(con, events, params, catalogue_ids)
+    finally:
+        con.close()
+        spill.cleanup()
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    events: pa.Table,
+    params: SplitParams,
+    catalogue_ids: pa.Array | pa.ChunkedArray | None,
+) -> TrainingSet:
+    """`build_training_set` on an open DuckDB connection."""
     con.register("events", events)
     catalogue = pa.array([], pa.string()) if catalogue_ids is None else catalogue_ids
     con.register("catalogue", pa.table({"item_id": cast(pa.Array, catalogue)}))
@@ -206,8 +228,12 @@ def build_training_set(
         con.sql(f"SELECT coalesce(floor(max(epoch(event_ts)) / {DAY_SECONDS}) + 1, 0) FROM events").fetchall()[0][0]
     )
     cut, validation_cut = end_day - params.cut_days, end_day - 2 * params.cut_days
-    pairs = con.sql(
+    # Counted on its own: beside the split's query its hash table would add to the peak.
+    events_deduplicated = int(con.sql("SELECT count(*) FROM (SELECT DISTINCT * FROM events)").fetchall()[0][0])
+    # Splits are coded FIT/VALIDATION/HOLDOUT (TINYINT): strings would become Python objects per pair.
+    con.execute(
         f"""
+        CREATE TEMP TABLE pairs AS
         WITH deduped AS (SELECT DISTINCT user_id, item_id, event_type, weight, event_ts FROM events),
         weighted AS (
             SELECT user_id, item_id, event_ts,
@@ -228,22 +254,24 @@ def build_training_set(
             SELECT *, greatest(1, floor(n * {float(params.holdout_fraction)!r}))::BIGINT AS n_holdout FROM ranked)
         SELECT user_id, item_id, confidence::FLOAT AS confidence,
                epoch(first_ts) / {DAY_SECONDS} AS first_day,
-               CASE WHEN epoch(first_ts) / {DAY_SECONDS} >= {cut!r} THEN 'holdout'
-                    WHEN epoch(first_ts) / {DAY_SECONDS} >= {validation_cut!r} THEN 'validation'
-                    ELSE 'fit' END AS cut_split,
-               CASE WHEN recency <= n_holdout THEN 'holdout'
+               (CASE WHEN epoch(first_ts) / {DAY_SECONDS} >= {cut!r} THEN {HOLDOUT}
+                    WHEN epoch(first_ts) / {DAY_SECONDS} >= {validation_cut!r} THEN {VALIDATION}
+                    ELSE {FIT} END)::TINYINT AS cut_split,
+               (CASE WHEN recency <= n_holdout THEN {HOLDOUT}
                     WHEN recency <= n_holdout + greatest(1, floor((n - n_holdout) * {float(params.validation_fraction)!r}))
-                         AND n - n_holdout >= 2 THEN 'validation'
-                    ELSE 'fit' END AS split
+                         AND n - n_holdout >= 2 THEN {VALIDATION}
+                    ELSE {FIT} END)::TINYINT AS split
         FROM split
         """
-    ).to_arrow_table()
-    con.register("pairs", pairs)
+    )
+    pairs_kept, holdout_pairs_all, cut_holdout_pairs_all = con.sql(
+        f"SELECT count(*), count(*) FILTER (split = {HOLDOUT}), count(*) FILTER (cut_split = {HOLDOUT}) FROM pairs"
+    ).fetchall()[0]
     users = con.sql(
-        "SELECT DISTINCT user_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' ORDER BY user_id"
+        f"SELECT DISTINCT user_id FROM pairs WHERE split <> {HOLDOUT} OR cut_split <> {HOLDOUT} ORDER BY user_id"
     ).to_arrow_table()["user_id"]
     items = con.sql(
-        "SELECT DISTINCT item_id FROM pairs WHERE split <> 'holdout' OR cut_split <> 'holdout' "
+        f"SELECT DISTINCT item_id FROM pairs WHERE split <> {HOLDOUT} OR cut_split <> {HOLDOUT} "
         "OR item_id IN (SELECT item_id FROM catalogue) ORDER BY item_id"
     ).to_arrow_table()["item_id"]
     con.register("users", pa.table({"user_id": users, "u": pa.array(np.arange(len(users), dtype=np.int32))}))
@@ -253,31 +281,32 @@ def build_training_set(
     indexed = con.sql(
         "SELECT u, i, confidence, first_day, split, cut_split FROM pairs JOIN users USING (user_id) JOIN items USING (item_id)"
     ).to_arrow_table()
+    con.execute("DROP TABLE pairs")
     shape = (len(users), len(items))
     u = indexed["u"].to_numpy()
     i = indexed["i"].to_numpy()
     conf = indexed["confidence"].to_numpy()
-    split = indexed["split"].to_numpy(zero_copy_only=False)
-    cut_split = indexed["cut_split"].to_numpy(zero_copy_only=False)
+    split = indexed["split"].to_numpy()
+    cut_split = indexed["cut_split"].to_numpy()
     first_day = indexed["first_day"].to_numpy()
 
     def matrix(mask: np.ndarray, values: np.ndarray | None = None) -> sp.csr_matrix:
         data = conf[mask] if values is None else values[mask]
         return sp.csr_matrix((data.astype(np.float32), (u[mask], i[mask])), shape=shape)
 
-    is_fit, is_val, is_hold = split == "fit", split == "validation", split == "holdout"
+    is_fit, is_val, is_hold = split == FIT, split == VALIDATION, split == HOLDOUT
     ones = np.ones_like(conf)
     train = matrix(is_fit | is_val)
     # The index holds what either protocol trains on: keep only held-out items this protocol trained on.
     trained = np.bincount(train.indices, minlength=shape[1]) > 0
     holdout = matrix(is_hold & trained[i], ones)
     holdout_cold = matrix(is_hold & ~trained[i], ones)
-    cut_is_fit, cut_is_val = cut_split == "fit", cut_split == "validation"
+    cut_is_fit, cut_is_val = cut_split == FIT, cut_split == VALIDATION
     cut_train, cut_fit = matrix(cut_is_fit | cut_is_val), matrix(cut_is_fit)
     # After the cut only users and items with history before it can be scored; the rest is counted as cold.
     warm_user = np.diff(cut_train.indptr) > 0
     warm_item = np.bincount(cut_train.indices, minlength=shape[1]) > 0
-    cut_hold = cut_split == "holdout"
+    cut_hold = cut_split == HOLDOUT
     cut_warm = cut_hold & warm_user[u] & warm_item[i]
     cut_holdout = matrix(cut_warm, ones)
     cut_holdout_cold = matrix(cut_hold & warm_user[u] & ~warm_item[i], ones)
@@ -300,17 +329,14 @@ def build_training_set(
         item_ids=items.combine_chunks(),
         counts=SplitCounts(
             events=events.num_rows,
-            events_deduplicated=int(con.sql("SELECT count(*) FROM (SELECT DISTINCT * FROM events)").fetchall()[0][0]),
-            pairs_kept=pairs.num_rows,
+            events_deduplicated=events_deduplicated,
+            pairs_kept=int(pairs_kept),
             users=shape[0],
             items=shape[1],
             train_pairs=int(train.nnz),
             full_pairs=int(u.size),
             holdout_pairs=int(holdout.nnz),
-            holdout_pairs_unknown_item=int(
-                con.sql("SELECT count(*) FROM pairs WHERE split = 'holdout'").fetchall()[0][0]
-            )
-            - int(holdout.nnz),
+            holdout_pairs_unknown_item=int(holdout_pairs_all) - int(holdout.nnz),
             holdout_users=int((np.diff(holdout.indptr) > 0).sum()),
             density=float(train.nnz) / max(shape[0] * shape[1], 1),
             end_day=end_day,
@@ -321,10 +347,7 @@ def build_training_set(
             cut_validation_pairs=int(cut_validation.nnz),
             cut_holdout_pairs=int(cut_holdout.nnz),
             cut_holdout_users=int((np.diff(cut_holdout.indptr) > 0).sum()),
-            cut_holdout_pairs_cold=int(
-                con.sql("SELECT count(*) FROM pairs WHERE cut_split = 'holdout'").fetchall()[0][0]
-            )
-            - int(cut_holdout.nnz),
+            cut_holdout_pairs_cold=int(cut_holdout_pairs_all) - int(cut_holdout.nnz),
             holdout_pairs_cold_item=int(holdout_cold.nnz),
             cut_holdout_pairs_cold_item=int(cut_holdout_cold.nnz),
         ),

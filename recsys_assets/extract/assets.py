@@ -15,6 +15,7 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA, rows_per_value
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.quality import DayShare, collapsed_days, median_rows, store_extract
+from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
@@ -203,3 +204,6 @@ def interactions(
             "min_rows": min(split.rows_per_day.values(), default=0),
         },
     )
+    # The next steps run in this process: the range's Arrow buffers must not stay in its peak.
+    del table, split, valid
+    release_free_memory()

@@ -13,6 +13,7 @@ from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.quality import consecutive_runs, store_extract
 from recsys_assets.domain.records import TrainingSetSummary, Window
 from recsys_assets.domain.splitting import build_training_set, content_hash, cut_too_long
+from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
@@ -99,6 +100,9 @@ def training_set(
     data = build_training_set(
         events, SplitParams.model_validate(config.model_dump()), catalogue_ids(context, artifacts)
     )
+    # 30 M events are GiBs of Arrow buffers: gone before the matrices are serialised.
+    del tables, events
+    release_free_memory()
     counts = data.counts
     if counts.train_pairs == 0 or counts.holdout_users == 0:
         raise dg.Failure(
@@ -123,6 +127,8 @@ def training_set(
     for uri, payload in payloads.items():
         storage.write_bytes(uri, payload)
     storage.write_bytes(files.summary, summary.to_json())  # last: marks a complete set
+    del data, payloads
+    release_free_memory()
     context.log.info(f"training set: {summary.users:,} users, {summary.items:,} items, {summary.train_pairs:,} pairs")
     return dg.MaterializeResult(
         # The content hash is the data version: an unchanged window lets the retrain below be skipped.

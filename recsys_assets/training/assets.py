@@ -1,15 +1,10 @@
 """The selected recommender (trained out of process through Pipes) and the baselines it must beat."""
 
-import contextlib
-import ctypes
-import gc
 import hashlib
 import json
-import sys
 from collections.abc import Iterator
 
 import dagster as dg
-import pyarrow as pa
 from pydantic import Field
 
 from recsys_assets.automation import SERVICE_RETRY_POLICY
@@ -19,6 +14,7 @@ from recsys_assets.domain.families import BASELINES, new_model
 from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import TrainingRequest
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
+from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.pipes.worker import TRAINING_REFUSED
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -42,20 +38,6 @@ SKIPPED_UNCHANGED = "skipped: unchanged"
 def settings_hash(search: SelectionParams) -> str:
     """Short hash of the search settings: a retrain with other settings is not the same retrain."""
     return hashlib.sha256(json.dumps(search.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def release_free_memory() -> None:
-    """Hand memory that earlier steps freed back to the system before the training child starts.
-
-    The orchestrator waits while the child trains, but the allocators keep what the training set and
-    baseline steps freed (hundreds of MiB at 10 M events), which adds to the run's peak for nothing.
-    """
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    if sys.platform.startswith("linux"):
-        # Not glibc (e.g. musl): nothing to trim.
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 # The inputs whose Dagster data versions decide whether a retrain can be skipped.
