@@ -6,6 +6,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow.compute as pc
+
 from recsys_assets.domain.items import generate_catalogue
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.resources import build_resources
@@ -79,3 +82,19 @@ def merge_release(resources: dict, version: str) -> None:
     poll_pull_requests(registry, publisher, [status])
     follow_base_pointer(registry, publisher, pointer)
     assert registry.champion().version == version  # type: ignore[union-attr]
+
+
+def write_movielens_u_data(path: Path, spec: SyntheticSpec) -> int:
+    """Write MovieLens `u.data` (user item rating unix_ts, tab-separated) made from `spec`'s events; return their count.
+
+    Public data sets cannot be downloaded here; ratings follow the event funnel (view 3, bookmark 4, apply 5).
+    """
+    events = generate_events(spec)
+    users = pc.cast(pc.utf8_slice_codeunits(events["user_id"], 1), "int64").to_numpy()
+    items = pc.cast(pc.utf8_slice_codeunits(events["item_id"], 3), "int64").to_numpy()
+    rating = np.select(
+        [events["event_type"].to_numpy(zero_copy_only=False) == t for t in ("view", "bookmark", "apply")], [3, 4, 5]
+    )
+    seconds = pc.cast(events["event_ts"], "int64").to_numpy() // 1_000_000
+    np.savetxt(path, np.column_stack([users + 1, items + 1, rating, seconds]), fmt="%d", delimiter="\t")
+    return events.num_rows

@@ -3,14 +3,11 @@
 import json
 from dataclasses import replace
 
-import numpy as np
-import pyarrow.compute as pc
 import pytest
 
 from recsys_assets.__main__ import main
-from recsys_assets.domain.synthetic import generate_events
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import SMALL_SPEC, local_env
+from recsys_assets_tests.helpers import SMALL_SPEC, local_env, write_movielens_u_data
 
 pytestmark = pytest.mark.slow
 # The default window (28 days), so the default 7-day global cut applies, with about as many events as SMALL_SPEC.
@@ -56,17 +53,8 @@ def test_a_window_too_short_for_the_global_cut_fails_at_the_training_set_naming_
 
 
 def test_movielens_u_data_import_then_run_produces_a_bundle(embedded_env, capsys):
-    # MovieLens u.data layout (user item rating unix_ts, tab-separated) made from synthetic events,
-    # since public data sets cannot be downloaded here; ratings follow the event funnel.
-    events = generate_events(MOVIELENS_SPEC)
-    users = pc.cast(pc.utf8_slice_codeunits(events["user_id"], 1), "int64").to_numpy()
-    items = pc.cast(pc.utf8_slice_codeunits(events["item_id"], 3), "int64").to_numpy()
-    rating = np.select(
-        [events["event_type"].to_numpy(zero_copy_only=False) == t for t in ("view", "bookmark", "apply")], [3, 4, 5]
-    )
-    seconds = pc.cast(events["event_ts"], "int64").to_numpy() // 1_000_000
     path = embedded_env / "u.data"
-    np.savetxt(path, np.column_stack([users + 1, items + 1, rating, seconds]), fmt="%d", delimiter="\t")
+    written = write_movielens_u_data(path, MOVIELENS_SPEC)
 
     assert main(["import-events", str(path), "--format", "movielens", "--min-rating", "3"]) == 0
     assert f"into {MOVIELENS_SPEC.n_days} daily partitions" in capsys.readouterr().out
@@ -78,7 +66,7 @@ def test_movielens_u_data_import_then_run_produces_a_bundle(embedded_env, capsys
         (embedded_env / "model_store/models" / SETTINGS.model_name / version / "manifest.json").read_text()
     )
     assert set(manifest["metrics"]["model"]) == {"precision@10", "recall@10", "ndcg@10", "map@10", "coverage"}
-    assert manifest["data"]["events"] == events.num_rows
+    assert manifest["data"]["events"] == written
 
 
 def test_run_on_an_empty_warehouse_says_what_to_do(embedded_env):

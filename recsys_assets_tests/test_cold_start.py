@@ -9,11 +9,17 @@ import pytest
 
 from recsys_assets.__main__ import main
 from recsys_assets.domain.items import generate_catalogue
-from recsys_assets.domain.synthetic import generate_events
 from recsys_assets.pipeline import materialize_partition
 from recsys_assets.serving import load_bundle
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, local_resources, seed
+from recsys_assets_tests.helpers import (
+    FAST_SELECTION,
+    SMALL_SPEC,
+    local_env,
+    local_resources,
+    seed,
+    write_movielens_u_data,
+)
 from recsys_assets_tests.test_cli import MOVIELENS_SPEC, embedded_env  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -61,16 +67,7 @@ def test_graph_with_items_scores_cold_items_and_serves_new_postings(tmp_path):
 def test_movielens_items_import_then_run_reports_cold_items(embedded_env, capsys):  # noqa: F811
     # u.data and u.item made from the synthetic job board (public data cannot be downloaded here):
     # a posting's segment becomes its genre flag, its text the title.
-    events = generate_events(MOVIELENS_SPEC)
-    users = pc.cast(pc.utf8_slice_codeunits(events["user_id"], 1), "int64").to_numpy()
-    items = pc.cast(pc.utf8_slice_codeunits(events["item_id"], 3), "int64").to_numpy()
-    rating = np.select(
-        [events["event_type"].to_numpy(zero_copy_only=False) == t for t in ("view", "bookmark", "apply")], [3, 4, 5]
-    )
-    seconds = pc.cast(events["event_ts"], "int64").to_numpy() // 1_000_000
-    np.savetxt(
-        embedded_env / "u.data", np.column_stack([users + 1, items + 1, rating, seconds]), fmt="%d", delimiter="\t"
-    )
+    write_movielens_u_data(embedded_env / "u.data", MOVIELENS_SPEC)
     catalogue = generate_catalogue(MOVIELENS_SPEC)
     segment = np.asarray([int(c.split("-")[1]) for c in catalogue["category"].to_pylist()])
     lines = [
