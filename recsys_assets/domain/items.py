@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -134,6 +134,13 @@ def segment_words(n_segments: int) -> list[list[str]]:
     ]
 
 
+def _strings(values: Any, n: int | None = None) -> pa.StringArray:
+    """A string array for Arrow's element-wise joins: `values` as strings, or one string repeated `n` times."""
+    if n is not None:
+        return cast(pa.StringArray, pa.repeat(pa.scalar(values, pa.string()), n))
+    return cast(pa.StringArray, pa.array(values, pa.string()))
+
+
 def generate_catalogue(spec: SyntheticSpec, words_per_posting: int = 8, on_segment: float = 0.8) -> pa.Table:
     """The catalogue of `generate_events(spec)` (`generate_postings`), with text drawn from each posting's segment.
 
@@ -154,9 +161,15 @@ def generate_catalogue(spec: SyntheticSpec, words_per_posting: int = 8, on_segme
     after_window = pc.greater(closed, pa.scalar(spec.end_date, pa.date32()))
     columns: dict[str, Any] = {
         "item_id": postings["item_id"],
-        "title": pa.array([f"{a} {b} engineer" for a, b in zip(seg_word[:, 0], seg_word[:, 1], strict=True)]),
-        "description": pa.array([" ".join(row) for row in words.tolist()]),
-        "category": pa.array([f"segment-{s:02d}" for s in segment]),
+        "title": pc.binary_join_element_wise(
+            _strings(seg_word[:, 0]), _strings(seg_word[:, 1]), _strings("engineer", n), _strings(" ", n)
+        ),
+        "description": pc.binary_join_element_wise(
+            *(_strings(words[:, slot]) for slot in range(words_per_posting)), _strings(" ", n)
+        ),
+        "category": pc.binary_join_element_wise(
+            _strings("segment", n), pc.utf8_lpad(_strings(segment.astype(str)), 2, "0"), _strings("-", n)
+        ),
         "location": pa.array(np.asarray(_LOCATIONS)[rng.integers(0, len(_LOCATIONS), n)]),
         "posted_date": postings["posted_day"],
         "closed_date": pc.if_else(after_window, pa.scalar(None, pa.date32()), closed),
