@@ -114,10 +114,8 @@ def gate(results: dict[str, dict[str, float]], k: int, lift: float) -> tuple[boo
 
 def item_source(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> ItemSource | None:
     """This partition's item features with each posting's open window, or None without a catalogue."""
-    try:
-        return ItemSource.load(artifacts.layout_of(context, "item_features").item_features(context.partition_key))
-    except dg.Failure:
-        return None
+    layout = artifacts.optional_layout_of(context, "item_features")
+    return None if layout is None else ItemSource.load(layout.item_features(context.partition_key))
 
 
 @dg.asset(

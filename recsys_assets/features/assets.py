@@ -70,12 +70,11 @@ def extract_missing_days(
 
 def catalogue_ids(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> pa.ChunkedArray | None:
     """Item ids of this partition's catalogue snapshot, or None when it was never built."""
-    try:
-        files = artifacts.layout_of(context, "items").items(context.partition_key)
-    except dg.Failure:
+    layout = artifacts.optional_layout_of(context, "items")
+    if layout is None:
         context.log.warning("no catalogue snapshot for this partition: items unseen in training are dropped")
         return None
-    return storage.table_from_bytes(storage.read_bytes(files.items))["item_id"]
+    return storage.table_from_bytes(storage.read_bytes(layout.items(context.partition_key).items))["item_id"]
 
 
 @dg.asset(

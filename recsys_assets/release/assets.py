@@ -48,10 +48,10 @@ RELEASE_TAG = "recsys/release"
 
 def item_transformer(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> bytes | None:
     """This partition's fitted item feature transformer (a bundle carries it), or None when none was built."""
-    try:
-        files = artifacts.layout_of(context, "item_features").item_features(context.partition_key)
-    except dg.Failure:
+    layout = artifacts.optional_layout_of(context, "item_features")
+    if layout is None:
         return None
+    files = layout.item_features(context.partition_key)
     return storage.read_bytes(files.transformer) if storage.exists(files.transformer) else None
 
 

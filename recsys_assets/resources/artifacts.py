@@ -21,6 +21,13 @@ class ArtifactStore(dg.ConfigurableResource):
         """Where to read `asset`'s files for this partition: this run's, when this run builds `asset`,
         else those of the run that materialized it last (an asset re-run on its own).
         """
+        layout = self.optional_layout_of(context, asset)
+        if layout is None:
+            raise dg.Failure(f"{asset} was never materialized for partition {context.partition_key}: build it first")
+        return layout
+
+    def optional_layout_of(self, context: dg.AssetExecutionContext, asset: str) -> ArtifactLayout | None:
+        """`layout_of`, or None when `asset` was never materialized for this partition (an optional input)."""
         key = dg.AssetKey(asset)
         selection = context.run.asset_selection
         if selection is None or key in selection:
@@ -29,6 +36,4 @@ class ArtifactStore(dg.ConfigurableResource):
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=1
         ).records
         producer = context.instance.get_run_by_id(latest[0].run_id) if latest else None
-        if producer is None:
-            raise dg.Failure(f"{asset} was never materialized for partition {context.partition_key}: build it first")
-        return self.layout(producer)
+        return None if producer is None else self.layout(producer)

@@ -88,11 +88,11 @@ def unchanged_since_last_retrain(
 
 def item_features_folder(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> str | None:
     """This partition's item features folder, or None (and a warning) when they were never built."""
-    try:
-        return artifacts.layout_of(context, "item_features").item_features(context.partition_key).folder
-    except dg.Failure:
+    layout = artifacts.optional_layout_of(context, "item_features")
+    if layout is None:
         context.log.warning("no item features for this partition: the content families are left out")
         return None
+    return layout.item_features(context.partition_key).folder
 
 
 @dg.asset(
