@@ -74,6 +74,18 @@ def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_item
     }
 
 
+def ranked_once(rank: Ranker, users: np.ndarray, n_users: int, k: int) -> Ranker:
+    """`rank` run once for `users`; the returned ranker answers any of them from those lists.
+
+    Each user's list depends only on that user, so several evaluations of one model (warm and cold
+    holdouts, slot shares) can share one ranking instead of each scoring the users again.
+    """
+    lists = np.full((n_users, k), -1, dtype=np.int64)
+    if len(users):
+        lists[users] = rank(users)
+    return lambda subset: lists[subset]
+
+
 def evaluate(rank: Ranker, relevant: sp.csr_matrix, k: int) -> dict[str, float]:
     """Ranking metrics of `rank`'s top-k lists for every user with relevant items."""
     users = np.flatnonzero(np.diff(relevant.indptr) > 0)

@@ -15,7 +15,7 @@ from recsys_assets.domain.champion import score_champion, shared_items
 from recsys_assets.domain.content import ItemSource, new_item_share, reference_days
 from recsys_assets.domain.families import BASELINES, load_model, rank_users
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
-from recsys_assets.domain.metrics import evaluate, metrics_table
+from recsys_assets.domain.metrics import evaluate, metrics_table, ranked_once
 from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest, ProtocolResult, TrainingReport
 from recsys_assets.domain.serving import Bundle, open_bundle
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
@@ -160,18 +160,19 @@ def model_evaluation(
             models[name] = load_model(family, params, storage.read_bytes(baselines.model(f"{name}_{protocol}")))
         for model in models.values():
             model.exclude_items(closed_at[protocol])
-        results = {
-            name: evaluate(rank_users(model, split.train, k), split.holdout, k) for name, model in models.items()
-        }
         cold = split.cold_holdout if split.cold_holdout is not None else sp.csr_matrix(split.holdout.shape)
-        # A collaborative model cannot rank an item it never saw: its cold-item metrics are zero by construction.
-        cold_results = {name: evaluate(rank_users(model, split.train, k), cold, k) for name, model in models.items()}
         users = np.flatnonzero(np.diff(split.holdout.indptr) > 0)
-        shares = {
-            name: new_item_share(
-                rank_users(model, split.train, k)(users), posted, reference or data.counts.end_day, config.new_item_days
-            )
+        scored = np.union1d(users, np.flatnonzero(np.diff(cold.indptr) > 0))
+        rankers = {
+            name: ranked_once(rank_users(model, split.train, k), scored, split.holdout.shape[0], k)
             for name, model in models.items()
+        }
+        results = {name: evaluate(rank, split.holdout, k) for name, rank in rankers.items()}
+        # A collaborative model cannot rank an item it never saw: its cold-item metrics are zero by construction.
+        cold_results = {name: evaluate(rank, cold, k) for name, rank in rankers.items()}
+        shares = {
+            name: new_item_share(rank(users), posted, reference or data.counts.end_day, config.new_item_days)
+            for name, rank in rankers.items()
         }
         context.log.info(
             f"{protocol}: "

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_assets.domain.families import new_model, rank_users
-from recsys_assets.domain.metrics import evaluate, headline_names, metrics_table, ranking_metrics
+from recsys_assets.domain.metrics import evaluate, headline_names, metrics_table, ranked_once, ranking_metrics
 
 
 def reference(recs: list[list[int]], relevant: list[set[int]], k: int) -> dict[str, float]:
@@ -211,3 +211,17 @@ def test_agrees_with_implicit_ranking_metrics_at_k(n_held, k, implicit_precision
     else:
         assert theirs["precision"] != pytest.approx(ours[f"precision@{k}"])
         assert theirs["precision"] != pytest.approx(ours[f"recall@{k}"])
+
+
+def test_ranked_once_scores_the_users_once_and_answers_any_of_them():
+    calls = []
+
+    def rank(users):
+        calls.append(users.copy())
+        return np.column_stack([users * 10, users * 10 + 1])
+
+    ranker = ranked_once(rank, np.array([1, 3]), n_users=5, k=2)
+    assert ranker(np.array([3])).tolist() == [[30, 31]]
+    assert ranker(np.array([1, 3])).tolist() == [[10, 11], [30, 31]]
+    assert ranker(np.array([0])).tolist() == [[-1, -1]]  # not ranked: an empty list
+    assert len(calls) == 1 and calls[0].tolist() == [1, 3]
