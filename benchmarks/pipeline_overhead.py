@@ -206,7 +206,8 @@ def main() -> None:
         run_dir = data / "pipeline"
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir()
-        (run_dir / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        # The project's own local instance settings (its event log storage included).
+        shutil.copy(REPO / "dagster.yaml", run_dir / "dagster.yaml")
         run_env = {**env, "DAGSTER_HOME": str(run_dir), "RECSYS_DATA_DIR": str(run_dir / "data")}
         return measure(pipeline_command, run_env, data / "pipeline.log")
 

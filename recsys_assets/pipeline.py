@@ -27,10 +27,6 @@ from recsys_assets.settings import SETTINGS
 DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False) | dg.AssetSelection.assets(
     "items", "item_features"
 )
-# One "planned" event per asset for the window's range run instead of one per day: each event is a
-# few SQLite transactions, and a 365-day window spent ~10 s on them (benchmarks/README.md). Dagster's
-# trade-off: a failed range run does not mark each of its days failed (the run itself still fails).
-PLANNED_EVENTS_AS_SUBSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 
 @dataclass
@@ -173,7 +169,6 @@ def materialize_partition(
     # Step progress at INFO is what a person follows; DEBUG engine events drown it.
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}, **(run_config or {})}
     start, end = window(partition_key)
-    os.environ.setdefault(PLANNED_EVENTS_AS_SUBSET, "true")
     days = days_to_extract(dagster_instance, resources["warehouse"], start, end)
     failures: list[str] = []
     # One range run from the first to the last day that needs it (unchanged days between are redone).

@@ -8,12 +8,17 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
+import yaml
 
 from recsys_assets.domain.items import generate_catalogue
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.resources import build_resources
 from recsys_assets.resources.registry import ModelRegistry, follow_base_pointer, poll_pull_requests
 from recsys_assets.settings import SETTINGS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The local instance's event log (the project's dagster.yaml), for test instances that run the graph.
+PROJECT_EVENT_LOG = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["event_log_storage"]
 
 # Small enough to train in about a second, big enough that ALS clearly beats popularity.
 SMALL_SPEC = SyntheticSpec(n_users=600, n_items=300, n_days=10, events_per_day=2500, seed=3, end_date=date(2026, 3, 10))

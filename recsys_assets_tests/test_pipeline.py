@@ -17,6 +17,7 @@ from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.helpers import (
     FAST_SELECTION,
     FORCED_SELECTION,
+    PROJECT_EVENT_LOG,
     SMALL_SPEC,
     local_resources,
     merge_release,
@@ -40,7 +41,8 @@ def model_dir(root: Path) -> Path:
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    # The local instance's own event log, so the skip logic reads what the batched writes stored.
+    with dg.instance_for_test(overrides={"event_log_storage": PROJECT_EVENT_LOG}) as instance:
         yield instance
 
 
