@@ -69,6 +69,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                     event_ids.append(result.inserted_primary_key[0])
             self._store_asset_event_tags(conn, events, event_ids)
             # The asset's row holds its latest event: the last one per asset key is enough.
-            latest = {event.get_dagster_event().asset_key: (event, event_id) for event, event_id in zip(events, event_ids)}
+            latest = {
+                event.get_dagster_event().asset_key: (event, event_id)
+                for event, event_id in zip(events, event_ids, strict=True)
+            }
             for event, event_id in latest.values():
                 self._store_asset_event(conn, event, event_id)

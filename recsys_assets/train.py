@@ -14,6 +14,7 @@ fails the step without retrying it; a service error propagates, fails the proces
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from typing import cast
@@ -100,6 +101,16 @@ def is_service_error(exc: BaseException) -> bool:
 
 
 def main() -> None:
+    # As in the CLI (recsys_assets/__main__.py): the garbage collector skips the imported modules
+    # during the run and everything at exit.
+    gc.freeze()
+    try:
+        _main()
+    finally:
+        gc.freeze()
+
+
+def _main() -> None:
     with open_training_pipes() as pipes:
         try:
             report = run(pipes)

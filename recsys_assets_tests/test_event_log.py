@@ -12,6 +12,7 @@ import pytest
 
 from recsys_assets.event_log import BatchedSqliteEventLogStorage
 from recsys_assets_tests.helpers import PROJECT_EVENT_LOG, REPO_ROOT
+
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-03-01")
 
 

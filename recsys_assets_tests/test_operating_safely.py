@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import date, timedelta
 
 import duckdb
 import pytest
@@ -138,6 +139,25 @@ def test_import_prints_rows_before_and_after_per_day_and_dry_run_writes_nothing(
     assert [(p.partition_id, p.total_rows) for p in warehouse.list_partitions()] == [("20260101", 5)]
     assert main(["import-events", str(one_row)]) == 0
     assert "2026-01-01: 5 -> 1 rows (replaced)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_long_history_import_lists_twenty_days_of_each_kind_and_counts_the_rest(embedded_env, capsys):
+    history = embedded_env / "history.csv"
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(45)]
+    history.write_text("user_id,item_id,timestamp\n" + "".join(f"u1,j1,{day}T08:00:00Z\n" for day in days))
+    assert main(["import-events", str(history)]) == 0
+    capsys.readouterr()
+    assert main(["import-events", str(history), "--dry-run"]) == 0  # every day again: all replaced
+    out = capsys.readouterr().out
+    assert out.count("rows (would replace)") == 20 and "... and 25 more days would replace" in out
+
+    later = embedded_env / "later.csv"
+    new_days = [days[-1] + timedelta(days=i) for i in range(1, 31)]
+    later.write_text("user_id,item_id,timestamp\n" + "".join(f"u1,j1,{day}T08:00:00Z\n" for day in new_days))
+    assert main(["import-events", str(later)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(new day)") == 20 and f"... and 10 more new days up to {new_days[-1]} (10 rows)" in out
 
 
 HOLD_LOCK = textwrap.dedent(

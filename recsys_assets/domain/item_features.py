@@ -12,19 +12,24 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
-from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import Normalizer, OneHotEncoder, normalize
 
 from recsys_assets.domain.events import filled_numpy
+
+# scikit-learn is imported where a catalogue is featurised, not with this module: it costs ~1 s of
+# import (and teardown) in every process that loads the graph or the training child, and a run on
+# an empty catalogue never needs it (benchmarks/README.md, issue 14).
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
 
 CATEGORICAL = ("category", "location")
 # TF-IDF settings; saved with the arrays so a reloaded featurizer tokenises the same way.
@@ -33,6 +38,8 @@ TFIDF = {"lowercase": True, "token_pattern": r"(?u)\b\w[\w+#.]*\b", "sublinear_t
 
 def l2_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """`matrix` with every non-zero row scaled to unit L2 norm, as float32 CSR."""
+    from sklearn.preprocessing import normalize
+
     return sp.csr_matrix(cast(sp.csr_matrix, normalize(matrix, norm="l2", copy=False)), dtype=np.float32)
 
 
@@ -50,6 +57,11 @@ def _frame(items: pa.Table) -> pd.DataFrame:
 
 def build_pipeline(min_df: int, max_features: int | None, categorical_weight: float) -> Pipeline:
     """The unfitted scikit-learn pipeline: sparse output, rows L2-normalised."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import Normalizer, OneHotEncoder
+
     tfidf = TfidfVectorizer(
         min_df=min_df,
         max_features=max_features,
@@ -82,6 +94,9 @@ class ItemFeaturizer:
 
     def transform(self, items: pa.Table) -> sp.csr_matrix:
         """The L2-normalised CSR features of `items` (catalogue contract), one row per posting."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.preprocessing import OneHotEncoder
+
         frame = _frame(items)
         tfidf = TfidfVectorizer(
             vocabulary={term: i for i, term in enumerate(self.terms.tolist())},
