@@ -5,8 +5,10 @@ Run: `.venv/bin/python -m benchmarks.pipeline_overhead --events-per-day 36000 --
 The synthetic data is generated once into a warehouse under `--workdir`. The plain script then
 calls the project's own functions with the same settings (read the window, build the training
 set, search, refit per protocol, fit the baselines, evaluate both protocols), in one process,
-writing nothing. The pipeline runs the CLI a user runs, on a fresh Dagster instance and artefact
-folder each time, so every extract and step is really done. The search has fixed trials and no
+writing nothing. The pipeline runs the CLI a user runs, on a fresh Dagster instance (created, with
+the project's dagster.yaml, before the timed run, as a deployment's instance exists before its runs)
+and artefact folder each time, so every extract and step is really done. `--via-import` first loads
+the events as a history file with `import-events` into an empty warehouse, timed on its own. The search has fixed trials and no
 effective time budget, so both sides do the same work. Peak RSS is the largest sum of the
 resident memory of the process tree (the orchestrator and its training child at once), sampled
 every 50 ms from /proc. Figures and the commands are in benchmarks/README.md.
@@ -144,6 +146,11 @@ def main() -> None:
     parser.add_argument(
         "--rerun", action="store_true", help="then run the pipeline again on the same instance and data (skipped)"
     )
+    parser.add_argument(
+        "--via-import",
+        action="store_true",
+        help="the pipeline side first loads the events with `import-events` (a history file) into its own warehouse",
+    )
     # Internal: the plain side runs in its own process, so its peak RSS is its own.
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--warehouse", help=argparse.SUPPRESS)
@@ -212,9 +219,23 @@ def main() -> None:
         # A deployment's instance exists before its runs: its SQLite databases are created (~0.6 s)
         # outside the timed run, which then does every step on an instance that has none of them.
         subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get()"], env=run_env, check=True)
+        if args.via_import:
+            # The generated events as a user's history file, imported into an empty warehouse.
+            history = data / "history.parquet"
+            if not history.exists():
+                import duckdb
+
+                with duckdb.connect(str(warehouse), read_only=True) as con:
+                    columns = "user_id, item_id, event_ts AS timestamp, event_type, weight"
+                    con.execute(f"COPY (SELECT {columns} FROM events) TO '{history}' (FORMAT parquet)")
+            run_env["RECSYS_DUCKDB_PATH"] = str(run_dir / "warehouse.duckdb")
+            import_command = [sys.executable, "-m", "recsys_assets", "import-events", str(history)]
+            runs["import-events"].append(measure(import_command, run_env, data / "import.log"))
         return measure(pipeline_command, run_env, data / "pipeline.log")
 
     runs: dict[str, list[Measured]] = {"plain script": [], "python -m recsys_assets run": []}
+    if args.via_import:
+        runs["import-events"] = []
     # Alternated, so a change in the shared machine's load hits both sides alike; the best run counts.
     for _ in range(args.repeat):
         if args.only != "pipeline":
@@ -225,6 +246,8 @@ def main() -> None:
     if args.rerun and args.only != "plain":
         # Same instance, same data: nothing to extract, and the retrain is skipped.
         run_env = {**env, "DAGSTER_HOME": str(data / "pipeline"), "RECSYS_DATA_DIR": str(data / "pipeline" / "data")}
+        if args.via_import:
+            run_env["RECSYS_DUCKDB_PATH"] = str(data / "pipeline" / "warehouse.duckdb")
         runs["rerun, unchanged data"] = [measure(pipeline_command, run_env, data / "rerun.log")]
         results["rerun, unchanged data"] = runs["rerun, unchanged data"][0]
 
@@ -233,6 +256,9 @@ def main() -> None:
     for name, m in results.items():
         walls = ", ".join(f"{r.wall:.1f}" for r in runs[name])
         print(f"{name:32s} {m.wall:8.1f} {m.peak_rss_gib:13.2f} {m.peak_main_gib:17.2f}  {walls}")
+    if "import-events" in results:
+        imported, piped = results["import-events"], results["python -m recsys_assets run"]
+        print(f"{'import-events + run':32s} {imported.wall + piped.wall:8.1f}")
     if "plain script" in results and "python -m recsys_assets run" in results:
         base, piped = results["plain script"], results["python -m recsys_assets run"]
         print(f"{'ratio':32s} {piped.wall / base.wall:8.2f} {piped.peak_rss_gib / base.peak_rss_gib:13.2f}")

@@ -125,8 +125,9 @@ def store_extract(layout: ArtifactLayout, table: pa.Table, keys: Sequence[str]) 
     One write per day replaces the whole partition, so writing the same days again is idempotent.
     """
     split = split_extract(table, keys)
-    for key, lo, hi in split.day_bounds:
-        storage.write_bytes(layout.interactions(key).events, storage.table_to_bytes(split.valid.slice(lo, hi - lo)))
+    storage.write_tables(
+        {layout.interactions(key).events: split.valid.slice(lo, hi - lo) for key, lo, hi in split.day_bounds}
+    )
     if split.rejected.num_rows:
         # Quarantined, not dropped: the rows stay inspectable next to the extract.
         storage.write_bytes(layout.interactions(keys[-1]).rejected, storage.table_to_bytes(split.rejected))

@@ -93,7 +93,7 @@ def training_set(
     keys = window_keys(context)
     layout = artifacts.layout(context.run)
     extracted = extract_missing_days(context, warehouse, layout, keys)
-    tables = [storage.table_from_bytes(storage.read_bytes(layout.interactions(key).events)) for key in keys]
+    tables = storage.read_tables([layout.interactions(key).events for key in keys])
     events = pa.concat_tables([t.cast(EVENTS_SCHEMA) for t in tables]) if tables else EVENTS_SCHEMA.empty_table()
     context.log.info(f"read {events.num_rows:,} events from {len(keys)} daily extracts ({keys[0]}..{keys[-1]})")
     data = build_training_set(

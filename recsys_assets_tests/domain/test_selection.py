@@ -13,10 +13,14 @@ from recsys_assets.domain.splitting import ProtocolData
 from recsys_assets_tests.domain.test_families import BLOCK, block_matrix
 
 
+def one_day_old(matrix: sp.csr_matrix, _: float = 0.0) -> sp.csr_matrix:
+    """Every entry of `matrix` one day old: the ages of a protocol built by hand."""
+    return sp.csr_matrix((np.ones(matrix.nnz, np.float32), matrix.indices, matrix.indptr), shape=matrix.shape)
+
+
 def block_protocol() -> ProtocolData:
     train, holdout = block_matrix()
-    ages = sp.csr_matrix((np.ones(train.nnz, np.float32), train.indices, train.indptr), shape=train.shape)
-    return ProtocolData("per_user", train, ages, holdout, train, ages, holdout)
+    return ProtocolData("per_user", train, holdout, train, holdout, age_at=one_day_old, fit_end=0, train_end=0)
 
 
 def test_selection_records_every_trial_and_picks_a_family_that_finds_the_blocks():
@@ -42,8 +46,8 @@ def test_validation_counts_pairs_of_postings_unseen_in_fit_as_misses_of_a_collab
     users = np.arange(n_users)
     cold = sp.csr_matrix((np.ones(n_users, np.float32), (users, n_items + users // BLOCK)), shape=fit.shape)
     validation = sp.csr_matrix(warm + cold)
-    ages = sp.csr_matrix((np.ones(fit.nnz, np.float32), fit.indices, fit.indptr), shape=fit.shape)
-    protocol = ProtocolData("global_cut", fit, ages, validation, fit, ages, warm)
+    ages = one_day_old(fit)
+    protocol = ProtocolData("global_cut", fit, validation, fit, warm, age_at=one_day_old, fit_end=0, train_end=0)
     settings = SelectionParams(families=["item_knn"], trials_per_family=1, num_threads=1)
     trial = select_model(protocol, settings, lambda _: None).trials[0]
     rank = rank_users(new_model("item_knn", trial.params).fit(fit, ages), fit, settings.k)
