@@ -74,5 +74,5 @@ setup(
         # SQLite or server backend and installs next to the pins above without changing any of them.
         "mlflow": ["mlflow-skinny==3.17.2"],
     },
-    entry_points={"console_scripts": ["recsys-assets=recsys_assets.__main__:main"]},
+    entry_points={"console_scripts": ["recsys-assets=recsys_assets.__main__:cli"]},
 )

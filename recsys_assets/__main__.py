@@ -179,10 +179,21 @@ def _share(text: str) -> float:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Imported modules live as long as the process: frozen, the garbage collector stops re-scanning
-    # them during the run, and at exit it skips everything (~0.8 s of a 1 M-event run, benchmarks/README.md).
+def cli() -> int:
+    """The program (`python -m recsys_assets`, the `recsys-assets` script): `main` in a process of its own.
+
+    Objects alive now (the imported modules) and at the end live until exit: frozen, the garbage
+    collector stops re-scanning them during the run and does not collect them at exit (~0.8 s of a
+    1 M-event run, benchmarks/README.md). Only here, never in `main`, which tests call in a process
+    that goes on (a frozen garbage cycle is never freed).
+    """
     gc.freeze()
+    status = main()
+    gc.freeze()
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
     # Settings are read when the first module that needs them is imported, so a bad setting can
     # surface anywhere below: it is one line, never a traceback.
     try:
@@ -190,8 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        gc.freeze()
 
 
 def _main(argv: list[str] | None) -> int:
@@ -308,4 +317,4 @@ def _command(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

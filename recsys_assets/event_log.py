@@ -49,9 +49,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store one step output's asset events: one run-shard and one index-shard transaction for all of them."""
-        events = [event for event in events if not event.get_dagster_event().is_asset_failed_to_materialize]
         if not events:
             return
+        # Anything else (asset failures, events of several runs) is stored as Dagster stores it.
         if len({event.run_id for event in events}) != 1 or any(
             event.dagster_event_type not in BATCHED_EVENT_TYPES or event.get_dagster_event().asset_key is None
             for event in events
