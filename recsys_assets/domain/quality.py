@@ -82,7 +82,12 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
     key_days = np.array([epoch_day(k) for k in keys])
     null_ids = filled_numpy(pc.or_kleene(pc.is_null(table["user_id"]), pc.is_null(table["item_id"])), True)
     bad_weight = bad_weights(table["weight"])
-    outside = ~np.isin(row_days, key_days)
+    # Each row's position among the sorted partition days; it is outside when that day is not its own.
+    day_index = np.searchsorted(key_days, row_days)
+    if len(key_days):
+        outside = key_days[np.minimum(day_index, len(key_days) - 1)] != row_days
+    else:
+        outside = np.ones(len(row_days), dtype=bool)
     rejected = null_ids | outside | bad_weight
 
     kept_days = row_days[~rejected]
@@ -96,7 +101,6 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
     highs = np.searchsorted(valid_days, key_days, "right")
     bounds = [(key, int(lo), int(hi)) for key, lo, hi in zip(keys, lows, highs, strict=True)]
 
-    day_index = np.searchsorted(key_days, row_days)
     return ExtractSplit(
         valid=valid,
         rejected=table.filter(pa.array(rejected)),

@@ -97,7 +97,7 @@ class TrainingSet:
     @classmethod
     def load(cls, files: TrainingSetFiles) -> TrainingSet:
         summary = TrainingSetSummary.from_json(storage.read_bytes(files.summary))
-        matrices = {name: storage.sparse_from_bytes(storage.read_bytes(files.matrix(name))) for name in SPLITS}
+        matrices = dict(zip(SPLITS, storage.read_sparse([files.matrix(name) for name in SPLITS]), strict=True))
         return cls(
             **matrices,
             user_ids=storage.table_from_bytes(storage.read_bytes(files.user_ids))["user_id"].combine_chunks(),

@@ -79,6 +79,26 @@ def sparse_from_bytes(data: bytes) -> sp.csr_matrix:
     return sp.csr_matrix(sp.load_npz(io.BytesIO(data)))
 
 
+def read_sparse(uris: Sequence[str]) -> list[sp.csr_matrix]:
+    """The matrices saved by `sparse_to_bytes` at `uris`, in order, the files read in parallel.
+
+    A local file is loaded straight into the arrays: one copy of the data, not two (the bytes, then
+    the arrays), which is half the page faults of a training set's 0.3 GiB at 10 M events.
+    """
+
+    def read(uri: str) -> sp.csr_matrix:
+        fs, path = _resolve(uri)
+        if not isinstance(fs, pafs.LocalFileSystem):
+            return sparse_from_bytes(read_bytes(uri))
+        try:
+            return sp.csr_matrix(sp.load_npz(path))
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"no artefact at {uri}") from exc
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        return list(pool.map(read, uris))
+
+
 def table_to_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")

@@ -41,3 +41,28 @@ def test_day_of_is_the_utc_day_whatever_the_unit_and_zone_pre_1970_included(unit
     stamps = pa.array(values, pa.timestamp(unit, tz=zone))
     assert day_of(stamps).to_pylist() == [instant.date() for instant in instants] + [None]
     assert day_of(pa.chunked_array([stamps[:2], stamps[2:]])).to_pylist() == day_of(stamps).to_pylist()
+
+
+def test_rows_outside_the_partition_days_or_without_a_timestamp_are_rejected_and_the_rest_split_per_day():
+    stamps = [
+        datetime(2026, 1, 1, 23, 59, tzinfo=UTC),  # the day before the range
+        datetime(2026, 1, 2, 8, tzinfo=UTC),
+        datetime(2026, 1, 4, 9, tzinfo=UTC),  # a gap day inside the range has no rows
+        datetime(2026, 1, 2, 9, tzinfo=UTC),  # out of time order
+        datetime(2026, 1, 5, 0, 0, tzinfo=UTC),  # the day after
+        None,
+    ]
+    table = pa.table(
+        {
+            "user_id": ["u"] * len(stamps),
+            "item_id": [f"j{i}" for i in range(len(stamps))],
+            "event_type": ["view"] * len(stamps),
+            "weight": [1.0] * len(stamps),
+            "event_ts": stamps,
+        },
+        schema=EVENTS_SCHEMA,
+    )
+    split = split_extract(table, ["2026-01-02", "2026-01-03", "2026-01-04"])
+    assert split.rows_outside == 3 and sorted(split.rejected["item_id"].to_pylist()) == ["j0", "j4", "j5"]
+    assert split.rows_per_day == {"2026-01-02": 2, "2026-01-03": 0, "2026-01-04": 1}
+    assert [split.valid["item_id"][lo:hi].to_pylist() for _, lo, hi in split.day_bounds] == [["j1", "j3"], [], ["j2"]]
