@@ -11,8 +11,8 @@ and artefact folder each time, so every extract and step is really done. `--via-
 the events as a history file with `import-events` into an empty warehouse, timed on its own.
 `--daily` times the scheduled daily retrain instead of a first run: the same fresh instance has
 already extracted and retrained the day before (untimed), so the timed run extracts only the new
-day and reads the rest of the window from the extracts, as every day after the first does. The search has fixed trials and no
-effective time budget, so both sides do the same work. Peak RSS is the largest sum of the
+day and reads the rest of the window from the extracts, as every day after the first does. The
+search has fixed trials and no effective time budget, so both sides do the same work. Peak RSS is the largest sum of the
 resident memory of the process tree (the orchestrator and its training child at once), sampled
 every 50 ms from /proc. Figures and the commands are in benchmarks/README.md.
 """
@@ -167,6 +167,8 @@ def main() -> None:
     parser.add_argument("--selection", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.window_days = args.window_days or args.days
+    if args.daily and args.via_import:
+        parser.error("--daily and --via-import do not combine: the import fills an empty warehouse")
     # --daily: the day before the window's first day exists too, for the untimed previous retrain.
     generated_days = args.days + 1 if args.daily else args.days
     if args.plain:
