@@ -62,6 +62,12 @@ class ProtocolData:
         return self.age_at(self.train, self.train_end)
 
 
+def _pair_keys(matrix: sp.csr_matrix) -> np.ndarray:
+    """row * n_columns + column of every stored entry, in storage order (sorted when the indices are)."""
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    return rows * matrix.shape[1] + matrix.indices
+
+
 @dataclass
 class TrainingSet:
     """Matrices share one user and one item index; `train` = `fit` + `validation`.
@@ -111,9 +117,8 @@ class TrainingSet:
         A sorted-key lookup into `times` rather than sparse fancy indexing, which is slower and
         returns a matrix instead of values when `matrix` is empty.
         """
-        times, times_keys, n_items = self.times, self._times_keys, self.times.shape[1]
-        keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * n_items
-        keys += matrix.indices
+        times, times_keys = self.times, self._times_keys
+        keys = _pair_keys(matrix)
         position = np.minimum(np.searchsorted(times_keys, keys), max(len(times_keys) - 1, 0))
         found = times_keys[position] == keys if len(times_keys) else np.zeros(len(keys), dtype=bool)
         # Every training pair has a first-seen day; a missing one would count as seen at the reference day.
@@ -123,12 +128,9 @@ class TrainingSet:
 
     @cached_property
     def _times_keys(self) -> np.ndarray:
-        """Sorted row * n_items + column keys of `times`' entries, the lookup `ages` searches."""
-        times = self.times
-        times.sort_indices()
-        keys = np.repeat(np.arange(times.shape[0], dtype=np.int64), np.diff(times.indptr)) * times.shape[1]
-        keys += times.indices
-        return keys
+        """The sorted keys of `times`' entries, the lookup `ages` searches."""
+        self.times.sort_indices()
+        return _pair_keys(self.times)
 
     def protocol(self, name: str) -> ProtocolData:
         """The matrices of evaluation protocol `name` (`per_user` or `global_cut`)."""

@@ -9,14 +9,17 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import scipy.sparse as sp
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def join(base: str, *parts: str) -> str:
@@ -69,6 +72,12 @@ def read_json(uri: str) -> Any:
     return json.loads(read_bytes(uri))
 
 
+def _in_parallel(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`work` on every item, a thread per core, results in order; Parquet, NumPy and file I/O release the GIL."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        return list(pool.map(work, items))
+
+
 def sparse_to_bytes(matrix: sp.csr_matrix) -> bytes:
     buffer = io.BytesIO()
     sp.save_npz(buffer, matrix.tocsr(), compressed=False)
@@ -95,8 +104,7 @@ def read_sparse(uris: Sequence[str]) -> list[sp.csr_matrix]:
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"no artefact at {uri}") from exc
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        return list(pool.map(read, uris))
+    return _in_parallel(read, uris)
 
 
 def table_to_bytes(table: pa.Table) -> bytes:
@@ -115,11 +123,9 @@ def write_tables(tables: Mapping[str, pa.Table]) -> None:
     Parquet encoding and file I/O release the GIL, so a thread per core writes a 100-day extract
     about twice as fast on two cores (benchmarks/README.md).
     """
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        list(pool.map(lambda item: write_bytes(item[0], table_to_bytes(item[1])), tables.items()))
+    _in_parallel(lambda item: write_bytes(item[0], table_to_bytes(item[1])), list(tables.items()))
 
 
 def read_tables(uris: Sequence[str]) -> list[pa.Table]:
     """The Parquet tables at `uris`, in order, the files read in parallel."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        return list(pool.map(lambda uri: table_from_bytes(read_bytes(uri)), uris))
+    return _in_parallel(lambda uri: table_from_bytes(read_bytes(uri)), uris)

@@ -44,34 +44,40 @@ def settings_hash(search: SelectionParams) -> str:
 RETRAIN_INPUTS = ("training_set", "item_features")
 
 
-def input_data_versions(context: dg.AssetExecutionContext) -> dict[str, str | None]:
-    """The data version (content hash) of this partition's latest training set and item features."""
-    versions: dict[str, str | None] = {}
+# Data version of an input that was never materialized, as recorded.
+NO_VERSION = "none"
+
+
+def retrain_inputs(context: dg.AssetExecutionContext, settings: str) -> dict[str, str]:
+    """What a retrain of this partition is made from, as its materialization records it.
+
+    The data version (content hash) of the partition's latest training set and item features, and
+    the search settings' hash: the next retrain compares its own with these to decide whether it
+    can be skipped.
+    """
+    inputs: dict[str, str] = {}
     for name in RETRAIN_INPUTS:
         record = context.instance.get_latest_data_version_record(dg.AssetKey(name), partition_key=context.partition_key)
-        versions[name] = (record.event_log_entry.tags or {}).get("dagster/data_version") if record else None
-    return versions
+        version = (record.event_log_entry.tags or {}).get("dagster/data_version") if record else None
+        inputs[name] = version or NO_VERSION
+    return {**inputs, "settings_hash": settings}
 
 
-def unchanged_since_last_retrain(
-    context: dg.AssetExecutionContext, settings: str, inputs: dict[str, str | None]
-) -> str | None:
+def unchanged_since_last_retrain(context: dg.AssetExecutionContext, current: dict[str, str]) -> str | None:
     """Why this partition's retrain can be skipped, or None when it must run.
 
     It is skipped only when the last materialization of this partition was released by its run and
-    was made from the same training set and item features data versions (`inputs`), by the same code
-    version (Dagster's provenance) and with the same search settings.
+    was made from the same inputs (`current`: training set and item features data versions, search
+    settings) by the same code version (Dagster's provenance).
     """
     instance, key = context.instance, context.partition_key
     previous = instance.get_latest_data_version_record(context.asset_key, partition_key=key)
-    if inputs["training_set"] is None or previous is None or previous.asset_materialization is None:
+    if current["training_set"] == NO_VERSION or previous is None or previous.asset_materialization is None:
         return None
     provenance = dg.DataProvenance.from_tags(previous.event_log_entry.tags or {})
     code = context.assets_def.code_versions_by_key.get(context.asset_key)
     metadata = previous.asset_materialization.metadata
-    names = (*RETRAIN_INPUTS, "settings_hash")
-    recorded = {name: metadata[name].value if name in metadata else None for name in names}
-    current = {**{name: version or "none" for name, version in inputs.items()}, "settings_hash": settings}
+    recorded = {name: metadata[name].value if name in metadata else None for name in current}
     if provenance is None or code is None or provenance.code_version != code or recorded != current:
         return None
     released = instance.fetch_materializations(
@@ -117,8 +123,8 @@ def trained_model(
             allow_retries=False,
         )
     search = SelectionParams.model_validate(config.model_dump(exclude={"use_gpu", "force"}))
-    settings, inputs = settings_hash(search), input_data_versions(context)
-    reason = None if config.force else unchanged_since_last_retrain(context, settings, inputs)
+    inputs = retrain_inputs(context, settings_hash(search))
+    reason = None if config.force else unchanged_since_last_retrain(context, inputs)
     if reason is not None:
         context.log.info(f"retrain skipped: {reason}")
         # An observation, so the asset's own event list says why this run left it as it was.
@@ -152,8 +158,7 @@ def trained_model(
             "launcher": type(training_launcher).__name__,
             "image": training_launcher.image or "local",
             # What the next retrain of this partition compares with to decide whether it can be skipped.
-            **{name: version or "none" for name, version in inputs.items()},
-            "settings_hash": settings,
+            **inputs,
             "path": dg.MetadataValue.path(request.output),
         }
     )

@@ -25,6 +25,7 @@ from recsys_assets.domain.selection import select_model
 from recsys_assets.domain.serving import Bundle
 from recsys_assets.domain.splitting import GLOBAL_CUT, build_training_set
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
+from recsys_assets_tests.domain.test_families import SMALL
 
 D = date(2026, 3, 1)
 
@@ -146,13 +147,10 @@ SHARED = sp.csr_matrix(
         dtype=np.float32,
     )
 )
+# The collaborative families' small settings (test_families), BPR at fewer iterations on six users.
 EVERY_FAMILY = {
-    "popularity": {},
-    "recent_popularity": {"days": 100.0},
-    "item_knn": {"neighbours": 10},
-    "ease": {"regularization": 1.0},
-    "als": {"factors": 4, "regularization": 0.01, "iterations": 10, "num_threads": 1, "random_state": 0},
-    "bpr": {"factors": 4, "iterations": 50, "learning_rate": 0.05, "num_threads": 1, "random_state": 0},
+    **SMALL,
+    "bpr": {**SMALL["bpr"], "iterations": 50},
     "content": {},
     "hybrid": {"collaborative": "item_knn", "weight": 0.7},
 }
