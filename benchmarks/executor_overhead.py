@@ -17,9 +17,10 @@ if "RECSYS_DATA_DIR" not in os.environ:
     os.environ["RECSYS_DATA_DIR"] = tempfile.mkdtemp(prefix="recsys-bench-")
 
 from recsys_assets.definitions import ASSETS
+from recsys_assets.domain.items import generate_catalogue
+from recsys_assets.domain.synthetic import SMALL_SPEC, generate_events
 from recsys_assets.pipeline import DOWNSTREAM, materialize_partition
 from recsys_assets.resources import build_resources
-from recsys_assets_tests.helpers import SMALL_SPEC, seed
 
 
 def _job(executor: dg.ExecutorDefinition) -> dg.JobDefinition:
@@ -42,7 +43,8 @@ def multiprocess_job() -> dg.JobDefinition:
 def main() -> None:
     instance = dg.DagsterInstance.get()
     resources = build_resources()
-    seed(resources)
+    resources["item_catalogue"].replace_items(generate_catalogue(SMALL_SPEC))
+    resources["warehouse"].replace_days(generate_events(SMALL_SPEC))
     key = SMALL_SPEC.end_date.isoformat()
     assert materialize_partition(key, resources, instance).success  # warm: extracts and caches in place
     for name, job in (("in_process", in_process_job), ("multiprocess", multiprocess_job)):

@@ -17,8 +17,8 @@ import resource
 import time
 from datetime import UTC, date, datetime
 
+from recsys_assets.domain.event_importer import read_events_file
 from recsys_assets.domain.families import BASELINES, new_model, rank_users
-from recsys_assets.domain.importer import read_events_file
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams, SplitParams
 from recsys_assets.domain.selection import select_model

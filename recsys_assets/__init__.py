@@ -9,5 +9,5 @@ import os
 #   failed range run does not mark each of its days failed (the run itself still fails).
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 # - A range's per-day materializations reach the event log as batches (one write each in
-#   dagster-postgres and in recsys_assets.event_log's SQLite storage) instead of one write per day.
+#   dagster-postgres and in recsys_assets.instance.event_log's SQLite storage) instead of one write per day.
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")

@@ -9,8 +9,8 @@ import sys
 from datetime import date
 from typing import TYPE_CHECKING
 
+from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.events import day_of, rows_per_value
-from recsys_assets.domain.layout import ConfigurationError
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def _seed(warehouse: Warehouse, spec: SyntheticSpec, replace: bool, catalogue: I
 
 def _import_items(args: argparse.Namespace, catalogue: ItemCatalogue) -> int:
     """`import-items FILE`: upsert a catalogue file's postings by id (a re-imported posting replaces its row)."""
-    from recsys_assets.domain.importer import ImportRejectedError
+    from recsys_assets.domain.event_importer import ImportRejectedError
     from recsys_assets.domain.item_importer import read_items_file
 
     try:
@@ -275,7 +275,7 @@ def _command(args: argparse.Namespace) -> int:
             if status or args.command == "seed":
                 return status
     if args.command == "import-events":
-        from recsys_assets.domain.importer import ImportRejectedError, read_events_file
+        from recsys_assets.domain.event_importer import ImportRejectedError, read_events_file
         from recsys_assets.settings import explicit_partitions_start
 
         try:

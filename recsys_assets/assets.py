@@ -1,12 +1,14 @@
 """The asset graph without its resources: what `definitions` assembles and the CLI materializes."""
 
-from recsys_assets.evaluation.assets import model_evaluation
-from recsys_assets.extract.assets import interactions
+from recsys_assets.evaluation.model_evaluation import model_evaluation
+from recsys_assets.extract.interactions import interactions
 from recsys_assets.extract.items import items
-from recsys_assets.features.assets import training_set
-from recsys_assets.features.items import item_features
-from recsys_assets.release.assets import model_bundle, model_release
-from recsys_assets.training.assets import baseline_models, trained_model
+from recsys_assets.features.item_features import item_features
+from recsys_assets.features.training_set import training_set
+from recsys_assets.release.model_bundle import model_bundle
+from recsys_assets.release.model_release import model_release
+from recsys_assets.training.baseline_models import baseline_models
+from recsys_assets.training.trained_model import trained_model
 
 ASSETS = [
     interactions,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from recsys_assets.domain.layout import ConfigurationError, safe_name
+from recsys_assets.domain.errors import ConfigurationError
+from recsys_assets.domain.names import safe_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Without data or a setting, partitions cover this many days back from today (a rolling horizon).

@@ -1,4 +1,4 @@
-"""Shared fixtures. Stand-ins for cloud services live in `standins/`, one module per service."""
+"""Shared fixtures. Stand-ins for cloud services live in `support/standins/`, one module per service."""
 
 import os
 
@@ -9,11 +9,11 @@ import pytest
 os.environ.setdefault("RECSYS_PARTITIONS_START", "2026-01-01")
 
 pytest_plugins: list[str] = [
-    "recsys_assets_tests.standins.s3",  # before vertex, which builds on its moto server
-    "recsys_assets_tests.standins.vertex",
-    "recsys_assets_tests.standins.secret_manager",
-    "recsys_assets_tests.standins.github",
-    "recsys_assets_tests.standins.bigquery",
+    "recsys_assets_tests.support.standins.s3",  # before vertex, which builds on its moto server
+    "recsys_assets_tests.support.standins.vertex",
+    "recsys_assets_tests.support.standins.secret_manager",
+    "recsys_assets_tests.support.standins.github",
+    "recsys_assets_tests.support.standins.bigquery",
 ]
 
 
@@ -23,3 +23,15 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def embedded_env(tmp_path, monkeypatch):
+    """The embedded default under `tmp_path`, in this process's environment, with an ephemeral Dagster instance."""
+    # Imported here: the package reads its settings on import, after the partitions start above is set.
+    from recsys_assets_tests.support.environment import local_env
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # ephemeral instance: nothing outside tmp_path
+    for name, value in local_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    return tmp_path

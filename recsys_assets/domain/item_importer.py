@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from recsys_assets.domain.importer import ImportRejectedError
+from recsys_assets.domain.event_importer import ImportRejectedError
 from recsys_assets.domain.items import ITEM_COLUMNS, ITEMS_SCHEMA, conform_items
 
 # MovieLens 100k `u.item`: id | title | release date | video release date | IMDb URL | 19 genre flags.

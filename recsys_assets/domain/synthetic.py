@@ -200,3 +200,23 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
         },
         schema=EVENTS_SCHEMA,
     )
+
+
+# Named data sets, shared by the tests and the benchmarks, so a figure says which data it was measured on.
+# Small enough to train in about a second, big enough that ALS clearly beats popularity.
+SMALL_SPEC = SyntheticSpec(n_users=600, n_items=300, n_days=10, events_per_day=2500, seed=3, end_date=date(2026, 3, 10))
+# The default 28-day window filled, so the default 7-day global cut has days to fit, validate and hold out.
+WINDOW_SPEC = SyntheticSpec(n_users=600, n_items=300, n_days=28, events_per_day=900, end_date=date(2026, 3, 10))
+# The benchmarks' job boards (benchmarks/README.md), by their number of events.
+BENCHMARK_SPECS = {
+    "1m": SyntheticSpec(n_users=30_000, n_items=5_000, n_days=28, events_per_day=36_000, end_date=date(2026, 11, 28)),
+    "10m": SyntheticSpec(
+        n_users=200_000, n_items=30_000, n_days=100, events_per_day=100_000, end_date=date(2026, 11, 28)
+    ),
+    "30m": SyntheticSpec(
+        n_users=300_000, n_items=50_000, n_days=100, events_per_day=300_000, end_date=date(2026, 11, 28)
+    ),
+    "100m": SyntheticSpec(
+        n_users=1_000_000, n_items=100_000, n_days=100, events_per_day=1_000_000, end_date=date(2026, 11, 28)
+    ),
+}

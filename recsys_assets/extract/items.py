@@ -12,8 +12,8 @@ from datetime import date
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
-from recsys_assets.catalog import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.items import as_of, measure_quality
 from recsys_assets.partitions import daily_partitions

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from recsys_assets.domain.layout import ConfigurationError, safe_name
+from recsys_assets.domain.errors import ConfigurationError
+from recsys_assets.domain.names import safe_name
 from recsys_assets.resources.alerts import AlertNotifier
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.catalogue import DuckDBItemCatalogue, ItemCatalogue

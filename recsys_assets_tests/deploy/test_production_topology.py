@@ -1,7 +1,7 @@
 """The production topology on this machine: code server, webserver and daemon as separate processes on PostgreSQL.
 
 `deploy/dagster.yaml` is used as shipped except for what cannot exist here: the run launcher (no Docker
-engine: `recsys_assets.run_launcher.LocalRunLauncher`, a `DefaultRunLauncher` whose health check run monitoring can use),
+engine: `recsys_assets.instance.run_launcher.LocalRunLauncher`, a `DefaultRunLauncher` whose health check run monitoring can use),
 the compute logs' staging folder, and a shorter monitoring poll. Its PostgreSQL connection comes from
 the same `DAGSTER_PG_*` variables as in production (a fresh database, dropped afterwards), and its GCS
 compute logs go to `gcp-storage-emulator`. `deploy/workspace.yaml` is used unchanged. Slack is a local
@@ -37,10 +37,9 @@ import requests
 import yaml
 from pytest_httpserver import HTTPServer
 
-from recsys_assets.domain.synthetic import generate_events
+from recsys_assets.domain.synthetic import WINDOW_SPEC, generate_events
+from recsys_assets.instance.run_launcher import worker_pid
 from recsys_assets.resources import build_resources
-from recsys_assets.run_launcher import worker_pid
-from recsys_assets_tests.helpers import WINDOW_SPEC
 from scripts.launch_retrain import client_for, launch, wait
 
 pytestmark = pytest.mark.slow
@@ -192,7 +191,7 @@ def topology(tmp_path, postgres_database, compute_logs_gcs, httpserver: HTTPServ
     home.mkdir()
     instance_config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     # No Docker engine here: the local launcher the embedded instance uses, which health-checks workers.
-    instance_config["run_launcher"] = {"module": "recsys_assets.run_launcher", "class": "LocalRunLauncher"}
+    instance_config["run_launcher"] = {"module": "recsys_assets.instance.run_launcher", "class": "LocalRunLauncher"}
     instance_config["compute_logs"]["config"]["local_dir"] = str(tmp_path / "compute_logs")
     instance_config["run_monitoring"]["poll_interval_seconds"] = 2
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config))

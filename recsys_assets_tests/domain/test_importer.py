@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from recsys_assets.__main__ import main
-from recsys_assets.domain.importer import ImportRejectedError, connect, read_events_file
-from recsys_assets_tests.helpers import local_env
+from recsys_assets.domain.event_importer import ImportRejectedError, connect, read_events_file
+from recsys_assets_tests.support.environment import local_env
 
 
 def test_events_csv_with_optional_columns(tmp_path):

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recsys_assets.domain.importer import ImportRejectedError
+from recsys_assets.domain.event_importer import ImportRejectedError
 from recsys_assets.domain.item_importer import read_items_file
 from recsys_assets.domain.items import ITEMS_SCHEMA
 

@@ -2,7 +2,6 @@
 
 import pytest
 
-from recsys_assets.domain.records import VersionEvent
 from recsys_assets.domain.registry import (
     TransitionError,
     champion_of,
@@ -12,12 +11,7 @@ from recsys_assets.domain.registry import (
     rollback_target,
     versions_table,
 )
-
-
-def event(version: str, sequence: int, state: str, at: str, pull_request: str | None = None) -> VersionEvent:
-    return VersionEvent(
-        version=version, sequence=sequence, state=state, at=at, reason="test", pull_request=pull_request
-    )  # type: ignore[arg-type]
+from recsys_assets_tests.support.records import event
 
 
 def test_allowed_and_refused_transitions():

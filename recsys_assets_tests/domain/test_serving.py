@@ -12,7 +12,7 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.families import new_model, rank_users
 from recsys_assets.serving import BundleIntegrityError, load_bundle
 from recsys_assets_tests.domain.test_families import block_matrix
-from recsys_assets_tests.domain.test_records import manifest_v2
+from recsys_assets_tests.support.records import manifest_v2
 
 
 def write_bundle(

@@ -30,8 +30,8 @@ from recsys_assets.resources.image_ref import (
     parse_image_ref,
     require_pinned_image,
 )
-from recsys_assets_tests.standins.s3 import S3StandIn
-from recsys_assets_tests.standins.vertex import DUMMY_AWS, FakeVertex, JobPlan
+from recsys_assets_tests.support.standins.s3 import S3StandIn
+from recsys_assets_tests.support.standins.vertex import DUMMY_AWS, JobPlan, VertexStandIn
 
 WORKER = Path(__file__).with_name("pipes_worker.py")
 IMAGE = "europe-west1-docker.pkg.dev/proj/repo/recsys:3f2c1ab9d0e4"
@@ -39,10 +39,10 @@ POLL = 0.05
 
 
 @pytest.fixture
-def vertex(fake_vertex: FakeVertex, vertex_messages_s3: S3StandIn) -> FakeVertex:
+def vertex(vertex_standin: VertexStandIn, vertex_messages_s3: S3StandIn) -> VertexStandIn:
     # The machine's identity: on Vertex this is the job's service account, never the job spec.
-    fake_vertex.ambient_env = dict(DUMMY_AWS)
-    return fake_vertex
+    vertex_standin.ambient_env = dict(DUMMY_AWS)
+    return vertex_standin
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def quick_session_close(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("dagster._core.pipes.utils.WAIT_FOR_LOGS_AFTER_EXECUTION_INTERVAL", 0)
 
 
-def make_client(vertex: FakeVertex, s3: S3StandIn, **overrides: Any) -> PipesVertexCustomJobClient:
+def make_client(vertex: VertexStandIn, s3: S3StandIn, **overrides: Any) -> PipesVertexCustomJobClient:
     injector, reader = object_store_channels(
         "s3", bucket=s3.bucket, client=s3.client(), prefix="runs/pipes", interval=0.2
     )

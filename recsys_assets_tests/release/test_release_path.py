@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 
 from recsys_assets.domain.params import Family
+from recsys_assets.domain.synthetic import SMALL_SPEC
 from recsys_assets.models_cli import run_models
 from recsys_assets.pipeline import materialize_partition
 from recsys_assets.resources.gcp_secrets import GcpSecretManagerStore
@@ -26,10 +27,10 @@ from recsys_assets.resources.registry import ModelRegistry
 from recsys_assets.resources.s3_model_store import S3ModelStore
 from recsys_assets.sensors.releases import release_pull_requests
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.helpers import FAST_SELECTION, FORCED_SELECTION, SMALL_SPEC, local_env, seed
-from recsys_assets_tests.standins.github import TOKEN, FakeGitHub
-from recsys_assets_tests.standins.s3 import S3StandIn
-from recsys_assets_tests.standins.secret_manager import FakeSecretManager
+from recsys_assets_tests.support.environment import FAST_SELECTION, FORCED_SELECTION, local_env, seed
+from recsys_assets_tests.support.standins.github import TOKEN, GitHubStandIn
+from recsys_assets_tests.support.standins.s3 import S3StandIn
+from recsys_assets_tests.support.standins.secret_manager import SecretManagerStandIn
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ POINTER_PATH = f"models/{SETTINGS.model_name}.json"
 
 
 def cloud_resources(
-    tmp_path: Path, s3: S3StandIn, secret_manager: FakeSecretManager, github: FakeGitHub
+    tmp_path: Path, s3: S3StandIn, secret_manager: SecretManagerStandIn, github: GitHubStandIn
 ) -> tuple[dict[str, Any], list[str]]:
     """Resources built from the environment exactly as a deployment would, and the secret values in play."""
     key_id, secret_key = s3.require_signed_requests()
@@ -100,9 +101,9 @@ def everything_dagster_kept(instance: dg.DagsterInstance) -> dict[str, str]:
 
 
 def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
-    tmp_path, s3_standin, fake_secret_manager, fake_github
+    tmp_path, s3_standin, secret_manager_standin, github_standin
 ):
-    resources, secret_values = cloud_resources(tmp_path, s3_standin, fake_secret_manager, fake_github)
+    resources, secret_values = cloud_resources(tmp_path, s3_standin, secret_manager_standin, github_standin)
     seed(resources)
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
@@ -119,11 +120,11 @@ def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
 
         # The release is one open pull request whose only change is the pointer file.
         branch = f"release/{SETTINGS.model_name}/{version}"
-        [pull] = fake_github.open_pulls()
+        [pull] = github_standin.open_pulls()
         assert pull["head"]["ref"] == branch and pull["base"]["ref"] == "main"
         assert pull["title"] == f"Release {SETTINGS.model_name} {version}"
         assert "| ndcg@10 | — |" in pull["body"] and f"s3://{s3_standin.bucket}/{bundle}model_card.md" in pull["body"]
-        pointer = json.loads(fake_github.files[branch][POINTER_PATH])
+        pointer = json.loads(github_standin.files[branch][POINTER_PATH])
         assert pointer["version"] == version and pointer["uri"] == outcome.bundle.uri
         assert pointer["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
         release = materialization_metadata(instance, "model_release")
@@ -133,11 +134,11 @@ def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
         assert f"{S3_PREFIX}/models/{SETTINGS.model_name}/champion.json" not in s3_standin.keys()
 
         # Credentials were read from Secret Manager (the rotated key id at its latest version).
-        assert set(fake_secret_manager.requests) == {
-            f"projects/{fake_secret_manager.project}/secrets/{name}/versions/latest"
+        assert set(secret_manager_standin.requests) == {
+            f"projects/{secret_manager_standin.project}/secrets/{name}/versions/latest"
             for name in ("aws-access-key-id", "aws-secret-access-key", "github-token")
         }
-        assert all(call.headers["Authorization"] == f"token {TOKEN}" for call in fake_github.calls)
+        assert all(call.headers["Authorization"] == f"token {TOKEN}" for call in github_standin.calls)
         # ...and the runs record which versions, by name only.
         assert materialization_metadata(instance, "model_bundle")["credentials_used"] == [
             "aws-access-key-id@2",
@@ -154,8 +155,10 @@ def test_release_path_opens_a_pull_request_and_no_secret_reaches_any_record(
         assert leaks == [], f"secret values found in: {leaks}"
 
 
-def test_rerunning_the_release_returns_the_open_pull_request(tmp_path, s3_standin, fake_secret_manager, fake_github):
-    resources, _ = cloud_resources(tmp_path, s3_standin, fake_secret_manager, fake_github)
+def test_rerunning_the_release_returns_the_open_pull_request(
+    tmp_path, s3_standin, secret_manager_standin, github_standin
+):
+    resources, _ = cloud_resources(tmp_path, s3_standin, secret_manager_standin, github_standin)
     seed(resources)
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
@@ -174,13 +177,15 @@ def test_rerunning_the_release_returns_the_open_pull_request(tmp_path, s3_standi
         assert again.success
         second = materialization_metadata(instance, "model_release")
         assert second["created"] is False and second["pull_request"] == first["pull_request"]
-        assert len(fake_github.pulls) == 1 and fake_github.open_pulls()[0]["html_url"] == first["pull_request"]
-        assert len(fake_github.calls_to("POST", "/pulls")) == 1
+        assert len(github_standin.pulls) == 1 and github_standin.open_pulls()[0]["html_url"] == first["pull_request"]
+        assert len(github_standin.calls_to("POST", "/pulls")) == 1
 
 
-def test_promotion_follows_the_merged_pull_request(tmp_path, s3_standin, fake_secret_manager, fake_github, capsys):
+def test_promotion_follows_the_merged_pull_request(
+    tmp_path, s3_standin, secret_manager_standin, github_standin, capsys
+):
     """The issue's acceptance run: propose, merge -> champion, close -> rejected, rollback, list."""
-    resources, _ = cloud_resources(tmp_path, s3_standin, fake_secret_manager, fake_github)
+    resources, _ = cloud_resources(tmp_path, s3_standin, secret_manager_standin, github_standin)
     seed(resources)
     store, publisher = resources["model_store"], resources["release_publisher"]
     registry = ModelRegistry(store, SETTINGS.model_name)
@@ -209,7 +214,7 @@ def test_promotion_follows_the_merged_pull_request(tmp_path, s3_standin, fake_se
 
         v1, pr1 = run()
         assert registry.status(v1).state == "proposed" and champion() is None and tick() == []  # type: ignore[union-attr]
-        fake_github.merge(pr1)
+        github_standin.merge(pr1)
         assert tick() == [(v1, "released")] and champion() == v1
         # Rerunning the release of a merged version reports it and proposes nothing.
         from recsys_assets.definitions import ASSETS
@@ -219,30 +224,30 @@ def test_promotion_follows_the_merged_pull_request(tmp_path, s3_standin, fake_se
         )
         rerun = materialization_metadata(instance, "model_release")
         assert rerun["state"] == "released" and rerun["created"] is False and rerun["pull_request"] == pr1
-        assert len(fake_github.pulls) == 1
+        assert len(github_standin.pulls) == 1
 
         v2, pr2 = run()
         assert (
             json.loads(store.get_object(f"models/{SETTINGS.model_name}/{v2}/manifest.json"))["champion"]["version"]
             == v1
         )
-        fake_github.close(pr2)
+        github_standin.close(pr2)
         assert tick() == [(v2, "rejected")] and champion() == v1
 
         v3, pr3 = run()
         release = materialization_metadata(instance, "model_release")
         assert release["state"] == "proposed" and release["champion"] == v1 and release["pending"] == [v3]
         assert f"| {v2} | rejected |" in release["versions"] and f"| {v1} | released |" in release["versions"]
-        fake_github.merge(pr3)
+        github_standin.merge(pr3)
         assert tick() == [(v3, "released"), (v1, "superseded")] and champion() == v3
 
     # Roll back to v1: a new pull request, and the champion moves only when it is merged.
     out = cli("rollback")
-    [rollback_pr] = fake_github.open_pulls()
+    [rollback_pr] = github_standin.open_pulls()
     assert f"{v1} proposed (opened): {rollback_pr['html_url']}" in out and champion() == v3
     assert rollback_pr["head"]["ref"] == f"release/{SETTINGS.model_name}/{v1}-r2"
-    assert json.loads(fake_github.files[rollback_pr["head"]["ref"]][POINTER_PATH])["version"] == v1
-    fake_github.merge(rollback_pr["html_url"])
+    assert json.loads(github_standin.files[rollback_pr["head"]["ref"]][POINTER_PATH])["version"] == v1
+    github_standin.merge(rollback_pr["html_url"])
     assert tick() == [(v1, "released"), (v3, "superseded")] and champion() == v1
 
     listing = cli("list")

@@ -12,13 +12,14 @@ import pyarrow as pa
 import pytest
 
 from recsys_assets.domain.events import EVENTS_SCHEMA
+from recsys_assets.domain.synthetic import SMALL_SPEC
 from recsys_assets.pipeline import materialize_partition
 from recsys_assets.resources import build_resources, build_warehouse
 from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from recsys_assets.resources.warehouse import WarehouseUnavailable
 from recsys_assets.settings import Settings
-from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
-from recsys_assets_tests.standins.bigquery import BigQueryStandIn, free_port
+from recsys_assets_tests.support.environment import FAST_SELECTION, local_env, seed
+from recsys_assets_tests.support.standins.bigquery import BigQueryStandIn, free_port
 
 DAY = datetime(2026, 5, 4, tzinfo=UTC)
 NEXT = DAY + timedelta(days=1)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import traceback
-from pathlib import Path
 
 import pytest
 
 from recsys_assets.resources import build_resources
 from recsys_assets.resources.github import GitHubReleasePublisher, ReleasePublishError
 from recsys_assets.resources.release import ReleaseProposal
-from recsys_assets.resources.secrets import LocalSecretStore
-from recsys_assets_tests.standins.github import OWNER, TOKEN, FakeGitHub
+from recsys_assets_tests.support.clients import publisher, secrets_with_token
+from recsys_assets_tests.support.standins.github import OWNER, TOKEN
 
 POINTER_PATH = "models/jobs-als.json"
 PROPOSAL = ReleaseProposal(
@@ -27,37 +26,19 @@ PROPOSAL = ReleaseProposal(
 BRANCH = "release/jobs-als/20260310T120000Z-abcd1234"
 
 
-def secrets_with_token(tmp_path: Path, token: str = TOKEN) -> LocalSecretStore:
-    folder = tmp_path / "secrets"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "github-token").write_text(token)
-    return LocalSecretStore(directory=str(folder), env_prefix="RECSYS_TEST_UNSET_")
-
-
-def publisher(fake: FakeGitHub, tmp_path: Path, **fields) -> GitHubReleasePublisher:
-    if "secrets" not in fields:
-        fields["secrets"] = secrets_with_token(tmp_path)
-    defaults = {
-        "repository": fake.repository,
-        "base_url": fake.base_url,
-        "max_retries": 0,
-        "seconds_between_requests": 0,
-        "seconds_between_writes": 0,
-    }
-    return GitHubReleasePublisher(**{**defaults, **fields})
-
-
 def everything_about(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)) + repr(exc) + str(exc.args)
 
 
-def test_opens_a_pull_request_with_the_pointer_commit(fake_github, tmp_path):
-    result = publisher(fake_github, tmp_path).propose(PROPOSAL)
+def test_opens_a_pull_request_with_the_pointer_commit(github_standin, tmp_path):
+    result = publisher(github_standin, tmp_path).propose(PROPOSAL)
 
     assert result.created is True
-    assert result.url == f"https://github.example/{fake_github.repository}/pull/1"
-    assert result.identifier == f"{fake_github.repository}#1"
-    sequence = [(c.method, c.path.removeprefix(f"/api/v3/repos/{fake_github.repository}")) for c in fake_github.calls]
+    assert result.url == f"https://github.example/{github_standin.repository}/pull/1"
+    assert result.identifier == f"{github_standin.repository}#1"
+    sequence = [
+        (c.method, c.path.removeprefix(f"/api/v3/repos/{github_standin.repository}")) for c in github_standin.calls
+    ]
     assert sequence == [
         ("GET", ""),
         ("GET", "/pulls"),
@@ -67,94 +48,94 @@ def test_opens_a_pull_request_with_the_pointer_commit(fake_github, tmp_path):
         ("PUT", f"/contents/{POINTER_PATH}"),
         ("POST", "/pulls"),
     ]
-    listing = fake_github.calls_to("GET", "/pulls")[0]
+    listing = github_standin.calls_to("GET", "/pulls")[0]
     assert listing.query == {"state": "open", "head": f"{OWNER}:{BRANCH}", "base": "main"}
-    ref = fake_github.calls_to("POST", "/git/refs")[0].json
-    assert ref == {"ref": f"refs/heads/{BRANCH}", "sha": fake_github.branches["main"]}
-    put = fake_github.calls_to("PUT", f"/contents/{POINTER_PATH}")[0].json
+    ref = github_standin.calls_to("POST", "/git/refs")[0].json
+    assert ref == {"ref": f"refs/heads/{BRANCH}", "sha": github_standin.branches["main"]}
+    put = github_standin.calls_to("PUT", f"/contents/{POINTER_PATH}")[0].json
     assert put["branch"] == BRANCH and "sha" not in put and put["message"] == PROPOSAL.title
     assert base64.b64decode(put["content"]).decode() == PROPOSAL.pointer_content
-    pull = fake_github.calls_to("POST", "/pulls")[0].json
+    pull = github_standin.calls_to("POST", "/pulls")[0].json
     assert pull == {"base": "main", "head": BRANCH, "title": PROPOSAL.title, "body": PROPOSAL.body}
-    assert all(c.headers["Authorization"] == f"token {TOKEN}" for c in fake_github.calls)
-    assert fake_github.files[BRANCH][POINTER_PATH].decode() == PROPOSAL.pointer_content
-    assert POINTER_PATH not in fake_github.files["main"]  # main changes only when a person merges
+    assert all(c.headers["Authorization"] == f"token {TOKEN}" for c in github_standin.calls)
+    assert github_standin.files[BRANCH][POINTER_PATH].decode() == PROPOSAL.pointer_content
+    assert POINTER_PATH not in github_standin.files["main"]  # main changes only when a person merges
 
 
-def test_an_existing_pointer_is_updated_with_its_sha(fake_github, tmp_path):
-    fake_github.seed("main", {POINTER_PATH: '{"version": "older"}\n'})
-    assert publisher(fake_github, tmp_path).propose(PROPOSAL).created
-    put = fake_github.calls_to("PUT", f"/contents/{POINTER_PATH}")[0].json
+def test_an_existing_pointer_is_updated_with_its_sha(github_standin, tmp_path):
+    github_standin.seed("main", {POINTER_PATH: '{"version": "older"}\n'})
+    assert publisher(github_standin, tmp_path).propose(PROPOSAL).created
+    put = github_standin.calls_to("PUT", f"/contents/{POINTER_PATH}")[0].json
     assert put["sha"] and base64.b64decode(put["content"]).decode() == PROPOSAL.pointer_content
 
 
-def test_an_open_pull_request_is_returned_not_duplicated(fake_github, tmp_path):
-    first = publisher(fake_github, tmp_path).propose(PROPOSAL)
-    calls_before = len(fake_github.calls)
-    again = publisher(fake_github, tmp_path).propose(PROPOSAL)
+def test_an_open_pull_request_is_returned_not_duplicated(github_standin, tmp_path):
+    first = publisher(github_standin, tmp_path).propose(PROPOSAL)
+    calls_before = len(github_standin.calls)
+    again = publisher(github_standin, tmp_path).propose(PROPOSAL)
 
     assert again.created is False and again.url == first.url and again.identifier == first.identifier
-    assert len(fake_github.pulls) == 1
-    assert [c.method for c in fake_github.calls[calls_before:]] == ["GET", "GET"]  # repo, list pulls: no writes
+    assert len(github_standin.pulls) == 1
+    assert [c.method for c in github_standin.calls[calls_before:]] == ["GET", "GET"]  # repo, list pulls: no writes
 
 
-def test_an_attempt_that_died_midway_is_completed(fake_github, tmp_path):
+def test_an_attempt_that_died_midway_is_completed(github_standin, tmp_path):
     # The first attempt created the branch and committed, then lost the connection opening the PR.
-    fake_github.override("POST /pulls", 502, {"message": "Server Error"})
+    github_standin.override("POST /pulls", 502, {"message": "Server Error"})
     with pytest.raises(ReleasePublishError, match="HTTP 502"):
-        publisher(fake_github, tmp_path).propose(PROPOSAL)
-    assert BRANCH in fake_github.branches and fake_github.pulls == []
+        publisher(github_standin, tmp_path).propose(PROPOSAL)
+    assert BRANCH in github_standin.branches and github_standin.pulls == []
 
-    result = publisher(fake_github, tmp_path).propose(PROPOSAL)
-    assert result.created is True and len(fake_github.pulls) == 1
-    assert len(fake_github.calls_to("PUT", f"/contents/{POINTER_PATH}")) == 1  # the commit was reused, not repeated
+    result = publisher(github_standin, tmp_path).propose(PROPOSAL)
+    assert result.created is True and len(github_standin.pulls) == 1
+    assert len(github_standin.calls_to("PUT", f"/contents/{POINTER_PATH}")) == 1  # the commit was reused, not repeated
 
 
-def test_a_pull_request_opened_concurrently_resolves_to_that_one(fake_github, tmp_path):
-    other = publisher(fake_github, tmp_path).propose(PROPOSAL)
+def test_a_pull_request_opened_concurrently_resolves_to_that_one(github_standin, tmp_path):
+    other = publisher(github_standin, tmp_path).propose(PROPOSAL)
     # Our listing misses it (opened between our list and our create): GitHub answers the create with 422.
-    fake_github.override("GET /pulls", 200, [])
-    result = publisher(fake_github, tmp_path).propose(PROPOSAL)
+    github_standin.override("GET /pulls", 200, [])
+    result = publisher(github_standin, tmp_path).propose(PROPOSAL)
     assert result.created is False and result.url == other.url
-    assert len(fake_github.pulls) == 1
+    assert len(github_standin.pulls) == 1
 
 
-def test_a_422_gives_a_clear_error(fake_github, tmp_path):
-    fake_github.seed("main", {POINTER_PATH: PROPOSAL.pointer_content})  # main already points at this version
+def test_a_422_gives_a_clear_error(github_standin, tmp_path):
+    github_standin.seed("main", {POINTER_PATH: PROPOSAL.pointer_content})  # main already points at this version
     with pytest.raises(ReleasePublishError) as caught:
-        publisher(fake_github, tmp_path).propose(PROPOSAL)
+        publisher(github_standin, tmp_path).propose(PROPOSAL)
     message = str(caught.value)
     assert "opening the pull request" in message and "HTTP 422" in message
-    assert "No commits between main and " + BRANCH in message and fake_github.repository in message
+    assert "No commits between main and " + BRANCH in message and github_standin.repository in message
     assert TOKEN not in everything_about(caught.value)
 
 
-def test_a_rejected_token_names_the_secret_but_never_shows_the_token(fake_github, tmp_path):
+def test_a_rejected_token_names_the_secret_but_never_shows_the_token(github_standin, tmp_path):
     wrong = "ghp_wrong_token_value_0000"
     with pytest.raises(ReleasePublishError) as caught:
-        publisher(fake_github, tmp_path, secrets=secrets_with_token(tmp_path / "wrong", wrong)).propose(PROPOSAL)
+        publisher(github_standin, tmp_path, secrets=secrets_with_token(tmp_path / "wrong", wrong)).propose(PROPOSAL)
     message = str(caught.value)
     assert "HTTP 401" in message and "Bad credentials" in message and "github-token@file:" in message
     assert wrong not in everything_about(caught.value) and TOKEN not in everything_about(caught.value)
-    assert fake_github.calls[0].headers["Authorization"] == f"token {wrong}"  # it was sent, as it must be
+    assert github_standin.calls[0].headers["Authorization"] == f"token {wrong}"  # it was sent, as it must be
 
 
-def test_secret_references_name_the_token_version_only(fake_github, tmp_path):
-    publisher_ = publisher(fake_github, tmp_path)
+def test_secret_references_name_the_token_version_only(github_standin, tmp_path):
+    publisher_ = publisher(github_standin, tmp_path)
     publisher_.propose(PROPOSAL)
     assert publisher_.secret_references() == [f"github-token@file:{tmp_path}/secrets/github-token"]
     assert TOKEN not in repr(publisher_)
 
 
-def test_selected_by_environment(fake_github, tmp_path):
+def test_selected_by_environment(github_standin, tmp_path):
     secrets_with_token(tmp_path, TOKEN)
     (tmp_path / "secrets" / "release-bot").write_text(TOKEN)
     env = {
         "RECSYS_DATA_DIR": str(tmp_path),
         "RECSYS_SECRETS_DIR": str(tmp_path / "secrets"),
         "RECSYS_RELEASE": "github",
-        "RECSYS_GITHUB_REPOSITORY": fake_github.repository,
-        "RECSYS_GITHUB_BASE_URL": fake_github.base_url,
+        "RECSYS_GITHUB_REPOSITORY": github_standin.repository,
+        "RECSYS_GITHUB_BASE_URL": github_standin.base_url,
         "RECSYS_GITHUB_BASE_BRANCH": "main",
         "RECSYS_GITHUB_TOKEN_SECRET": "release-bot@latest",
     }

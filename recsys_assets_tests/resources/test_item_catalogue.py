@@ -13,8 +13,8 @@ from recsys_assets.resources.bigquery_catalogue import BigQueryItemCatalogue
 from recsys_assets.resources.catalogue import DuckDBItemCatalogue, ItemCatalogue
 from recsys_assets.resources.warehouse import WarehouseUnavailable
 from recsys_assets.settings import Settings
-from recsys_assets_tests.helpers import local_env
-from recsys_assets_tests.standins.bigquery import BigQueryStandIn
+from recsys_assets_tests.support.environment import local_env
+from recsys_assets_tests.support.standins.bigquery import BigQueryStandIn
 
 D = date(2026, 5, 4)
 

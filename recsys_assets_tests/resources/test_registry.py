@@ -20,8 +20,8 @@ from recsys_assets.resources.registry import (
 )
 from recsys_assets.resources.release import LocalReleasePublisher
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.release.bundles import publish_version
-from recsys_assets_tests.resources.test_s3_model_store import make_store
+from recsys_assets_tests.support.bundles import publish_version
+from recsys_assets_tests.support.clients import make_store
 
 POINTER = f"models/{SETTINGS.model_name}.json"
 KEYS = ModelStoreKeys(SETTINGS.model_name)

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import traceback
-from pathlib import Path
 
 import pytest
 
@@ -18,25 +17,9 @@ from recsys_assets.resources.model_store import (
 )
 from recsys_assets.resources.s3_model_store import ModelStoreError, S3ModelStore
 from recsys_assets.resources.secrets import LocalSecretStore, SecretNotFoundError
-from recsys_assets_tests.standins.s3 import S3StandIn
+from recsys_assets_tests.support.clients import PREFIX, make_store, secrets_dir
 
 FILES = {"item_factors.npy": b"\x93NUMPY factors", "model_card.md": b"# card", "metrics.png": b"\x89PNG"}
-PREFIX = "recsys"
-
-
-def secrets_dir(tmp_path: Path, key_id: str = "testing-key-id", secret_key: str = "testing-secret-key") -> str:
-    folder = tmp_path / "secrets"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "aws-access-key-id").write_text(key_id)
-    (folder / "aws-secret-access-key").write_text(secret_key)
-    return str(folder)
-
-
-def make_store(s3: S3StandIn, tmp_path: Path, cls: type[S3ModelStore] = S3ModelStore, **fields) -> S3ModelStore:
-    if "secrets" not in fields:
-        fields["secrets"] = LocalSecretStore(directory=secrets_dir(tmp_path), env_prefix="RECSYS_TEST_UNSET_")
-    defaults = {"bucket": s3.bucket, "prefix": PREFIX, "region_name": s3.region, "endpoint_url": s3.endpoint_url}
-    return cls(**{**defaults, **fields})
 
 
 def test_publish_round_trip(s3_standin, tmp_path):

@@ -10,7 +10,7 @@ from recsys_assets.resources.registry import ModelRegistry, follow_base_pointer,
 from recsys_assets.resources.release import LocalReleasePublisher
 from recsys_assets.resources.tracking import TRACKING_URI_VARIABLE, tracker_from_env
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.release.bundles import publish_version
+from recsys_assets_tests.support.bundles import publish_version
 
 POINTER = f"models/{SETTINGS.model_name}.json"
 

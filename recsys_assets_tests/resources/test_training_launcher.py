@@ -27,8 +27,8 @@ from recsys_assets.resources.training_launcher import (
     VertexTrainingLauncher,
 )
 from recsys_assets.settings import Settings
-from recsys_assets_tests.standins.s3 import S3StandIn
-from recsys_assets_tests.standins.vertex import DUMMY_AWS, FakeVertex
+from recsys_assets_tests.support.standins.s3 import S3StandIn
+from recsys_assets_tests.support.standins.vertex import DUMMY_AWS, VertexStandIn
 
 IMAGE = "europe-west1-docker.pkg.dev/proj/repo/recsys:" + "3f2c1ab9d0e4" + "5" * 28
 WORKER = Path(__file__).parents[1] / "pipes" / "pipes_worker.py"
@@ -158,8 +158,9 @@ def _engine_available() -> bool:
 )
 def test_docker_launcher_trains_in_the_built_image(tmp_path):
     """Build the Dockerfile and run the whole graph with training in the container."""
+    from recsys_assets.domain.synthetic import SMALL_SPEC
     from recsys_assets.pipeline import materialize_partition
-    from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
+    from recsys_assets_tests.support.environment import FAST_SELECTION, local_env, seed
 
     repo = Path(__file__).parents[2]
     sha = subprocess.run(
@@ -178,7 +179,7 @@ def test_docker_launcher_trains_in_the_built_image(tmp_path):
 # -- Vertex -----------------------------------------------------------------------------------
 
 
-def vertex_launcher(vertex: FakeVertex, s3: S3StandIn, **overrides: Any) -> VertexTrainingLauncher:
+def vertex_launcher(vertex: VertexStandIn, s3: S3StandIn, **overrides: Any) -> VertexTrainingLauncher:
     fields: dict[str, Any] = dict(
         project="proj",
         location="europe-west1",
@@ -209,19 +210,19 @@ def orchestrator_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 def test_vertex_launcher_runs_the_training_command_on_vertex(
-    fake_vertex, vertex_messages_s3, orchestrator_aws, monkeypatch
+    vertex_standin, vertex_messages_s3, orchestrator_aws, monkeypatch
 ):
-    fake_vertex.ambient_env = dict(DUMMY_AWS)
+    vertex_standin.ambient_env = dict(DUMMY_AWS)
     # The real command needs a training set; this test is about the launcher's wiring, so the
     # stand-in worker replaces the module (the slow test below runs the real one).
     monkeypatch.setattr(launchers, "TRAINING_COMMAND", ["python", str(WORKER)])
-    launcher = vertex_launcher(fake_vertex, vertex_messages_s3)
+    launcher = vertex_launcher(vertex_standin, vertex_messages_s3)
 
     result = launch_in_asset(launcher, {"mode": "ok"}, partitioned=True)
 
     metadata = {k: v.value for k, v in result.asset_materializations_for_node("trained")[0].metadata.items()}
     assert metadata["vertex_job_state"] == "SUCCEEDED" and metadata["rows"] == 3
-    (submitted,) = fake_vertex.submitted
+    (submitted,) = vertex_standin.submitted
     container = submitted.job_spec.worker_pool_specs[0].container_spec
     env = {v.name: v.value for v in container.env}
     assert container.image_uri == IMAGE == launcher.image
@@ -322,12 +323,13 @@ def test_launcher_selection_errors_name_the_variable(tmp_path, env, message):
 
 
 @pytest.mark.slow
-def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s3, orchestrator_aws):
+def test_pipeline_trains_on_fake_vertex(tmp_path, vertex_standin, vertex_messages_s3, orchestrator_aws):
     """Switching RECSYS_TRAINING_LAUNCHER alone moves training to Vertex; the model and bundle are real."""
+    from recsys_assets.domain.synthetic import SMALL_SPEC
     from recsys_assets.pipeline import materialize_partition
-    from recsys_assets_tests.helpers import FAST_SELECTION, SMALL_SPEC, local_env, seed
+    from recsys_assets_tests.support.environment import FAST_SELECTION, local_env, seed
 
-    fake_vertex.ambient_env = dict(DUMMY_AWS)
+    vertex_standin.ambient_env = dict(DUMMY_AWS)
     env = local_env(
         tmp_path,
         RECSYS_TRAINING_LAUNCHER="vertex",
@@ -339,7 +341,7 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
         RECSYS_VERTEX_MESSAGES_INTERVAL_SECONDS="0.5",
         RECSYS_VERTEX_POLL_INTERVAL_SECONDS="0.1",
         RECSYS_VERTEX_MAX_POLL_INTERVAL_SECONDS="0.5",
-        RECSYS_VERTEX_API_ENDPOINT=fake_vertex.address,
+        RECSYS_VERTEX_API_ENDPOINT=vertex_standin.address,
         RECSYS_VERTEX_API_INSECURE="true",
         RECSYS_VERTEX_STORAGE_ENDPOINT_URL=vertex_messages_s3.endpoint_url,
     )
@@ -347,13 +349,13 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
     seed(resources)
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_SELECTION)
-        assert outcome.success, [*outcome.failures, fake_vertex.only_job.log[-2000:]]
+        assert outcome.success, [*outcome.failures, vertex_standin.only_job.log[-2000:]]
         event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
         als = {k: v.value for k, v in event.asset_materialization.metadata.items()}
         worker_logs = [entry.user_message for entry in instance.all_logs(event.run_id)]
     assert als["vertex_job_state"] == "SUCCEEDED" and als["launcher"] == "VertexTrainingLauncher"
     assert als["search_trials"] >= 4 and als["image"] == IMAGE and als["vertex_run_seconds"] > 0
-    assert fake_vertex.only_job.process.returncode == 0
+    assert vertex_standin.only_job.process.returncode == 0
     assert any(m.startswith("loaded training set") for m in worker_logs), "the worker's Pipes logs did not arrive"
     assert outcome.bundle is not None
     (manifest_path,) = (tmp_path / "model_store" / "models").glob("*/*/manifest.json")
@@ -361,11 +363,11 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, fake_vertex, vertex_messages_s
 
 
 @pytest.mark.slow
-def test_vertex_launcher_carries_pipes_over_gcs(fake_vertex, vertex_messages_gcs, monkeypatch):
+def test_vertex_launcher_carries_pipes_over_gcs(vertex_standin, vertex_messages_gcs, monkeypatch):
     """The production pairing: Vertex AI with Pipes messages in a GCS bucket (an emulator here)."""
     monkeypatch.setattr(launchers, "TRAINING_COMMAND", ["python", str(WORKER)])
     launcher = vertex_launcher(
-        fake_vertex,
+        vertex_standin,
         vertex_messages_gcs,  # type: ignore[arg-type]
         messages_store="gcs",
         messages_bucket=vertex_messages_gcs.bucket,
@@ -376,6 +378,6 @@ def test_vertex_launcher_carries_pipes_over_gcs(fake_vertex, vertex_messages_gcs
 
     metadata = {k: v.value for k, v in result.asset_materializations_for_node("trained")[0].metadata.items()}
     assert metadata["vertex_job_state"] == "SUCCEEDED" and metadata["rows"] == 3
-    env = {v.name: v.value for v in fake_vertex.submitted[0].job_spec.worker_pool_specs[0].container_spec.env}
+    env = {v.name: v.value for v in vertex_standin.submitted[0].job_spec.worker_pool_specs[0].container_spec.env}
     assert env["STORAGE_EMULATOR_HOST"] == vertex_messages_gcs.endpoint_url and "AWS_ENDPOINT_URL" not in env
     assert vertex_messages_gcs.keys() and all(key.startswith("pipes/") for key in vertex_messages_gcs.keys())

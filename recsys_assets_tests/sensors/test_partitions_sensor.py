@@ -30,8 +30,8 @@ from recsys_assets.sensors.partitions import (
     parse_cursor,
     plan_tick,
 )
-from recsys_assets_tests.helpers import local_resources
-from recsys_assets_tests.standins.bigquery import BigQueryStandIn, free_port
+from recsys_assets_tests.support.environment import local_resources
+from recsys_assets_tests.support.standins.bigquery import BigQueryStandIn, free_port
 
 DAY = datetime(2026, 5, 4, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

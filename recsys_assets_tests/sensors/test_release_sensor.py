@@ -15,10 +15,10 @@ from recsys_assets.resources.model_store import LocalModelStore
 from recsys_assets.resources.registry import ModelRegistry, propose_release
 from recsys_assets.sensors.releases import next_batch, parse_cursor, release_pull_requests
 from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.domain.test_registry import event
-from recsys_assets_tests.release.bundles import publish_version
-from recsys_assets_tests.resources.test_github_release import publisher, secrets_with_token
-from recsys_assets_tests.standins.github import FakeGitHub
+from recsys_assets_tests.support.bundles import publish_version
+from recsys_assets_tests.support.clients import publisher, secrets_with_token
+from recsys_assets_tests.support.records import event
+from recsys_assets_tests.support.standins.github import GitHubStandIn
 
 POINTER = f"models/{SETTINGS.model_name}.json"
 
@@ -26,7 +26,7 @@ POINTER = f"models/{SETTINGS.model_name}.json"
 class Release:
     """A local model store and the GitHub publisher, and ticks of the sensor over them."""
 
-    def __init__(self, tmp_path: Path, github: FakeGitHub) -> None:
+    def __init__(self, tmp_path: Path, github: GitHubStandIn) -> None:
         self.store = LocalModelStore(root=str(tmp_path / "store"))
         self.registry = ModelRegistry(self.store, SETTINGS.model_name)
         self.github, self.cursor = github, None
@@ -57,8 +57,8 @@ class Release:
 
 
 @pytest.fixture
-def release(tmp_path, fake_github) -> Release:
-    return Release(tmp_path, fake_github)
+def release(tmp_path, github_standin) -> Release:
+    return Release(tmp_path, github_standin)
 
 
 @pytest.mark.slow  # about 70 GitHub round trips; the same rules run fast on the local publisher in test_registry

@@ -1,0 +1,151 @@
+"""The training set: a rolling window of interactions turned into sparse matrices and a holdout."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import pyarrow as pa
+
+from recsys_assets.asset_attributes import GROUP, asset_attributes
+from recsys_assets.domain import storage
+from recsys_assets.domain.events import EVENTS_SCHEMA
+from recsys_assets.domain.layout import ArtifactLayout
+from recsys_assets.domain.params import SplitParams
+from recsys_assets.domain.quality import consecutive_runs, store_extract
+from recsys_assets.domain.records import TrainingSetSummary, Window
+from recsys_assets.domain.splitting import build_training_set, content_hash, cut_too_long
+from recsys_assets.memory import release_free_memory
+from recsys_assets.partitions import daily_partitions
+from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.resources.warehouse import Warehouse
+from recsys_assets.settings import SETTINGS
+
+WINDOW = dg.TimeWindowPartitionMapping(
+    start_offset=-(SETTINGS.training_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+
+
+class TrainingSetConfig(dg.Config, SplitParams):
+    """The split parameters, settable per run from the launchpad."""
+
+
+def window_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """Partition keys of the interactions window that ends at this partition."""
+    return list(context.asset_partition_keys_for_input("interactions"))
+
+
+def _day_start(key: str) -> datetime:
+    return datetime.combine(date.fromisoformat(key), datetime.min.time(), tzinfo=UTC)
+
+
+def extract_missing_days(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, layout: ArtifactLayout, keys: list[str]
+) -> list[str]:
+    """Extract the window days that have no extract yet into the extract layout, and record them as `interactions`.
+
+    Days already extracted are read as they are (never re-extracted), so the extracts stay the record
+    of what every model was trained on.
+    """
+    missing = [key for key in keys if not storage.exists(layout.interactions(key).events)]
+    for days in consecutive_runs(missing):
+        table = warehouse.read_events(_day_start(days[0]), _day_start(days[-1]) + timedelta(days=1))
+        split = store_extract(layout, table, days)
+        for key in days:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key="interactions",
+                    partition=key,
+                    description="extracted by training_set: the day was missing from its window",
+                    metadata={
+                        "dagster/row_count": split.rows_per_day[key],
+                        "extracted_by": "training_set",
+                        "source": warehouse.table_ref,
+                        "path": dg.MetadataValue.path(layout.interactions(key).folder),
+                    },
+                )
+            )
+    if missing:
+        context.log.info(f"extracted {len(missing)} missing window days from {warehouse.table_ref}: {missing}")
+    return missing
+
+
+def catalogue_ids(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> pa.ChunkedArray | None:
+    """Item ids of this partition's catalogue snapshot, or None when it was never built."""
+    layout = artifacts.optional_layout_of(context, "items")
+    if layout is None:
+        context.log.warning("no catalogue snapshot for this partition: items unseen in training are dropped")
+        return None
+    return storage.table_from_bytes(storage.read_bytes(layout.items(context.partition_key).items))["item_id"]
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    ins={
+        "interactions": dg.AssetIn(partition_mapping=WINDOW, dagster_type=dg.Nothing),
+        "items": dg.AssetIn(dagster_type=dg.Nothing),
+    },
+    group_name=GROUP,
+    **asset_attributes("warehouse", extra_kinds=("parquet", "scipy")),
+)
+def training_set(
+    context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Users x items confidence matrices over a rolling window, split per user by time for evaluation."""
+    keys = window_keys(context)
+    layout = artifacts.layout(context.run)
+    extracted = extract_missing_days(context, warehouse, layout, keys)
+    tables = storage.read_tables([layout.interactions(key).events for key in keys])
+    events = pa.concat_tables([t.cast(EVENTS_SCHEMA) for t in tables]) if tables else EVENTS_SCHEMA.empty_table()
+    context.log.info(f"read {events.num_rows:,} events from {len(keys)} daily extracts ({keys[0]}..{keys[-1]})")
+    data = build_training_set(
+        events, SplitParams.model_validate(config.model_dump()), catalogue_ids(context, artifacts)
+    )
+    # 30 M events are GiBs of Arrow buffers: gone before the matrices are serialised.
+    del tables, events
+    release_free_memory()
+    counts = data.counts
+    if counts.train_pairs == 0 or counts.holdout_users == 0:
+        raise dg.Failure(
+            description=(
+                f"the window {keys[0]}..{keys[-1]} leaves no trainable data after filtering "
+                f"({counts.model_dump()}); widen RECSYS_TRAINING_WINDOW_DAYS or lower the activity minimums"
+            ),
+            # The data and the configuration decide this: a retry would fail the same way.
+            allow_retries=False,
+        )
+    problem = cut_too_long(counts)
+    if problem is not None:
+        raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {problem}", allow_retries=False)
+    files = layout.training_set(context.partition_key)
+    payloads = data.to_files(files)
+    summary = TrainingSetSummary(
+        **counts.model_dump(),
+        window=Window(start=keys[0], end=keys[-1], days=len(keys)),
+        partitions=keys,
+        content_hash=content_hash(payloads),
+    )
+    for uri, payload in payloads.items():
+        storage.write_bytes(uri, payload)
+    storage.write_bytes(files.summary, summary.to_json())  # last: marks a complete set
+    del data, payloads
+    release_free_memory()
+    context.log.info(f"training set: {summary.users:,} users, {summary.items:,} items, {summary.train_pairs:,} pairs")
+    return dg.MaterializeResult(
+        # The content hash is the data version: an unchanged window lets the retrain below be skipped.
+        data_version=dg.DataVersion(summary.content_hash),
+        metadata={
+            "dagster/row_count": summary.train_pairs,
+            "users": summary.users,
+            "items": summary.items,
+            "density": round(summary.density, 6),
+            "holdout_users": summary.holdout_users,
+            "holdout_pairs": summary.holdout_pairs,
+            "holdout_pairs_cold_item": summary.holdout_pairs_cold_item,
+            "cut_holdout_pairs_cold_item": summary.cut_holdout_pairs_cold_item,
+            "events": summary.events,
+            "duplicates_removed": summary.events - summary.events_deduplicated,
+            "window": f"{keys[0]}..{keys[-1]} ({len(keys)} days)",
+            "days_extracted_here": dg.MetadataValue.json(extracted),
+            "content_hash": summary.content_hash,
+            "path": dg.MetadataValue.path(files.folder),
+        },
+    )

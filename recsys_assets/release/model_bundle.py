@@ -1,0 +1,186 @@
+"""The versioned model bundle in the model store, gated by the champion comparison."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+from pydantic import Field
+
+from recsys_assets.asset_attributes import GROUP, asset_attributes
+from recsys_assets.automation import SERVICE_RETRY_POLICY
+from recsys_assets.domain import storage
+from recsys_assets.domain.bundle import (
+    build_manifest,
+    bundle_files,
+    comparison_table,
+    model_card,
+    new_version,
+    png_data_uri,
+)
+from recsys_assets.domain.layout import BundleFile
+from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
+from recsys_assets.partitions import daily_partitions
+from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.tracking import tracker_from_env
+from recsys_assets.resources.training_launcher import TrainingLauncher
+from recsys_assets.settings import SETTINGS, code_version
+
+CHECK_NOT_WORSE_THAN_CHAMPION = "not_worse_than_champion"
+
+
+class BundleConfig(dg.Config):
+    champion_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="The release is blocked when the new model's NDCG@k is more than this fraction below the champion's.",
+    )
+
+
+# The release outcome of a run, for the runs list: "blocked", or the version's state once proposed.
+RELEASE_TAG = "recsys/release"
+
+
+def item_transformer(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> bytes | None:
+    """This partition's fitted item feature transformer (a bundle carries it), or None when none was built."""
+    layout = artifacts.optional_layout_of(context, "item_features")
+    if layout is None:
+        return None
+    files = layout.item_features(context.partition_key)
+    return storage.read_bytes(files.transformer) if storage.exists(files.transformer) else None
+
+
+def champion_check(evaluation: EvaluationResult, tolerance: float) -> dg.AssetCheckResult:
+    """Whether the challenger is within `tolerance` of the champion's NDCG@k, with the numbers as metadata."""
+    ndcg = f"ndcg@{evaluation.k}"
+    champion = evaluation.champion
+    challenger = evaluation.model[ndcg]
+    if evaluation.champion_unavailable or champion is None:
+        return dg.AssetCheckResult(
+            check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
+            passed=True,
+            description=(
+                f"comparison with the champion impossible: {evaluation.champion_unavailable}"
+                if evaluation.champion_unavailable
+                else "no champion promoted yet: the first model is released"
+            ),
+            metadata={"challenger": round(challenger, 4), "margin": tolerance},
+        )
+    floor = champion.metrics[ndcg] * (1 - tolerance)
+    passed = challenger >= floor
+    no_overlap = "; it shares no items with the new data" if evaluation.champion_shared_items == 0 else ""
+    return dg.AssetCheckResult(
+        check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
+            f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%}{no_overlap})"
+        ),
+        # Numbers, so the UI plots them over partitions.
+        metadata={
+            "challenger": round(challenger, 4),
+            "champion": round(champion.metrics[ndcg], 4),
+            "floor": round(floor, 4),
+            "margin": tolerance,
+            "champion_version": champion.version,
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["model_evaluation"],
+    group_name=GROUP,
+    **asset_attributes("model_store"),
+    retry_policy=SERVICE_RETRY_POLICY,
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK_NOT_WORSE_THAN_CHAMPION,
+            asset="model_bundle",
+            partitions_def=daily_partitions,
+            blocking=True,
+            description="The new model is not worse than the promoted champion on NDCG@k beyond the tolerance; "
+            "the release is blocked otherwise.",
+        )
+    ],
+)
+def model_bundle(
+    context: dg.AssetExecutionContext,
+    config: BundleConfig,
+    artifacts: ArtifactStore,
+    model_store: ModelStore,
+    training_launcher: TrainingLauncher,
+) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+    """Write-once, versioned model bundle: factors, id maps, model card and manifest.json."""
+    key = context.partition_key
+    evaluation_files = artifacts.layout_of(context, "model_evaluation").model_evaluation(key)
+    evaluation = EvaluationResult.from_json(storage.read_bytes(evaluation_files.metrics))
+    trained = artifacts.layout_of(context, "trained_model").trained_model(key)
+    report = TrainingReport.from_json(storage.read_bytes(trained.report))
+    now = datetime.now(UTC)
+    version = new_version(now, context.run.run_id)
+    manifest = build_manifest(
+        model_name=SETTINGS.model_name,
+        version=version,
+        created_at=now,
+        code_version=code_version(),
+        image=training_launcher.image,
+        evaluation=evaluation,
+        report=report,
+        run=DagsterRun(run_id=context.run.run_id, partition=key),
+    )
+    comparison = comparison_table(evaluation)
+    training_files = artifacts.layout_of(context, "training_set").training_set(key)
+    files = bundle_files(
+        manifest,
+        comparison,
+        # Served: the refit on the whole window; kept beside it, each protocol's scored model.
+        model=storage.read_bytes(trained.served_model),
+        evaluated={protocol: storage.read_bytes(trained.model(protocol)) for protocol in evaluation.protocols},
+        user_ids=storage.read_bytes(training_files.user_ids),
+        item_ids=storage.read_bytes(training_files.item_ids),
+        report=report,
+    )
+    transformer = item_transformer(context, artifacts)
+    if transformer is not None:
+        files[BundleFile.ITEM_TRANSFORMER] = transformer
+    uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest.model_dump(mode="json"))
+    storage.write_bytes(
+        artifacts.layout(context.run).model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json()
+    )
+    context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
+    tracker = tracker_from_env()
+    if tracker:
+        tracker.log_version(manifest, report, uri)
+
+    check = champion_check(evaluation, config.champion_tolerance)
+    blocked = not check.passed
+    plot = files[BundleFile.METRICS_PLOT]
+    # The materialization first: the check result then attaches to this run's materialization.
+    yield dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "release_blocked": blocked,
+            "uri": dg.MetadataValue.url(uri) if "://" in uri else dg.MetadataValue.path(uri),
+            "family": manifest.model.family,
+            # The plot inline: a relative link to the bundle's metrics.png would be a broken image in the UI.
+            "model_card": dg.MetadataValue.md(model_card(manifest, comparison, report, plot_src=png_data_uri(plot))),
+            "metrics_plot": dg.MetadataValue.md(f"![metrics]({png_data_uri(plot)})"),
+            **{f"model_{name}": round(value, 4) for name, value in comparison["model"].items()},
+            "code_version": manifest.code_version or "unknown",
+            "image": manifest.image or "local",
+            "credentials_used": dg.MetadataValue.json(model_store.secret_references()),
+        }
+    )
+    yield check
+    if blocked:
+        # Said in the run's tags and the step error, so a blocked release reads as one, not as a crash.
+        context.instance.add_run_tags(context.run.run_id, {RELEASE_TAG: "blocked"})
+        raise dg.Failure(
+            description=f"release blocked, bundle {version} kept but not released: {check.description}",
+            metadata={"released": False, "version": version},
+            # A verdict, not an outage: retrying cannot change it.
+            allow_retries=False,
+        )

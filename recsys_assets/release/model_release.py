@@ -1,0 +1,79 @@
+"""The release that promotes a bundle: a pull request whose merge makes it the champion."""
+
+from typing import Annotated
+
+import dagster as dg
+from pydantic import AfterValidator, Field
+
+from recsys_assets.asset_attributes import GROUP, asset_attributes
+from recsys_assets.automation import SERVICE_RETRY_POLICY
+from recsys_assets.domain import storage
+from recsys_assets.domain.layout import serving_pointer_path
+from recsys_assets.domain.names import safe_relative_path
+from recsys_assets.domain.records import BundleRef
+from recsys_assets.domain.registry import TransitionError, champion_of, versions_table
+from recsys_assets.partitions import daily_partitions
+from recsys_assets.release.model_bundle import RELEASE_TAG
+from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release
+from recsys_assets.resources.release import ReleasePublisher
+from recsys_assets.settings import SETTINGS
+
+
+class ReleaseConfig(dg.Config):
+    pointer_path: Annotated[str, AfterValidator(lambda value: safe_relative_path(value, "pointer_path"))] = Field(
+        default=serving_pointer_path(SETTINGS.model_name),
+        description="Path, in the serving repository, of the file that names the served model version.",
+    )
+    versions_shown: int = Field(default=10, description="How many recent versions the registry table shows.")
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["model_bundle"],
+    group_name=GROUP,
+    **asset_attributes("release_publisher", "model_store"),
+    retry_policy=SERVICE_RETRY_POLICY,
+)
+def model_release(
+    context: dg.AssetExecutionContext,
+    config: ReleaseConfig,
+    artifacts: ArtifactStore,
+    model_store: ModelStore,
+    release_publisher: ReleasePublisher,
+) -> dg.MaterializeResult:
+    """Release pull request that proposes the new bundle; the champion moves only once it is merged."""
+    bundle = BundleRef.from_json(
+        storage.read_bytes(artifacts.layout_of(context, "model_bundle").model_bundle(context.partition_key).ref)
+    )
+    registry = ModelRegistry(model_store, SETTINGS.model_name)
+    reviewed = registry.status(bundle.version)
+    if reviewed is not None and reviewed.state != "proposed":
+        # A rerun after the review: proposing this version again is a decision for `models promote`.
+        url, created = reviewed.pull_request or "none", False
+        context.log.info(f"{bundle.version} is already {reviewed.state}; no new release proposed")
+    else:
+        try:
+            result = propose_release(
+                registry, release_publisher, bundle.version, config.pointer_path, f"run {context.run.run_id}"
+            )
+        except (UnknownVersionError, TransitionError) as exc:
+            raise dg.Failure(str(exc)) from None
+        url, created = result.url, result.created
+        context.log.info(f"release {'opened' if created else 'already open'}: {url}")
+    statuses = registry.statuses()
+    context.instance.add_run_tags(context.run.run_id, {RELEASE_TAG: statuses[bundle.version].state})
+    champion = champion_of(statuses)
+    return dg.MaterializeResult(
+        metadata={
+            "version": bundle.version,
+            "state": statuses[bundle.version].state,
+            "pull_request": dg.MetadataValue.url(url) if "://" in url else dg.MetadataValue.path(url),
+            "created": created,
+            "champion": champion.version if champion else "none",
+            "pending": dg.MetadataValue.json(sorted(v for v, s in statuses.items() if s.state == "proposed")),
+            "versions": dg.MetadataValue.md(versions_table(statuses, config.versions_shown)),
+            "credentials_used": dg.MetadataValue.json(release_publisher.secret_references()),
+        }
+    )

@@ -1,0 +1,161 @@
+"""The selected recommender, trained out of process through Pipes (skipped when nothing it depends on changed)."""
+
+import hashlib
+import json
+from collections.abc import Iterator
+
+import dagster as dg
+from pydantic import Field
+
+from recsys_assets.asset_attributes import GROUP, asset_attributes
+from recsys_assets.automation import SERVICE_RETRY_POLICY
+from recsys_assets.domain.params import SelectionParams
+from recsys_assets.domain.records import TrainingRequest
+from recsys_assets.memory import release_free_memory
+from recsys_assets.partitions import daily_partitions
+from recsys_assets.pipes.worker import TRAINING_REFUSED
+from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.resources.training_launcher import TrainingLauncher
+
+
+class SelectionConfig(dg.Config, SelectionParams):
+    """The model search (families, budgets, protocol), settable per run from the launchpad."""
+
+    use_gpu: bool = Field(default=False, description="Train on CUDA; the embedded default is CPU only.")
+    force: bool = Field(
+        default=False, description="Retrain even when the training set, code and settings are unchanged."
+    )
+
+
+# Run tag saying a retrain was skipped because nothing it depends on changed.
+RETRAIN_TAG = "recsys/retrain"
+SKIPPED_UNCHANGED = "skipped: unchanged"
+
+
+def settings_hash(search: SelectionParams) -> str:
+    """Short hash of the search settings: a retrain with other settings is not the same retrain."""
+    return hashlib.sha256(json.dumps(search.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# The inputs whose Dagster data versions decide whether a retrain can be skipped.
+RETRAIN_INPUTS = ("training_set", "item_features")
+
+
+# Data version of an input that was never materialized, as recorded.
+NO_VERSION = "none"
+
+
+def retrain_inputs(context: dg.AssetExecutionContext, settings: str) -> dict[str, str]:
+    """What a retrain of this partition is made from, as its materialization records it.
+
+    The data version (content hash) of the partition's latest training set and item features, and
+    the search settings' hash: the next retrain compares its own with these to decide whether it
+    can be skipped.
+    """
+    inputs: dict[str, str] = {}
+    for name in RETRAIN_INPUTS:
+        record = context.instance.get_latest_data_version_record(dg.AssetKey(name), partition_key=context.partition_key)
+        version = (record.event_log_entry.tags or {}).get("dagster/data_version") if record else None
+        inputs[name] = version or NO_VERSION
+    return {**inputs, "settings_hash": settings}
+
+
+def unchanged_since_last_retrain(context: dg.AssetExecutionContext, current: dict[str, str]) -> str | None:
+    """Why this partition's retrain can be skipped, or None when it must run.
+
+    It is skipped only when the last materialization of this partition was released by its run and
+    was made from the same inputs (`current`: training set and item features data versions, search
+    settings) by the same code version (Dagster's provenance).
+    """
+    instance, key = context.instance, context.partition_key
+    previous = instance.get_latest_data_version_record(context.asset_key, partition_key=key)
+    if current["training_set"] == NO_VERSION or previous is None or previous.asset_materialization is None:
+        return None
+    provenance = dg.DataProvenance.from_tags(previous.event_log_entry.tags or {})
+    code = context.assets_def.code_versions_by_key.get(context.asset_key)
+    metadata = previous.asset_materialization.metadata
+    recorded = {name: metadata[name].value if name in metadata else None for name in current}
+    if provenance is None or code is None or provenance.code_version != code or recorded != current:
+        return None
+    released = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_release"), asset_partitions=[key]), limit=1
+    ).records
+    if not released or released[0].run_id != previous.run_id:
+        return None  # the last retrain did not reach its release: do it again
+    return (
+        f"training set {current['training_set'][:12]}, item features {current['item_features'][:12]}, "
+        f"code {code[:12]} and search settings are unchanged since run {previous.run_id[:8]}, which released "
+        "its model; materialize with force: true to retrain anyway"
+    )
+
+
+def item_features_folder(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> str | None:
+    """This partition's item features folder, or None (and a warning) when they were never built."""
+    layout = artifacts.optional_layout_of(context, "item_features")
+    if layout is None:
+        context.log.warning("no item features for this partition: the content families are left out")
+        return None
+    return layout.item_features(context.partition_key).folder
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=["training_set", "item_features"],
+    group_name=GROUP,
+    **asset_attributes("training_launcher", extra_kinds=("implicit",)),
+    retry_policy=SERVICE_RETRY_POLICY,
+    # No output when nothing changed: evaluation, bundle and release are then skipped too.
+    output_required=False,
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: SelectionConfig,
+    artifacts: ArtifactStore,
+    training_launcher: TrainingLauncher,
+) -> Iterator[dg.MaterializeResult]:
+    """The best model family and parameters (Optuna search on validation), trained out of process through Pipes."""
+    if config.use_gpu:
+        raise dg.Failure(
+            "use_gpu=True needs a CUDA build of implicit on the training machine; this launcher is CPU only",
+            allow_retries=False,
+        )
+    search = SelectionParams.model_validate(config.model_dump(exclude={"use_gpu", "force"}))
+    inputs = retrain_inputs(context, settings_hash(search))
+    reason = None if config.force else unchanged_since_last_retrain(context, inputs)
+    if reason is not None:
+        context.log.info(f"retrain skipped: {reason}")
+        # An observation, so the asset's own event list says why this run left it as it was.
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key, partition=context.partition_key, metadata={"skipped": reason}
+            )
+        )
+        context.instance.add_run_tags(context.run.run_id, {RETRAIN_TAG: SKIPPED_UNCHANGED})
+        return
+    release_free_memory()
+    request = TrainingRequest(
+        training_set=artifacts.layout_of(context, "training_set").training_set(context.partition_key).folder,
+        output=artifacts.layout(context.run).trained_model(context.partition_key).folder,
+        search=search,
+        item_features=item_features_folder(context, artifacts),
+    )
+    invocation = training_launcher.launch(context, request.to_extras())
+    refusals = [
+        message[TRAINING_REFUSED]
+        for message in invocation.get_custom_messages()
+        if isinstance(message, dict) and TRAINING_REFUSED in message
+    ]
+    if refusals:
+        # Bad data or configuration: the same inputs fail the same way, so SERVICE_RETRY_POLICY must not retry.
+        raise dg.Failure(description=f"training refused: {refusals[0]}", allow_retries=False)
+    reported = invocation.get_materialize_result()
+    yield dg.MaterializeResult(
+        metadata={
+            **(reported.metadata or {}),
+            "launcher": type(training_launcher).__name__,
+            "image": training_launcher.image or "local",
+            # What the next retrain of this partition compares with to decide whether it can be skipped.
+            **inputs,
+            "path": dg.MetadataValue.path(request.output),
+        }
+    )

@@ -1,0 +1,125 @@
+"""The code location loads, validates, and has the shape the README describes."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+from recsys_assets import definitions
+from recsys_assets.asset_attributes import CODE_VERSION, GROUP, OWNERS, TAGS, kinds
+from recsys_assets.assets import ASSETS
+from recsys_assets.domain.events import EVENTS_SCHEMA
+from recsys_assets.partitions import daily_partitions
+from recsys_assets.resources import backend_of
+from recsys_assets.settings import DEFAULT_HORIZON_DAYS, SETTINGS, partitions_start, record_first_day
+
+
+def test_definitions_load_and_validate():
+    dg.Definitions.validate_loadable(definitions.defs)
+    repo = definitions.defs.get_repository_def()
+    assert repo.get_job("interactions_job") is not None
+    assert repo.get_job("retrain_job") is not None
+    assert sorted(s.name for s in repo.schedule_defs) == ["daily_extract_schedule", "retrain_schedule"]
+    assert [s.name for s in repo.sensor_defs] == [
+        "new_interaction_partitions",
+        "release_pull_requests",
+        "run_failure_alerts",
+    ]
+
+
+def test_asset_graph_snapshot():
+    graph = definitions.defs.resolve_asset_graph()
+    deps = {
+        key.to_user_string(): sorted(parent.to_user_string() for parent in graph.get(key).parent_keys)
+        for key in graph.get_all_asset_keys()
+    }
+    assert deps == {
+        "interactions": [],
+        "items": [],
+        "item_features": ["items"],
+        "training_set": ["interactions", "items"],
+        "trained_model": ["item_features", "training_set"],
+        "baseline_models": ["training_set"],
+        "model_evaluation": ["baseline_models", "item_features", "trained_model"],
+        "model_bundle": ["model_evaluation"],
+        "model_release": ["model_bundle"],
+    }
+    checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
+    assert checks == [
+        "interactions:no_null_ids",
+        "interactions:non_negative_weights",
+        "interactions:row_count_stable",
+        "interactions:timestamps_inside_partition",
+        "items:closed_after_posted",
+        "items:postings_have_text",
+        "items:unique_item_ids",
+        "model_bundle:not_worse_than_champion",
+        "model_evaluation:beats_baselines",
+    ]
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def == daily_partitions
+        assert node.description and "\n" not in node.description.strip(), f"{key} needs a one-line docstring"
+
+
+def test_training_window_mapping_covers_the_configured_days():
+    graph = definitions.defs.resolve_asset_graph()
+    mapping = graph.get(dg.AssetKey("training_set")).partition_mappings[dg.AssetKey("interactions")]
+    assert mapping.start_offset == -(SETTINGS.training_window_days - 1)
+    assert mapping.end_offset == 0
+
+
+def test_every_resource_has_a_description():
+    for name, resource in definitions.defs.resources.items():
+        assert type(resource).__doc__ and type(resource).__doc__.strip(), f"resource {name} needs a docstring"
+
+
+def test_local_runs_use_the_in_process_executor():
+    assert definitions.defs.executor is dg.in_process_executor
+
+
+def test_every_asset_carries_owner_tags_code_version_and_one_group():
+    graph = definitions.defs.resolve_asset_graph()
+    nodes = [graph.get(key) for key in graph.get_all_asset_keys()]
+    assert {node.group_name for node in nodes} == {GROUP}  # the lineage opens expanded, one graph
+    for node in nodes:
+        assert node.owners == OWNERS and node.tags.items() >= TAGS.items() and node.code_version == CODE_VERSION
+    schema = graph.get(dg.AssetKey("interactions")).metadata["dagster/column_schema"]
+    assert [column.name for column in schema.columns] == list(EVENTS_SCHEMA.names)
+    assert all(column.description for column in schema.columns)
+
+
+def test_kinds_name_the_configured_backends_not_every_possible_one():
+    assert kinds("warehouse", "model_store", "release_publisher", "training_launcher") == {
+        "duckdb",
+        "filesystem",
+        "python",
+    }
+    cloud = {"RECSYS_WAREHOUSE": "bigquery", "RECSYS_MODEL_STORE": "s3", "RECSYS_RELEASE": "github"}
+    assert {backend_of(name, cloud) for name in ("warehouse", "model_store", "release_publisher")} == {
+        "bigquery",
+        "s3",
+        "github",
+    }
+
+
+def test_every_config_field_has_a_description():
+    fields = {
+        f"{asset.key.to_user_string()}.{name}": field
+        for asset in ASSETS
+        # Assets without run config have no fields.
+        for name, field in getattr(asset.op.config_schema.config_type, "fields", {}).items()
+    }
+    assert {"trained_model.families", "trained_model.seed", "training_set.cut_days", "model_evaluation.k"} <= set(
+        fields
+    )
+    assert [name for name, field in fields.items() if not field.description] == []
+
+
+def test_partitions_start_from_setting_then_first_seeded_day_then_a_rolling_horizon(tmp_path):
+    assert partitions_start({"RECSYS_PARTITIONS_START": "1997-09-20"}, tmp_path) == "1997-09-20"
+    horizon = partitions_start({}, tmp_path)
+    assert date.fromisoformat(horizon) == datetime.now(UTC).date() - timedelta(days=DEFAULT_HORIZON_DAYS)
+    record_first_day(tmp_path, ["2026-03-05", "2026-03-01"])
+    record_first_day(tmp_path, ["2026-04-01"])  # a later import keeps the earlier first day
+    assert partitions_start({}, tmp_path) == "2026-03-01"
+    assert partitions_start({"RECSYS_PARTITIONS_START": "1997-09-20"}, tmp_path) == "1997-09-20"

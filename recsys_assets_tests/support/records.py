@@ -1,0 +1,75 @@
+"""Record builders: a complete version-2 manifest and registry events, as the project writes them."""
+
+from __future__ import annotations
+
+from recsys_assets.domain.records import VersionEvent
+
+PARAMS = {"half_life_days": None, "factors": 24, "regularization": 0.3, "alpha": 2.0, "iterations": 7,
+          "bm25_k1": 50.0, "bm25_b": 0.5, "random_state": 1, "num_threads": 2}  # fmt: skip
+
+
+def manifest_v2() -> dict:
+    return {
+        "schema_version": 2,
+        "model_name": "jobs",
+        "version": "20260301T000000Z-abc",
+        "created_at": "2026-03-01T00:00:00+00:00",
+        "code_version": "abc123",
+        "image": None,
+        "library_versions": {"implicit": "0.7.3"},
+        "data": {
+            "window": {"start": "2026-02-01", "end": "2026-02-28", "days": 28},
+            "partitions": ["20260201", "20260202"],
+            "events": 1000,
+            "train_pairs": 700,
+            "holdout_pairs": 120,
+            "full_pairs": 900,
+            "users": 50,
+            "items": 40,
+            "content_hash": "f" * 64,
+        },
+        "model": {"family": "als", "params": PARAMS},
+        "k": 10,
+        "holdout_users": 45,
+        "metrics": {"model": {"ndcg@10": 0.25}, "baselines": {"popularity": {"ndcg@10": 0.125}}},
+        "protocol": "global_cut",
+        "protocols": {
+            "global_cut": {
+                "model": {"ndcg@10": 0.25},
+                "baselines": {"popularity": {"ndcg@10": 0.125}},
+                "holdout_users": 45,
+                "cold_items": {"model": {"recall@10": 0.4}, "popularity": {"recall@10": 0.0}},
+                "cold_pairs": 12,
+                "new_item_share": {"model": 0.2},
+                "new_item_days": 7,
+            },
+            "per_user": {
+                "model": {"ndcg@10": 0.3},
+                "baselines": {"popularity": {"ndcg@10": 0.1}},
+                "holdout_users": 50,
+                "cold_items": {},
+                "cold_pairs": 0,
+                "new_item_share": {},
+                "new_item_days": None,
+            },
+        },
+        "champion": {"version": "20260201T000000Z-def", "metrics": {"ndcg@10": 0.2}},
+        "dagster": {"run_id": "run-1", "partition": "2026-02-28"},
+        "trained_on": {"model.npz": "the whole window", "evaluated/global_cut.npz": "global_cut train split"},
+        "files": {"model.npz": "0" * 64},
+    }
+
+
+def manifest_v1() -> dict:
+    """The previous schema: no schema_version, ALS hyperparameters at the top level."""
+    raw = manifest_v2()
+    del raw["schema_version"], raw["model"], raw["protocol"], raw["protocols"], raw["trained_on"]
+    del raw["data"]["full_pairs"]
+    raw["hyperparameters"] = {k: v for k, v in PARAMS.items() if k != "half_life_days"}
+    return raw
+
+
+def event(version: str, sequence: int, state: str, at: str, pull_request: str | None = None) -> VersionEvent:
+    return VersionEvent(
+        version=version, sequence=sequence, state=state, at=at, reason="test", pull_request=pull_request
+    )  # type: ignore[arg-type]
