@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.content import with_new_items
+from recsys_assets.domain.errors import BundleIntegrityError
 from recsys_assets.domain.families import FAMILY_CLASSES, Recommender, load_model
 from recsys_assets.domain.item_features import ItemFeaturizer
 from recsys_assets.domain.items import conform_items, days_since_epoch
@@ -30,10 +31,6 @@ from recsys_assets.domain.records import Manifest
 
 # Files of bundles written before every family had one format (ALS factors only).
 LEGACY_FACTORS = {"user_factors": "user_factors.npy", "item_factors": "item_factors.npy"}
-
-
-class BundleIntegrityError(ValueError):
-    """A bundle file is missing or does not match the checksum its manifest records."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.domain.errors import BundleIntegrityError
 from recsys_assets.domain.layout import ModelStoreKeys
 
 
@@ -24,11 +25,9 @@ class BundleExistsError(RuntimeError):
 
 
 class ModelStoreError(OSError):
-    """The model store could not be written (full disk, permissions, ...): an outage, not a failed check."""
-
-
-class BundleIntegrityError(RuntimeError):
-    """A file read back from the store does not match the checksum it was written with."""
+    """The model store could not be read or written (full disk, permissions, an S3 error): an outage, not a
+    failed check. Every backend raises this one class, so catching it catches them all; its text names the
+    object and never a credential."""
 
 
 def sha256(data: bytes) -> str:

@@ -12,12 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.model_store import ModelStore, ModelStoreError
 from recsys_assets.resources.secrets import Secret, SecretStore
-
-
-class ModelStoreError(RuntimeError):
-    """An S3 call of the model store failed; names the bucket and key, never a credential."""
 
 
 def _status(error: ClientError) -> tuple[str, int]:
