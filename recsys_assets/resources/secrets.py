@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
+
+from recsys_assets.settings import environment_variable
 
 
 class SecretNotFoundError(LookupError):
@@ -54,8 +55,9 @@ class LocalSecretStore(SecretStore):
 
     def access(self, name: str, version: str = "latest") -> Secret:
         env_name = self.env_prefix + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-        if env_name in os.environ:
-            return Secret(name=name, version=f"env:{env_name}", value=os.environ[env_name])
+        value = environment_variable(env_name)
+        if value is not None:
+            return Secret(name=name, version=f"env:{env_name}", value=value)
         if self.directory:
             path = Path(self.directory) / name
             if path.is_file():

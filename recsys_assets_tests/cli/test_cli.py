@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from recsys_assets.__main__ import main
+from recsys_assets.cli import main
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.data import MOVIELENS_SPEC, write_movielens_u_data
 
