@@ -19,6 +19,7 @@ from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release
 from recsys_assets.resources.release import ReleasePublisher
 from recsys_assets.settings import SETTINGS
+from recsys_assets.step_errors import guarded_step
 
 
 class ReleaseConfig(dg.Config):
@@ -36,6 +37,7 @@ class ReleaseConfig(dg.Config):
     **asset_attributes("release_publisher", "model_store"),
     retry_policy=SERVICE_RETRY_POLICY,
 )
+@guarded_step
 def model_release(
     context: dg.AssetExecutionContext,
     config: ReleaseConfig,

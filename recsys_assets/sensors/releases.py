@@ -18,7 +18,9 @@ from typing import Any
 import dagster as dg
 
 from recsys_assets.automation import DEFAULT_SENSOR_STATUS
+from recsys_assets.domain.failures import one_line
 from recsys_assets.domain.layout import serving_pointer_path
+from recsys_assets.domain.redaction import scrub_exception
 from recsys_assets.domain.registry import VersionStatus
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.registry import (
@@ -97,7 +99,9 @@ def release_pull_requests(
         transitions += follow_base_pointer(registry, release_publisher, serving_pointer_path(SETTINGS.model_name))
     except Exception as exc:
         # A failed tick is red in the sensor's history (a skip is easy to miss) and keeps the cursor.
-        raise ReleasePollingError(f"could not follow the release pull requests: {type(exc).__name__}: {exc}") from exc
+        # The tick's error is stored: scrubbed of secrets, its cause included.
+        cause = scrub_exception(exc)
+        raise ReleasePollingError(f"could not follow the release pull requests: {one_line(cause)}") from cause
 
     cursor = json.dumps({"after": batch[-1].version if batch else None})
     if not transitions:
