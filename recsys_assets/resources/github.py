@@ -16,11 +16,13 @@ from pydantic import Field, PrivateAttr, field_validator
 from recsys_assets.domain.failures import Verdict, classify, one_line
 from recsys_assets.domain.redaction import scrub
 from recsys_assets.resources.release import (
+    OpenProposal,
     PullRequestState,
     ReleaseProposal,
     ReleasePublisher,
     ReleaseResult,
     pointer_version,
+    proposal_version,
 )
 from recsys_assets.resources.secrets import Secret, SecretStore
 
@@ -249,3 +251,21 @@ class GitHubReleasePublisher(ReleasePublisher):
         if isinstance(content, list):
             raise ReleasePublishError(f"{pointer_path} in {self.repository} is a directory, not a file", "permanent")
         return pointer_version(content.decoded_content, f"{pointer_path} on {self.repository}@{self.base_branch}")
+
+    def open_proposals(self, model_name: str) -> list[OpenProposal]:
+        """Open pull requests into the base branch from `release/<model>/...` branches (one listing, paginated)."""
+        prefix = f"release/{model_name}/"
+        step = f"listing open pull requests into {self.base_branch}"
+        try:
+            pulls = self._github().get_repo(self.repository).get_pulls(state="open", base=self.base_branch)
+            return [
+                OpenProposal(
+                    proposal_version(pull.head.ref[len(prefix) :])[0], pull.html_url, f"{self.repository}#{pull.number}"
+                )
+                for pull in pulls
+                if pull.head.ref.startswith(prefix)
+            ]
+        except GithubException as exc:
+            self._fail(step, exc, self._hint(exc.status))
+        except requests.RequestException as exc:
+            self._fail(step, exc)
