@@ -12,10 +12,12 @@ import argparse
 import gc
 import os
 import sys
+import traceback
 
 from recsys_assets.cli import data, models, run
 from recsys_assets.cli.command import Command, Context
 from recsys_assets.domain.errors import ConfigurationError
+from recsys_assets.domain.redaction import scrubbed_output
 from recsys_assets.settings import Settings
 
 COMMANDS: tuple[Command, ...] = (
@@ -43,18 +45,23 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, read the settings, run the command; every failure it does not report is one line."""
-    args = parser().parse_args(argv)
-    handler = next(command for command in COMMANDS if command.name == args.command).handle
-    try:
-        return handler(args, Context(Settings.from_env()))
-    except ConfigurationError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        status = _known_failure(exc)
-        if status is None:
-            raise
-        return status
+    # Everything the command prints (its own lines, Dagster's console log, a traceback) passes
+    # through the secret scrubber: a token or a URL's password never reaches the terminal or a CI log.
+    with scrubbed_output():
+        args = parser().parse_args(argv)
+        handler = next(command for command in COMMANDS if command.name == args.command).handle
+        try:
+            return handler(args, Context(Settings.from_env()))
+        except ConfigurationError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:
+            status = _known_failure(exc)
+            if status is None:
+                # An error nothing above expected: its traceback, scrubbed, and its cause as the last line.
+                traceback.print_exc()
+                return 1
+            return status
 
 
 def _known_failure(exc: Exception) -> int | None:

@@ -229,7 +229,8 @@ BACKENDS: dict[str, dict[str, Backend]] = {
     },
     "tracker": {
         "none": Backend(lambda s, _: NoExperimentTracker()),
-        "mlflow": Backend(lambda s, _: MlflowTracker(tracking_uri=s.mlflow_tracking_uri or ""), "mlflow"),
+        # The URI may hold a password: from the process it stays an EnvVar, out of the UI's resource view.
+        "mlflow": Backend(lambda s, _: MlflowTracker(tracking_uri=_env_backed(s, "mlflow_tracking_uri")), "mlflow"),
     },
 }
 

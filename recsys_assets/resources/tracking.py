@@ -62,7 +62,9 @@ class MlflowTracker(ExperimentTracker):
             # Imported on first use: MLflow is an optional extra (`pip install .[mlflow]`).
             from mlflow import MlflowClient  # pyright: ignore[reportMissingImports] (optional extra)
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            # A dg.EnvVar until Dagster resolves it: the CLI uses resources outside Dagster.
+            uri = self.tracking_uri.get_value() if isinstance(self.tracking_uri, dg.EnvVar) else self.tracking_uri
+            self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._client
 
     def log_version(self, manifest: Manifest, report: TrainingReport, bundle_uri: str) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import pytest
-
 from recsys_assets import cli
 from recsys_assets.cli.command import Command, Context
 
@@ -46,10 +44,11 @@ def test_a_failure_a_handler_does_not_report_is_one_line(embedded_env, monkeypat
     assert capsys.readouterr().err == "warehouse unavailable: duckdb:/nowhere#events is locked\n"
 
 
-def test_an_unexpected_error_still_raises(embedded_env, monkeypatch):
+def test_an_unexpected_error_is_its_traceback_and_exit_status_1(embedded_env, monkeypatch, capsys):
     def handle(args: argparse.Namespace, context: Context) -> int:
         raise KeyError("a bug")
 
     monkeypatch.setattr(cli, "COMMANDS", (Command("bug", "bug", lambda parser: None, handle),))
-    with pytest.raises(KeyError):
-        cli.main(["bug"])
+    assert cli.main(["bug"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.strip().splitlines()[-1] == "KeyError: 'a bug'"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import dagster as dg
 import pytest
 
 from recsys_assets.domain.records import Manifest, SearchTrial, TrainingReport
@@ -22,6 +25,14 @@ def test_the_tracker_is_a_resource_chosen_by_the_tracking_uri(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = build_resources({"RECSYS_DATA_DIR": str(tmp_path), "RECSYS_MLFLOW_TRACKING_URI": uri})["tracker"]
     assert isinstance(tracker, MlflowTracker) and tracker.tracking_uri == uri
+
+
+def test_a_tracking_uri_from_the_process_stays_a_variable_name_in_the_definitions(tmp_path, monkeypatch):
+    # A server URI may carry a password: the code location's resource config shows the name only.
+    monkeypatch.setenv("RECSYS_MLFLOW_TRACKING_URI", "http://ops:hunter2@127.0.0.1:5000")
+    tracker = build_resources({**os.environ, "RECSYS_DATA_DIR": str(tmp_path)})["tracker"]
+    assert tracker.tracking_uri == dg.EnvVar("RECSYS_MLFLOW_TRACKING_URI")
+    assert "hunter2" not in repr(tracker)
 
 
 @pytest.mark.slow  # MLflow creates its SQLite schema through migrations: seconds, not milliseconds
