@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigurationError as exc:
             print(f"configuration error: {exc}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            raise  # the reader went away: nothing to report to it (`cli` ends quietly)
         except Exception as exc:
             status = _known_failure(exc)
             if status is None:
