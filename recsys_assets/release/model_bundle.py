@@ -17,6 +17,7 @@ from recsys_assets.domain.bundle import (
     new_version,
     png_data_uri,
 )
+from recsys_assets.domain.families import binary
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.partitions import daily_partitions
@@ -142,6 +143,8 @@ def model_bundle(
         user_ids=storage.read_bytes(training_files.user_ids),
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,
+        # What each user saw in the served model's window: the online service excludes it and ranks from it.
+        history=storage.sparse_to_bytes(binary(storage.read_sparse([training_files.matrix("full")])[0])),
     )
     transformer = item_transformer(context, artifacts)
     if transformer is not None:
