@@ -22,6 +22,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Requests that matched no route share one label value: raw paths would make a label per scanner probe.
 UNMATCHED = "unmatched"
+# Any other method (HTTP allows made-up ones) is counted as "other", for the same reason.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -127,6 +129,7 @@ class MetricsMiddleware:
         finally:
             # Starlette's router leaves the matched route in the scope; its path is the template.
             route = getattr(scope.get("route"), "path", UNMATCHED)
-            labels = (route, scope["method"], str(status))
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            labels = (route, method, str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)

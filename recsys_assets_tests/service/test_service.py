@@ -292,6 +292,7 @@ def test_metrics_count_and_time_requests_by_route_template_and_status_and_name_t
         user_list(served, user)
     user_list(served, "u0001", n=0)
     served.get("/no/such/route")
+    served.request("PROPFIND", "/healthz")  # a method HTTP parsers know, outside the labelled set
     after = metric_samples(served)
 
     def grew(name: str, **labels: str) -> float:
@@ -303,6 +304,7 @@ def test_metrics_count_and_time_requests_by_route_template_and_status_and_name_t
     assert grew("recsys_http_request_duration_seconds_bucket", **ok, le="+Inf") == 3
     assert grew("recsys_http_requests_total", route=USER_ROUTE, status="422") == 1
     assert grew("recsys_http_requests_total", route="unmatched", status="404") == 1
+    assert grew("recsys_http_requests_total", route="/healthz", method="other", status="405") == 1
     assert grew("recsys_serving_lists_total", route=USER_ROUTE, source="model") == 3
     info = after["recsys_serving_model_info"]
     assert [(s.labels, s.value) for s in info] == [({"model_name": MODEL, "version": "v1", "family": "item_knn"}, 1.0)]
