@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
+import numpy as np
 from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
@@ -144,7 +145,10 @@ def model_bundle(
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,
         # What each user saw in the served model's window: the online service excludes it and ranks from it.
-        history=storage.sparse_to_bytes(binary(storage.read_sparse([training_files.matrix("full")])[0])),
+        # Ones as bytes: 5 bytes a pair instead of 8 (34 instead of 55 MB at 10 M events).
+        history=storage.sparse_to_bytes(
+            binary(storage.read_sparse([training_files.matrix("full")])[0]).astype(np.uint8)
+        ),
     )
     transformer = item_transformer(context, artifacts)
     if transformer is not None:
