@@ -20,6 +20,7 @@ import pyarrow as pa
 from recsys_assets.domain.items import as_of
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
 from recsys_assets.domain.names import safe_name
+from recsys_assets.domain.redaction import scrub
 from recsys_assets.domain.serving import Bundle, BundleIntegrityError, open_bundle
 from recsys_assets.resources.catalogue import ItemCatalogue
 from recsys_assets.resources.model_store import ModelStore
@@ -33,8 +34,9 @@ class StoreUnreachable(RuntimeError):
 
 
 def error_text(exc: BaseException) -> str:
-    """One line naming an error, for logs, `/readyz` and 503 bodies."""
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
+    """One line naming an error, for logs, `/readyz` and 503 bodies: every error text the service shows passes
+    here, through the project's secret scrubber (an S3 or catalogue error never shows a credential)."""
+    return scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from recsys_assets.domain.items import as_of
 from recsys_assets.resources.catalogue import DuckDBItemCatalogue, ItemCatalogue
-from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.model_store import LocalModelStore, ModelStore
 from recsys_assets.service.app import HISTORY_ROUTE, USER_ROUTE, create_app
 from recsys_assets.service.champion import ChampionFollower, load_champion_bundle
 from recsys_assets.service.metrics import ServiceMetrics
@@ -415,3 +415,27 @@ def test_the_champion_is_followed_in_an_s3_model_store(s3_standin, tmp_path):
         assert user_list(client, "u0005").json()["items"] == offline.recommend(
             "u0005", offline.seen_item_ids("u0005"), 10
         )
+
+
+class UnreachableStore(LocalModelStore):
+    """A store whose every read fails with a message quoting a credential, as a misconfigured URL would."""
+
+    def get_object(self, key: str) -> bytes | None:
+        raise OSError(f"cannot reach https://reader:{SECRET}@store.internal/{key}")
+
+
+SECRET = "hunter2-not-for-logs"
+
+
+def test_an_unreachable_store_is_retried_counted_and_its_credentials_never_shown(tmp_path, caplog):
+    store = UnreachableStore(root=str(tmp_path))
+    with serving(store) as (client, _):
+        ready = eventually(
+            lambda: "cannot read the champion pointer" in client.get("/readyz").text and client.get("/readyz")
+        )
+        assert ready.status_code == 503
+        assert "https://reader:[redacted]@store.internal/" in ready.json()["reason"]
+        eventually(lambda: value(metric_samples(client), "recsys_serving_reloads_total", outcome="failure") >= 2)
+        for response in (ready, user_list(client, "u0001"), client.get("/metrics")):
+            assert SECRET not in response.text
+    assert caplog.records and not any(SECRET in record.getMessage() for record in caplog.records)
