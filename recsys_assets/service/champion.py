@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -107,7 +106,6 @@ class ChampionFollower:
         reload_seconds: float = 30.0,
         catalogue_seconds: float = 300.0,
         day: date | None = None,
-        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
     ) -> None:
         self.store = store
         self.model_name = safe_name(model_name, "model name")
@@ -116,7 +114,6 @@ class ChampionFollower:
         self.reload_seconds = reload_seconds
         self.catalogue_seconds = catalogue_seconds
         self._day = day
-        self._today = today
         self.champion: Champion | None = None
         # Why nothing is served while `champion` is None.
         self.waiting_reason = "starting: the champion pointer has not been read yet"
@@ -131,7 +128,7 @@ class ChampionFollower:
     @property
     def day(self) -> date:
         """The day whose catalogue snapshot decides which postings are closed (today, UTC, unless pinned)."""
-        return self._day or self._today()
+        return self._day or datetime.now(UTC).date()
 
     async def run(self) -> None:
         """Check the pointer every `reload_seconds`, for ever (cancelled when the app stops)."""
