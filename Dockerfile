@@ -9,7 +9,7 @@
 #       Dagster, the webserver, the Kubernetes client or the Google API clients).
 #
 # Installed size of each target's Python packages (`pip install --target`, December 2026; README "Deploy"):
-# platform 1,034 MB, training 592 MB, on a base of about 125 MB.
+# platform 1,502 MB, training 736 MB (before: one image of everything), on a base of about 125 MB.
 # No ENTRYPOINT, so a launcher's command replaces the default command outright. CI tags each image with the
 # commit and deploys it by digest; the launchers refuse mutable tags. Nothing secret goes in here: the
 # worker's identity (service account, workload identity) or the secret store provides credentials at run time.

@@ -74,6 +74,8 @@ setup(
     name="recsys_assets",
     version="0.1.0",
     description="Dagster asset-based MLOps platform that keeps a recommendation model fresh.",
+    # Apache-2.0 (LICENSE), as Dagster and implicit are: users can combine and redistribute them freely.
+    license="Apache-2.0",
     packages=find_packages(exclude=["recsys_assets_tests*"]),
     # Checked with `pip download --python-version X.Y --only-binary=:all:` for every pin, with and
     # without dependencies (November 2026): 3.11, 3.12, 3.13 and 3.14 resolve entirely from wheels
@@ -82,6 +84,7 @@ setup(
     # pandas 2.3.3 (pandas<3) ship no cp315 wheels.
     python_requires=">=3.11,<3.15",
     classifiers=[
+        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
         "Programming Language :: Python :: 3.11",
