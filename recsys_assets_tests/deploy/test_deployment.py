@@ -33,16 +33,6 @@ CODE_SERVER = "Deployment/dagster-dagster-user-deployments-recsys-assets"
 
 
 @pytest.fixture(scope="module")
-def chart(tmp_path_factory) -> Path:
-    return replay.prepare_chart(tmp_path_factory.mktemp("chart"))
-
-
-@pytest.fixture(scope="module")
-def manifests(chart) -> list[dict[str, Any]]:
-    return replay.render_helm(chart)
-
-
-@pytest.fixture(scope="module")
 def platform() -> replay.ImageStage:
     return replay.image_stage("platform")
 
@@ -102,6 +92,7 @@ def test_helm_renders_only_valid_kubernetes_objects(manifests):
     assert len(replay.kubernetes_errors(broken)) == 2
 
 
+@pytest.mark.slow  # a second render (about 1.5 s)
 def test_the_chart_checks_values_against_local_kubernetes_definitions(chart, tmp_path):
     """The values schema's Kubernetes references resolve offline: a malformed resources block is refused."""
     broken = values_copy(tmp_path, lambda v: v["dagsterWebserver"].update(resources={"requests": "lots"}))
@@ -147,10 +138,15 @@ def webserver_ports(manifests) -> tuple[int, int, int]:
     return listen, container["ports"][0]["containerPort"], service.get("targetPort", service["port"])
 
 
-def test_the_webserver_listens_where_a_non_root_user_may(manifests, chart, tmp_path):
+def test_the_webserver_listens_where_a_non_root_user_may(manifests):
     listen, container_port, target = webserver_ports(manifests)
     assert listen == container_port == target
     assert listen > 1023, "uid 10001 cannot bind a port below 1024"
+
+
+@pytest.mark.slow  # a second render (about 1.5 s)
+def test_the_chart_listens_on_the_service_port(chart, tmp_path):
+    """Why the service port is not 80: the chart makes it the webserver's listen port too."""
     broken = values_copy(tmp_path, lambda v: v["dagsterWebserver"]["service"].update(port=80))
     assert webserver_ports(replay.render_helm(chart, broken))[0] < 1024
 
