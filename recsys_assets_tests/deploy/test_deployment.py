@@ -446,3 +446,17 @@ def test_broken_compose_copies_fail(deploy_copy, platform, tmp_path):
     assert "RECSYS_WAREHOUSE" not in run.env and backends(run)["warehouse"] == "duckdb"
     with pytest.raises(AssertionError):
         assert_production_settings([run], code_server)
+
+
+def test_the_readme_deploys_the_way_these_tests_render():
+    """The README's install and upgrade steps are the commands rendered here: compose with the variables
+    `compose_environment` exports and the example settings, Helm through deploy.sh with two pinned images."""
+    readme = (REPO / "README.md").read_text()
+    deploy = readme[readme.index("## Deploy") : readme.index("## Operating it safely")]
+    exported = set(re.findall(r"^export (\w+)=", deploy, re.MULTILINE))
+    assert exported == set(replay.compose_environment())
+    assert "cp deploy/recsys.env.example deploy/recsys.env" in deploy
+    assert deploy.count("docker compose -p recsys -f deploy/docker-compose.yml up -d") == 2  # install, upgrade
+    assert re.search(r"^deploy/helm/deploy\.sh \\\n\s+\S+@sha256:<digest> \\\n\s+\S+@sha256:<digest>$", deploy, re.M)
+    workflow = (REPO / ".github" / "workflows" / "ci.yml").read_text()
+    assert 'bash deploy/helm/deploy.sh "$PLATFORM_IMAGE" "$TRAINING_IMAGE"' in workflow
