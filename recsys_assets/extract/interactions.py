@@ -19,6 +19,7 @@ from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
+from recsys_assets.step_errors import guarded_step
 
 CHECK_NULL_IDS = "no_null_ids"
 CHECK_IN_PARTITION = "timestamps_inside_partition"
@@ -144,6 +145,7 @@ def _share_check(check_name: str, share: DayShare, label: str, limit: float) -> 
         ),
     ],
 )
+@guarded_step
 def interactions(
     context: dg.AssetExecutionContext, config: ExtractConfig, warehouse: Warehouse, artifacts: ArtifactStore
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:

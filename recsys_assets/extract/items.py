@@ -19,6 +19,7 @@ from recsys_assets.domain.items import as_of, measure_quality
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.catalogue import ItemCatalogue
+from recsys_assets.step_errors import guarded_step
 
 CHECK_UNIQUE_IDS = "unique_item_ids"
 CHECK_TEXT = "postings_have_text"
@@ -48,6 +49,7 @@ def _spec(name: str, description: str, blocking: bool = True) -> dg.AssetCheckSp
         _spec(CHECK_WINDOW, "No posting closes before it was posted."),
     ],
 )
+@guarded_step
 def items(
     context: dg.AssetExecutionContext, config: ItemsConfig, item_catalogue: ItemCatalogue, artifacts: ArtifactStore
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:

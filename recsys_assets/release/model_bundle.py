@@ -25,6 +25,7 @@ from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.tracking import tracker_from_env
 from recsys_assets.resources.training_launcher import TrainingLauncher
 from recsys_assets.settings import SETTINGS, code_version
+from recsys_assets.step_errors import guarded_step
 
 CHECK_NOT_WORSE_THAN_CHAMPION = "not_worse_than_champion"
 
@@ -106,6 +107,7 @@ def champion_check(evaluation: EvaluationResult, tolerance: float) -> dg.AssetCh
         )
     ],
 )
+@guarded_step
 def model_bundle(
     context: dg.AssetExecutionContext,
     config: BundleConfig,

@@ -23,6 +23,7 @@ from dagster_pipes import PipesContext
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.content import ItemSide, ItemSource, reference_days
+from recsys_assets.domain.failures import classify
 from recsys_assets.domain.families import new_model
 from recsys_assets.domain.layout import ItemFiles, ModelFiles, TrainingSetFiles
 from recsys_assets.domain.params import Protocol
@@ -30,9 +31,6 @@ from recsys_assets.domain.records import TrainingReport, TrainingRequest
 from recsys_assets.domain.selection import select_model
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
 from recsys_assets.pipes.worker import TRAINING_REFUSED, open_training_pipes
-
-# Exceptions from these packages come from a service (storage, cloud APIs): worth a retry.
-SERVICE_MODULES = ("botocore", "boto3", "s3transfer", "google.api_core", "google.auth", "urllib3", "requests")
 
 
 def run(pipes: PipesContext) -> TrainingReport:
@@ -91,13 +89,8 @@ def run(pipes: PipesContext) -> TrainingReport:
 
 
 def is_service_error(exc: BaseException) -> bool:
-    """Whether `exc` (or an exception it was raised from) comes from a service, so a retry may succeed."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) or type(seen).__module__.startswith(SERVICE_MODULES):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    """Whether `exc` (or an exception it was raised from) is transient (`domain.failures`), so a retry may succeed."""
+    return classify(exc) == "transient"
 
 
 def main() -> None:
