@@ -67,9 +67,12 @@ NOT_SETTINGS = {
     # Set by the launchers for the training process they start (recsys_assets.pipes.worker).
     "RECSYS_ORCHESTRATOR_PID": "the orchestrator a local training process dies with (set by the launcher)",
     "RECSYS_PIPES_STORE": "the Pipes message store of a training process (set by the launcher)",
-    # Read by deploy/workspace.yaml, never by Python.
+    # Read by the deployment files, never by Python.
     "RECSYS_CODE_SERVER_HOST": "where the webserver and daemon find the code server (deploy/workspace.yaml)",
     "RECSYS_CODE_SERVER_PORT": "the code server's port (deploy/workspace.yaml)",
+    "RECSYS_PLATFORM_IMAGE": "the platform image compose runs, pinned by digest (deploy/docker-compose.yml)",
+    # Read by the deployment tests.
+    "RECSYS_UPDATE_SNAPSHOTS": "`1`: the deployment tests rewrite their snapshots (recsys_assets_tests/deploy)",
 }
 
 _SECRET_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}(@(latest|[0-9]+))?")

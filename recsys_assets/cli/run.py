@@ -85,6 +85,12 @@ def run_config(path: str) -> dict:
 
 
 def _materialize(args: argparse.Namespace, context: Context) -> int:
+    status, _ = materialize(args, context)
+    return status
+
+
+def materialize(args: argparse.Namespace, context: Context) -> tuple[int, PipelineOutcome | None]:
+    """Materialize `--partition` (default: the warehouse's latest day) and print the report: status, outcome."""
     from recsys_assets.cli.pipeline import PartitionBusyError, latest_partition, materialize_partition
 
     config = run_config(args.config) if getattr(args, "config", None) else None
@@ -94,10 +100,11 @@ def _materialize(args: argparse.Namespace, context: Context) -> int:
     )
     print(f"materializing the graph for partition {partition} ...")
     try:
-        return report(materialize_partition(partition, resources, run_config=config))
+        outcome = materialize_partition(partition, resources, run_config=config)
     except PartitionBusyError as exc:
         print(f"refused: {exc}", file=sys.stderr)
-        return 4
+        return 4, None
+    return report(outcome), outcome
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +127,14 @@ def _demo(args: argparse.Namespace, context: Context) -> int:
         )
         if status:
             return status
-    return _materialize(args, context)
+    status, outcome = materialize(args, context)
+    if status == 0 and outcome is not None:
+        from recsys_assets.service.cli import demo_hint
+
+        # How to promote what the demo built, serve it and ask it for a list.
+        version = outcome.bundle.version if outcome.bundle else None
+        print(demo_hint(context.resources["model_store"], context.settings.model_name, version))
+    return status
 
 
 RUN = Command("run", "run the whole graph on what the warehouse holds", _run_arguments, _materialize)

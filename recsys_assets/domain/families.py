@@ -10,6 +10,7 @@ their parameters travel as JSON in the training report and the manifest.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import os
@@ -26,7 +27,7 @@ from implicit.cpu.bpr import BayesianPersonalizedRanking
 from implicit.nearest_neighbours import BM25Recommender, CosineRecommender, ItemItemRecommender, bm25_weight
 from implicit.recommender_base import RecommenderBase
 from implicit.utils import ParameterWarning
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from recsys_assets.domain.params import (
     ALSParams,
@@ -151,6 +152,13 @@ class Recommender(ABC):
         return buffer.getvalue()
 
 
+@functools.cache
+def blas_controller() -> ThreadpoolController:
+    """The process's thread pools, inspected once: `threadpool_limits` inspects them on every call (~3 ms),
+    which would be most of the time of an online request; made at the first ranking, after every BLAS loaded."""
+    return ThreadpoolController()
+
+
 def top_k_from_implicit(
     model: RecommenderBase,
     userids: np.ndarray,
@@ -168,7 +176,7 @@ def top_k_from_implicit(
     extra: dict[str, Any] = {"recalculate_user": True} if recalculate_user else {}
     if excluded is not None:
         extra["filter_items"] = np.flatnonzero(excluded).astype(np.int32)
-    with threadpool_limits(1, "blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         # implicit declares `recommend` on the base class without a return type.
         ids, scores = cast(
             tuple[np.ndarray, np.ndarray],

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
+import numpy as np
 from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
@@ -17,6 +18,7 @@ from recsys_assets.domain.bundle import (
     new_version,
     png_data_uri,
 )
+from recsys_assets.domain.families import binary
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.partitions import daily_partitions
@@ -145,6 +147,11 @@ def model_bundle(
         user_ids=storage.read_bytes(training_files.user_ids),
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,
+        # What each user saw in the served model's window: the online service excludes it and ranks from it.
+        # Ones as bytes: 5 bytes a pair instead of 8 (34 instead of 55 MB at 10 M events).
+        history=storage.sparse_to_bytes(
+            binary(storage.read_sparse([training_files.matrix("full")])[0]).astype(np.uint8)
+        ),
     )
     transformer = item_transformer(context, artifacts)
     if transformer is not None:

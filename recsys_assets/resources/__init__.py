@@ -21,7 +21,7 @@ so the embedded default never loads them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,16 +252,33 @@ def build_alerts(settings: Settings, secrets: SecretStore) -> AlertNotifier:
     )
 
 
-def build_resources(settings: Settings | Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Every resource the asset graph needs, each backend chosen by its settings field.
+def build_resources(
+    settings: Settings | Mapping[str, str] | None = None, only: Collection[str] | None = None
+) -> dict[str, Any]:
+    """Every resource the asset graph needs (or `only` those), each backend chosen by its settings field.
 
     `settings`: read settings, or an environment to read them from (default: this process's, read now).
+    With `only`, nothing else is built (`secrets` too when they need it), so nothing else's settings
+    are required.
     """
     if not isinstance(settings, Settings):
         settings = Settings.from_env(settings)
     built: dict[str, Any] = {}
     for resource in BACKENDS:
-        built[resource] = backend(resource, settings).build(settings, built)
+        if only is None or resource in only or resource == "secrets":
+            built[resource] = backend(resource, settings).build(settings, built)
+    if only is not None:
+        return {name: built[name] for name in only}
     built["artifacts"] = ArtifactStore(root_uri=settings.artifacts_root)
     built["alerts"] = build_alerts(settings, built["secrets"])
     return built
+
+
+# What the online service reads (`python -m recsys_assets serve`): a serving deployment needs no
+# training, release or alert settings, and its model store credentials can name a read-only key pair.
+SERVING_RESOURCES = ("model_store", "item_catalogue")
+
+
+def build_serving_resources(settings: Settings | Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The model store and the item catalogue, for the online service."""
+    return build_resources(settings, only=SERVING_RESOURCES)
