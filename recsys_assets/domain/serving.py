@@ -14,6 +14,7 @@ import hashlib
 import io
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,8 +22,8 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.content import with_new_items
-from recsys_assets.domain.families import FAMILY_CLASSES, Recommender, load_model
+from recsys_assets.domain.families.base import Recommender
+from recsys_assets.domain.families.registry import load_model, restore_model
 from recsys_assets.domain.item_features import ItemFeaturizer
 from recsys_assets.domain.items import conform_items, days_since_epoch
 from recsys_assets.domain.layout import BundleFile
@@ -42,7 +43,7 @@ class Bundle:
 
     uri: str
     version: str
-    model: Recommender
+    model: Recommender[Any]
     user_ids: pa.Array
     item_ids: pa.Array
     manifest: Manifest | None = None
@@ -76,7 +77,7 @@ class Bundle:
         new = postings.filter(pc.invert(pc.is_in(postings["item_id"], value_set=self.item_ids)))
         if new.num_rows == 0:
             return 0
-        self.model = with_new_items(self.model, self.featurizer.transform(new), days_since_epoch(new["posted_date"]))
+        self.model = self.model.with_new_items(self.featurizer.transform(new), days_since_epoch(new["posted_date"]))
         self.item_ids = pa.concat_arrays([self.item_ids, new["item_id"].combine_chunks()])
         self.__post_init__()
         return new.num_rows
@@ -106,7 +107,7 @@ def verified_files(uri: str, manifest: Manifest, read: Callable[[str], bytes]) -
     return files
 
 
-def model_from_files(manifest: Manifest, files: dict[str, bytes], protocol: str | None = None) -> Recommender:
+def model_from_files(manifest: Manifest, files: dict[str, bytes], protocol: str | None = None) -> Recommender[Any]:
     """The served model, or with `protocol` the model that protocol's offline evaluation scored."""
     family, params = manifest.model.family, manifest.model.params
     if protocol is not None:
@@ -121,8 +122,7 @@ def model_from_files(manifest: Manifest, files: dict[str, bytes], protocol: str 
         return load_model(family, params, files[BundleFile.MODEL])
     if family == "als" and all(name in files for name in LEGACY_FACTORS.values()):
         arrays = {key: np.load(io.BytesIO(files[name]), allow_pickle=False) for key, name in LEGACY_FACTORS.items()}
-        cls = FAMILY_CLASSES[family]
-        return cls.from_arrays(cls.params_type.model_validate(params), arrays)
+        return restore_model(family, params, arrays)
     raise BundleIntegrityError(f"bundle {manifest.model_name}/{manifest.version} has no {BundleFile.MODEL}")
 
 

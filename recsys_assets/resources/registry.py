@@ -17,7 +17,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from recsys_assets.domain.bundle import pull_request_body
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
 from recsys_assets.domain.records import Manifest, VersionEvent, VersionState
 from recsys_assets.domain.registry import (
@@ -27,6 +26,7 @@ from recsys_assets.domain.registry import (
     fold,
     index,
 )
+from recsys_assets.domain.reports import pull_request_body
 from recsys_assets.domain.storage import join
 from recsys_assets.resources.model_store import ModelStore, sha256
 from recsys_assets.resources.release import ReleaseProposal, ReleasePublisher, ReleaseResult

@@ -91,3 +91,48 @@ def test_the_cli_builds_resources_once():
     # `definitions` builds the resources when imported; the CLI and pipeline build their own instead.
     assert offending("recsys_assets.pipeline", ("recsys_assets.definitions",)) == []
     assert offending("recsys_assets.__main__", ("recsys_assets.definitions",)) == []
+
+
+def runtime_imports_of(path: Path) -> set[str]:
+    """The modules `path` imports when it runs: type-only imports (under `if TYPE_CHECKING:`) are not executed."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_no_import_circle_in_the_package():
+    graph = {
+        module_name(path): {t for t in runtime_imports_of(path) if t in GRAPH and t != module_name(path)}
+        for path in PACKAGE_ROOT.rglob("*.py")
+    }
+    circles = []
+    state: dict[str, str] = {}  # "open" while on the walk's path, "done" after
+
+    def walk(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                circles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif target not in state:
+                walk(target, [*path, target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            walk(module, [module])
+    assert circles == []
