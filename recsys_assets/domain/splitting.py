@@ -15,6 +15,7 @@ an entry here (and its name in `params.Protocol`, which a test keeps in step).
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -153,7 +154,18 @@ class TrainingSet:
 
     @classmethod
     def load(cls, files: TrainingSetFiles) -> TrainingSet:
-        summary = TrainingSetSummary.from_json(storage.read_bytes(files.summary))
+        """The training set written at `files`.
+
+        Raises:
+            ValueError: it was written by a version of this code without per-protocol splits.
+        """
+        raw = json.loads(storage.read_bytes(files.summary))
+        if "protocols" not in raw:
+            raise ValueError(
+                f"the training set at {files.folder} was written before splits were stored per protocol: "
+                "materialize training_set again"
+            )
+        summary = TrainingSetSummary.model_validate(raw)
         uris = [files.matrix("full"), files.matrix("times")]
         uris += [files.protocol(name).matrix(m) for name in summary.protocols for m in PROTOCOL_MATRICES]
         full, times, *matrices = storage.read_sparse(uris)

@@ -123,6 +123,12 @@ def test_files_are_written_per_protocol_round_trip_and_hash_the_same_wherever_th
     assert content_hash(payloads, str(tmp_path)) == content_hash(elsewhere, "s3://bucket/other")
 
 
+def test_a_training_set_from_before_the_per_protocol_splits_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "summary.json").write_text('{"events": 1, "train_pairs": 1, "cut_train_pairs": 1}')
+    with pytest.raises(ValueError, match="written before splits were stored per protocol: materialize training_set"):
+        TrainingSet.load(TrainingSetFiles(str(tmp_path)))
+
+
 def test_the_protocol_names_and_the_protocol_table_agree():
     assert tuple(PROTOCOLS) == get_args(Protocol)
 

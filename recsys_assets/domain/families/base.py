@@ -112,7 +112,7 @@ P = TypeVar("P", bound=FamilyParams)
 # Called after each iteration of an iterative model with (iteration, model): lets a search prune it.
 IterationCallback = Callable[[int, "Recommender[Any]"], None]
 # Builds an unfitted model of another family by name: how a family made of others (the hybrid) gets
-# its parts without knowing every family (`registry.new_model` passes itself).
+# its parts without knowing every family (the registry passes it to `Recommender.new`).
 MakeModel = Callable[[str, Mapping[str, Any]], "Recommender[Any]"]
 
 
