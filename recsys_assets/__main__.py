@@ -6,11 +6,13 @@ import argparse
 import gc
 import math
 import sys
+import traceback
 from datetime import date
 from typing import TYPE_CHECKING
 
 from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.events import day_of, rows_per_value
+from recsys_assets.domain.redaction import scrubbed_output
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
 if TYPE_CHECKING:
@@ -172,13 +174,20 @@ def cli() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Settings are read when the first module that needs them is imported, so a bad setting can
-    # surface anywhere below: it is one line, never a traceback.
-    try:
-        return _main(argv)
-    except ConfigurationError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    # Everything the command prints (its own lines, Dagster's console log, a traceback) passes
+    # through the secret scrubber: a token or a URL's password never reaches the terminal or a CI log.
+    with scrubbed_output():
+        try:
+            return _main(argv)
+        except ConfigurationError as exc:
+            # Settings are read when the first module that needs them is imported, so a bad setting
+            # can surface anywhere below: it is one line, never a traceback.
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
+        except Exception:
+            # An error nothing above expected: its traceback, scrubbed, and its cause as the last line.
+            traceback.print_exc()
+            return 1
 
 
 def _main(argv: list[str] | None) -> int:

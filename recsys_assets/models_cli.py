@@ -19,9 +19,8 @@ from recsys_assets.resources.registry import (
     ModelRegistry,
     Transition,
     UnknownVersionError,
-    follow_base_pointer,
-    poll_pull_requests,
     propose_release,
+    sync_registry,
 )
 from recsys_assets.resources.release import LocalReleasePublisher, ReleasePublisher
 from recsys_assets.settings import SETTINGS
@@ -54,29 +53,31 @@ def _print_transitions(transitions: list[Transition]) -> None:
         print("no change")
 
 
-def _sync(registry: ModelRegistry, publisher: ReleasePublisher, pointer_path: str) -> list[Transition]:
-    proposed = [s for s in registry.statuses().values() if s.state == "proposed"]
-    return poll_pull_requests(registry, publisher, proposed) + follow_base_pointer(registry, publisher, pointer_path)
-
-
 def _list(registry: ModelRegistry) -> None:
     statuses = registry.statuses()
     champion = champion_of(statuses)
     print(f"champion: {champion.version if champion else 'none'}\n")
-    rows = []
-    for version in registry.store.list_versions(registry.model_name):
-        manifest = registry.manifest(version)
-        status = statuses.get(version)
-        metrics = " ".join(f"{name} {manifest.metrics.model[name]:.4f}" for name in headline_names(manifest.k)[:3])
-        window = manifest.data.window
-        rows.append(
-            f"| {version} | {status.state if status else 'not proposed'} | {manifest.created_at[:19]} "
-            f"| {manifest.model.family} | {window.start}..{window.end} | {metrics} "
-            f"| {(status.pull_request if status else None) or '—'} |"
-        )
     print("| version | state | created | family | data window | metrics | pull request |")
     print("|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+    # Versions with a bundle, and versions whose bundle became unreadable but whose history remains.
+    for version in sorted(set(registry.store.list_versions(registry.model_name)) | set(statuses)):
+        status = statuses.get(version)
+        state = status.state if status else "not proposed"
+        pull_request = (status.pull_request if status else None) or "—"
+        manifest = registry.readable_manifest(version)
+        if manifest is None:
+            print(f"| {version} | {state} | — | unreadable manifest | — | — | {pull_request} |")
+            continue
+        metrics = " ".join(
+            f"{name} {manifest.metrics.model[name]:.4f}"
+            for name in headline_names(manifest.k)[:3]
+            if name in manifest.metrics.model
+        )
+        window = manifest.data.window
+        print(
+            f"| {version} | {state} | {manifest.created_at[:19]} | {manifest.model.family} "
+            f"| {window.start}..{window.end} | {metrics} | {pull_request} |"
+        )
 
 
 def _show(registry: ModelRegistry, version: str) -> None:
@@ -154,13 +155,23 @@ def run_models(args: argparse.Namespace, resources: dict[str, Any]) -> int:
                 raise TransitionError("merge is for the local publisher; merge the pull request on GitHub instead")
             status = _proposed(registry, args.version)
             publisher.merge(status.pull_request_id, pointer_path)  # type: ignore[arg-type]
-            _print_transitions(_sync(registry, publisher, pointer_path))
+            _print_transitions(sync_registry(registry, publisher, pointer_path))
         elif command == "sync":
-            _print_transitions(_sync(registry, publisher, pointer_path))
+            _print_transitions(sync_registry(registry, publisher, pointer_path))
     except (UnknownVersionError, TransitionError, ValueError) as exc:
+        _print_quarantined(registry, str(exc))
         print(f"models {command}: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # the publisher or the store failed (their messages carry no secrets)
+    except RuntimeError as exc:  # the publisher or the store failed
+        _print_quarantined(registry, str(exc))
         print(f"models {command}: {exc}", file=sys.stderr)
         return 1
+    _print_quarantined(registry)
     return 0
+
+
+def _print_quarantined(registry: ModelRegistry, cause: str = "") -> None:
+    """Name every record the command found unreadable (the rest of the registry was used as it is)."""
+    for note in registry.quarantined:
+        if note.line() != cause:  # the cause itself is the last line
+            print(note.line(), file=sys.stderr)

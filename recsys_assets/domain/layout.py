@@ -256,9 +256,14 @@ class ModelStoreKeys:
         version = key[len(self.models_prefix) : -len(suffix)]
         return version if version and "/" not in version else None
 
+    @property
+    def releases_prefix(self) -> str:
+        """Local release proposals of this model, one folder each."""
+        return f"releases/{self.model_name}"
+
     def release_folder(self, version: str, attempt: int = 1) -> str:
         """A local release proposal; a re-proposal of the same version (promote, rollback) gets its own folder."""
-        return f"releases/{self.model_name}/{release_name(version, attempt)}"
+        return f"{self.releases_prefix}/{release_name(version, attempt)}"
 
     def events_prefix(self, version: str) -> str:
         """The version's append-only state history: one write-once object per event."""
@@ -274,6 +279,20 @@ class ModelStoreKeys:
             return None
         parts = key[len(self.models_prefix) :].split("/")
         return parts[0] if len(parts) == 3 and parts[1] == "events" else None
+
+    def sequence_of_event_key(self, key: str) -> int | None:
+        """The sequence number an event key holds (`.../events/000007.json` -> 7), or None for another key."""
+        stem = key.rsplit("/", 1)[-1].removesuffix(".json")
+        return int(stem) if self.version_of_event_key(key) and stem.isdigit() else None
+
+    @property
+    def quarantine_prefix(self) -> str:
+        """Where unreadable records are moved: a leading dot, so it can never be taken for a version."""
+        return f"{self.models_prefix}.quarantine/"
+
+    def quarantined(self, key: str, stamp: str) -> str:
+        """Where the record at `key` goes when it is quarantined at `stamp` (its path under the model kept)."""
+        return f"{self.quarantine_prefix}{stamp}/{key.removeprefix(self.models_prefix)}"
 
     @property
     def registry_index(self) -> str:

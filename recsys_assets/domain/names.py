@@ -11,9 +11,14 @@ from recsys_assets.domain.errors import ConfigurationError
 _SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
+def is_safe_name(value: str) -> bool:
+    """Whether `value` is one safe path segment (see `safe_name`)."""
+    return bool(_SAFE_SEGMENT.fullmatch(value)) and ".." not in value
+
+
 def safe_name(value: str, setting: str) -> str:
     """`value` when it is one safe path segment, else a ConfigurationError naming `setting`."""
-    if not _SAFE_SEGMENT.fullmatch(value) or ".." in value:
+    if not is_safe_name(value):
         raise ConfigurationError(
             f"{setting}={value!r} is not a safe name: use letters, digits, '_', '-' and '.', "
             "starting with a letter, digit or '_' (no '/', no '..')"

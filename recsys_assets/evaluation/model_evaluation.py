@@ -23,6 +23,7 @@ from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import BundleIntegrityError, ModelStore
 from recsys_assets.settings import SETTINGS
+from recsys_assets.step_errors import guarded_step
 
 
 class EvaluationConfig(dg.Config):
@@ -94,6 +95,7 @@ def item_source(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> 
     **asset_attributes("model_store", extra_kinds=("python",)),
     check_specs=[BEATS_BASELINES.spec],
 )
+@guarded_step
 def model_evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, model_store: ModelStore
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:

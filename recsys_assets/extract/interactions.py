@@ -26,6 +26,7 @@ from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
+from recsys_assets.step_errors import guarded_step
 
 # Dagster copies a range run's metadata onto every day's materialization, so a map of every day's
 # rows grows quadratically with the range (8,000 days: 8,000 copies of an 8,000-entry map). Longer
@@ -101,6 +102,7 @@ def _summary(rows_per_day: dict[str, int]) -> dict[str, int | str]:
     **asset_attributes("warehouse", extra_kinds=("parquet",)),
     check_specs=[check.spec for check in INTERACTIONS_CHECKS],
 )
+@guarded_step
 def interactions(
     context: dg.AssetExecutionContext, config: ExtractConfig, warehouse: Warehouse, artifacts: ArtifactStore
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:

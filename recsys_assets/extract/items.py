@@ -20,6 +20,7 @@ from recsys_assets.extract.checks import CLOSED_AFTER_POSTED, ITEMS_CHECKS, POST
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.catalogue import ItemCatalogue
+from recsys_assets.step_errors import guarded_step
 
 
 class ItemsConfig(dg.Config):
@@ -35,6 +36,7 @@ class ItemsConfig(dg.Config):
     **asset_attributes("warehouse", extra_kinds=("parquet",)),
     check_specs=[check.spec for check in ITEMS_CHECKS],
 )
+@guarded_step
 def items(
     context: dg.AssetExecutionContext, config: ItemsConfig, item_catalogue: ItemCatalogue, artifacts: ArtifactStore
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:

@@ -9,6 +9,7 @@ from recsys_assets.domain.item_features import features_to_bytes, fit_features
 from recsys_assets.domain.splitting import content_hash
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.step_errors import guarded_step
 
 
 class ItemFeaturesConfig(dg.Config):
@@ -25,6 +26,7 @@ class ItemFeaturesConfig(dg.Config):
     group_name=GROUP,
     **asset_attributes(extra_kinds=("scikitlearn", "scipy")),
 )
+@guarded_step
 def item_features(
     context: dg.AssetExecutionContext, config: ItemFeaturesConfig, artifacts: ArtifactStore
 ) -> dg.MaterializeResult:

@@ -19,6 +19,7 @@ from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.settings import SETTINGS
+from recsys_assets.step_errors import guarded_step
 
 WINDOW = dg.TimeWindowPartitionMapping(
     start_offset=-(SETTINGS.training_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
@@ -87,6 +88,7 @@ def catalogue_ids(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -
     group_name=GROUP,
     **asset_attributes("warehouse", extra_kinds=("parquet", "scipy")),
 )
+@guarded_step
 def training_set(
     context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore, warehouse: Warehouse
 ) -> dg.MaterializeResult:

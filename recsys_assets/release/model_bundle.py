@@ -20,6 +20,7 @@ from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.tracking import tracker_from_env
 from recsys_assets.resources.training_launcher import TrainingLauncher
 from recsys_assets.settings import SETTINGS, code_version
+from recsys_assets.step_errors import guarded_step
 
 
 class BundleConfig(dg.Config):
@@ -52,6 +53,7 @@ def item_transformer(context: dg.AssetExecutionContext, artifacts: ArtifactStore
     retry_policy=SERVICE_RETRY_POLICY,
     check_specs=[NOT_WORSE_THAN_CHAMPION.spec],
 )
+@guarded_step
 def model_bundle(
     context: dg.AssetExecutionContext,
     config: BundleConfig,

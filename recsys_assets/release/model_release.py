@@ -19,6 +19,7 @@ from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release
 from recsys_assets.resources.release import ReleasePublisher
 from recsys_assets.settings import SETTINGS
+from recsys_assets.step_errors import guarded_step
 
 
 class ReleaseConfig(dg.Config):
@@ -36,6 +37,7 @@ class ReleaseConfig(dg.Config):
     **asset_attributes("release_publisher", "model_store"),
     retry_policy=SERVICE_RETRY_POLICY,
 )
+@guarded_step
 def model_release(
     context: dg.AssetExecutionContext,
     config: ReleaseConfig,
@@ -65,6 +67,8 @@ def model_release(
     statuses = registry.statuses()
     context.instance.add_run_tags(context.run.run_id, {RELEASE_TAG: statuses[bundle.version].state})
     champion = champion_of(statuses)
+    for note in registry.quarantined:
+        context.log.warning(note.line())
     return dg.MaterializeResult(
         metadata={
             "version": bundle.version,
@@ -75,5 +79,7 @@ def model_release(
             "pending": dg.MetadataValue.json(sorted(v for v, s in statuses.items() if s.state == "proposed")),
             "versions": dg.MetadataValue.md(versions_table(statuses, config.versions_shown)),
             "credentials_used": dg.MetadataValue.json(release_publisher.secret_references()),
+            # Registry records found unreadable on the way (moved aside or skipped), by path and version.
+            "unreadable_records": dg.MetadataValue.json([note.line() for note in registry.quarantined]),
         }
     )

@@ -8,22 +8,35 @@ from __future__ import annotations
 from typing import Any, NoReturn
 from urllib.parse import urlparse
 
+import requests
 from github import Auth, Github, GithubException, GithubRetry
 from github.Repository import Repository
 from pydantic import Field, PrivateAttr, field_validator
 
+from recsys_assets.domain.failures import Verdict, classify, one_line
+from recsys_assets.domain.redaction import scrub
 from recsys_assets.resources.release import (
+    OpenProposal,
     PullRequestState,
     ReleaseProposal,
     ReleasePublisher,
     ReleaseResult,
     pointer_version,
+    proposal_version,
 )
 from recsys_assets.resources.secrets import Secret, SecretStore
 
 
 class ReleasePublishError(RuntimeError):
-    """GitHub refused or failed a step of opening the release pull request; never carries the token."""
+    """GitHub refused or failed a step of opening the release pull request; never carries the token.
+
+    `verdict` is the classification (`domain.failures`) of the error it replaces, which it does not
+    chain: a rejected token is permanent, an unreachable GitHub transient.
+    """
+
+    def __init__(self, message: str, verdict: Verdict = "unknown"):
+        super().__init__(message)
+        self.verdict = verdict
 
 
 def _github_message(exc: GithubException) -> str:
@@ -91,17 +104,24 @@ class GitHubReleasePublisher(ReleasePublisher):
         self._github()
         return [self._token.reference()] if self._token else []
 
-    def _fail(self, step: str, exc: GithubException, hint: str = "") -> NoReturn:
-        text = (
-            f"GitHub {step} on {self.repository} at {self.base_url} failed (HTTP {exc.status}): {_github_message(exc)}"
-        )
+    def _fail(self, step: str, exc: GithubException | requests.RequestException, hint: str = "") -> NoReturn:
+        if isinstance(exc, GithubException):
+            cause = f"(HTTP {exc.status}): {_github_message(exc)}"
+        else:
+            # requests' own errors (unreachable host, timeout, a header it refuses to send) are not
+            # GithubExceptions; InvalidHeader quotes the header, token included.
+            cause = f"({one_line(exc)})"
+            if isinstance(exc, requests.exceptions.InvalidHeader):
+                hint = hint or f"the token in secret {self._token_name()} holds characters an HTTP header cannot carry"
+        text = f"GitHub {step} on {self.repository} at {self.base_url} failed {cause}"
         if hint:
             text += f". {hint}"
-        if self._token and self._token.value:
-            text = text.replace(self._token.value, "[redacted]")
-        # `from None`: PyGithub's exception carries the raw response, nothing that is useful beyond
-        # what is quoted above, and nothing from it should reach a log unredacted.
-        raise ReleasePublishError(text) from None
+        # `from None`: the client's exception carries the raw request or response, nothing useful
+        # beyond what is quoted above, and nothing from it should reach a log unscrubbed.
+        raise ReleasePublishError(scrub(text), classify(exc)) from None
+
+    def _token_name(self) -> str:
+        return self._token.reference() if self._token else self.token_secret
 
     def _open_pull(self, repo: Repository, branch: str) -> Any | None:
         owner = self.repository.split("/", 1)[0]
@@ -147,7 +167,9 @@ class GitHubReleasePublisher(ReleasePublisher):
                     raise
                 current = None
             if isinstance(current, list):
-                raise ReleasePublishError(f"{proposal.pointer_path} in {self.repository} is a directory, not a file")
+                raise ReleasePublishError(
+                    f"{proposal.pointer_path} in {self.repository} is a directory, not a file", "permanent"
+                )
             step = f"committing {proposal.pointer_path} on {branch}"
             if current is None:
                 repo.create_file(proposal.pointer_path, proposal.title, proposal.pointer_content, branch=branch)
@@ -170,10 +192,12 @@ class GitHubReleasePublisher(ReleasePublisher):
             return self._result(pull, created=True)
         except GithubException as exc:
             self._fail(step, exc, self._hint(exc.status))
+        except requests.RequestException as exc:
+            self._fail(step, exc)
 
     def _hint(self, status: int) -> str:
         return {
-            401: f"the token in secret {self._token.reference() if self._token else self.token_secret} was rejected",
+            401: f"the token in secret {self._token_name()} was rejected",
             403: "the token needs contents:write and pull-requests:write on the repository",
             404: "the repository, branch, path or pull request does not exist or the token cannot see it",
             422: "GitHub refused the request as invalid (see its message)",
@@ -192,6 +216,8 @@ class GitHubReleasePublisher(ReleasePublisher):
             merged, state = pull.merged, pull.state
         except GithubException as exc:
             self._fail(f"reading pull request #{number}", exc, self._hint(exc.status))
+        except requests.RequestException as exc:
+            self._fail(f"reading pull request #{number}", exc)
         if merged:
             return "merged"
         return "closed" if state == "closed" else "open"
@@ -202,6 +228,8 @@ class GitHubReleasePublisher(ReleasePublisher):
             self._github().get_repo(self.repository).get_pull(number).edit(state="closed")
         except GithubException as exc:
             self._fail(f"closing pull request #{number}", exc, self._hint(exc.status))
+        except requests.RequestException as exc:
+            self._fail(f"closing pull request #{number}", exc)
 
     def base_pointer_version(self, pointer_path: str) -> str | None:
         step = "reading the repository"
@@ -218,6 +246,26 @@ class GitHubReleasePublisher(ReleasePublisher):
                 raise
         except GithubException as exc:
             self._fail(step, exc, self._hint(exc.status))
+        except requests.RequestException as exc:
+            self._fail(step, exc)
         if isinstance(content, list):
-            raise ReleasePublishError(f"{pointer_path} in {self.repository} is a directory, not a file")
+            raise ReleasePublishError(f"{pointer_path} in {self.repository} is a directory, not a file", "permanent")
         return pointer_version(content.decoded_content, f"{pointer_path} on {self.repository}@{self.base_branch}")
+
+    def open_proposals(self, model_name: str) -> list[OpenProposal]:
+        """Open pull requests into the base branch from `release/<model>/...` branches (one listing, paginated)."""
+        prefix = f"release/{model_name}/"
+        step = f"listing open pull requests into {self.base_branch}"
+        try:
+            pulls = self._github().get_repo(self.repository).get_pulls(state="open", base=self.base_branch)
+            return [
+                OpenProposal(
+                    proposal_version(pull.head.ref[len(prefix) :])[0], pull.html_url, f"{self.repository}#{pull.number}"
+                )
+                for pull in pulls
+                if pull.head.ref.startswith(prefix)
+            ]
+        except GithubException as exc:
+            self._fail(step, exc, self._hint(exc.status))
+        except requests.RequestException as exc:
+            self._fail(step, exc)

@@ -16,8 +16,10 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
+from recsys_assets.domain.names import is_safe_name, safe_name
 from recsys_assets.domain.records import Manifest, VersionEvent, VersionState
 from recsys_assets.domain.registry import (
     VersionStatus,
@@ -40,6 +42,10 @@ class UnknownVersionError(LookupError):
     """No complete bundle (no manifest) for this version."""
 
 
+class UnreadableRecordError(UnknownVersionError):
+    """A stored record (manifest, event, pointer) cannot be read; the message names its path and version."""
+
+
 @dataclass(frozen=True)
 class Transition:
     """A state change one call recorded."""
@@ -49,8 +55,45 @@ class Transition:
     reason: str
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """A stored record that could not be read: where it was, its version, why, and where it went.
+
+    `moved_to` is None when the record was only skipped: it is JSON this code cannot interpret (a
+    newer writer's, perhaps), so it stays where it is and is named on every read instead.
+    """
+
+    uri: str
+    version: str | None
+    reason: str
+    moved_to: str | None = None
+
+    def line(self) -> str:
+        version = f" (version {self.version})" if self.version else ""
+        action = f"quarantined to {self.moved_to}" if self.moved_to else "skipped, left in place"
+        return f"unreadable {self.uri}{version}: {self.reason}; {action}"
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(data)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _first_error(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
 class ModelRegistry:
-    """States of one model's versions, kept as event records next to each bundle."""
+    """States of one model's versions, kept as event records next to each bundle.
+
+    Reads never stop at one bad file: a record whose bytes are not a JSON object (truncated,
+    overwritten with garbage) is moved under `models/<model>/.quarantine/` and named in
+    `quarantined`; a JSON record this code cannot interpret is skipped and named. The rest of the
+    registry stays usable, and `models sync` rewrites what is derived (champion.json, registry.json).
+    """
 
     def __init__(self, store: ModelStore, model_name: str, tracker: MlflowTracker | None = None):
         self.store = store
@@ -58,9 +101,23 @@ class ModelRegistry:
         self.keys = ModelStoreKeys(model_name)
         # MLflow mirrors the states and the champion when RECSYS_MLFLOW_TRACKING_URI is set.
         self.tracker = tracker or tracker_from_env()
+        self.quarantined: list[Quarantined] = []
+
+    def _note(self, key: str, version: str | None, reason: str, data: bytes | None = None) -> None:
+        """Name an unreadable record; with its bytes, move it to the quarantine first."""
+        moved_to = None
+        if data is not None:
+            target = self.keys.quarantined(key, datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ"))
+            self.store.put_object(target, data)
+            self.store.delete_object(key)
+            moved_to = self.store.uri(target)
+        note = Quarantined(self.store.uri(key), version, reason, moved_to)
+        if note not in self.quarantined:
+            self.quarantined.append(note)
 
     def manifest_bytes(self, version: str) -> bytes:
-        """The version's manifest; refuses unknown and incomplete versions."""
+        """The version's manifest; refuses unknown and incomplete versions (and names that are not versions)."""
+        safe_name(version, "version")
         data = self.store.get_object(self.keys.manifest(version))
         if data is None:
             raise UnknownVersionError(
@@ -70,17 +127,60 @@ class ModelRegistry:
         return data
 
     def manifest(self, version: str) -> Manifest:
-        return Manifest.from_json(self.manifest_bytes(version))
+        """The version's manifest, read and validated.
+
+        Raises:
+            UnknownVersionError: No complete bundle.
+            UnreadableRecordError: The manifest is not a JSON object (then quarantined: the version
+                becomes incomplete) or not a manifest this code can read (left in place).
+        """
+        key = self.keys.manifest(version)
+        data = self.manifest_bytes(version)
+        raw = _json_object(data)
+        if raw is None:
+            self._note(key, version, "not a JSON object (truncated or overwritten)", data)
+            raise UnreadableRecordError(self.quarantined[-1].line())
+        try:
+            return Manifest.from_dict(raw)
+        except ValueError as exc:
+            self._note(key, version, f"not a manifest this code can read ({_first_error(exc)})")
+            raise UnreadableRecordError(self.quarantined[-1].line()) from None
+
+    def readable_manifest(self, version: str) -> Manifest | None:
+        """The version's manifest, or None (named in `quarantined`) when it is missing or unreadable."""
+        try:
+            return self.manifest(version)
+        except UnreadableRecordError:
+            return None
+        except UnknownVersionError as exc:
+            self._note(self.keys.manifest(version), version, str(exc))
+            return None
+
+    def _event(self, key: str) -> VersionEvent | None:
+        data = self.store.get_object(key)
+        if data is None:
+            return None  # gone since the listing (quarantined by another reader)
+        version, sequence = self.keys.version_of_event_key(key), self.keys.sequence_of_event_key(key)
+        raw = _json_object(data)
+        if raw is None:
+            self._note(key, version, "not a JSON object (truncated or overwritten)", data)
+            return None
+        try:
+            # Fields a newer writer added are ignored rather than taken for corruption.
+            event = VersionEvent.model_validate({k: v for k, v in raw.items() if k in VersionEvent.model_fields})
+        except ValueError as exc:
+            self._note(key, version, f"not a state event this code can read ({_first_error(exc)})")
+            return None
+        if event.version != version or event.sequence != sequence:
+            self._note(key, version, f"records version {event.version!r} event {event.sequence}, not its own key")
+            return None
+        return event
 
     def _events(self, keys: list[str]) -> list[VersionEvent]:
-        found = []
-        for key in keys:
-            data = self.store.get_object(key)
-            if data is not None:
-                found.append(VersionEvent.from_json(data))
-        return found
+        return [event for event in (self._event(key) for key in keys) if event is not None]
 
     def status(self, version: str) -> VersionStatus | None:
+        safe_name(version, "version")
         return fold(version, self._events(self.store.list_keys(self.keys.events_prefix(version))))
 
     def statuses(self) -> dict[str, VersionStatus]:
@@ -95,6 +195,19 @@ class ModelRegistry:
 
     def champion(self) -> VersionStatus | None:
         return champion_of(self.statuses())
+
+    def champion_pointer(self) -> dict[str, Any] | None:
+        """`champion.json` as stored, or None when absent or unreadable (then quarantined and named)."""
+        key = self.keys.champion
+        data = self.store.get_object(key)
+        if data is None:
+            return None
+        raw = _json_object(data)
+        version = raw.get("version") if raw else None
+        if not isinstance(version, str) or not is_safe_name(version):
+            self._note(key, None, "not a champion pointer (a JSON object naming a version)", data)
+            return None
+        return raw
 
     def record(
         self,
@@ -112,12 +225,15 @@ class ModelRegistry:
         """
         self.manifest_bytes(version)
         for _ in range(MAX_RACE_RETRIES):
-            status = self.status(version)
+            keys = self.store.list_keys(self.keys.events_prefix(version))
+            status = fold(version, self._events(keys))
             current = status.state if status else None
             if current == state:
                 return False
             check_transition(version, current, state)
-            sequence = (status.last.sequence if status else 0) + 1
+            # After every key, readable or not: an unreadable event still holds its number.
+            taken = [n for n in (self.keys.sequence_of_event_key(key) for key in keys) if n is not None]
+            sequence = max([*taken, status.last.sequence if status else 0]) + 1
             event = VersionEvent(
                 version=version,
                 sequence=sequence,
@@ -136,13 +252,14 @@ class ModelRegistry:
         raise RuntimeError(f"gave up recording {version} as {state} after {MAX_RACE_RETRIES} lost races")
 
     def release(self, version: str, reason: str) -> list[Transition]:
-        """Record `version` as released, supersede the previous champion, and move the champion pointer."""
-        statuses = self.statuses()
-        status = statuses.get(version)
+        """Record `version` as released, supersede every other released version, and move the champion pointer."""
+        status = self.status(version)
         done = []
         if self.record(version, "released", reason, status.pull_request if status else None):
             done.append(Transition(version, "released", reason))
-        for other in statuses.values():
+        # Every other released version, not only the champion of a moment ago: a crash inside an
+        # earlier release may have left two.
+        for other in self.statuses().values():
             if other.version != version and other.state == "released":
                 why = f"replaced by {version}"
                 if self.record(other.version, "superseded", why):
@@ -158,7 +275,7 @@ class ModelRegistry:
         champion = self.champion()
         if self.tracker:
             self.tracker.follow_champion(self.model_name, champion.version if champion else None)
-        pointer = self.store.read_champion(self.model_name)
+        pointer = self.champion_pointer()
         if champion is None:
             if pointer is not None and self.status(pointer["version"]) is not None:
                 self.store.clear_champion(self.model_name)
@@ -166,6 +283,14 @@ class ModelRegistry:
             return
         if pointer is None or pointer["version"] != champion.version:
             self.store.write_champion(self.model_name, champion.version, release=champion.pull_request)
+
+    def champion_version(self) -> str | None:
+        """The released version, or (for a store older than the registry) the one champion.json names."""
+        champion = self.champion()
+        if champion is not None:
+            return champion.version
+        pointer = self.champion_pointer()
+        return pointer["version"] if pointer else None
 
 
 def propose_release(
@@ -191,8 +316,9 @@ def propose_release(
     else:
         check_transition(version, current, "proposed")
         attempt = proposals + 1
-    champion_pointer = registry.store.read_champion(name)
-    champion = registry.manifest(champion_pointer["version"]) if champion_pointer else None
+    # An unreadable champion is "no comparison possible" in the pull request, not a failed release.
+    champion_version = registry.champion_version()
+    champion = registry.readable_manifest(champion_version) if champion_version else None
     bundle_uri = registry.store.uri(registry.keys.bundle_prefix(version))
     pointer = {
         "model_name": name,
@@ -234,21 +360,60 @@ def poll_pull_requests(
     return done
 
 
-def follow_base_pointer(registry: ModelRegistry, publisher: ReleasePublisher, pointer_path: str) -> list[Transition]:
-    """Roll the champion back when the base branch's pointer no longer names it (a reverted merge).
+def record_open_proposals(registry: ModelRegistry, publisher: ReleasePublisher) -> list[Transition]:
+    """Record as proposed every open proposal whose version has a bundle but no state.
 
-    If the pointer names an earlier released version again, that version is the champion again;
-    if it names nothing the registry knows, there is no champion until the next release.
+    A run that died between opening its pull request and recording it leaves exactly this; its
+    rerun releases a new version, so the open one would otherwise never be followed.
     """
-    champion = registry.champion()
-    named = publisher.base_pointer_version(pointer_path)
-    named_status = registry.status(named) if named else None
+    statuses = registry.statuses()
     done: list[Transition] = []
-    if named_status is not None and named_status.state == "proposed":
-        # Its merge reached the base branch before this tick saw the pull request (a later batch):
-        # not a revert; polling its pull request will release it.
-        return done
-    if champion is not None and named != champion.version:
+    for proposal in publisher.open_proposals(registry.model_name):
+        if proposal.version in statuses or not is_safe_name(proposal.version):
+            continue
+        if registry.readable_manifest(proposal.version) is None:
+            continue
+        reason = "its release proposal was open but never recorded (found again by sync)"
+        if registry.record(proposal.version, "proposed", reason, proposal.url, proposal.identifier):
+            done.append(Transition(proposal.version, "proposed", reason))
+    return done
+
+
+def follow_base_pointer(registry: ModelRegistry, publisher: ReleasePublisher, pointer_path: str) -> list[Transition]:
+    """Make the registry agree with the version the base branch's pointer names: what was merged.
+
+    - a proposed version (its merge reached the base branch before its pull request was polled, or
+      `models merge` died before recording it), a version the registry never heard of but whose bundle
+      is complete (a proposal opened but never recorded, then merged), or a second released version:
+      it is released, and the champion is superseded, never rolled back;
+    - an earlier version (superseded or rolled back): a revert; the champion is rolled back and that
+      version is the champion again;
+    - no pointer file, or a version without a bundle: the champion is rolled back, and there is no
+      champion until the next release;
+    - an unreadable pointer file: nothing changes, and the file is named in `registry.quarantined`.
+    """
+    try:
+        named = publisher.base_pointer_version(pointer_path)
+    except ValueError as exc:
+        registry.quarantined.append(Quarantined(pointer_path, None, f"{exc}: the champion is left as it is"))
+        registry.write_champion_pointer()
+        return []
+    statuses = registry.statuses()
+    champion = champion_of(statuses)
+    named_status = statuses.get(named) if named else None
+    done: list[Transition] = []
+    merged = named is not None and (
+        (named_status is None and is_safe_name(named) and registry.readable_manifest(named) is not None)
+        or (named_status is not None and named_status.state in ("proposed", "released"))
+    )
+    if merged:
+        assert named is not None
+        if named_status is None:
+            reason = f"{pointer_path} on the base branch names it: merged, though its proposal was never recorded"
+            registry.record(named, "proposed", reason)
+            done.append(Transition(named, "proposed", reason))
+        done += registry.release(named, f"{pointer_path} on the base branch names it")
+    elif champion is not None and named != champion.version:
         reason = f"{pointer_path} on the base branch names {named or 'no version'} (reverted)"
         if registry.record(champion.version, "rolled_back", reason):
             done.append(Transition(champion.version, "rolled_back", reason))
@@ -256,3 +421,18 @@ def follow_base_pointer(registry: ModelRegistry, publisher: ReleasePublisher, po
             done += registry.release(named_status.version, f"{pointer_path} on the base branch names it again")
     registry.write_champion_pointer()
     return done
+
+
+def sync_registry(
+    registry: ModelRegistry,
+    publisher: ReleasePublisher,
+    pointer_path: str,
+    proposed: list[VersionStatus] | None = None,
+) -> list[Transition]:
+    """What `models sync` and the release sensor do: find unrecorded proposals, poll the open ones
+    (`proposed`, default all), and follow the base branch's pointer."""
+    done = record_open_proposals(registry, publisher)
+    if proposed is None:
+        proposed = [s for s in registry.statuses().values() if s.state == "proposed"]
+    done += poll_pull_requests(registry, publisher, proposed)
+    return done + follow_base_pointer(registry, publisher, pointer_path)

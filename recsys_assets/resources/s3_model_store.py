@@ -12,12 +12,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
+from recsys_assets.domain.failures import Verdict, classify
+from recsys_assets.domain.redaction import scrub
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.secrets import Secret, SecretStore
 
 
 class ModelStoreError(RuntimeError):
-    """An S3 call of the model store failed; names the bucket and key, never a credential."""
+    """An S3 call of the model store failed; names the bucket and key, never a credential.
+
+    `verdict` classifies the botocore error it replaces (`domain.failures`): throttling and 5xx are
+    transient, a denied or invalid request permanent.
+    """
+
+    def __init__(self, message: str, verdict: Verdict = "unknown"):
+        super().__init__(message)
+        self.verdict = verdict
 
 
 def _status(error: ClientError) -> tuple[str, int]:
@@ -93,9 +103,6 @@ class S3ModelStore(ModelStore):
         prefix = self.prefix.strip("/")
         return f"{prefix}/{key}" if prefix else key
 
-    def _secret_values(self) -> list[str]:
-        return [s.value for s in self._used_secrets if s.value]
-
     @contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
         """Turn botocore errors into a ModelStoreError that names the object and cannot carry a credential."""
@@ -104,16 +111,16 @@ class S3ModelStore(ModelStore):
         except ClientError as exc:
             code, status = _status(exc)
             detail = f"{code or 'error'} (HTTP {status}) {exc.response.get('Error', {}).get('Message', '')}"
+            verdict = classify(exc)
         except BotoCoreError as exc:
             detail = f"{type(exc).__name__}: {exc}"
+            verdict = classify(exc)
         else:
             return
         text = f"S3 {action} {self.uri(key)} failed: {detail}".strip()
-        for value in self._secret_values():
-            text = text.replace(value, "[redacted]")
         # `from None`: the botocore exception keeps the raw response, which for signature errors
         # echoes the access key id and the string that was signed.
-        raise ModelStoreError(text) from None
+        raise ModelStoreError(scrub(text), verdict) from None
 
     def _checksum(self, data: bytes) -> dict[str, str]:
         if not self.checksum_sha256:

@@ -11,6 +11,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.domain.redaction import remember_secret
+
 
 class SecretNotFoundError(LookupError):
     """The named secret (or version) does not exist. Carries the name, never a value."""
@@ -22,11 +24,20 @@ class SecretAccessDeniedError(PermissionError):
 
 @dataclass(frozen=True)
 class Secret:
-    """A secret value and the exact version it was read from; the value never prints."""
+    """A secret value and the exact version it was read from; the value never prints.
+
+    The value is stripped of surrounding whitespace (`echo $TOKEN | gcloud secrets versions add
+    --data-file=-` stores a trailing newline, which no header or key may carry), and it is remembered
+    for `redaction.scrub` as read and as stripped, so no error text can quote it.
+    """
 
     name: str
     version: str
     value: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        remember_secret(self.value)
+        object.__setattr__(self, "value", self.value.strip())
 
     def __str__(self) -> str:
         return f"Secret({self.name}@{self.version})"
@@ -59,7 +70,7 @@ class LocalSecretStore(SecretStore):
         if self.directory:
             path = Path(self.directory) / name
             if path.is_file():
-                return Secret(name=name, version=f"file:{path}", value=path.read_text().strip())
+                return Secret(name=name, version=f"file:{path}", value=path.read_text())
         raise SecretNotFoundError(
             f"secret {name!r} not found: set {env_name} or put a file named {name!r} in "
             f"{self.directory or '(no secrets directory configured)'}"

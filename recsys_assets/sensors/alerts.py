@@ -6,6 +6,7 @@ import dagster as dg
 
 from recsys_assets.automation import DEFAULT_SENSOR_STATUS
 from recsys_assets.domain.alerts import RunFailureAlert, last_line
+from recsys_assets.domain.redaction import scrub
 from recsys_assets.resources.alerts import AlertNotifier
 
 
@@ -32,7 +33,9 @@ def failure_alert(context: dg.RunFailureSensorContext, notifier: AlertNotifier) 
         job_name=run.job_name,
         partition=run.tags.get("dagster/partition"),
         failed_step=failed_step,
-        cause=cause,
+        # Stored errors are scrubbed when a step fails; scrubbed again here for errors recorded
+        # by anything else (a run worker that crashed, an older version of this code).
+        cause=scrub(cause),
         run_url=notifier.run_url(run.run_id),
     )
 

@@ -18,15 +18,12 @@ from typing import Any
 import dagster as dg
 
 from recsys_assets.automation import DEFAULT_SENSOR_STATUS
+from recsys_assets.domain.failures import one_line
 from recsys_assets.domain.layout import serving_pointer_path
+from recsys_assets.domain.redaction import scrub_exception
 from recsys_assets.domain.registry import VersionStatus
 from recsys_assets.resources.model_store import ModelStore
-from recsys_assets.resources.registry import (
-    ModelRegistry,
-    Transition,
-    follow_base_pointer,
-    poll_pull_requests,
-)
+from recsys_assets.resources.registry import ModelRegistry, Transition, sync_registry
 from recsys_assets.resources.release import ReleasePublisher
 from recsys_assets.settings import SETTINGS
 
@@ -93,12 +90,17 @@ def release_pull_requests(
     try:
         proposed = [s for s in registry.statuses().values() if s.state == "proposed"]
         batch = next_batch(proposed, after)
-        transitions = poll_pull_requests(registry, release_publisher, batch)
-        transitions += follow_base_pointer(registry, release_publisher, serving_pointer_path(SETTINGS.model_name))
+        transitions = sync_registry(
+            registry, release_publisher, serving_pointer_path(SETTINGS.model_name), proposed=batch
+        )
     except Exception as exc:
         # A failed tick is red in the sensor's history (a skip is easy to miss) and keeps the cursor.
-        raise ReleasePollingError(f"could not follow the release pull requests: {type(exc).__name__}: {exc}") from exc
+        # The tick's error is stored: scrubbed of secrets, its cause included.
+        cause = scrub_exception(exc)
+        raise ReleasePollingError(f"could not follow the release pull requests: {one_line(cause)}") from cause
 
+    for note in registry.quarantined:
+        context.log.warning(note.line())
     cursor = json.dumps({"after": batch[-1].version if batch else None})
     if not transitions:
         return dg.SensorResult(

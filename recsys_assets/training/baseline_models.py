@@ -8,6 +8,7 @@ from recsys_assets.domain.families.registry import BASELINES, new_model
 from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.step_errors import guarded_step
 
 
 @dg.asset(
@@ -16,6 +17,7 @@ from recsys_assets.resources.artifacts import ArtifactStore
     group_name=GROUP,
     **asset_attributes(extra_kinds=("python", "scipy")),
 )
+@guarded_step
 def baseline_models(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> dg.MaterializeResult:
     """Popularity and BM25 item-kNN baselines, fitted on each protocol's training matrix."""
     data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(context.partition_key))

@@ -17,6 +17,7 @@ from recsys_assets.partitions import daily_partitions
 from recsys_assets.pipes.worker import TRAINING_REFUSED
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.training_launcher import TrainingLauncher
+from recsys_assets.step_errors import guarded_step
 
 
 class SelectionConfig(dg.Config, SelectionParams):
@@ -130,6 +131,7 @@ def item_features_folder(context: dg.AssetExecutionContext, artifacts: ArtifactS
     # No output when nothing changed: evaluation, bundle and release are then skipped too.
     output_required=False,
 )
+@guarded_step
 def trained_model(
     context: dg.AssetExecutionContext,
     config: SelectionConfig,

@@ -22,6 +22,7 @@ from typing import cast
 from dagster_pipes import PipesContext
 
 from recsys_assets.domain import storage
+from recsys_assets.domain.failures import classify
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.item_side import ItemSide, ItemSource
 from recsys_assets.domain.layout import ItemFiles, ModelFiles, TrainingSetFiles
@@ -31,9 +32,6 @@ from recsys_assets.domain.reports import trials_table
 from recsys_assets.domain.selection import select_model
 from recsys_assets.domain.splitting import PER_USER, TrainingSet
 from recsys_assets.pipes.worker import TRAINING_REFUSED, open_training_pipes
-
-# Exceptions from these packages come from a service (storage, cloud APIs): worth a retry.
-SERVICE_MODULES = ("botocore", "boto3", "s3transfer", "google.api_core", "google.auth", "urllib3", "requests")
 
 
 def run(pipes: PipesContext) -> TrainingReport:
@@ -94,13 +92,8 @@ def run(pipes: PipesContext) -> TrainingReport:
 
 
 def is_service_error(exc: BaseException) -> bool:
-    """Whether `exc` (or an exception it was raised from) comes from a service, so a retry may succeed."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) or type(seen).__module__.startswith(SERVICE_MODULES):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    """Whether `exc` (or an exception it was raised from) is transient (`domain.failures`), so a retry may succeed."""
+    return classify(exc) == "transient"
 
 
 def main() -> None:

@@ -123,3 +123,14 @@ def test_partitions_start_from_setting_then_first_seeded_day_then_a_rolling_hori
     record_first_day(tmp_path, ["2026-04-01"])  # a later import keeps the earlier first day
     assert partitions_start({}, tmp_path) == "2026-03-01"
     assert partitions_start({"RECSYS_PARTITIONS_START": "1997-09-20"}, tmp_path) == "1997-09-20"
+
+
+def test_every_asset_body_is_guarded_so_its_errors_are_scrubbed_and_classified():
+    from recsys_assets.step_errors import GUARDED
+
+    unguarded = [
+        asset.key.to_user_string()
+        for asset in ASSETS
+        if not getattr(asset.op.compute_fn.decorated_fn, GUARDED, False)  # type: ignore[union-attr]
+    ]
+    assert unguarded == []

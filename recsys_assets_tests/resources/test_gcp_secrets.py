@@ -124,3 +124,9 @@ def test_selected_by_environment(secret_manager_standin, tmp_path):
     assert resources["secrets"].access("api-key").value == VALUE
     with pytest.raises(ValueError, match="RECSYS_GCP_PROJECT"):
         build_resources({"RECSYS_DATA_DIR": str(tmp_path), "RECSYS_SECRETS": "gcp"})
+
+
+def test_a_value_stored_with_a_trailing_newline_is_read_stripped(secret_manager_standin):
+    # `echo $TOKEN | gcloud secrets versions add --data-file=-` stores the newline echo adds.
+    secret_manager_standin.add("github-token", VALUE + "\n")
+    assert store_for(secret_manager_standin).access("github-token").value == VALUE

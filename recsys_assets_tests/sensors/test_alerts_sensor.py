@@ -27,9 +27,17 @@ def warehouse_extract() -> None:
     raise ConnectionError("warehouse unreachable\nquery timed out after 30 s")
 
 
-def failed_run_context(instance: dg.DagsterInstance, alerts) -> dg.RunStatusSensorContext:
+@dg.asset(partitions_def=daily_partitions)
+def tracking_call() -> None:
+    """Fails quoting a URI with a password, as an unguarded client error (or an old run's record) would."""
+    raise ConnectionError("tracking server http://ops:hunter2-alert-pw@mlflow.internal:5000 unreachable")
+
+
+def failed_run_context(
+    instance: dg.DagsterInstance, alerts, asset: dg.AssetsDefinition = warehouse_extract
+) -> dg.RunStatusSensorContext:
     """The sensor's context for a freshly failed run (a context manager: it opens the resources)."""
-    result = dg.materialize([warehouse_extract], instance=instance, partition_key=PARTITION, raise_on_error=False)
+    result = dg.materialize([asset], instance=instance, partition_key=PARTITION, raise_on_error=False)
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
     assert run is not None
@@ -113,3 +121,13 @@ def test_no_target_configured_sends_nothing(stand_in: HTTPServer):
 def test_last_line_is_the_last_non_blank_line():
     assert last_line("Traceback...\n  File x\nValueError: bad\n\n") == "ValueError: bad"
     assert last_line("") == ""
+
+
+def test_alert_text_carries_no_password_of_a_url(stand_in: HTTPServer):
+    """Slack and the webhook are pytest-httpserver stand-ins answering as the real services do."""
+    alerts = alerts_for(stand_in)
+    with dg.instance_for_test() as instance, failed_run_context(instance, alerts, tracking_call) as context:
+        run_failure_alerts(context.for_run_failure())
+    (slack_request, _), (webhook_request, _) = stand_in.log
+    for text in (slack_request.get_data(as_text=True), webhook_request.get_data(as_text=True)):
+        assert "hunter2-alert-pw" not in text and "http://ops:[redacted]@mlflow.internal:5000" in text

@@ -161,3 +161,21 @@ def test_each_tick_polls_a_bounded_batch_in_turn():
     assert parse_cursor(None) is None and parse_cursor('{"after": "v01"}') == "v01"
     with pytest.raises(ValueError):
         parse_cursor("[1]")
+
+
+@pytest.mark.slow  # GitHub round trips
+def test_a_pull_request_opened_but_never_recorded_is_found_and_its_merge_supersedes(release):
+    """GitHub stand-in: a run died between `create_pull` and its `proposed` event; the reviewer merges it."""
+    release.github.merge(release.propose("v1"))
+    assert release.changes() == [("v1", "released")]
+    publish_version(release.store, "v2")
+    crashed = ModelRegistry(release.store, SETTINGS.model_name)
+    crashed.record = lambda *a, **k: (_ for _ in ()).throw(SystemExit("kill -9"))  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        propose_release(crashed, release.publisher, "v2", POINTER, "run 2")
+    (opened,) = release.github.open_pulls()
+
+    assert release.changes() == [("v2", "proposed")]  # found by listing the open release pull requests
+    assert release.registry.status("v2").pull_request == opened["html_url"]  # type: ignore[union-attr]
+    release.github.merge(opened["number"])
+    assert release.changes() == [("v2", "released"), ("v1", "superseded")] and release.champion() == "v2"

@@ -1,0 +1,71 @@
+"""What a failing step leaves behind: no secret in its error, and a retry only where one can help.
+
+`@guarded_step`, under `@dg.asset`, is the boundary between an asset's body and Dagster. Every
+exception leaving the body is scrubbed of secrets (`domain.redaction`) before Dagster serialises it
+into the event log, the run index and the compute log, and classified once (`domain.failures`):
+
+- permanent (permission, read-only or full disk, 4xx, unknown URI scheme, validation): a
+  `dg.Failure(allow_retries=False)` whose description is one line naming the cause, so the step
+  fails at once instead of after three retries;
+- transient or unknown: re-raised as it is, and the asset's retry policy decides (`SERVICE_RETRY_POLICY`).
+
+A `dg.Failure` the body raises on purpose (a verdict, a blocked release) passes through scrubbed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import dagster as dg
+
+from recsys_assets.domain.failures import classify, one_line
+from recsys_assets.domain.redaction import scrub, scrub_exception
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Marks a guarded compute function, so a test can check every asset has the guard.
+GUARDED = "__recsys_guarded_step__"
+
+
+def _translated(exc: Exception) -> BaseException:
+    """The exception Dagster should see for `exc`: scrubbed, and a non-retried Failure when permanent."""
+    if isinstance(exc, dg.Failure | dg.RetryRequested):
+        return scrub_exception(exc)
+    verdict = classify(exc)
+    cleaned = scrub_exception(exc)
+    if verdict != "permanent":
+        return cleaned
+    failure = dg.Failure(description=scrub(one_line(cleaned)), allow_retries=False)
+    failure.__cause__ = cleaned
+    return failure
+
+
+def guarded_step(fn: F) -> F:
+    """Decorate an asset's compute function (plain or generator): scrubbed, classified errors."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return (yield from fn(*args, **kwargs))
+            except Exception as exc:
+                error = _translated(exc)
+            # Raised outside the handler, so the unscrubbed original is not attached as its context.
+            raise error
+
+        setattr(generator, GUARDED, True)
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def function(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            error = _translated(exc)
+        raise error
+
+    setattr(function, GUARDED, True)
+    return function  # type: ignore[return-value]
