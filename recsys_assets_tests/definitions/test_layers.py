@@ -18,10 +18,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth (function-local imports count too)."""
+def imports_of(path: Path, runtime_only: bool = False) -> set[str]:
+    """Every module `path` imports, at any depth (function-local imports count too).
+
+    `runtime_only` leaves out type-only imports (under `if TYPE_CHECKING:`), which are never executed.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if runtime_only and isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -93,31 +106,9 @@ def test_the_cli_builds_resources_once():
     assert offending("recsys_assets.__main__", ("recsys_assets.definitions",)) == []
 
 
-def runtime_imports_of(path: Path) -> set[str]:
-    """The modules `path` imports when it runs: type-only imports (under `if TYPE_CHECKING:`) are not executed."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    type_only = {
-        id(node)
-        for block in ast.walk(tree)
-        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
-        for statement in block.body
-        for node in ast.walk(statement)
-    }
-    found = set()
-    for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
-
-
 def test_no_import_circle_in_the_package():
     graph = {
-        module_name(path): {t for t in runtime_imports_of(path) if t in GRAPH and t != module_name(path)}
+        module_name(path): {t for t in imports_of(path, runtime_only=True) if t in GRAPH and t != module_name(path)}
         for path in PACKAGE_ROOT.rglob("*.py")
     }
     circles = []
