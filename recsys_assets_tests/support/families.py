@@ -75,11 +75,13 @@ def hand_split(
     train: sp.csr_matrix | None = None,
     holdout: sp.csr_matrix | None = None,
     name: str = "per_user",
+    cold_holdout: sp.csr_matrix | None = None,
 ) -> ProtocolSplit:
-    """A protocol split of the given matrices (train defaults to fit, holdout to validation), every pair a day old."""
+    """A protocol split of the given matrices (train defaults to fit, holdout to validation, no cold items),
+    every pair a day old and every split ending on day 0."""
     train = fit if train is None else train
     holdout = validation if holdout is None else holdout
-    cold = sp.csr_matrix(holdout.shape, dtype=np.float32)
+    cold = sp.csr_matrix(holdout.shape, dtype=np.float32) if cold_holdout is None else cold_holdout
     counts = ProtocolCounts(
         fit_pairs=fit.nnz,
         validation_pairs=validation.nnz,
@@ -87,7 +89,7 @@ def hand_split(
         holdout_pairs=holdout.nnz,
         holdout_users=int((np.diff(holdout.indptr) > 0).sum()),
         unscored_holdout_pairs=0,
-        cold_item_pairs=0,
+        cold_item_pairs=cold.nnz,
         fit_end=0.0,
         train_end=0.0,
     )
