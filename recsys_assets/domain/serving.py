@@ -3,9 +3,10 @@
 One format for every family: `manifest.json` (family, parameters, checksums of every other file),
 `model.npz` (the family's arrays, refitted on the whole window: what production serves),
 `evaluated/<protocol>.npz` (the same family and parameters trained on each protocol's train split:
-what the offline evaluation scored), and the user and item id maps. The scoring contract is the one
-the offline evaluation uses: a user (known by id, or folded in from their history where the family
-allows) plus the set of items they saw, which are never recommended back.
+what the offline evaluation scored), the user and item id maps, and `history.npz` (which items each
+user saw in the served model's window). The scoring contract is the one the offline evaluation uses:
+a user (known by id, or folded in from their history where the family allows) plus the set of items
+they saw, which are never recommended back.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.families.base import Recommender
-from recsys_assets.domain.families.registry import load_model, restore_model
+from recsys_assets.domain.events import filled_numpy
+from recsys_assets.domain.families.base import Recommender, binary
+from recsys_assets.domain.families.registry import load_model, new_model, restore_model
 from recsys_assets.domain.item_features import ItemFeaturizer
 from recsys_assets.domain.items import conform_items, days_since_epoch
 from recsys_assets.domain.layout import BundleFile
@@ -49,11 +51,68 @@ class Bundle:
     manifest: Manifest | None = None
     # The fitted item feature transformer, when the bundle carries one (content and hybrid families).
     featurizer: ItemFeaturizer | None = None
+    # Which items each training user saw (binary, users x items), when the bundle carries it.
+    history: sp.csr_matrix | None = None
 
     def __post_init__(self) -> None:
         self._user_row = {user: row for row, user in enumerate(self.user_ids.to_pylist())}
         self._item_column = {item: column for column, item in enumerate(self.item_ids.to_pylist())}
         self._items = self.item_ids.to_pylist()
+        self._popularity: Recommender[Any] | None = None
+
+    def knows_user(self, user_id: Hashable) -> bool:
+        """Whether the model was trained on `user_id`."""
+        return user_id in self._user_row
+
+    def knows_item(self, item_id: Hashable) -> bool:
+        """Whether `item_id` is in the bundle's catalogue."""
+        return item_id in self._item_column
+
+    def seen_item_ids(self, user_id: Hashable) -> list:
+        """The items `user_id` saw in the served model's window (`history.npz`); [] for an unknown user.
+
+        Raises:
+            BundleIntegrityError: the bundle carries no history (written before bundles had one).
+        """
+        if self.history is None:
+            raise BundleIntegrityError(f"bundle {self.uri} has no {BundleFile.HISTORY}: it cannot tell what a user saw")
+        row = self._user_row.get(user_id)
+        if row is None:
+            return []
+        return [
+            self._items[column]
+            for column in self.history.indices[self.history.indptr[row] : self.history.indptr[row + 1]]
+        ]
+
+    def exclude_closed(self, snapshot: pa.Table) -> int:
+        """Never recommend the postings `snapshot` (a day's catalogue, `items.as_of`) says are closed.
+
+        This replaces the model's excluded items (the mask it was built with): a posting closed since
+        the build is excluded, one the snapshot does not list or lists as open is not. Returns how
+        many of the bundle's items are excluded now.
+        """
+        closed_ids = snapshot.filter(pc.is_valid(snapshot["closed_date"]))["item_id"]
+        mask = filled_numpy(pc.is_in(self.item_ids, value_set=closed_ids.combine_chunks()), False).astype(bool)
+        self.model.exclude_items(mask)
+        if self._popularity is not None:
+            self._popularity.exclude_items(mask)
+        return int(np.count_nonzero(mask))
+
+    def popular(self, seen_item_ids: Iterable[Hashable], n: int = 10) -> list:
+        """Up to `n` item ids by how many users saw them (`history.npz`), never one of `seen_item_ids`.
+
+        The fallback for a user the model cannot rank for; it excludes what the model excludes.
+        """
+        if self._popularity is None:
+            if self.history is None:
+                raise BundleIntegrityError(f"bundle {self.uri} has no {BundleFile.HISTORY}: it has no popularity")
+            # Postings added since the build (`add_postings`) are columns no user saw yet.
+            seen = sp.csr_matrix(
+                (self.history.data, self.history.indices, self.history.indptr),
+                shape=(self.history.shape[0], len(self._items)),
+            )
+            self._popularity = new_model("popularity").fit(seen).exclude_items(self.model.excluded)
+        return self._ranked(self._popularity, -1, seen_item_ids, n)
 
     def user_rows(self, user_ids: Iterable[Hashable]) -> np.ndarray:
         """Training rows of `user_ids`, -1 for users the model was not trained on."""
@@ -84,12 +143,16 @@ class Bundle:
 
     def recommend(self, user_id: Hashable, seen_item_ids: Iterable[Hashable], n: int = 10) -> list:
         """Up to `n` item ids for `user_id`, never one of `seen_item_ids` (unknown ids are ignored)."""
+        return self._ranked(self.model, self._user_row.get(user_id, -1), seen_item_ids, n)
+
+    def _ranked(self, model: Recommender[Any], row: int, seen_item_ids: Iterable[Hashable], n: int) -> list:
+        """`model`'s top `n` item ids for training row `row` (-1: unknown) with history `seen_item_ids`."""
         columns = self.item_columns(seen_item_ids)
         columns = np.unique(columns[columns >= 0])
         seen = sp.csr_matrix(
             (np.ones(len(columns), np.float32), columns, np.array([0, len(columns)])), shape=(1, len(self._items))
         )
-        ranked = self.model.recommend(self.user_rows([user_id]), seen, n)[0]
+        ranked = model.recommend(np.array([row], dtype=np.int64), seen, n)[0]
         return [self._items[column] for column in ranked if column >= 0]
 
 
@@ -144,16 +207,27 @@ def open_bundle(uri: str, read: Callable[[str], bytes], protocol: str | None = N
     for name in (BundleFile.USER_IDS, BundleFile.ITEM_IDS):
         if name not in files:
             raise BundleIntegrityError(f"bundle {uri} has no checksummed {name}")
+    user_ids = storage.table_from_bytes(files[BundleFile.USER_IDS])["user_id"].combine_chunks()
+    item_ids = storage.table_from_bytes(files[BundleFile.ITEM_IDS])["item_id"].combine_chunks()
+    history = None
+    if BundleFile.HISTORY in files:
+        history = binary(storage.sparse_from_bytes(files[BundleFile.HISTORY]))
+        if history.shape != (len(user_ids), len(item_ids)):
+            raise BundleIntegrityError(
+                f"bundle {uri}: {BundleFile.HISTORY} is {history.shape[0]} x {history.shape[1]}, "
+                f"but the id maps hold {len(user_ids)} users and {len(item_ids)} items"
+            )
     return Bundle(
         uri=uri,
         version=manifest.version,
         manifest=manifest,
         model=model_from_files(manifest, files, protocol),
-        user_ids=storage.table_from_bytes(files[BundleFile.USER_IDS])["user_id"].combine_chunks(),
-        item_ids=storage.table_from_bytes(files[BundleFile.ITEM_IDS])["item_id"].combine_chunks(),
+        user_ids=user_ids,
+        item_ids=item_ids,
         featurizer=(
             ItemFeaturizer.from_bytes(files[BundleFile.ITEM_TRANSFORMER])
             if BundleFile.ITEM_TRANSFORMER in files
             else None
         ),
+        history=history,
     )

@@ -4,12 +4,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
+import numpy as np
 from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.bundle import build_manifest, bundle_files, new_version
+from recsys_assets.domain.families.base import binary
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.domain.reports import comparison_table, model_card, png_data_uri
@@ -90,6 +92,11 @@ def model_bundle(
         user_ids=storage.read_bytes(training_files.user_ids),
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,
+        # What each user saw in the served model's window: the online service excludes it and ranks from it.
+        # Ones as bytes: 5 bytes a pair instead of 8 (34 instead of 55 MB at 10 M events).
+        history=storage.sparse_to_bytes(
+            binary(storage.read_sparse([training_files.matrix("full")])[0]).astype(np.uint8)
+        ),
     )
     transformer = item_transformer(context, artifacts)
     if transformer is not None:

@@ -300,3 +300,17 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "training_launcher": build_training_launcher(env, settings),
         "alerts": build_alerts(env, secrets),
     }
+
+
+def build_serving_resources(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What the online service reads (`python -m recsys_assets serve`): the model store and the item catalogue.
+
+    Only these are built, so a serving deployment needs no training, release or alert settings, and
+    its model store credentials (`RECSYS_S3_*_SECRET`) can name a read-only key pair.
+    """
+    env = os.environ if env is None else env
+    settings = Settings.from_env(env)
+    return {
+        "model_store": build_model_store(env, settings, build_secrets(env, settings)),
+        "item_catalogue": build_item_catalogue(env, settings),
+    }

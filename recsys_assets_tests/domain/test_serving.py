@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -94,3 +95,49 @@ def test_a_protocol_serves_that_protocols_evaluated_model_and_the_default_serves
         match=r"has no evaluated/per_user\.npz \(evaluated models: \['evaluated/global_cut\.npz'\]\)",
     ):
         load_bundle(str(tmp_path), protocol="per_user")
+
+
+def test_the_history_gives_each_users_seen_items_and_the_popularity_fallback(tmp_path):
+    train, _ = block_matrix()
+    users, items, _ = write_bundle(
+        tmp_path,
+        "als",
+        {"factors": 4, "iterations": 5, "num_threads": 1, "random_state": 0},
+        extra={"history.npz": storage.sparse_to_bytes(train)},
+    )
+    bundle = load_bundle(str(tmp_path))
+    assert bundle.seen_item_ids(users[0]) == [items[i] for i in train[0].indices]
+    assert bundle.seen_item_ids("stranger") == []
+    counts = np.asarray(train.sum(axis=0)).ravel()
+    by_popularity = [items[i] for i in np.lexsort((np.arange(len(counts)), -counts))]
+    assert bundle.popular([], 3) == by_popularity[:3]
+    assert bundle.popular(by_popularity[:2], 3) == by_popularity[2:5]
+
+
+def test_closed_postings_of_a_snapshot_replace_the_build_time_mask(tmp_path):
+    train, _ = block_matrix()
+    _, items, _ = write_bundle(tmp_path, "popularity", {}, extra={"history.npz": storage.sparse_to_bytes(train)})
+    bundle = load_bundle(str(tmp_path))
+    bundle.model.exclude_items(np.arange(len(items)) == 0)  # as if built with the first item closed
+    snapshot = pa.table(
+        {
+            "item_id": [items[0], items[1], "not-in-the-bundle"],
+            "closed_date": [None, date(2026, 3, 1), date(2026, 3, 1)],
+        },
+        schema=pa.schema([("item_id", pa.string()), ("closed_date", pa.date32())]),
+    )
+    assert bundle.exclude_closed(snapshot) == 1
+    assert bundle.model.excluded is not None and list(np.flatnonzero(bundle.model.excluded)) == [1]
+    assert items[1] not in bundle.popular([], len(items)) and items[0] in bundle.popular([], len(items))
+
+
+def test_a_history_that_does_not_fit_the_id_maps_or_a_missing_one_is_refused(tmp_path):
+    write_bundle(tmp_path, "popularity", {}, extra={"history.npz": storage.sparse_to_bytes(sp.csr_matrix((3, 2)))})
+    with pytest.raises(
+        BundleIntegrityError, match=r"history\.npz is 3 x 2, but the id maps hold 12 users and 12 items"
+    ):
+        load_bundle(str(tmp_path))
+    (tmp_path / "history.npz").unlink()
+    write_bundle(tmp_path, "popularity", {})
+    with pytest.raises(BundleIntegrityError, match=r"has no history\.npz: it cannot tell what a user saw"):
+        load_bundle(str(tmp_path)).seen_item_ids("u0")

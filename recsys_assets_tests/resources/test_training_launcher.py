@@ -167,7 +167,7 @@ def test_docker_launcher_trains_in_the_built_image(tmp_path):
         ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
     ).stdout.strip()
     image = f"recsys-test:{sha}"
-    docker.from_env().images.build(path=str(repo), tag=image, buildargs={"RECSYS_CODE_VERSION": sha})
+    docker.from_env().images.build(path=str(repo), tag=image, target="training", buildargs={"RECSYS_CODE_VERSION": sha})
     resources = build_resources(local_env(tmp_path, RECSYS_TRAINING_LAUNCHER="docker", RECSYS_IMAGE=image))
     seed(resources)
     with dg.instance_for_test() as instance:

@@ -6,13 +6,21 @@ and pads with -1 to exactly k slots, so every family's lists have one shape.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
 from implicit.recommender_base import RecommenderBase
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
+
+
+@functools.cache
+def blas_controller() -> ThreadpoolController:
+    """The process's thread pools, inspected once: `threadpool_limits` inspects them on every call (~3 ms),
+    which would be most of the time of an online request; made at the first ranking, after every BLAS loaded."""
+    return ThreadpoolController()
 
 
 def top_k_from_implicit(
@@ -32,7 +40,7 @@ def top_k_from_implicit(
     extra: dict[str, Any] = {"recalculate_user": True} if recalculate_user else {}
     if excluded is not None:
         extra["filter_items"] = np.flatnonzero(excluded).astype(np.int32)
-    with threadpool_limits(1, "blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         # implicit declares `recommend` on the base class without a return type.
         ids, scores = cast(
             tuple[np.ndarray, np.ndarray],
