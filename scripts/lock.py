@@ -73,7 +73,10 @@ def lock(workdir: Path, upgrade: bool = False) -> None:
     compile_lock(workdir, "dev.txt", ["setup.py", "--extra", "dev"], upgrade)
     constraint = ["--constraint", "requirements/dev.txt"]
     compile_lock(
-        workdir, "platform.txt", ["setup.py", "--extra", "deploy", "--extra", "mlflow", "--extra", "serve", *constraint], upgrade
+        workdir,
+        "platform.txt",
+        ["setup.py", "--extra", "deploy", "--extra", "mlflow", "--extra", "serve", *constraint],
+        upgrade,
     )
     training = "\n".join(training_requires(workdir / "setup.py")) + "\n"
     compile_lock(workdir, "training.txt", ["-", *constraint], upgrade, stdin=training)

@@ -18,10 +18,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth (function-local imports count too)."""
+def imports_of(path: Path, runtime_only: bool = False) -> set[str]:
+    """Every module `path` imports, at any depth (function-local imports count too).
+
+    `runtime_only` leaves out type-only imports (under `if TYPE_CHECKING:`), which are never executed.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if runtime_only and isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -91,3 +104,26 @@ def test_the_cli_builds_resources_once():
     # `definitions` builds the resources when imported; the CLI and pipeline build their own instead.
     assert offending("recsys_assets.pipeline", ("recsys_assets.definitions",)) == []
     assert offending("recsys_assets.__main__", ("recsys_assets.definitions",)) == []
+
+
+def test_no_import_circle_in_the_package():
+    graph = {
+        module_name(path): {t for t in imports_of(path, runtime_only=True) if t in GRAPH and t != module_name(path)}
+        for path in PACKAGE_ROOT.rglob("*.py")
+    }
+    circles = []
+    state: dict[str, str] = {}  # "open" while on the walk's path, "done" after
+
+    def walk(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                circles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif target not in state:
+                walk(target, [*path, target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            walk(module, [module])
+    assert circles == []

@@ -17,7 +17,7 @@ from typing import Any, get_args
 import dagster as dg
 import pytest
 
-from recsys_assets.domain.params import Family
+from recsys_assets.domain.families.registry import Family
 from recsys_assets.domain.synthetic import SMALL_SPEC
 from recsys_assets.models_cli import run_models
 from recsys_assets.pipeline import materialize_partition
