@@ -24,9 +24,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recsys_assets.domain.content import ItemSource, reference_days
-from recsys_assets.domain.families import new_model, rank_users
+from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.item_features import ItemFeaturizer, fit_features
+from recsys_assets.domain.item_side import ItemSource
 from recsys_assets.domain.items import as_of, days_since_epoch, generate_catalogue
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams, SplitParams
@@ -79,8 +80,7 @@ def features_cost(postings: int, long_text: bool = False) -> None:
 def quality(spec: SyntheticSpec, trials: int, budget: float) -> None:
     events, catalogue = generate_events(spec), as_of(generate_catalogue(spec), spec.end_date)
     data = build_training_set(events, SplitParams(), catalogue["item_id"])
-    split = data.protocol(GLOBAL_CUT)
-    assert split.cold_holdout is not None
+    split = data.protocols[GLOBAL_CUT]
     every = split.holdout + split.cold_holdout
     unseen = np.bincount(split.fit.indices, minlength=split.fit.shape[1])[split.validation.indices] == 0
     print(
@@ -88,7 +88,7 @@ def quality(spec: SyntheticSpec, trials: int, budget: float) -> None:
         "split (counted as relevant by the search)"
     )
     print(
-        f"{events.num_rows:,} events -> {data.train.shape[0]:,} users x {data.train.shape[1]:,} items; "
+        f"{events.num_rows:,} events -> {data.full.shape[0]:,} users x {data.full.shape[1]:,} items; "
         f"global cut holdout {split.holdout.nnz:,} warm pairs, {split.cold_holdout.nnz:,} cold-item pairs"
     )
     _, features = fit_features(catalogue)
@@ -98,7 +98,7 @@ def quality(spec: SyntheticSpec, trials: int, budget: float) -> None:
         days_since_epoch(catalogue["posted_date"]),
         days_since_epoch(catalogue["closed_date"]),
     )
-    fit_day, train_day = reference_days(GLOBAL_CUT, data.counts.end_day, data.counts.cut_days)
+    fit_day, train_day = split.fit_reference_day, split.train_reference_day
     rows = []
     collaborative = None
     for label, families in (

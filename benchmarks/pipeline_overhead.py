@@ -104,11 +104,12 @@ def plain(args: argparse.Namespace) -> None:
     """The retrain without orchestration: the project's own functions, called in a row."""
     from datetime import UTC, datetime
 
-    from recsys_assets.domain.families import BASELINES, new_model, rank_users
+    from recsys_assets.domain.families.base import rank_users
+    from recsys_assets.domain.families.registry import BASELINES, new_model
     from recsys_assets.domain.metrics import evaluate
     from recsys_assets.domain.params import SelectionParams, SplitParams
     from recsys_assets.domain.selection import select_model
-    from recsys_assets.domain.splitting import PROTOCOLS, build_training_set
+    from recsys_assets.domain.splitting import build_training_set
     from recsys_assets.resources.warehouse import DuckDBWarehouse
 
     settings = SelectionParams.model_validate(json.loads(args.selection))
@@ -121,11 +122,10 @@ def plain(args: argparse.Namespace) -> None:
     )
     data = build_training_set(events, SplitParams())
     del events
-    selection = select_model(data.protocol(settings.protocol), settings, print)
+    selection = select_model(data.protocols[settings.protocol], settings, print)
     # The served model: the selection refitted on the whole window, as the training entrypoint does.
     new_model(selection.best.family, selection.best.params).fit(data.full, data.full_ages())
-    for protocol in PROTOCOLS:
-        split = data.protocol(protocol)
+    for protocol, split in data.protocols.items():
         models = {"model": new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)}
         for name, (family, params) in BASELINES.items():
             models[name] = new_model(family, params).fit(split.train, split.train_ages)

@@ -11,10 +11,11 @@ import resource
 import time
 from datetime import date
 
-from recsys_assets.domain.families import new_model, rank_users
+from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SplitParams
-from recsys_assets.domain.splitting import build_training_set
+from recsys_assets.domain.splitting import PER_USER, build_training_set
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
 
@@ -46,18 +47,19 @@ def main() -> None:
     events = timed(f"generate {args.days * args.events_per_day:,} events", lambda: generate_events(spec))
     params = SplitParams()
     data = timed(f"training set from {events.num_rows:,} events", lambda: build_training_set(events, params))
-    print(f"  {data.train.shape[0]:,} users x {data.train.shape[1]:,} items, {data.train.nnz:,} training pairs")
+    split = data.protocols[PER_USER]
+    print(f"  {split.train.shape[0]:,} users x {split.train.shape[1]:,} items, {split.train.nnz:,} training pairs")
     model = timed(
         "ALS fit (64 factors, 15 iterations)",
-        lambda: new_model("als", {"factors": 64, "regularization": 0.1, "alpha": 1.0}).fit(data.train),
+        lambda: new_model("als", {"factors": 64, "regularization": 0.1, "alpha": 1.0}).fit(split.train),
     )
-    knn = timed("item-kNN fit (BM25, 100 neighbours)", lambda: new_model("item_knn").fit(data.train))
-    popularity = new_model("popularity").fit(data.train)
+    knn = timed("item-kNN fit (BM25, 100 neighbours)", lambda: new_model("item_knn").fit(split.train))
+    popularity = new_model("popularity").fit(split.train)
     for name, m in (("ALS", model), ("popularity", popularity), ("item-kNN", knn)):
         # Bound now: the lambda runs inside this iteration.
-        rank = rank_users(m, data.train, 10)
+        rank = rank_users(m, split.train, 10)
         metrics = timed(
-            f"evaluate {name} (all holdout users, k=10)", lambda rank=rank: evaluate(rank, data.holdout, 10)
+            f"evaluate {name} (all holdout users, k=10)", lambda rank=rank: evaluate(rank, split.holdout, 10)
         )
         print(f"  {name}: ndcg@10 {metrics['ndcg@10']:.4f} over {metrics['users_evaluated']:,} users")
 

@@ -18,11 +18,12 @@ import time
 from datetime import UTC, date, datetime
 
 from recsys_assets.domain.event_importer import read_events_file
-from recsys_assets.domain.families import BASELINES, new_model, rank_users
+from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.registry import BASELINES, new_model
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams, SplitParams
 from recsys_assets.domain.selection import select_model
-from recsys_assets.domain.splitting import PROTOCOLS, ProtocolData, build_training_set
+from recsys_assets.domain.splitting import PROTOCOLS, ProtocolSplit, build_training_set
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 
 K = 10
@@ -46,7 +47,7 @@ def reset_peak_rss() -> None:
         pass
 
 
-def holdout_ndcg(split: ProtocolData, family: str, params: dict) -> float:
+def holdout_ndcg(split: ProtocolSplit, family: str, params: dict) -> float:
     model = new_model(family, params).fit(split.train, split.train_ages)
     return evaluate(rank_users(model, split.train, K), split.holdout, K)[f"ndcg@{K}"]
 
@@ -86,7 +87,7 @@ def main() -> None:
     del events  # the selection starts from the training set, as the pipeline's training step does
     gc.collect()
     print(f"generation and training set: peak RSS {peak_rss_gib():.2f} GiB")
-    print(f"{n_events:,} events -> {data.train.shape[0]:,} users x {data.train.shape[1]:,} items "
+    print(f"{n_events:,} events -> {data.full.shape[0]:,} users x {data.full.shape[1]:,} items "
           f"in {split_seconds:.1f}s")  # fmt: skip
 
     overrides = {"trials_per_family": args.trials_per_family, "time_budget_seconds": args.time_budget}
@@ -98,7 +99,7 @@ def main() -> None:
         if args.verbose:
             print(f"  [{time.perf_counter() - started:6.1f}s] {line}", flush=True)
 
-    splits = {protocol: data.protocol(protocol) for protocol in PROTOCOLS}
+    splits = data.protocols
     log("both protocols' matrices and ages")
     selection = select_model(splits[settings.protocol], settings, log)
     results: dict[str, dict[str, float]] = {}

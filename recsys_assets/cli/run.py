@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
 def report(outcome: PipelineOutcome) -> int:
     """Print what a run did (extract, search, holdout tables, bundle), its cause last; the exit status."""
-    from recsys_assets.domain.metrics import metrics_table
-    from recsys_assets.domain.records import shown
+    from recsys_assets.domain.reports import evaluation_text, selection_text
 
     if outcome.extracted:
         print(f"\nextracted {outcome.extracted[0]} .. {outcome.extracted[1]} from the warehouse")
@@ -27,33 +26,10 @@ def report(outcome: PipelineOutcome) -> int:
     if outcome.skipped:
         print(f"\nretrain skipped: {outcome.skipped}")
     if outcome.report:
-        training = outcome.report
-        print(
-            f"\nCandidates tried (validation on the {training.protocol} protocol, {training.search_seconds:.1f} s):\n"
-        )
-        print(training.trials_table())
-        print(f"\nselected: {training.model.family} {shown(training.model.params)}")
+        print(selection_text(outcome.report))
     if outcome.evaluation:
-        ev = outcome.evaluation
         family = outcome.report.model.family if outcome.report else "model"
-        for protocol, result in ev.protocols.items():
-            table = {f"model ({family})": result.model, **result.baselines}
-            if ev.champion and protocol == ev.protocol:
-                table[f"champion {ev.champion.version}"] = ev.champion.metrics
-            gate = ", gates the release" if protocol == ev.protocol else ""
-            print(
-                f"\n{protocol} holdout of partition {outcome.partition_key}: {result.holdout.users:,} users, k={ev.k}{gate}\n"
-            )
-            print(metrics_table(table))
-            if result.cold_items:
-                from recsys_assets.domain.bundle import cold_items_markdown
-
-                assert result.cold_holdout is not None
-                print(
-                    f"\ncold items ({protocol}): {result.cold_holdout.pairs:,} held-out pairs of postings unseen in "
-                    f"training, {result.cold_holdout.users:,} users\n"
-                )
-                print(cold_items_markdown(result.cold_items, result.new_item_share, result.new_item_days, ev.k))
+        print(evaluation_text(outcome.evaluation, family, outcome.partition_key))
     if outcome.bundle and outcome.report:
         print(
             f"\nserved (model.npz): {outcome.report.model.family} refitted on the whole window, "

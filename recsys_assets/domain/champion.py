@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys_assets.domain.events import filled_numpy
-from recsys_assets.domain.families import binary
+from recsys_assets.domain.families.base import binary
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.records import ChampionScore
 from recsys_assets.domain.serving import Bundle

@@ -3,7 +3,7 @@
 Two stores hold the project's files:
 
 - the **artefact store** (`RECSYS_ARTIFACTS_URI`): per-asset, per-partition intermediate files
-  that one step writes and the next reads, e.g. `training_set/2026-11-28/train.npz`;
+  that one step writes and the next reads, e.g. `training_set/2026-11-28/runs/<run>/global_cut/train.npz`;
 - the **model store**: write-once bundles under `models/<model>/<version>/`, the champion
   pointer `models/<model>/champion.json`, and local release proposals under `releases/`.
 
@@ -13,27 +13,15 @@ Renaming a file is one edit here; every reader and writer goes through these acc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from recsys_assets.domain.names import safe_name
 from recsys_assets.domain.storage import join
 
-# The user x item matrices of a training set, one `.npz` file each: the per-user temporal split,
-# the global time cut split (`cut_*`), the day (since the epoch) each pair was first seen, and the
-# held-out pairs of catalogue items unseen in training (`*_cold`, scored apart as cold items).
-SPLITS = (
-    "full",
-    "train",
-    "fit",
-    "validation",
-    "holdout",
-    "cut_train",
-    "cut_fit",
-    "cut_validation",
-    "cut_holdout",
-    "times",
-    "holdout_cold",
-    "cut_holdout_cold",
-)
+# The user x item matrices of one evaluation protocol's split, one `.npz` file each in the protocol's
+# folder: `train` = `fit` + `validation` (tuning), `holdout` (scored), `cold_holdout` (held-out pairs of
+# catalogue items unseen in training, scored apart as cold items).
+PROTOCOL_MATRICES = ("fit", "validation", "train", "holdout", "cold_holdout")
 
 
 @dataclass(frozen=True)
@@ -74,15 +62,35 @@ class ItemFiles:
 
 
 @dataclass(frozen=True)
-class TrainingSetFiles:
-    """The matrices, id maps and summary of one training set."""
+class MatrixFiles:
+    """A folder of named user x item matrices, one `.npz` file each."""
 
     folder: str
+    names: ClassVar[tuple[str, ...]]
 
-    def matrix(self, split: str) -> str:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-        return join(self.folder, f"{split}.npz")
+    def matrix(self, name: str) -> str:
+        if name not in self.names:
+            raise ValueError(f"unknown matrix {name!r}; expected one of {self.names}")
+        return join(self.folder, f"{name}.npz")
+
+
+class ProtocolFiles(MatrixFiles):
+    """One evaluation protocol's split of a training set."""
+
+    names = PROTOCOL_MATRICES
+
+
+class TrainingSetFiles(MatrixFiles):
+    """The window's matrices, id maps and summary of one training set, and a folder per protocol's split.
+
+    `full` holds every pair of the window (what the served model is refitted on), `times` the day each
+    pair was first seen (for time decay).
+    """
+
+    names = ("full", "times")
+
+    def protocol(self, name: str) -> ProtocolFiles:
+        return ProtocolFiles(join(self.folder, safe_name(name, "protocol")))
 
     @property
     def user_ids(self) -> str:

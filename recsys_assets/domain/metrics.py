@@ -15,7 +15,7 @@ Dividing AP and IDCG by min(k, |R|) keeps a perfect list scoring 1 when |R| > k.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,13 +31,9 @@ def headline_names(k: int) -> list[str]:
     return [f"{name}@{k}" for name in METRIC_NAMES] + ["coverage"]
 
 
-def metrics_table(results: dict[str, dict[str, float]]) -> str:
-    """Markdown table of the headline metrics, one row per model."""
-    k = next(int(n.split("@")[1]) for n in next(iter(results.values())) if "@" in n)
-    names = headline_names(k)
-    lines = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += [f"| {model} | " + " | ".join(f"{m[n]:.4f}" for n in names) + " |" for model, m in results.items()]
-    return "\n".join(lines)
+def headline(metrics: Mapping[str, float], k: int) -> dict[str, float]:
+    """The headline metrics of a full metric set: precision/recall/ndcg/map at k and coverage."""
+    return {name: metrics[name] for name in headline_names(k)}
 
 
 def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_items: int) -> dict[str, float]:

@@ -1,16 +1,18 @@
-"""Parameter sets, each declared once: the Dagster run config of an asset inherits from these.
+"""The split's and the search's parameter sets, each declared once: the assets' run config inherits from them.
 
 They are plain pydantic models so the domain code (and the training entrypoint in another
 process) uses them without Dagster; `dg.Config` subclasses add nothing but the asset's own knobs.
+Each model family's own parameters live beside it (`families/`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recsys_assets.domain.events import EVENT_TYPE_WEIGHTS
+from recsys_assets.domain.families.registry import FAMILIES
 
 
 class SplitParams(BaseModel):
@@ -38,84 +40,8 @@ class SplitParams(BaseModel):
     )
 
 
-class FamilyParams(BaseModel):
-    """Parameters every family has: the time decay of interaction confidence (each family adds its own)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    half_life_days: float | None = Field(
-        default=None, gt=0, description="Confidence halves every this many days of age; None switches decay off."
-    )
-
-
-class PopularityParams(FamilyParams):
-    pass
-
-
-class RecentPopularityParams(FamilyParams):
-    days: float = Field(default=7.0, gt=0, description="Only interactions of the last this many days count.")
-
-
-class ItemKNNParams(FamilyParams):
-    similarity: Literal["bm25", "cosine"] = "bm25"
-    neighbours: int = Field(default=100, ge=1)
-
-
-class EASEParams(FamilyParams):
-    regularization: float = Field(default=200.0, gt=0, description="λ added to the Gram matrix's diagonal.")
-
-
-class ALSParams(FamilyParams):
-    factors: int = Field(default=64, ge=1)
-    regularization: float = Field(default=0.1, ge=0)
-    alpha: float = Field(default=1.0, gt=0)
-    iterations: int = Field(default=15, ge=1)
-    bm25_k1: float = Field(default=100.0, ge=0, description="BM25 K1 for confidence weighting; 0 disables it.")
-    bm25_b: float = Field(default=0.8, ge=0, le=1)
-    random_state: int = 42
-    num_threads: int = Field(default=0, ge=0)
-
-
-class BPRParams(FamilyParams):
-    factors: int = Field(default=64, ge=1)
-    learning_rate: float = Field(default=0.01, gt=0)
-    regularization: float = Field(default=0.01, ge=0)
-    iterations: int = Field(default=100, ge=1)
-    random_state: int = 42
-    num_threads: int = Field(default=0, ge=0)
-
-
-class ContentParams(FamilyParams):
-    """Content-based: a user's profile is the confidence-weighted mean of their items' features."""
-
-    recency_half_life_days: float | None = Field(
-        default=None, gt=0, description="Scores halve every this many days of a posting's age; None: no prior."
-    )
-
-
-class HybridParams(FamilyParams):
-    """A collaborative family's ranking fused with the content ranking, `weight` on the collaborative side."""
-
-    collaborative: str = Field(default="item_knn", description="The collaborative family blended in.")
-    recency_half_life_days: float | None = Field(
-        default=None, gt=0, description="The content side's recency prior (see ContentParams)."
-    )
-    collaborative_params: dict[str, Any] = Field(default_factory=dict, description="Its parameters.")
-    weight: float = Field(default=0.5, ge=0, le=1, description="1 = collaborative only, 0 = content only.")
-    depth: int = Field(default=100, ge=1, description="Candidates taken from each ranking before fusing.")
-    fallback_below: int = Field(
-        default=1,
-        ge=0,
-        description="Items with fewer training users than this are ranked by content alone, at `fallback_weight` "
-        "(a collaborative model cannot place them); 0 switches the fallback off.",
-    )
-    fallback_weight: float = Field(
-        default=1.0, ge=0, le=1, description="Weight of the content rank of those items (instead of 1 - weight)."
-    )
-
-
+# The evaluation protocols by name (splitting.PROTOCOLS builds each; a test checks the two agree).
 Protocol = Literal["per_user", "global_cut"]
-Family = Literal["popularity", "recent_popularity", "item_knn", "ease", "als", "bpr", "content", "hybrid"]
 
 
 class SelectionParams(BaseModel):
@@ -165,9 +91,9 @@ class SelectionParams(BaseModel):
     @field_validator("families")
     @classmethod
     def _known_families(cls, families: list[str]) -> list[str]:
-        unknown = sorted(set(families) - set(get_args(Family)))
+        unknown = sorted(set(families) - set(FAMILIES))
         if unknown:
-            raise ValueError(f"unknown families {unknown}; expected some of {get_args(Family)}")
+            raise ValueError(f"unknown families {unknown}; expected some of {FAMILIES}")
         return families
 
     @field_validator("protocol")
@@ -176,15 +102,3 @@ class SelectionParams(BaseModel):
         if protocol not in get_args(Protocol):
             raise ValueError(f"unknown protocol {protocol!r}; expected one of {get_args(Protocol)}")
         return protocol
-
-
-FAMILY_PARAMS: dict[str, type[FamilyParams]] = {
-    "popularity": PopularityParams,
-    "recent_popularity": RecentPopularityParams,
-    "item_knn": ItemKNNParams,
-    "ease": EASEParams,
-    "als": ALSParams,
-    "bpr": BPRParams,
-    "content": ContentParams,
-    "hybrid": HybridParams,
-}

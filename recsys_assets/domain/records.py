@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recsys_assets.domain.params import FAMILY_PARAMS, Family, Protocol, SelectionParams
+from recsys_assets.domain.families.registry import FAMILY_CLASSES, Family
+from recsys_assets.domain.params import Protocol, SelectionParams
 
 Metrics = dict[str, float]
 
@@ -39,39 +40,37 @@ class Window(Record):
     days: int
 
 
+class ProtocolCounts(Record):
+    """What one evaluation protocol's split holds, in pairs of the training index, and where its days end."""
+
+    fit_pairs: int
+    validation_pairs: int
+    train_pairs: int = Field(description="fit + validation: what the model this protocol scores is trained on.")
+    holdout_pairs: int
+    holdout_users: int
+    unscored_holdout_pairs: int = Field(
+        description="Held-out pairs left out of the scored holdout because their item (or, after a global cut, "
+        "their user) has no training pair; the cold-item pairs among them are scored apart."
+    )
+    cold_item_pairs: int = Field(
+        description="Held-out pairs of known users and catalogue items unseen in training: scored apart as cold items."
+    )
+    fit_end: float = Field(description="End of the data `fit` covers, in days since the epoch.")
+    train_end: float = Field(description="End of the data `train` covers, in days since the epoch.")
+
+
 class SplitCounts(Record):
-    """What the split kept and dropped (computed from the events alone)."""
+    """What the split kept and dropped (computed from the events alone), for the window and per protocol."""
 
     events: int
     events_deduplicated: int
     pairs_kept: int
     users: int
     items: int
-    train_pairs: int
-    holdout_pairs: int
-    holdout_pairs_unknown_item: int = Field(description="Held-out pairs whose item never occurs in training (dropped).")
-    holdout_users: int
-    density: float
-    end_day: float = Field(
-        default=0.0, description="End of the data, in days since the epoch (midnight after the last event)."
-    )
-    cut_days: int = Field(default=7, description="Days after the global time cut that form its holdout.")
-    first_day: float = Field(default=0.0, description="Start of the data, in days since the epoch (midnight before).")
-    full_pairs: int = Field(default=0, description="Pairs of the whole window, both holdouts included.")
-    cut_train_pairs: int = Field(default=0, description="Pairs first seen before the global time cut.")
-    cut_fit_pairs: int = 0
-    cut_validation_pairs: int = 0
-    cut_holdout_pairs: int = 0
-    cut_holdout_users: int = 0
-    cut_holdout_pairs_cold: int = Field(
-        default=0, description="Pairs after the time cut whose item or user has no interaction before it (dropped)."
-    )
-    holdout_pairs_cold_item: int = Field(
-        default=0, description="Held-out pairs of catalogue items unseen in training: scored apart as cold items."
-    )
-    cut_holdout_pairs_cold_item: int = Field(
-        default=0, description="Pairs after the time cut of known users and catalogue items unseen before it."
-    )
+    full_pairs: int = Field(description="Pairs of the whole window, both holdouts included.")
+    end_day: float = Field(description="End of the data, in days since the epoch (midnight after the last event).")
+    first_day: float = Field(description="Start of the data, in days since the epoch (midnight before).")
+    protocols: dict[str, ProtocolCounts]
 
 
 class TrainingSetSummary(SplitCounts):
@@ -110,9 +109,9 @@ class ModelSpec(Record):
     @classmethod
     def _complete_params(cls, raw: Any) -> Any:
         """The family's full parameter set: a misspelled or missing parameter fails here, by name."""
-        params_type = FAMILY_PARAMS.get(raw.get("family", "als")) if isinstance(raw, dict) else None
-        if params_type is not None and isinstance(raw.get("params"), dict):
-            raw = {**raw, "params": params_type.model_validate(raw["params"]).model_dump(mode="json")}
+        family = FAMILY_CLASSES.get(raw.get("family", "als")) if isinstance(raw, dict) else None
+        if family is not None and isinstance(raw.get("params"), dict):
+            raw = {**raw, "params": family.params_type.model_validate(raw["params"]).model_dump(mode="json")}
         return raw
 
 
@@ -145,26 +144,6 @@ class TrainingReport(Record):
     def best_trial(self) -> SearchTrial | None:
         complete = [trial for trial in self.search if trial.state == "complete"]
         return max(complete, key=lambda trial: trial.validation_ndcg, default=None)
-
-    def trials_table(self) -> str:
-        """Markdown table of every trial, then the skipped families."""
-        lines = ["| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
-        for number, trial in enumerate(self.search, 1):
-            params = ", ".join(f"{name}={shown(value)}" for name, value in trial.params.items())
-            lines.append(
-                f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {trial.seconds:.2f} | {trial.state} |"
-            )
-        lines += [f"| - | {family} | skipped: {reason} | | | |" for family, reason in self.skipped.items()]
-        return "\n".join(lines)
-
-
-def shown(value: Any) -> str:
-    """A parameter value for a table: floats to 4 significant digits, nested parameters likewise."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{name}: {shown(inner)}" for name, inner in value.items()) + "}"
-    return str(value)
 
 
 class ChampionScore(Record):

@@ -18,80 +18,17 @@ import numpy as np
 import optuna
 import scipy.sparse as sp
 
-from recsys_assets.domain.content import ItemSide
-from recsys_assets.domain.families import (
-    BASELINES,
-    CONTENT_FAMILIES,
-    Recommender,
-    available_memory_bytes,
-    ease_memory_bytes,
-    new_model,
-    rank_users,
-)
+from recsys_assets.domain.families.base import Recommender, rank_users
+from recsys_assets.domain.families.registry import BASELINES, family_class, new_model
+from recsys_assets.domain.item_side import ItemSide
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import ModelSpec, SearchTrial
-from recsys_assets.domain.splitting import ProtocolData
+from recsys_assets.domain.splitting import ProtocolSplit
 
 Log = Callable[[str], None]
-# "off" is a real candidate: decay only wins when it beats no decay.
-HALF_LIVES = ("off", 3.0, 7.0, 14.0, 30.0, 90.0)
-# The content families' recency prior on a posting's age ("off": no prior).
-RECENCY_HALF_LIVES = ("off", 3.0, 7.0, 14.0, 30.0)
-# Each family's first trial (besides a baseline's own configuration): a sound default, so that a
-# family that gets only one or two trials at scale is still judged on a reasonable point.
-FIRST_TRIALS: dict[str, dict[str, Any]] = {
-    "popularity": {},
-    "recent_popularity": {"days": 7},
-    "item_knn": {"similarity": "bm25", "neighbours": 100},
-    "ease": {"regularization": 200.0},
-    "als": {"factors": 32, "regularization": 0.1, "alpha": 1.0, "iterations": 8},
-    "bpr": {"factors": 32, "learning_rate": 0.01, "regularization": 0.01},
-    "content": {"recency_half_life_days": 7.0},
-    # Mostly the collaborative ranking, with untouched postings placed by content: the best validation
-    # point measured on the synthetic job board, where it also gives new postings slots (benchmarks/README.md).
-    "hybrid": {"recency_half_life_days": 7.0, "weight": 0.9, "fallback_below": 1, "fallback_weight": 0.9},
-}
 # How many times an iterative trial reports an intermediate score to the pruner.
 PRUNING_STEPS = 3
-
-
-def suggest(
-    family: str, trial: optuna.Trial, settings: SelectionParams, base: ModelSpec | None = None
-) -> dict[str, Any]:
-    """One point of `family`'s search space (`base`: the collaborative model a hybrid blends)."""
-    half_life = trial.suggest_categorical("half_life_days", HALF_LIVES)
-    params: dict[str, Any] = {"half_life_days": None if half_life == "off" else half_life}
-    if family == "recent_popularity":
-        params["days"] = float(trial.suggest_int("days", 1, 30, log=True))
-    elif family == "item_knn":
-        params["similarity"] = trial.suggest_categorical("similarity", ["bm25", "cosine"])
-        params["neighbours"] = trial.suggest_int("neighbours", 20, 400, log=True)
-    elif family == "ease":
-        params["regularization"] = trial.suggest_float("regularization", 10.0, 2000.0, log=True)
-    elif family == "als":
-        # 128 factors costs ~4x 64 at scale and never won a measured search here.
-        params["factors"] = trial.suggest_categorical("factors", [16, 32, 64])
-        params["regularization"] = trial.suggest_float("regularization", 1e-3, 10.0, log=True)
-        params["alpha"] = trial.suggest_float("alpha", 0.1, 50.0, log=True)
-        # Iterations are the cost: a cheap, nearly converged fit is often as good at scale.
-        params["iterations"] = trial.suggest_int("iterations", 5, 20)
-        params |= {"random_state": settings.seed, "num_threads": settings.num_threads}
-    elif family == "bpr":
-        params["factors"] = trial.suggest_categorical("factors", [16, 32, 64, 128])
-        params["learning_rate"] = trial.suggest_float("learning_rate", 1e-3, 0.1, log=True)
-        params["regularization"] = trial.suggest_float("regularization", 1e-4, 0.1, log=True)
-        params |= {"random_state": settings.seed, "num_threads": settings.num_threads}
-    if family in ("content", "hybrid"):
-        recency = trial.suggest_categorical("recency_half_life_days", RECENCY_HALF_LIVES)
-        params["recency_half_life_days"] = None if recency == "off" else recency
-    if family == "hybrid":
-        assert base is not None
-        params["weight"] = trial.suggest_float("weight", 0.0, 1.0)
-        params["fallback_below"] = trial.suggest_categorical("fallback_below", [0, 1, 3])
-        params["fallback_weight"] = trial.suggest_float("fallback_weight", 0.0, 1.0)
-        params |= {"collaborative": base.family, "collaborative_params": base.params}
-    return params
 
 
 def sample_users(validation: sp.csr_matrix, limit: int, seed: int) -> sp.csr_matrix:
@@ -102,23 +39,6 @@ def sample_users(validation: sp.csr_matrix, limit: int, seed: int) -> sp.csr_mat
     keep = np.zeros(validation.shape[0], dtype=np.float32)
     keep[np.random.default_rng(seed).choice(users, size=limit, replace=False)] = 1.0
     return sp.csr_matrix(sp.diags(keep) @ validation)
-
-
-def skip_reason(family: str, n_items: int, settings: SelectionParams) -> str | None:
-    """Why `family` cannot be searched on `n_items` items, or None."""
-    if family == "ease":
-        needed, available = ease_memory_bytes(n_items), available_memory_bytes()
-        if needed > settings.ease_max_gib * 2**30:
-            return (
-                f"{n_items:,} items need ~{needed / 2**30:.1f} GiB (4 x items² float32), over "
-                f"the {settings.ease_max_gib:g} GiB EASE budget (ease_max_gib)"
-            )
-        if needed > settings.ease_memory_fraction * available:
-            return (
-                f"{n_items:,} items need ~{needed / 2**30:.1f} GiB (4 x items² float32), over "
-                f"{settings.ease_memory_fraction:.0%} of the {available / 2**30:.1f} GiB available"
-            )
-    return None
 
 
 def search_trial(family: str, params: dict[str, Any], score: float, k: int, since: float, state: str) -> SearchTrial:
@@ -149,12 +69,13 @@ class Selection:
     seconds: float
 
 
-def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items: ItemSide | None = None) -> Selection:
+def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items: ItemSide | None = None) -> Selection:
     """Search every configured family on `data.fit`/`data.validation`; the best validation NDCG@k wins.
 
     `items` (the item side of the training index at the validation cut) enables the content families
     and gives every family the postings closed at that cut, which none recommends; without it the
-    content families are skipped with that reason. A hybrid is searched last, on the best collaborative trial.
+    content families are skipped with that reason. A family that blends another (the hybrid) is searched
+    last, on the best trial of a family that uses no item features.
 
     The objective counts every validation pair as relevant, including pairs of postings nobody touched
     in the fit split (cold items: about half of the global cut's validation pairs on the job board).
@@ -175,20 +96,23 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items:
     skipped: dict[str, str] = {}
     optuna.logging.set_verbosity(logging.WARNING)
     families = list(dict.fromkeys(settings.families))
-    # A hybrid blends the best collaborative candidate, so it comes after all of them.
-    families = [f for f in families if f != "hybrid"] + [f for f in families if f == "hybrid"]
+    # A blending family builds on the best of the others, so it comes after all of them.
+    families = [f for f in families if not family_class(f).blends] + [f for f in families if family_class(f).blends]
     for position, family in enumerate(families):
-        reason = skip_reason(family, data.fit.shape[1], settings)
-        base = None
-        if family in CONTENT_FAMILIES and items is None:
+        cls = family_class(family)
+        reason = cls.skip_reason(data.fit.shape[1], settings)
+        blended = None
+        if cls.uses_items and items is None:
             reason = "no item features (the catalogue is empty or was not built)"
-        elif family == "hybrid":
-            collaborative = [t for t in trials if t.state == "complete" and t.family not in CONTENT_FAMILIES]
-            best_collaborative = max(collaborative, key=lambda t: t.validation_ndcg, default=None)
-            if best_collaborative is None:
+        elif cls.blends:
+            candidates = [t for t in trials if t.state == "complete" and not family_class(t.family).uses_items]
+            best_candidate = max(candidates, key=lambda t: t.validation_ndcg, default=None)
+            if best_candidate is None:
                 reason = "no collaborative family completed a trial to blend with"
             else:
-                base = ModelSpec(family=best_collaborative.family, params=best_collaborative.params)
+                # Its full parameter set, defaults included, as the blending model records it.
+                spec = ModelSpec(family=best_candidate.family, params=best_candidate.params)
+                blended = (spec.family, spec.params)
         if reason is not None:
             skipped[family] = reason
             log(f"{family}: skipped ({reason})")
@@ -202,19 +126,22 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items:
         deadline = time.perf_counter() + share
 
         def objective(
-            trial: optuna.Trial, family: str = family, deadline: float = deadline, base: ModelSpec | None = base
+            trial: optuna.Trial,
+            family: str = family,
+            deadline: float = deadline,
+            blended: tuple[str, dict[str, Any]] | None = blended,
         ) -> float:
-            params = suggest(family, trial, settings, base)
+            params = family_class(family).params_type.suggest(trial, settings, blended)
             key = repr(sorted(params.items()))
             if key in scored:
                 # TPE repeats categorical points; the same fit would only cost time.
                 return scored[key]
             since = time.perf_counter()
             model = new_model(family, params, items=items)
-            iterations = getattr(model.params, "iterations", 0)
+            iterations = model.iterations
             report_at = {max(1, iterations * step // PRUNING_STEPS) - 1 for step in range(1, PRUNING_STEPS)}
 
-            def on_iteration(iteration: int, fitted: Recommender) -> None:
+            def on_iteration(iteration: int, fitted: Recommender[Any]) -> None:
                 # An iterative fit past the family's share of the budget stops here rather than at its end.
                 # The search's first trial always finishes, so there is something to select.
                 if time.perf_counter() > deadline and iteration + 1 < iterations and scored:
@@ -251,13 +178,7 @@ def select_model(data: ProtocolData, settings: SelectionParams, log: Log, items:
         )
         # The baseline's own configuration is tried first, so the selection never misses what the gate compares with.
         first = [{**BASELINES[family][1], "half_life_days": "off"}] if family in BASELINES else []
-        if family == "popularity":
-            # Popularity costs almost nothing, so it maps out which decay suits this data...
-            first += [{"half_life_days": half_life} for half_life in HALF_LIVES]
-        else:
-            # ...and every later family starts from its defaults with the best decay found so far and
-            # without decay: popularity's decay is about item trends, which is only a hint for a model of users.
-            first += [{**FIRST_TRIALS[family], "half_life_days": h} for h in (best_half_life(trials), "off")]
+        first += cls.params_type.first_trials(best_half_life(trials))
         for point in [p for n, p in enumerate(first) if p not in first[:n]]:
             study.enqueue_trial(point)
         study.optimize(

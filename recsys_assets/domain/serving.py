@@ -15,6 +15,7 @@ import hashlib
 import io
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,10 +23,10 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.content import with_new_items
 from recsys_assets.domain.errors import BundleIntegrityError
 from recsys_assets.domain.events import filled_numpy
-from recsys_assets.domain.families import FAMILY_CLASSES, Recommender, binary, load_model, new_model
+from recsys_assets.domain.families.base import Recommender, binary
+from recsys_assets.domain.families.registry import load_model, new_model, restore_model
 from recsys_assets.domain.item_features import ItemFeaturizer
 from recsys_assets.domain.items import conform_items, days_since_epoch
 from recsys_assets.domain.layout import BundleFile
@@ -41,7 +42,7 @@ class Bundle:
 
     uri: str
     version: str
-    model: Recommender
+    model: Recommender[Any]
     user_ids: pa.Array
     item_ids: pa.Array
     manifest: Manifest | None = None
@@ -54,7 +55,7 @@ class Bundle:
         self._user_row = {user: row for row, user in enumerate(self.user_ids.to_pylist())}
         self._item_column = {item: column for column, item in enumerate(self.item_ids.to_pylist())}
         self._items = self.item_ids.to_pylist()
-        self._popularity: Recommender | None = None
+        self._popularity: Recommender[Any] | None = None
 
     def knows_user(self, user_id: Hashable) -> bool:
         """Whether the model was trained on `user_id`."""
@@ -132,7 +133,7 @@ class Bundle:
         new = postings.filter(pc.invert(pc.is_in(postings["item_id"], value_set=self.item_ids)))
         if new.num_rows == 0:
             return 0
-        self.model = with_new_items(self.model, self.featurizer.transform(new), days_since_epoch(new["posted_date"]))
+        self.model = self.model.with_new_items(self.featurizer.transform(new), days_since_epoch(new["posted_date"]))
         self.item_ids = pa.concat_arrays([self.item_ids, new["item_id"].combine_chunks()])
         self.__post_init__()
         return new.num_rows
@@ -141,7 +142,7 @@ class Bundle:
         """Up to `n` item ids for `user_id`, never one of `seen_item_ids` (unknown ids are ignored)."""
         return self._ranked(self.model, self._user_row.get(user_id, -1), seen_item_ids, n)
 
-    def _ranked(self, model: Recommender, row: int, seen_item_ids: Iterable[Hashable], n: int) -> list:
+    def _ranked(self, model: Recommender[Any], row: int, seen_item_ids: Iterable[Hashable], n: int) -> list:
         """`model`'s top `n` item ids for training row `row` (-1: unknown) with history `seen_item_ids`."""
         columns = self.item_columns(seen_item_ids)
         columns = np.unique(columns[columns >= 0])
@@ -166,7 +167,7 @@ def verified_files(uri: str, manifest: Manifest, read: Callable[[str], bytes]) -
     return files
 
 
-def model_from_files(manifest: Manifest, files: dict[str, bytes], protocol: str | None = None) -> Recommender:
+def model_from_files(manifest: Manifest, files: dict[str, bytes], protocol: str | None = None) -> Recommender[Any]:
     """The served model, or with `protocol` the model that protocol's offline evaluation scored."""
     family, params = manifest.model.family, manifest.model.params
     if protocol is not None:
@@ -181,8 +182,7 @@ def model_from_files(manifest: Manifest, files: dict[str, bytes], protocol: str 
         return load_model(family, params, files[BundleFile.MODEL])
     if family == "als" and all(name in files for name in LEGACY_FACTORS.values()):
         arrays = {key: np.load(io.BytesIO(files[name]), allow_pickle=False) for key, name in LEGACY_FACTORS.items()}
-        cls = FAMILY_CLASSES[family]
-        return cls.from_arrays(cls.params_type.model_validate(params), arrays)
+        return restore_model(family, params, arrays)
     raise BundleIntegrityError(f"bundle {manifest.model_name}/{manifest.version} has no {BundleFile.MODEL}")
 
 

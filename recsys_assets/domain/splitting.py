@@ -1,8 +1,21 @@
-"""Turn a window of interaction events into the user x item training matrices and a time-based holdout."""
+"""Turn a window of interaction events into the user x item training matrices and one split per evaluation protocol.
+
+Two stages, so the relational part can run wherever the data is:
+
+1. **Pairs** (`_pairs`, SQL on DuckDB): deduplicate, weight, apply the activity minimums, keep each
+   pair's first-seen day and label it FIT / VALIDATION / HOLDOUT under every protocol (each protocol
+   contributes one SQL expression), then index users and items.
+2. **Splits** (NumPy/SciPy): each protocol's function turns its labels into a `ProtocolSplit` (fit,
+   validation, train, holdout and cold-item holdout matrices, with counts).
+
+`PROTOCOLS` is the one table of protocols: adding one is a label expression, a split function and
+an entry here (and its name in `params.Protocol`, which a test keeps in step).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,31 +28,32 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.layout import SPLITS, TrainingSetFiles
+from recsys_assets.domain.layout import PROTOCOL_MATRICES, TrainingSetFiles
 from recsys_assets.domain.params import SplitParams
-from recsys_assets.domain.records import SplitCounts, TrainingSetSummary
+from recsys_assets.domain.records import ProtocolCounts, SplitCounts, TrainingSetSummary
 
 PER_USER = "per_user"
 GLOBAL_CUT = "global_cut"
-PROTOCOLS = (PER_USER, GLOBAL_CUT)
 DAY_SECONDS = 86_400
-# Split codes of a pair in the per-user and the global-cut split.
+# Split codes of a pair under each protocol: TINYINT columns, not strings (which would become Python objects per pair).
 FIT, VALIDATION, HOLDOUT = 0, 1, 2
 # DuckDB's working memory for the split; beyond it the query spills to a temporary folder.
 DUCKDB_MEMORY_LIMIT = "2GB"
+# The day (since the epoch, fractional) a pair was first seen, in the pairs query.
+FIRST_DAY_SQL = f"epoch(first_ts) / {DAY_SECONDS}"
 
-
-# The age in days at a reference day of every entry of a matrix (`TrainingSet.ages`).
+# The age in days at a reference day of every entry of a matrix (`PairAges`).
 AgeLookup = Callable[[sp.csr_matrix, float], sp.csr_matrix]
 
 
 @dataclass(frozen=True)
-class ProtocolData:
-    """One evaluation protocol's matrices, and the age in days of every training pair at its cut.
+class ProtocolSplit:
+    """One evaluation protocol's split of the training set (LensKit's `TTSplit`, with a validation split).
 
     `fit`/`validation` tune hyperparameters; `train` (= fit + validation) trains the model that is
-    scored on `holdout`. Ages are measured from the end of the data each matrix trains on, and are
-    computed on first use: only fitting needs them, not the evaluation of fitted models (2 s at 10 M).
+    scored on `holdout`; `cold_holdout` holds the held-out pairs of catalogue items `train` never saw
+    (the cold-item evaluation). Ages are measured from the end of the data each matrix trains on, and
+    are computed on first use: only fitting needs them, not the evaluation of fitted models (2 s at 10 M).
     """
 
     name: str
@@ -47,11 +61,27 @@ class ProtocolData:
     validation: sp.csr_matrix
     train: sp.csr_matrix
     holdout: sp.csr_matrix
-    age_at: AgeLookup = field(repr=False)
+    cold_holdout: sp.csr_matrix
+    # Where the data `fit` and `train` cover ends, in days since the epoch: their ages are measured from there.
     fit_end: float
     train_end: float
-    # Held-out pairs of catalogue items that `train` never saw: the cold-item evaluation.
-    cold_holdout: sp.csr_matrix | None = None
+    counts: ProtocolCounts
+    # Whether `fit_end`/`train_end` are one cut day for every user (a global time cut), at which closed
+    # postings are left out of the candidates. A per-user holdout has no single day: each user's
+    # held-out items are their own latest, so a posting closed before one user's holdout may be open at
+    # another's, and that protocol compares models on the same, unfiltered catalogue.
+    shared_cut: bool
+    age_at: AgeLookup = field(repr=False)
+
+    @property
+    def fit_reference_day(self) -> float | None:
+        """The day postings must still be open on to be candidates while searching on `fit`; None: any posting."""
+        return self.fit_end if self.shared_cut else None
+
+    @property
+    def train_reference_day(self) -> float | None:
+        """The day postings must still be open on to be candidates when scoring `holdout`; None: any posting."""
+        return self.train_end if self.shared_cut else None
 
     @cached_property
     def fit_ages(self) -> sp.csr_matrix:
@@ -68,56 +98,25 @@ def _pair_keys(matrix: sp.csr_matrix) -> np.ndarray:
     return rows * matrix.shape[1] + matrix.indices
 
 
-@dataclass
-class TrainingSet:
-    """Matrices share one user and one item index; `train` = `fit` + `validation`.
+class PairAges:
+    """The age in days at a reference day of any matrix's entries, looked up in `times` (first-seen days)."""
 
-    `train`..`holdout` are the per-user temporal split, `cut_*` the global time cut, `full` every
-    pair of the window (both holdouts included, with their confidences: what the served model is
-    refitted on), and `times` holds the day (since the epoch, fractional) each pair was first seen.
-    """
+    def __init__(self, times: sp.csr_matrix) -> None:
+        self.times = times
 
-    full: sp.csr_matrix
-    train: sp.csr_matrix
-    fit: sp.csr_matrix
-    validation: sp.csr_matrix
-    holdout: sp.csr_matrix
-    cut_train: sp.csr_matrix
-    cut_fit: sp.csr_matrix
-    cut_validation: sp.csr_matrix
-    cut_holdout: sp.csr_matrix
-    times: sp.csr_matrix
-    holdout_cold: sp.csr_matrix
-    cut_holdout_cold: sp.csr_matrix
-    user_ids: pa.Array
-    item_ids: pa.Array
-    counts: SplitCounts
+    @cached_property
+    def _keys(self) -> np.ndarray:
+        """The sorted keys of `times`' entries, the lookup `__call__` searches."""
+        self.times.sort_indices()
+        return _pair_keys(self.times)
 
-    def to_files(self, files: TrainingSetFiles) -> dict[str, bytes]:
-        """Payload of every file of the set, keyed by its address in `files` (the summary excluded)."""
-        payloads = {files.matrix(name): storage.sparse_to_bytes(getattr(self, name)) for name in SPLITS}
-        payloads[files.user_ids] = storage.table_to_bytes(pa.table({"user_id": self.user_ids}))
-        payloads[files.item_ids] = storage.table_to_bytes(pa.table({"item_id": self.item_ids}))
-        return payloads
-
-    @classmethod
-    def load(cls, files: TrainingSetFiles) -> TrainingSet:
-        summary = TrainingSetSummary.from_json(storage.read_bytes(files.summary))
-        matrices = dict(zip(SPLITS, storage.read_sparse([files.matrix(name) for name in SPLITS]), strict=True))
-        return cls(
-            **matrices,
-            user_ids=storage.table_from_bytes(storage.read_bytes(files.user_ids))["user_id"].combine_chunks(),
-            item_ids=storage.table_from_bytes(storage.read_bytes(files.item_ids))["item_id"].combine_chunks(),
-            counts=summary,
-        )
-
-    def ages(self, matrix: sp.csr_matrix, reference_day: float) -> sp.csr_matrix:
+    def __call__(self, matrix: sp.csr_matrix, reference_day: float) -> sp.csr_matrix:
         """Age in days at `reference_day` of every entry of `matrix`, in the same sparsity structure.
 
         A sorted-key lookup into `times` rather than sparse fancy indexing, which is slower and
         returns a matrix instead of values when `matrix` is empty.
         """
-        times, times_keys = self.times, self._times_keys
+        times, times_keys = self.times, self._keys
         keys = _pair_keys(matrix)
         position = np.minimum(np.searchsorted(times_keys, keys), max(len(times_keys) - 1, 0))
         found = times_keys[position] == keys if len(times_keys) else np.zeros(len(keys), dtype=bool)
@@ -126,35 +125,71 @@ class TrainingSet:
         ages = np.maximum(reference_day - first_seen, 0.0).astype(np.float32)
         return sp.csr_matrix((ages, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
 
-    @cached_property
-    def _times_keys(self) -> np.ndarray:
-        """The sorted keys of `times`' entries, the lookup `ages` searches."""
-        self.times.sort_indices()
-        return _pair_keys(self.times)
 
-    def protocol(self, name: str) -> ProtocolData:
-        """The matrices of evaluation protocol `name` (`per_user` or `global_cut`)."""
-        end, days = self.counts.end_day, self.counts.cut_days
-        if name == PER_USER:
-            fit, validation, train, holdout = self.fit, self.validation, self.train, self.holdout
-            cold = self.holdout_cold
-            fit_end = train_end = end
-        elif name == GLOBAL_CUT:
-            fit, validation, train, holdout = self.cut_fit, self.cut_validation, self.cut_train, self.cut_holdout
-            cold = self.cut_holdout_cold
-            fit_end, train_end = end - 2 * days, end - days
-        else:
-            raise ValueError(f"unknown protocol {name!r}; expected one of {PROTOCOLS}")
-        return ProtocolData(
-            name=name,
-            fit=fit,
-            validation=validation,
-            train=train,
-            holdout=holdout,
-            age_at=self.ages,
-            fit_end=fit_end,
-            train_end=train_end,
-            cold_holdout=cold,
+@dataclass
+class TrainingSet:
+    """The window's pairs on one user and one item index, and one split per evaluation protocol.
+
+    `full` holds every pair of the window (every holdout included, with their confidences: what the
+    served model is refitted on) and `times` the day (since the epoch, fractional) each pair was first seen.
+    """
+
+    full: sp.csr_matrix
+    times: sp.csr_matrix
+    user_ids: pa.Array
+    item_ids: pa.Array
+    protocols: dict[str, ProtocolSplit]
+    counts: SplitCounts
+    ages: AgeLookup = field(repr=False)
+
+    def to_files(self, files: TrainingSetFiles) -> dict[str, bytes]:
+        """Payload of every file of the set, keyed by its address in `files` (the summary excluded)."""
+        payloads = {files.matrix(name): storage.sparse_to_bytes(getattr(self, name)) for name in files.names}
+        for name, split in self.protocols.items():
+            folder = files.protocol(name)
+            payloads |= {folder.matrix(m): storage.sparse_to_bytes(getattr(split, m)) for m in PROTOCOL_MATRICES}
+        payloads[files.user_ids] = storage.table_to_bytes(pa.table({"user_id": self.user_ids}))
+        payloads[files.item_ids] = storage.table_to_bytes(pa.table({"item_id": self.item_ids}))
+        return payloads
+
+    @classmethod
+    def load(cls, files: TrainingSetFiles) -> TrainingSet:
+        """The training set written at `files`.
+
+        Raises:
+            ValueError: it was written by a version of this code without per-protocol splits.
+        """
+        raw = json.loads(storage.read_bytes(files.summary))
+        if "protocols" not in raw:
+            raise ValueError(
+                f"the training set at {files.folder} was written before splits were stored per protocol: "
+                "materialize training_set again"
+            )
+        summary = TrainingSetSummary.model_validate(raw)
+        uris = [files.matrix("full"), files.matrix("times")]
+        uris += [files.protocol(name).matrix(m) for name in summary.protocols for m in PROTOCOL_MATRICES]
+        full, times, *matrices = storage.read_sparse(uris)
+        ages = PairAges(times)
+        protocols = {}
+        for position, (name, counts) in enumerate(summary.protocols.items()):
+            split = matrices[position * len(PROTOCOL_MATRICES) : (position + 1) * len(PROTOCOL_MATRICES)]
+            protocols[name] = ProtocolSplit(
+                name=name,
+                **dict(zip(PROTOCOL_MATRICES, split, strict=True)),
+                fit_end=counts.fit_end,
+                train_end=counts.train_end,
+                counts=counts,
+                shared_cut=PROTOCOLS[name].shared_cut,
+                age_at=ages,
+            )
+        return cls(
+            full=full,
+            times=times,
+            user_ids=storage.table_from_bytes(storage.read_bytes(files.user_ids))["user_id"].combine_chunks(),
+            item_ids=storage.table_from_bytes(storage.read_bytes(files.item_ids))["item_id"].combine_chunks(),
+            protocols=protocols,
+            counts=summary,
+            ages=ages,
         )
 
     def full_ages(self) -> sp.csr_matrix:
@@ -169,40 +204,195 @@ class TrainingSet:
         return self.counts
 
 
-def cut_too_long(counts: SplitCounts) -> str | None:
+@dataclass(frozen=True)
+class Pairs:
+    """The window's user-item pairs on the training index: what every protocol's split is built from."""
+
+    user: np.ndarray
+    item: np.ndarray
+    confidence: np.ndarray
+    first_day: np.ndarray
+    # Per protocol, each pair's FIT / VALIDATION / HOLDOUT code.
+    labels: dict[str, np.ndarray]
+    # Per protocol, the pairs it held out before the index was applied (the index drops pairs whose
+    # item no protocol trains on and that the catalogue does not hold).
+    held_out: dict[str, int]
+    shape: tuple[int, int]
+    end_day: float
+
+    def matrix(self, mask: np.ndarray, ones: bool = False) -> sp.csr_matrix:
+        """The pairs where `mask` holds, with their confidences (or ones: a holdout is binary)."""
+        data = np.ones(int(mask.sum()), dtype=np.float32) if ones else self.confidence[mask].astype(np.float32)
+        return sp.csr_matrix((data, (self.user[mask], self.item[mask])), shape=self.shape)
+
+
+def _users_with(matrix: sp.csr_matrix) -> int:
+    return int((np.diff(matrix.indptr) > 0).sum())
+
+
+def _counts(split: dict[str, sp.csr_matrix], held_out: int, fit_end: float, train_end: float) -> ProtocolCounts:
+    return ProtocolCounts(
+        fit_pairs=int(split["fit"].nnz),
+        validation_pairs=int(split["validation"].nnz),
+        train_pairs=int(split["train"].nnz),
+        holdout_pairs=int(split["holdout"].nnz),
+        holdout_users=_users_with(split["holdout"]),
+        unscored_holdout_pairs=held_out - int(split["holdout"].nnz),
+        cold_item_pairs=int(split["cold_holdout"].nnz),
+        fit_end=fit_end,
+        train_end=train_end,
+    )
+
+
+def per_user_labels(params: SplitParams, end_day: float) -> str:
+    """Each user's most recent distinct items (by first interaction) held out; the most recent of the rest validate.
+
+    Users keep at least one training item because min_user_items >= 2 and both fractions round down.
+    """
+    n_holdout = f"greatest(1, floor(n * {float(params.holdout_fraction)!r}))::BIGINT"
+    return f"""CASE WHEN recency <= {n_holdout} THEN {HOLDOUT}
+                    WHEN recency <= {n_holdout} + greatest(1, floor((n - {n_holdout}) * {float(params.validation_fraction)!r}))
+                         AND n - {n_holdout} >= 2 THEN {VALIDATION}
+                    ELSE {FIT} END"""
+
+
+def per_user_split(pairs: Pairs, params: SplitParams, ages: AgeLookup) -> ProtocolSplit:
+    """The per-user temporal split: every user is scored on their own latest items, trained on the rest."""
+    label = pairs.labels[PER_USER]
+    is_fit, is_validation, is_holdout = label == FIT, label == VALIDATION, label == HOLDOUT
+    train = pairs.matrix(is_fit | is_validation)
+    # The index holds what any protocol trains on: keep only held-out items this protocol trained on.
+    trained = np.bincount(train.indices, minlength=pairs.shape[1]) > 0
+    split = {
+        "fit": pairs.matrix(is_fit),
+        "validation": pairs.matrix(is_validation, ones=True),
+        "train": train,
+        "holdout": pairs.matrix(is_holdout & trained[pairs.item], ones=True),
+        "cold_holdout": pairs.matrix(is_holdout & ~trained[pairs.item], ones=True),
+    }
+    end = pairs.end_day
+    counts = _counts(split, pairs.held_out[PER_USER], end, end)
+    return ProtocolSplit(PER_USER, **split, fit_end=end, train_end=end, counts=counts, shared_cut=False, age_at=ages)
+
+
+def global_cut_labels(params: SplitParams, end_day: float) -> str:
+    """Pairs first seen in the last `cut_days` days held out, the `cut_days` before them validate, the rest fit.
+
+    The end is midnight after the last event.
+    """
+    cut, validation_cut = end_day - params.cut_days, end_day - 2 * params.cut_days
+    return f"""CASE WHEN {FIRST_DAY_SQL} >= {cut!r} THEN {HOLDOUT}
+                    WHEN {FIRST_DAY_SQL} >= {validation_cut!r} THEN {VALIDATION}
+                    ELSE {FIT} END"""
+
+
+def global_cut_split(pairs: Pairs, params: SplitParams, ages: AgeLookup) -> ProtocolSplit:
+    """The global time cut: trained before the last `cut_days` days, scored on them (what deployment sees)."""
+    label = pairs.labels[GLOBAL_CUT]
+    is_fit, is_validation, is_holdout = label == FIT, label == VALIDATION, label == HOLDOUT
+    train, fit = pairs.matrix(is_fit | is_validation), pairs.matrix(is_fit)
+    # After the cut only users and items with history before it can be scored; the rest is counted as cold.
+    warm_user = (np.diff(train.indptr) > 0)[pairs.user]
+    warm_item = (np.bincount(train.indices, minlength=pairs.shape[1]) > 0)[pairs.item]
+    split = {
+        "fit": fit,
+        "validation": pairs.matrix(is_validation & (np.diff(fit.indptr) > 0)[pairs.user], ones=True),
+        "train": train,
+        "holdout": pairs.matrix(is_holdout & warm_user & warm_item, ones=True),
+        "cold_holdout": pairs.matrix(is_holdout & warm_user & ~warm_item, ones=True),
+    }
+    fit_end, train_end = pairs.end_day - 2 * params.cut_days, pairs.end_day - params.cut_days
+    counts = _counts(split, pairs.held_out[GLOBAL_CUT], fit_end, train_end)
+    return ProtocolSplit(
+        GLOBAL_CUT, **split, fit_end=fit_end, train_end=train_end, counts=counts, shared_cut=True, age_at=ages
+    )
+
+
+def per_user_problem(counts: SplitCounts, params: SplitParams) -> str | None:
+    """Why the per-user split leaves nothing to train or score on, or None."""
+    split = counts.protocols[PER_USER]
+    if split.train_pairs == 0 or split.holdout_users == 0:
+        return (
+            f"no trainable data after filtering ({counts.model_dump()}); widen RECSYS_TRAINING_WINDOW_DAYS or "
+            "lower the activity minimums"
+        )
+    return None
+
+
+def global_cut_problem(counts: SplitCounts, params: SplitParams) -> str | None:
     """Why the global time cut leaves a split empty (one line naming the setting and the numbers), or None.
 
     The cut needs data before `2 x cut_days` days from the end (to fit on), the `cut_days` before
     that (to validate on) and the last `cut_days` (to hold out).
     """
-    empty = [
-        name
-        for name, pairs in (
-            ("fit", counts.cut_fit_pairs),
-            ("validation", counts.cut_validation_pairs),
-            ("holdout", counts.cut_holdout_pairs),
-        )
-        if pairs == 0
-    ]
+    split = counts.protocols[GLOBAL_CUT]
+    pairs = {"fit": split.fit_pairs, "validation": split.validation_pairs, "holdout": split.holdout_pairs}
+    empty = [name for name, n in pairs.items() if n == 0]
     if not empty:
         return None
-    days = max(round(counts.end_day - counts.first_day), 0)
+    days, cut = max(round(counts.end_day - counts.first_day), 0), params.cut_days
     return (
-        f"training_set.cut_days={counts.cut_days} is too long for {days} days of data: the global time cut holds "
-        f"out the last {counts.cut_days} days, validates on the {counts.cut_days} before them and fits on what is "
-        f"earlier, which needs more than {2 * counts.cut_days} days; empty: {', '.join(empty)} "
-        f"({counts.cut_fit_pairs:,} fit, {counts.cut_validation_pairs:,} validation, "
-        f"{counts.cut_holdout_pairs:,} holdout pairs). Lower training_set.cut_days to at most {max((days - 1) // 2, 0)} "
-        "or widen RECSYS_TRAINING_WINDOW_DAYS"
+        f"training_set.cut_days={cut} is too long for {days} days of data: the global time cut holds "
+        f"out the last {cut} days, validates on the {cut} before them and fits on what is "
+        f"earlier, which needs more than {2 * cut} days; empty: {', '.join(empty)} "
+        f"({pairs['fit']:,} fit, {pairs['validation']:,} validation, {pairs['holdout']:,} holdout pairs). "
+        f"Lower training_set.cut_days to at most {max((days - 1) // 2, 0)} or widen RECSYS_TRAINING_WINDOW_DAYS"
     )
 
 
-def content_hash(files: Mapping[str, bytes]) -> str:
-    """A hash of the training data that changes exactly when the data does (file names without folders)."""
+@dataclass(frozen=True)
+class ProtocolDefinition:
+    """An evaluation protocol: how pairs are labelled (SQL), split (NumPy), and checked for emptiness."""
+
+    # (params, end day) -> a SQL expression over the pairs query's `ranked` rows (first_ts, recency and
+    # n per user) giving each pair's FIT / VALIDATION / HOLDOUT code.
+    labels: Callable[[SplitParams, float], str]
+    split: Callable[[Pairs, SplitParams, AgeLookup], ProtocolSplit]
+    problem: Callable[[SplitCounts, SplitParams], str | None]
+    shared_cut: bool
+    # What the protocol measures, for the model card and the release pull request.
+    description: str
+    # What its train split is, with `{pairs}`, `{window}`, `{cut}` (train end) and `{days}` (held-out days) filled in.
+    train_text: str
+
+
+# The evaluation protocols, in the order they are reported.
+PROTOCOLS: dict[str, ProtocolDefinition] = {
+    PER_USER: ProtocolDefinition(
+        labels=per_user_labels,
+        split=per_user_split,
+        problem=per_user_problem,
+        shared_cut=False,
+        description="each user's most recent interactions held out (good for comparing models; it leaks the future)",
+        train_text="per_user train split of {window}: {pairs:,} pairs, each user's most recent items held out "
+        "(the model the per_user evaluation scored)",
+    ),
+    GLOBAL_CUT: ProtocolDefinition(
+        labels=global_cut_labels,
+        split=global_cut_split,
+        problem=global_cut_problem,
+        shared_cut=True,
+        description="a global time cut: trained before the last days of the window, scored on those days "
+        "(what deployment sees)",
+        train_text="global_cut train split: {pairs:,} pairs first seen before {cut}, the last {days} days held out "
+        "(the model the global_cut evaluation scored)",
+    ),
+}
+
+
+def split_problem(counts: SplitCounts, params: SplitParams) -> str | None:
+    """The first protocol's reason its split leaves nothing to train or score on (one line), or None."""
+    return next((p for p in (d.problem(counts, params) for d in PROTOCOLS.values()) if p is not None), None)
+
+
+def content_hash(files: Mapping[str, bytes], folder: str) -> str:
+    """A hash of the data in `files` (under `folder`) that changes exactly when the data does, wherever it is written."""
     digest = hashlib.sha256()
-    for uri in sorted(files, key=lambda uri: uri.rsplit("/", 1)[-1]):
-        name = uri.rsplit("/", 1)[-1]
-        digest.update(name.encode())
+    prefix = folder.rstrip("/") + "/"
+    for uri in sorted(files):
+        if not uri.startswith(prefix):
+            raise ValueError(f"{uri} is not under {folder}")
+        digest.update(uri.removeprefix(prefix).encode())
         digest.update(hashlib.sha256(files[uri]).digest())
     return digest.hexdigest()
 
@@ -210,29 +400,51 @@ def content_hash(files: Mapping[str, bytes]) -> str:
 def build_training_set(
     events: pa.Table, params: SplitParams, catalogue_ids: pa.Array | pa.ChunkedArray | None = None
 ) -> TrainingSet:
-    """Deduplicate, weight, filter and split `events` (the interactions contract) per user by time.
+    """Deduplicate, weight, filter and split `events` (the interactions contract) under every protocol.
 
     Items of `catalogue_ids` that occur only in a holdout stay in the item index (content models
-    can score them from their features); their held-out pairs form the `*_cold` matrices.
+    can score them from their features); their held-out pairs form each split's `cold_holdout`.
     """
     # Spill to disk rather than grow: at 30 M events the hash tables of the deduplication and the
     # split would otherwise hold several GiB beside the events and the matrices.
     spill = tempfile.TemporaryDirectory(prefix="recsys-split-")
     con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": spill.name})
     try:
-        return _build(con, events, params, catalogue_ids)
+        pairs, users, items, window = _pairs(con, events, params, catalogue_ids)
     finally:
         con.close()
         spill.cleanup()
+    times = sp.csr_matrix((pairs.first_day.astype(np.float64), (pairs.user, pairs.item)), shape=pairs.shape)
+    ages = PairAges(times)
+    protocols = {name: definition.split(pairs, params, ages) for name, definition in PROTOCOLS.items()}
+    first_day = pairs.first_day
+    return TrainingSet(
+        full=pairs.matrix(np.ones(pairs.user.size, dtype=bool)),
+        # A pair first seen at the epoch would be a stored zero: day 0 never occurs in real data.
+        times=times,
+        user_ids=users,
+        item_ids=items,
+        protocols=protocols,
+        counts=SplitCounts(
+            **window,
+            users=pairs.shape[0],
+            items=pairs.shape[1],
+            full_pairs=int(pairs.user.size),
+            end_day=pairs.end_day,
+            first_day=float(np.floor(first_day.min())) if first_day.size else pairs.end_day,
+            protocols={name: split.counts for name, split in protocols.items()},
+        ),
+        ages=ages,
+    )
 
 
-def _build(
+def _pairs(
     con: duckdb.DuckDBPyConnection,
     events: pa.Table,
     params: SplitParams,
     catalogue_ids: pa.Array | pa.ChunkedArray | None,
-) -> TrainingSet:
-    """`build_training_set` on an open DuckDB connection."""
+) -> tuple[Pairs, pa.Array, pa.Array, dict[str, int]]:
+    """The labelled pairs on the index, the user and item ids of the index, and the window's event counts."""
     con.register("events", events)
     catalogue = pa.array([], pa.string()) if catalogue_ids is None else catalogue_ids
     con.register("catalogue", pa.table({"item_id": cast(pa.Array, catalogue)}))
@@ -242,18 +454,15 @@ def _build(
             {"event_type": list(params.event_type_weights), "type_weight": list(params.event_type_weights.values())}
         ),
     )
-    # Holdout: each user's most recent distinct items (by first interaction); validation: the
-    # most recent of what remains, used only for hyperparameter search. Users keep at least one
-    # training item because min_user_items >= 2 and both fractions round down.
-    # The global cut: holdout = pairs first seen in the last `cut_days` days, validation = the
-    # `cut_days` before that, fit = everything earlier (end = midnight after the last event).
     end_day = float(
         con.sql(f"SELECT coalesce(floor(max(epoch(event_ts)) / {DAY_SECONDS}) + 1, 0) FROM events").fetchall()[0][0]
     )
-    cut, validation_cut = end_day - params.cut_days, end_day - 2 * params.cut_days
     # Counted on its own: beside the split's query its hash table would add to the peak.
     events_deduplicated = int(con.sql("SELECT count(*) FROM (SELECT DISTINCT * FROM events)").fetchall()[0][0])
-    # Splits are coded FIT/VALIDATION/HOLDOUT (TINYINT): strings would become Python objects per pair.
+    # Protocol names are this module's constants, never input: safe as column names.
+    labels = ",\n               ".join(
+        f"({definition.labels(params, end_day)})::TINYINT AS {name}" for name, definition in PROTOCOLS.items()
+    )
     con.execute(
         f"""
         CREATE TEMP TABLE pairs AS
@@ -272,106 +481,42 @@ def _build(
         ranked AS (
             SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY first_ts DESC, item_id) AS recency,
                       count(*) OVER (PARTITION BY user_id) AS n
-            FROM kept),
-        split AS (
-            SELECT *, greatest(1, floor(n * {float(params.holdout_fraction)!r}))::BIGINT AS n_holdout FROM ranked)
+            FROM kept)
         SELECT user_id, item_id, confidence::FLOAT AS confidence,
-               epoch(first_ts) / {DAY_SECONDS} AS first_day,
-               (CASE WHEN epoch(first_ts) / {DAY_SECONDS} >= {cut!r} THEN {HOLDOUT}
-                    WHEN epoch(first_ts) / {DAY_SECONDS} >= {validation_cut!r} THEN {VALIDATION}
-                    ELSE {FIT} END)::TINYINT AS cut_split,
-               (CASE WHEN recency <= n_holdout THEN {HOLDOUT}
-                    WHEN recency <= n_holdout + greatest(1, floor((n - n_holdout) * {float(params.validation_fraction)!r}))
-                         AND n - n_holdout >= 2 THEN {VALIDATION}
-                    ELSE {FIT} END)::TINYINT AS split
-        FROM split
+               {FIRST_DAY_SQL} AS first_day,
+               {labels}
+        FROM ranked
         """
     )
-    pairs_kept, holdout_pairs_all, cut_holdout_pairs_all = con.sql(
-        f"SELECT count(*), count(*) FILTER (split = {HOLDOUT}), count(*) FILTER (cut_split = {HOLDOUT}) FROM pairs"
-    ).fetchall()[0]
-    users = con.sql(
-        f"SELECT DISTINCT user_id FROM pairs WHERE split <> {HOLDOUT} OR cut_split <> {HOLDOUT} ORDER BY user_id"
-    ).to_arrow_table()["user_id"]
+    held_out = ", ".join(f"count(*) FILTER ({name} = {HOLDOUT})" for name in PROTOCOLS)
+    pairs_kept, *held = con.sql(f"SELECT count(*), {held_out} FROM pairs").fetchall()[0]
+    # The index holds every user and item some protocol trains on, and the catalogue's items.
+    trained_somewhere = " OR ".join(f"{name} <> {HOLDOUT}" for name in PROTOCOLS)
+    users = con.sql(f"SELECT DISTINCT user_id FROM pairs WHERE {trained_somewhere} ORDER BY user_id").to_arrow_table()[
+        "user_id"
+    ]
     items = con.sql(
-        f"SELECT DISTINCT item_id FROM pairs WHERE split <> {HOLDOUT} OR cut_split <> {HOLDOUT} "
+        f"SELECT DISTINCT item_id FROM pairs WHERE {trained_somewhere} "
         "OR item_id IN (SELECT item_id FROM catalogue) ORDER BY item_id"
     ).to_arrow_table()["item_id"]
     con.register("users", pa.table({"user_id": users, "u": pa.array(np.arange(len(users), dtype=np.int32))}))
     con.register("items", pa.table({"item_id": items, "i": pa.array(np.arange(len(items), dtype=np.int32))}))
-    # Holdout pairs whose item never occurs in training cannot be recommended by any model; they
+    # Held-out pairs whose item never occurs in training cannot be recommended by any model; they
     # are dropped and counted rather than silently scored as misses.
     indexed = con.sql(
-        "SELECT u, i, confidence, first_day, split, cut_split FROM pairs JOIN users USING (user_id) JOIN items USING (item_id)"
+        f"SELECT u, i, confidence, first_day, {', '.join(PROTOCOLS)} FROM pairs "
+        "JOIN users USING (user_id) JOIN items USING (item_id)"
     ).to_arrow_table()
     con.execute("DROP TABLE pairs")
-    shape = (len(users), len(items))
-    u = indexed["u"].to_numpy()
-    i = indexed["i"].to_numpy()
-    conf = indexed["confidence"].to_numpy()
-    split = indexed["split"].to_numpy()
-    cut_split = indexed["cut_split"].to_numpy()
-    first_day = indexed["first_day"].to_numpy()
-
-    def matrix(mask: np.ndarray, values: np.ndarray | None = None) -> sp.csr_matrix:
-        data = conf[mask] if values is None else values[mask]
-        return sp.csr_matrix((data.astype(np.float32), (u[mask], i[mask])), shape=shape)
-
-    is_fit, is_val, is_hold = split == FIT, split == VALIDATION, split == HOLDOUT
-    ones = np.ones_like(conf)
-    train = matrix(is_fit | is_val)
-    # The index holds what either protocol trains on: keep only held-out items this protocol trained on.
-    trained = np.bincount(train.indices, minlength=shape[1]) > 0
-    holdout = matrix(is_hold & trained[i], ones)
-    holdout_cold = matrix(is_hold & ~trained[i], ones)
-    cut_is_fit, cut_is_val = cut_split == FIT, cut_split == VALIDATION
-    cut_train, cut_fit = matrix(cut_is_fit | cut_is_val), matrix(cut_is_fit)
-    # After the cut only users and items with history before it can be scored; the rest is counted as cold.
-    warm_user = np.diff(cut_train.indptr) > 0
-    warm_item = np.bincount(cut_train.indices, minlength=shape[1]) > 0
-    cut_hold = cut_split == HOLDOUT
-    cut_warm = cut_hold & warm_user[u] & warm_item[i]
-    cut_holdout = matrix(cut_warm, ones)
-    cut_holdout_cold = matrix(cut_hold & warm_user[u] & ~warm_item[i], ones)
-    cut_validation = matrix(cut_is_val & (np.diff(cut_fit.indptr) > 0)[u], ones)
-    return TrainingSet(
-        full=matrix(np.ones(u.size, dtype=bool)),
-        train=train,
-        fit=matrix(is_fit),
-        validation=matrix(is_val, ones),
-        holdout=holdout,
-        cut_train=cut_train,
-        cut_fit=cut_fit,
-        cut_validation=cut_validation,
-        cut_holdout=cut_holdout,
-        # A pair first seen at the epoch would be a stored zero: day 0 never occurs in real data.
-        times=sp.csr_matrix((first_day.astype(np.float64), (u, i)), shape=shape),
-        holdout_cold=holdout_cold,
-        cut_holdout_cold=cut_holdout_cold,
-        user_ids=users.combine_chunks(),
-        item_ids=items.combine_chunks(),
-        counts=SplitCounts(
-            events=events.num_rows,
-            events_deduplicated=events_deduplicated,
-            pairs_kept=int(pairs_kept),
-            users=shape[0],
-            items=shape[1],
-            train_pairs=int(train.nnz),
-            full_pairs=int(u.size),
-            holdout_pairs=int(holdout.nnz),
-            holdout_pairs_unknown_item=int(holdout_pairs_all) - int(holdout.nnz),
-            holdout_users=int((np.diff(holdout.indptr) > 0).sum()),
-            density=float(train.nnz) / max(shape[0] * shape[1], 1),
-            end_day=end_day,
-            cut_days=params.cut_days,
-            first_day=float(np.floor(first_day.min())) if first_day.size else end_day,
-            cut_train_pairs=int(cut_train.nnz),
-            cut_fit_pairs=int(cut_fit.nnz),
-            cut_validation_pairs=int(cut_validation.nnz),
-            cut_holdout_pairs=int(cut_holdout.nnz),
-            cut_holdout_users=int((np.diff(cut_holdout.indptr) > 0).sum()),
-            cut_holdout_pairs_cold=int(cut_holdout_pairs_all) - int(cut_holdout.nnz),
-            holdout_pairs_cold_item=int(holdout_cold.nnz),
-            cut_holdout_pairs_cold_item=int(cut_holdout_cold.nnz),
-        ),
+    pairs = Pairs(
+        user=indexed["u"].to_numpy(),
+        item=indexed["i"].to_numpy(),
+        confidence=indexed["confidence"].to_numpy(),
+        first_day=indexed["first_day"].to_numpy(),
+        labels={name: indexed[name].to_numpy() for name in PROTOCOLS},
+        held_out={name: int(n) for name, n in zip(PROTOCOLS, held, strict=True)},
+        shape=(len(users), len(items)),
+        end_day=end_day,
     )
+    window = {"events": events.num_rows, "events_deduplicated": events_deduplicated, "pairs_kept": int(pairs_kept)}
+    return pairs, users.combine_chunks(), items.combine_chunks(), window

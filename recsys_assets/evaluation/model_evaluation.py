@@ -1,31 +1,29 @@
-"""Offline evaluation of the selected model against its baselines (and the champion), under both protocols."""
+"""Offline evaluation of the selected model against its baselines (and the champion), under every protocol."""
 
 from collections.abc import Iterator
 
 import dagster as dg
 import numpy as np
 import pyarrow as pa
-import scipy.sparse as sp
 from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.domain import serving, storage
-from recsys_assets.domain.bundle import cold_items_markdown
 from recsys_assets.domain.champion import score_champion, shared_items
-from recsys_assets.domain.content import ItemSource, new_item_share, reference_days
-from recsys_assets.domain.families import BASELINES, load_model, rank_users
+from recsys_assets.domain.evaluation import champion_comparison, score_protocol
+from recsys_assets.domain.families.registry import BASELINES, load_model
+from recsys_assets.domain.item_side import ItemSource
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
-from recsys_assets.domain.metrics import evaluate, metrics_table, ranked_once
-from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Manifest, ProtocolResult, TrainingReport
+from recsys_assets.domain.records import EvaluationResult, Manifest, ProtocolResult, TrainingReport
+from recsys_assets.domain.reports import evaluation_tables
 from recsys_assets.domain.serving import Bundle, open_bundle
-from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
+from recsys_assets.domain.splitting import TrainingSet
+from recsys_assets.evaluation.checks import BEATS_BASELINES
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import BundleIntegrityError, ModelStore
 from recsys_assets.settings import SETTINGS
 from recsys_assets.step_errors import guarded_step
-
-CHECK_BEATS_BASELINES = "beats_baselines"
 
 
 class EvaluationConfig(dg.Config):
@@ -84,35 +82,6 @@ def load_champion(store: ModelStore, model_name: str, protocol: str) -> Bundle |
         raise ChampionUnreadableError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def champion_comparison(evaluation: EvaluationResult) -> str:
-    """One line on how the champion was compared: scored, scored with no overlap, impossible, or none yet."""
-    champion = evaluation.champion
-    if evaluation.champion_unavailable:
-        return f"impossible: {evaluation.champion_unavailable}"
-    if champion is None:
-        return "no champion promoted yet"
-    if evaluation.champion_shared_items == 0:
-        return f"champion {champion.version} shares no items with the new data: scored as no overlap (metrics 0)"
-    return f"champion {champion.version} scored on {evaluation.champion_shared_items} shared items"
-
-
-def gate(results: dict[str, dict[str, float]], k: int, lift: float) -> tuple[bool, str, dict[str, float]]:
-    """Whether the model beats every baseline's NDCG@k by `lift`, why, and the numbers."""
-    ndcg = f"ndcg@{k}"
-    model = results["model"][ndcg]
-    required = {name: results[name][ndcg] * (1 + lift) for name in BASELINES}
-    passed = all(model > floor for floor in required.values())
-    reasons = ", ".join(f"{name} {results[name][ndcg]:.4f} (needs > {required[name]:.4f})" for name in BASELINES)
-    metadata = {"challenger": round(model, 4), "margin": lift}
-    metadata |= {name: round(results[name][ndcg], 4) for name in BASELINES}
-    metadata |= {f"required_over_{name}": round(floor, 4) for name, floor in required.items()}
-    return (
-        passed,
-        f"model {ndcg} {model:.4f} {'beats' if passed else 'does not beat'} {reasons} by {lift:.0%}",
-        metadata,
-    )
-
-
 def item_source(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> ItemSource | None:
     """This partition's item features with each posting's open window, or None without a catalogue."""
     layout = artifacts.optional_layout_of(context, "item_features")
@@ -124,73 +93,45 @@ def item_source(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> 
     deps=["trained_model", "baseline_models", "item_features"],
     group_name=GROUP,
     **asset_attributes("model_store", extra_kinds=("python",)),
-    check_specs=[
-        dg.AssetCheckSpec(
-            CHECK_BEATS_BASELINES,
-            asset="model_evaluation",
-            partitions_def=daily_partitions,
-            blocking=True,
-            description="On the gating protocol's holdout, the model beats popularity and item-kNN on NDCG@k by "
-            "the configured margin; no bundle is written otherwise.",
-        )
-    ],
+    check_specs=[BEATS_BASELINES.spec],
 )
 @guarded_step
 def model_evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, model_store: ModelStore
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
-    """Ranking metrics of the model and each baseline under both protocols, and of the champion."""
+    """Ranking metrics of the model and each baseline under every protocol, and of the champion."""
     key = context.partition_key
     k = config.k
     data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(key))
     trained = artifacts.layout_of(context, "trained_model").trained_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
     baselines = artifacts.layout_of(context, "baseline_models").baseline_models(key)
-    protocols: dict[str, ProtocolResult] = {}
     source = item_source(context, artifacts)
     posted = np.full(len(data.item_ids), np.nan) if source is None else source.side(data.item_ids, None).posted
+    protocols: dict[str, ProtocolResult] = {}
     closed_at: dict[str, np.ndarray | None] = {}
-    for protocol in PROTOCOLS:
-        split = data.protocol(protocol)
-        reference = reference_days(protocol, data.counts.end_day, data.counts.cut_days)[1]
+    for protocol, split in data.protocols.items():
         # Every model, baselines included, is scored without the postings closed at the protocol's cut.
-        closed_at[protocol] = None if source is None else source.side(data.item_ids, reference).closed
-        models = {
-            "model": load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol)))
-        }
-        for name, (family, params) in BASELINES.items():
-            models[name] = load_model(family, params, storage.read_bytes(baselines.model(f"{name}_{protocol}")))
-        for model in models.values():
-            model.exclude_items(closed_at[protocol])
-        cold = split.cold_holdout if split.cold_holdout is not None else sp.csr_matrix(split.holdout.shape)
-        users = np.flatnonzero(np.diff(split.holdout.indptr) > 0)
-        scored = np.union1d(users, np.flatnonzero(np.diff(cold.indptr) > 0))
-        rankers = {
-            name: ranked_once(rank_users(model, split.train, k), scored, split.holdout.shape[0], k)
-            for name, model in models.items()
-        }
-        results = {name: evaluate(rank, split.holdout, k) for name, rank in rankers.items()}
-        # A collaborative model cannot rank an item it never saw: its cold-item metrics are zero by construction.
-        cold_results = {name: evaluate(rank, cold, k) for name, rank in rankers.items()}
-        shares = {
-            name: new_item_share(rank(users), posted, reference or data.counts.end_day, config.new_item_days)
-            for name, rank in rankers.items()
-        }
+        closed_at[protocol] = None if source is None else source.side(data.item_ids, split.train_reference_day).closed
+        result = protocols[protocol] = score_protocol(
+            split,
+            load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol))),
+            {
+                name: load_model(family, params, storage.read_bytes(baselines.model(f"{name}_{protocol}")))
+                for name, (family, params) in BASELINES.items()
+            },
+            k=k,
+            posted=posted,
+            new_item_days=config.new_item_days,
+            closed=closed_at[protocol],
+        )
+        scores = {"model": result.model, **result.baselines}
         context.log.info(
             f"{protocol}: "
-            + ", ".join(f"{name} ndcg@{k} {metrics[f'ndcg@{k}']:.4f}" for name, metrics in results.items())
-        )
-        protocols[protocol] = ProtocolResult(
-            model=results["model"],
-            baselines={name: results[name] for name in BASELINES},
-            holdout=HoldoutSize(users=int(results["model"]["users_evaluated"]), pairs=int(split.holdout.nnz)),
-            cold_items={"model": cold_results["model"], **{name: cold_results[name] for name in BASELINES}},
-            cold_holdout=HoldoutSize(users=int(cold_results["model"]["users_evaluated"]), pairs=int(cold.nnz)),
-            new_item_share={name: round(value, 4) for name, value in shares.items()},
-            new_item_days=config.new_item_days,
+            + ", ".join(f"{name} ndcg@{k} {metrics[f'ndcg@{k}']:.4f}" for name, metrics in scores.items())
         )
     gated = protocols[report.protocol]
-    gated_split = data.protocol(report.protocol)
+    gated_split = data.protocols[report.protocol]
 
     unavailable = None
     try:
@@ -235,26 +176,6 @@ def model_evaluation(
     storage.write_bytes(metrics_uri, evaluation.to_json())
 
     ndcg = f"ndcg@{k}"
-    tables = {
-        f"metrics_{protocol}": dg.MetadataValue.md(
-            metrics_table(
-                {"model": result.model, **result.baselines}
-                | (
-                    {f"champion ({champion.version})": champion.metrics}
-                    if champion and protocol == report.protocol
-                    else {}
-                )
-            )
-        )
-        for protocol, result in protocols.items()
-    }
-    tables |= {
-        f"cold_items_{protocol}": dg.MetadataValue.md(
-            cold_items_markdown(result.cold_items, result.new_item_share, result.new_item_days, k)
-        )
-        for protocol, result in protocols.items()
-        if result.cold_items
-    }
     # The materialization first: the check result then attaches to this run's materialization.
     yield dg.MaterializeResult(
         metadata={
@@ -270,16 +191,11 @@ def model_evaluation(
             "new_item_share": round(gated.new_item_share.get("model", 0.0), 4),
             "champion_version": champion.version if champion else "none",
             "champion_comparison": champion_comparison(evaluation),
-            **tables,
+            **{
+                name: dg.MetadataValue.md(table)
+                for name, table in evaluation_tables(evaluation, report.model.family).items()
+            },
             "path": dg.MetadataValue.path(metrics_uri),
         }
     )
-    passed, description, numbers = gate({"model": gated.model, **gated.baselines}, k, config.min_relative_lift)
-    yield dg.AssetCheckResult(
-        check_name=CHECK_BEATS_BASELINES,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{report.protocol}: {description}",
-        # Numbers, so the UI plots them over partitions.
-        metadata={**numbers, "protocol": report.protocol},
-    )
+    yield BEATS_BASELINES(evaluation, config.min_relative_lift)

@@ -14,17 +14,20 @@ from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA, rows_per_value
 from recsys_assets.domain.layout import ArtifactLayout
-from recsys_assets.domain.quality import DayShare, collapsed_days, median_rows, store_extract
+from recsys_assets.domain.quality import median_rows, store_extract
+from recsys_assets.extract.checks import (
+    INTERACTIONS_CHECKS,
+    NO_NULL_IDS,
+    NON_NEGATIVE_WEIGHTS,
+    ROW_COUNT_STABLE,
+    TIMESTAMPS_INSIDE_PARTITION,
+)
 from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.step_errors import guarded_step
 
-CHECK_NULL_IDS = "no_null_ids"
-CHECK_IN_PARTITION = "timestamps_inside_partition"
-CHECK_WEIGHTS = "non_negative_weights"
-CHECK_ROW_COUNT = "row_count_stable"
 # Dagster copies a range run's metadata onto every day's materialization, so a map of every day's
 # rows grows quadratically with the range (8,000 days: 8,000 copies of an 8,000-entry map). Longer
 # ranges get a summary instead (each day's count stays in its extract file's Parquet footer).
@@ -90,24 +93,6 @@ def _summary(rows_per_day: dict[str, int]) -> dict[str, int | str]:
     }
 
 
-def _share_check(check_name: str, share: DayShare, label: str, limit: float) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=check_name,
-        passed=share.worst_share <= limit,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"worst day {share.worst_day}: {share.worst_rows} of {share.worst_day_rows} rows have {label} "
-            f"({share.worst_share:.2%}; limit {limit:.2%}); {share.rows} in the run"
-        ),
-        metadata={
-            "rows": share.rows,
-            "worst_day": share.worst_day,
-            "worst_share": round(share.worst_share, 6),
-            "limit": limit,
-        },
-    )
-
-
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -115,35 +100,7 @@ def _share_check(check_name: str, share: DayShare, label: str, limit: float) -> 
     group_name=GROUP,
     metadata={"dagster/column_schema": COLUMN_SCHEMA},
     **asset_attributes("warehouse", extra_kinds=("parquet",)),
-    check_specs=[
-        dg.AssetCheckSpec(
-            CHECK_NULL_IDS,
-            asset="interactions",
-            partitions_def=daily_partitions,
-            blocking=True,
-            description="Share of rows with a null user or item id stays under the limit.",
-        ),
-        dg.AssetCheckSpec(
-            CHECK_IN_PARTITION,
-            asset="interactions",
-            partitions_def=daily_partitions,
-            blocking=True,
-            description="Share of rows whose timestamp falls outside the partition stays under the limit.",
-        ),
-        dg.AssetCheckSpec(
-            CHECK_WEIGHTS,
-            asset="interactions",
-            partitions_def=daily_partitions,
-            blocking=True,
-            description="Share of rows with a negative or missing weight stays under the limit.",
-        ),
-        dg.AssetCheckSpec(
-            CHECK_ROW_COUNT,
-            asset="interactions",
-            partitions_def=daily_partitions,
-            description="The day is neither empty nor collapsed against the previous days.",
-        ),
-    ],
+    check_specs=[check.spec for check in INTERACTIONS_CHECKS],
 )
 @guarded_step
 def interactions(
@@ -177,35 +134,11 @@ def interactions(
             "path": dg.MetadataValue.path(layout.interactions(keys[-1]).folder),
         }
     )
-    yield _share_check(CHECK_NULL_IDS, split.null_ids, "null ids", config.max_invalid_share)
-    yield _share_check(CHECK_WEIGHTS, split.bad_weights, "negative or missing weights", config.max_invalid_share)
-    yield dg.AssetCheckResult(
-        check_name=CHECK_IN_PARTITION,
-        passed=split.share_outside <= config.max_invalid_share,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"{split.rows_outside} of {split.rows_read} rows have timestamps outside {keys[0]}..{keys[-1]} "
-            f"({split.share_outside:.2%}; limit {config.max_invalid_share:.2%})"
-        ),
-        metadata={
-            "rows": split.rows_outside,
-            "share": round(split.share_outside, 6),
-            "limit": config.max_invalid_share,
-        },
-    )
-
+    yield NO_NULL_IDS(split, config.max_invalid_share)
+    yield NON_NEGATIVE_WEIGHTS(split, config.max_invalid_share)
+    yield TIMESTAMPS_INSIDE_PARTITION(split, keys, config.max_invalid_share)
     baseline = median_rows(_previous_row_counts(layout, keys[0], config.history_days))
-    collapsed = collapsed_days(split.rows_per_day, baseline, config.collapse_ratio)
-    yield dg.AssetCheckResult(
-        check_name=CHECK_ROW_COUNT,
-        passed=not collapsed,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(f"empty or collapsed days: {', '.join(collapsed)}" if collapsed else "row counts look normal"),
-        metadata={
-            "median_previous_rows": baseline or 0,
-            "min_rows": min(split.rows_per_day.values(), default=0),
-        },
-    )
+    yield ROW_COUNT_STABLE(split.rows_per_day, baseline, config.collapse_ratio)
     # The next steps run in this process: the range's Arrow buffers must not stay in its peak.
     del table, split, valid
     release_free_memory()

@@ -16,14 +16,11 @@ from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.items import as_of, measure_quality
+from recsys_assets.extract.checks import CLOSED_AFTER_POSTED, ITEMS_CHECKS, POSTINGS_HAVE_TEXT, UNIQUE_ITEM_IDS
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.catalogue import ItemCatalogue
 from recsys_assets.step_errors import guarded_step
-
-CHECK_UNIQUE_IDS = "unique_item_ids"
-CHECK_TEXT = "postings_have_text"
-CHECK_WINDOW = "closed_after_posted"
 
 
 class ItemsConfig(dg.Config):
@@ -32,22 +29,12 @@ class ItemsConfig(dg.Config):
     )
 
 
-def _spec(name: str, description: str, blocking: bool = True) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        name, asset="items", partitions_def=daily_partitions, blocking=blocking, description=description
-    )
-
-
 @dg.asset(
     partitions_def=daily_partitions,
     retry_policy=SERVICE_RETRY_POLICY,
     group_name=GROUP,
     **asset_attributes("warehouse", extra_kinds=("parquet",)),
-    check_specs=[
-        _spec(CHECK_UNIQUE_IDS, "No item id occurs twice and none is null."),
-        _spec(CHECK_TEXT, "Postings without title and description stay under the configured share."),
-        _spec(CHECK_WINDOW, "No posting closes before it was posted."),
-    ],
+    check_specs=[check.spec for check in ITEMS_CHECKS],
 )
 @guarded_step
 def items(
@@ -72,28 +59,6 @@ def items(
             "path": dg.MetadataValue.path(files.items),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_UNIQUE_IDS,
-        passed=quality.duplicate_ids == 0 and quality.null_ids == 0,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{quality.duplicate_ids} duplicated and {quality.null_ids} null item ids in {quality.rows} rows",
-        metadata={"duplicate_ids": quality.duplicate_ids, "null_ids": quality.null_ids},
-    )
-    share = quality.missing_text / max(quality.rows, 1)
-    yield dg.AssetCheckResult(
-        check_name=CHECK_TEXT,
-        passed=share <= config.max_missing_text_share,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"{quality.missing_text} of {quality.rows} postings have no text "
-            f"({share:.2%}; limit {config.max_missing_text_share:.2%})"
-        ),
-        metadata={"rows": quality.missing_text, "share": round(share, 6), "limit": config.max_missing_text_share},
-    )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_WINDOW,
-        passed=quality.closed_before_posted == 0,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{quality.closed_before_posted} postings close before they were posted",
-        metadata={"rows": quality.closed_before_posted},
-    )
+    yield UNIQUE_ITEM_IDS(quality)
+    yield POSTINGS_HAVE_TEXT(quality, config.max_missing_text_share)
+    yield CLOSED_AFTER_POSTED(quality)

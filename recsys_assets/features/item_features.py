@@ -54,7 +54,7 @@ def item_features(
     context.log.info(f"item features: {features.shape[0]:,} postings x {features.shape[1]:,} features")
     return dg.MaterializeResult(
         # The content hash is the data version: a changed catalogue makes the next retrain run, not skip.
-        data_version=dg.DataVersion(content_hash(payloads)),
+        data_version=dg.DataVersion(content_hash(payloads, files.folder)),
         metadata={
             "postings": features.shape[0],
             "features": features.shape[1],

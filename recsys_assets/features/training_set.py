@@ -1,4 +1,4 @@
-"""The training set: a rolling window of interactions turned into sparse matrices and a holdout."""
+"""The training set: a rolling window of interactions turned into sparse matrices, split for each evaluation protocol."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -12,7 +12,8 @@ from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.quality import consecutive_runs, store_extract
 from recsys_assets.domain.records import TrainingSetSummary, Window
-from recsys_assets.domain.splitting import build_training_set, content_hash, cut_too_long
+from recsys_assets.domain.reports import split_table
+from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, build_training_set, content_hash, split_problem
 from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -91,58 +92,51 @@ def catalogue_ids(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -
 def training_set(
     context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    """Users x items confidence matrices over a rolling window, split per user by time for evaluation."""
+    """Users x items confidence matrices over a rolling window, split for each evaluation protocol."""
     keys = window_keys(context)
     layout = artifacts.layout(context.run)
     extracted = extract_missing_days(context, warehouse, layout, keys)
     tables = storage.read_tables([layout.interactions(key).events for key in keys])
     events = pa.concat_tables([t.cast(EVENTS_SCHEMA) for t in tables]) if tables else EVENTS_SCHEMA.empty_table()
     context.log.info(f"read {events.num_rows:,} events from {len(keys)} daily extracts ({keys[0]}..{keys[-1]})")
-    data = build_training_set(
-        events, SplitParams.model_validate(config.model_dump()), catalogue_ids(context, artifacts)
-    )
+    params = SplitParams.model_validate(config.model_dump())
+    data = build_training_set(events, params, catalogue_ids(context, artifacts))
     # 30 M events are GiBs of Arrow buffers: gone before the matrices are serialised.
     del tables, events
     release_free_memory()
-    counts = data.counts
-    if counts.train_pairs == 0 or counts.holdout_users == 0:
-        raise dg.Failure(
-            description=(
-                f"the window {keys[0]}..{keys[-1]} leaves no trainable data after filtering "
-                f"({counts.model_dump()}); widen RECSYS_TRAINING_WINDOW_DAYS or lower the activity minimums"
-            ),
-            # The data and the configuration decide this: a retry would fail the same way.
-            allow_retries=False,
-        )
-    problem = cut_too_long(counts)
+    problem = split_problem(data.counts, params)
     if problem is not None:
+        # The data and the configuration decide this: a retry would fail the same way.
         raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {problem}", allow_retries=False)
     files = layout.training_set(context.partition_key)
     payloads = data.to_files(files)
     summary = TrainingSetSummary(
-        **counts.model_dump(),
+        **data.counts.model_dump(),
         window=Window(start=keys[0], end=keys[-1], days=len(keys)),
         partitions=keys,
-        content_hash=content_hash(payloads),
+        content_hash=content_hash(payloads, files.folder),
     )
     for uri, payload in payloads.items():
         storage.write_bytes(uri, payload)
     storage.write_bytes(files.summary, summary.to_json())  # last: marks a complete set
     del data, payloads
     release_free_memory()
-    context.log.info(f"training set: {summary.users:,} users, {summary.items:,} items, {summary.train_pairs:,} pairs")
+    per_user, cut = summary.protocols[PER_USER], summary.protocols[GLOBAL_CUT]
+    context.log.info(f"training set: {summary.users:,} users, {summary.items:,} items, {per_user.train_pairs:,} pairs")
     return dg.MaterializeResult(
         # The content hash is the data version: an unchanged window lets the retrain below be skipped.
         data_version=dg.DataVersion(summary.content_hash),
         metadata={
-            "dagster/row_count": summary.train_pairs,
+            # Named as before the splits were per protocol, so the UI's plots of them go on.
+            "dagster/row_count": per_user.train_pairs,
             "users": summary.users,
             "items": summary.items,
-            "density": round(summary.density, 6),
-            "holdout_users": summary.holdout_users,
-            "holdout_pairs": summary.holdout_pairs,
-            "holdout_pairs_cold_item": summary.holdout_pairs_cold_item,
-            "cut_holdout_pairs_cold_item": summary.cut_holdout_pairs_cold_item,
+            "density": round(per_user.train_pairs / max(summary.users * summary.items, 1), 6),
+            "holdout_users": per_user.holdout_users,
+            "holdout_pairs": per_user.holdout_pairs,
+            "holdout_pairs_cold_item": per_user.cold_item_pairs,
+            "cut_holdout_pairs_cold_item": cut.cold_item_pairs,
+            "splits": dg.MetadataValue.md(split_table(summary)),
             "events": summary.events,
             "duplicates_removed": summary.events - summary.events_deduplicated,
             "window": f"{keys[0]}..{keys[-1]} ({len(keys)} days)",

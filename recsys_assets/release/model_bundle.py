@@ -10,26 +10,19 @@ from pydantic import Field
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
-from recsys_assets.domain.bundle import (
-    build_manifest,
-    bundle_files,
-    comparison_table,
-    model_card,
-    new_version,
-    png_data_uri,
-)
-from recsys_assets.domain.families import binary
+from recsys_assets.domain.bundle import build_manifest, bundle_files, new_version
+from recsys_assets.domain.families.base import binary
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
+from recsys_assets.domain.reports import comparison_table, model_card, png_data_uri
 from recsys_assets.partitions import daily_partitions
+from recsys_assets.release.checks import NOT_WORSE_THAN_CHAMPION
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.tracking import ExperimentTracker
 from recsys_assets.resources.training_launcher import TrainingLauncher
 from recsys_assets.settings import SETTINGS, code_version
 from recsys_assets.step_errors import guarded_step
-
-CHECK_NOT_WORSE_THAN_CHAMPION = "not_worse_than_champion"
 
 
 class BundleConfig(dg.Config):
@@ -54,60 +47,13 @@ def item_transformer(context: dg.AssetExecutionContext, artifacts: ArtifactStore
     return storage.read_bytes(files.transformer) if storage.exists(files.transformer) else None
 
 
-def champion_check(evaluation: EvaluationResult, tolerance: float) -> dg.AssetCheckResult:
-    """Whether the challenger is within `tolerance` of the champion's NDCG@k, with the numbers as metadata."""
-    ndcg = f"ndcg@{evaluation.k}"
-    champion = evaluation.champion
-    challenger = evaluation.model[ndcg]
-    if evaluation.champion_unavailable or champion is None:
-        return dg.AssetCheckResult(
-            check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
-            passed=True,
-            description=(
-                f"comparison with the champion impossible: {evaluation.champion_unavailable}"
-                if evaluation.champion_unavailable
-                else "no champion promoted yet: the first model is released"
-            ),
-            metadata={"challenger": round(challenger, 4), "margin": tolerance},
-        )
-    floor = champion.metrics[ndcg] * (1 - tolerance)
-    passed = challenger >= floor
-    no_overlap = "; it shares no items with the new data" if evaluation.champion_shared_items == 0 else ""
-    return dg.AssetCheckResult(
-        check_name=CHECK_NOT_WORSE_THAN_CHAMPION,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=(
-            f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
-            f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%}{no_overlap})"
-        ),
-        # Numbers, so the UI plots them over partitions.
-        metadata={
-            "challenger": round(challenger, 4),
-            "champion": round(champion.metrics[ndcg], 4),
-            "floor": round(floor, 4),
-            "margin": tolerance,
-            "champion_version": champion.version,
-        },
-    )
-
-
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["model_evaluation"],
     group_name=GROUP,
     **asset_attributes("model_store"),
     retry_policy=SERVICE_RETRY_POLICY,
-    check_specs=[
-        dg.AssetCheckSpec(
-            CHECK_NOT_WORSE_THAN_CHAMPION,
-            asset="model_bundle",
-            partitions_def=daily_partitions,
-            blocking=True,
-            description="The new model is not worse than the promoted champion on NDCG@k beyond the tolerance; "
-            "the release is blocked otherwise.",
-        )
-    ],
+    check_specs=[NOT_WORSE_THAN_CHAMPION.spec],
 )
 @guarded_step
 def model_bundle(
@@ -163,7 +109,7 @@ def model_bundle(
     context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
     tracker.log_version(manifest, report, uri)
 
-    check = champion_check(evaluation, config.champion_tolerance)
+    check = NOT_WORSE_THAN_CHAMPION(evaluation, config.champion_tolerance)
     blocked = not check.passed
     plot = files[BundleFile.METRICS_PLOT]
     # The materialization first: the check result then attaches to this run's materialization.

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from recsys_assets.domain.bundle import pull_request_body
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
 from recsys_assets.domain.names import is_safe_name, safe_name
 from recsys_assets.domain.records import Manifest, VersionEvent, VersionState
@@ -29,6 +28,7 @@ from recsys_assets.domain.registry import (
     fold,
     index,
 )
+from recsys_assets.domain.reports import pull_request_body
 from recsys_assets.domain.storage import join
 from recsys_assets.resources.model_store import ModelStore, sha256
 from recsys_assets.resources.release import ReleaseProposal, ReleasePublisher, ReleaseResult

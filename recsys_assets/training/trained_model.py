@@ -2,7 +2,8 @@
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 from pydantic import Field
@@ -61,32 +62,54 @@ def retrain_inputs(context: dg.AssetExecutionContext, settings: str) -> dict[str
     return {**inputs, "settings_hash": settings}
 
 
-def unchanged_since_last_retrain(context: dg.AssetExecutionContext, current: dict[str, str]) -> str | None:
-    """Why this partition's retrain can be skipped, or None when it must run.
+@dataclass(frozen=True)
+class LastRetrain:
+    """What the instance recorded of this partition's last materialized retrain."""
 
-    It is skipped only when the last materialization of this partition was released by its run and
+    run_id: str
+    # The inputs its materialization recorded (None where it recorded none), by the names of `retrain_inputs`.
+    inputs: dict[str, object]
+    code_version: str | None
+    # Whether the same run also materialized this partition's release.
+    released: bool
+
+
+def skip_reason(current: dict[str, str], last: LastRetrain | None, code_version: str | None) -> str | None:
+    """Why this partition's retrain can be skipped, or None when it must run (the rule, without Dagster).
+
+    It is skipped only when the last retrain of this partition reached its release in the same run and
     was made from the same inputs (`current`: training set and item features data versions, search
-    settings) by the same code version (Dagster's provenance).
+    settings) by the same code version.
     """
-    instance, key = context.instance, context.partition_key
-    previous = instance.get_latest_data_version_record(context.asset_key, partition_key=key)
-    if current["training_set"] == NO_VERSION or previous is None or previous.asset_materialization is None:
+    if current["training_set"] == NO_VERSION or last is None or code_version is None:
         return None
-    provenance = dg.DataProvenance.from_tags(previous.event_log_entry.tags or {})
-    code = context.assets_def.code_versions_by_key.get(context.asset_key)
-    metadata = previous.asset_materialization.metadata
-    recorded = {name: metadata[name].value if name in metadata else None for name in current}
-    if provenance is None or code is None or provenance.code_version != code or recorded != current:
+    if last.code_version != code_version or last.inputs != current:
         return None
-    released = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_release"), asset_partitions=[key]), limit=1
-    ).records
-    if not released or released[0].run_id != previous.run_id:
+    if not last.released:
         return None  # the last retrain did not reach its release: do it again
     return (
         f"training set {current['training_set'][:12]}, item features {current['item_features'][:12]}, "
-        f"code {code[:12]} and search settings are unchanged since run {previous.run_id[:8]}, which released "
+        f"code {code_version[:12]} and search settings are unchanged since run {last.run_id[:8]}, which released "
         "its model; materialize with force: true to retrain anyway"
+    )
+
+
+def last_retrain(context: dg.AssetExecutionContext, names: Iterable[str]) -> LastRetrain | None:
+    """This partition's last materialization of this asset, as `skip_reason` needs it (None: never materialized)."""
+    instance, key = context.instance, context.partition_key
+    previous = instance.get_latest_data_version_record(context.asset_key, partition_key=key)
+    if previous is None or previous.asset_materialization is None:
+        return None
+    provenance = dg.DataProvenance.from_tags(previous.event_log_entry.tags or {})
+    metadata = previous.asset_materialization.metadata
+    released = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_release"), asset_partitions=[key]), limit=1
+    ).records
+    return LastRetrain(
+        run_id=previous.run_id,
+        inputs={name: metadata[name].value if name in metadata else None for name in names},
+        code_version=None if provenance is None else provenance.code_version,
+        released=bool(released) and released[0].run_id == previous.run_id,
     )
 
 
@@ -123,7 +146,8 @@ def trained_model(
         )
     search = SelectionParams.model_validate(config.model_dump(exclude={"use_gpu", "force"}))
     inputs = retrain_inputs(context, settings_hash(search))
-    reason = None if config.force else unchanged_since_last_retrain(context, inputs)
+    code = context.assets_def.code_versions_by_key.get(context.asset_key)
+    reason = None if config.force else skip_reason(inputs, last_retrain(context, inputs), code)
     if reason is not None:
         context.log.info(f"retrain skipped: {reason}")
         # An observation, so the asset's own event list says why this run left it as it was.

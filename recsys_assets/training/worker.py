@@ -22,14 +22,15 @@ from typing import cast
 from dagster_pipes import PipesContext
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.content import ItemSide, ItemSource, reference_days
 from recsys_assets.domain.failures import classify
-from recsys_assets.domain.families import new_model
+from recsys_assets.domain.families.registry import new_model
+from recsys_assets.domain.item_side import ItemSide, ItemSource
 from recsys_assets.domain.layout import ItemFiles, ModelFiles, TrainingSetFiles
 from recsys_assets.domain.params import Protocol
 from recsys_assets.domain.records import TrainingReport, TrainingRequest
+from recsys_assets.domain.reports import trials_table
 from recsys_assets.domain.selection import select_model
-from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet
+from recsys_assets.domain.splitting import PER_USER, TrainingSet
 from recsys_assets.pipes.worker import TRAINING_REFUSED, open_training_pipes
 
 
@@ -38,30 +39,32 @@ def run(pipes: PipesContext) -> TrainingReport:
     request = TrainingRequest.from_extras(pipes.extras)
     started = time.perf_counter()
     data = TrainingSet.load(TrainingSetFiles(request.training_set))
+    # Every split shares one user and item index; the report counts the per-user split's training pairs.
+    train = data.protocols[PER_USER].train
     pipes.log.info(
-        f"loaded training set: {data.train.shape[0]:,} users x {data.train.shape[1]:,} items, "
-        f"{data.train.nnz:,} interactions"
+        f"loaded training set: {train.shape[0]:,} users x {train.shape[1]:,} items, {train.nnz:,} interactions"
     )
-    if data.train.nnz == 0:
+    if train.nnz == 0:
         raise ValueError(f"training set at {request.training_set} is empty")
     settings = request.search
     source = ItemSource.load(ItemFiles(request.item_features)) if request.item_features else None
     if source is not None:
         pipes.log.info(f"item features: {source.features.shape[0]:,} postings x {source.features.shape[1]:,}")
 
-    def items_at(protocol: str, stage: int) -> ItemSide | None:
-        day = reference_days(protocol, data.counts.end_day, data.counts.cut_days)[stage]
-        # Without a cut (per-user holdout) posting ages are taken at the end of the window.
-        return None if source is None else source.side(data.item_ids, day, data.counts.end_day if day is None else day)
+    def items_at(reference_day: float | None, age_day: float) -> ItemSide | None:
+        # Postings closed by the protocol's cut are left out; their ages are taken where the training data ends.
+        return None if source is None else source.side(data.item_ids, reference_day, age_day)
 
+    searched = data.protocols[settings.protocol]
     selection = select_model(
-        data.protocol(settings.protocol), settings, pipes.log.info, items=items_at(settings.protocol, 0)
+        searched, settings, pipes.log.info, items=items_at(searched.fit_reference_day, searched.fit_end)
     )
     output = ModelFiles(request.output)
     # The selection is refitted on every protocol's training data, so each protocol scores the same choice.
-    for protocol in PROTOCOLS:
-        split = data.protocol(protocol)
-        model = new_model(selection.best.family, selection.best.params, items=items_at(protocol, 1))
+    for protocol, split in data.protocols.items():
+        model = new_model(
+            selection.best.family, selection.best.params, items=items_at(split.train_reference_day, split.train_end)
+        )
         model.fit(split.train, split.train_ages)
         storage.write_bytes(output.model(protocol), model.to_bytes())
     # What is served: the same choice refitted on the whole window, so it knows the latest days too.
@@ -78,9 +81,9 @@ def run(pipes: PipesContext) -> TrainingReport:
         skipped=selection.skipped,
         search_seconds=selection.seconds,
         training_seconds=round(time.perf_counter() - started, 3),
-        users=int(data.train.shape[0]),
-        items=int(data.train.shape[1]),
-        interactions=int(data.train.nnz),
+        users=int(train.shape[0]),
+        items=int(train.shape[1]),
+        interactions=int(train.nnz),
         full_interactions=int(data.full.nnz),
         host=os.uname().nodename,
     )
@@ -124,7 +127,7 @@ def _main() -> None:
                     "raw_value": best_trial.validation_ndcg if best_trial else 0.0,
                     "type": "float",
                 },
-                "trials": {"raw_value": report.trials_table(), "type": "md"},
+                "trials": {"raw_value": trials_table(report), "type": "md"},
                 "search_seconds": {"raw_value": report.search_seconds, "type": "float"},
                 "training_seconds": {"raw_value": report.training_seconds, "type": "float"},
                 "interactions": {"raw_value": report.interactions, "type": "int"},

@@ -7,7 +7,6 @@ package nor the benchmarks import the tests. Importing the package is checked in
 from __future__ import annotations
 
 import ast
-import functools
 import json
 import subprocess
 import sys
@@ -28,15 +27,23 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-@functools.cache
-def parsed(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(), filename=str(path))
+def imports_of(path: Path, runtime_only: bool = False) -> set[str]:
+    """Every module `path` imports, at any depth (function-local imports count too).
 
-
-def imports_of(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth (function-local imports count too)."""
+    `runtime_only` leaves out type-only imports (under `if TYPE_CHECKING:`), which are never executed.
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if runtime_only and isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for statement in block.body
+        for node in ast.walk(statement)
+    }
     found = set()
-    for node in ast.walk(parsed(path)):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -116,7 +123,7 @@ ENVIRONMENT_ACCESS = {"environ", "environb", "getenv", "getenvb", "putenv", "uns
 def environment_reads(path: Path) -> list[str]:
     """Every `os.environ`-like use in `path`, as "line: what"."""
     found = []
-    for node in ast.walk(parsed(path)):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Attribute) and node.attr in ENVIRONMENT_ACCESS:
             if isinstance(node.value, ast.Name) and node.value.id in ("os", "posix"):
                 found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
@@ -144,83 +151,27 @@ def test_no_module_but_the_settings_reader_reads_the_environment():
 # -- no import circle; the tests stay outside -------------------------------------------------------------------
 
 
-def module_level_imports(path: Path) -> set[str]:
-    """What importing `path` imports right away: module-level imports, outside `if TYPE_CHECKING:` blocks."""
-    found: set[str] = set()
+def test_no_import_circle_in_the_package():
+    graph = {
+        module_name(path): {t for t in imports_of(path, runtime_only=True) if t in GRAPH and t != module_name(path)}
+        for path in PACKAGE_ROOT.rglob("*.py")
+    }
+    circles = []
+    state: dict[str, str] = {}  # "open" while on the walk's path, "done" after
 
-    def visit(statements: list[ast.stmt]) -> None:
-        for node in statements:
-            if isinstance(node, ast.If):
-                test = node.test
-                if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-                    isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-                ):
-                    visit(node.orelse)
-                    continue
-                visit(node.body)
-                visit(node.orelse)
-            elif isinstance(node, ast.Try):
-                visit(node.body)
-                for handler in node.handlers:
-                    visit(handler.body)
-                visit(node.orelse)
-                visit(node.finalbody)
-            elif isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module)
-                found.update(f"{node.module}.{alias.name}" for alias in node.names)
-
-    visit(parsed(path).body)
-    return found
-
-
-def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Every strongly connected group of two or more modules (Tarjan's algorithm), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    cycles: list[list[str]] = []
-
-    def connect(module: str) -> None:
-        index[module] = low[module] = len(index)
-        stack.append(module)
-        for target in graph[module]:
-            if target not in graph:
-                continue
-            if target not in index:
-                connect(target)
-                low[module] = min(low[module], low[target])
-            elif target in stack:
-                low[module] = min(low[module], index[target])
-        if low[module] == index[module]:
-            group = []
-            while True:
-                member = stack.pop()
-                group.append(member)
-                if member == module:
-                    break
-            if len(group) > 1:
-                cycles.append(sorted(group))
+    def walk(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                circles.append(" -> ".join([*path[path.index(target) :], target]))
+            elif target not in state:
+                walk(target, [*path, target])
+        state[module] = "done"
 
     for module in sorted(graph):
-        if module not in index:
-            connect(module)
-    return cycles
-
-
-def test_the_cycle_search_finds_a_circle():
-    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="domain.families imports domain.content at its end, which imports families: issue 20 item 1 (the "
-    "hybrid receives its collaborative part) breaks this circle; remove this mark when it lands",
-)
-def test_no_import_circle_in_the_package():
-    graph = {module_name(path): module_level_imports(path) for path in PACKAGE_ROOT.rglob("*.py")}
-    assert import_cycles(graph) == []
+        if module not in state:
+            walk(module, [module])
+    assert circles == []
 
 
 def test_neither_the_package_nor_the_benchmarks_import_the_tests():

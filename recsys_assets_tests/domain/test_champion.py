@@ -6,8 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_assets.domain import champion as scoring
-from recsys_assets.domain.families import ALS
-from recsys_assets.domain.params import ALSParams
+from recsys_assets.domain.families.registry import restore_model
 from recsys_assets.domain.serving import Bundle
 
 # Current catalogue: a b c d e f -> indices 0..5. "d" is new (the champion never saw it).
@@ -33,8 +32,9 @@ CHAMPION = Bundle(
     uri="memory://champion-v1",
     version="champion-v1",
     # "old" is the only user the champion was trained on: u0 and u1 are folded in from their history.
-    model=ALS.from_arrays(
-        ALSParams(factors=1, bm25_k1=0.0, num_threads=1),
+    model=restore_model(
+        "als",
+        {"factors": 1, "bm25_k1": 0.0, "num_threads": 1},
         {"user_factors": np.ones((1, 1), np.float32), "item_factors": CHAMPION_FACTORS},
     ),
     user_ids=pa.array(["old"]),

@@ -8,56 +8,25 @@ import pyarrow.compute as pc
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.bundle import cold_items_markdown
-from recsys_assets.domain.content import ItemSource, new_item_share, reference_days
-from recsys_assets.domain.families import FAMILIES, load_model, new_model, rank_users
+from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.registry import load_model, new_model
 from recsys_assets.domain.item_features import (
     ItemFeaturizer,
     _frame,
     build_pipeline,
     fit_features,
 )
+from recsys_assets.domain.item_side import ItemSource, new_item_share
 from recsys_assets.domain.items import ITEMS_SCHEMA, as_of, days_since_epoch, generate_catalogue, measure_quality
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams, SplitParams
 from recsys_assets.domain.records import HoldoutSize, ProtocolResult
+from recsys_assets.domain.reports import cold_items_table
 from recsys_assets.domain.selection import select_model
 from recsys_assets.domain.serving import Bundle
-from recsys_assets.domain.splitting import GLOBAL_CUT, build_training_set
+from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, build_training_set
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
-from recsys_assets_tests.domain.test_families import SMALL
-
-D = date(2026, 3, 1)
-
-
-def catalogue(closed: dict[int, date] | None = None) -> pa.Table:
-    """Six postings: 0-2 python backend jobs, 3-5 react frontend jobs; item 2 and 5 nobody has touched."""
-    closed = closed or {}
-    texts = ["python django backend"] * 3 + ["react typescript frontend"] * 3
-    return pa.table(
-        {
-            "item_id": [f"job{i}" for i in range(6)],
-            "title": ["backend engineer"] * 3 + ["frontend engineer"] * 3,
-            "description": [f"{text} posting{i}" for i, text in enumerate(texts)],
-            "category": ["backend"] * 3 + ["frontend"] * 3,
-            "location": ["berlin", "paris", "berlin", "paris", "berlin", "paris"],
-            "posted_date": [D] * 6,
-            "closed_date": [closed.get(i) for i in range(6)],
-        },
-        schema=ITEMS_SCHEMA,
-    )
-
-
-def side_of(items: pa.Table, reference_day: float | None = None):
-    _, features = fit_features(items)
-    source = ItemSource(
-        features=features,
-        item_ids=items["item_id"].combine_chunks(),
-        posted=days_since_epoch(items["posted_date"]),
-        closed=days_since_epoch(items["closed_date"]),
-    )
-    return source.side(items["item_id"].combine_chunks(), reference_day)
-
+from recsys_assets_tests.support.catalogue import D, catalogue, side_of
 
 # Users 0 and 1 saw backend jobs 0 and 1; users 2 and 3 saw frontend jobs 3 and 4. Items 2 and 5 are cold.
 HISTORY = sp.csr_matrix(
@@ -130,74 +99,6 @@ def test_closed_postings_are_never_recommended():
         assert 2 not in recs, family
 
 
-# Six postings; job1 closes. Users 3 and 5 have not seen it, and every family ranks it for them:
-# it shares users with what they saw (item-kNN, EASE, factors), it is among the most popular, and
-# it is a backend posting like job0 (content).
-CLOSING = 1
-SHARED = sp.csr_matrix(
-    np.array(
-        [
-            [1, 1, 0, 1, 0, 0],
-            [1, 1, 0, 0, 0, 0],
-            [1, 1, 0, 0, 1, 0],
-            [0, 0, 0, 1, 1, 0],
-            [0, 1, 0, 0, 1, 0],
-            [1, 0, 0, 0, 0, 0],
-        ],
-        dtype=np.float32,
-    )
-)
-# The collaborative families' small settings (test_families), BPR at fewer iterations on six users.
-EVERY_FAMILY = {
-    **SMALL,
-    "bpr": {**SMALL["bpr"], "iterations": 50},
-    "content": {},
-    "hybrid": {"collaborative": "item_knn", "weight": 0.7},
-}
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_a_closed_posting_is_never_recommended_by_any_family_offline_or_served(family):
-    day = float((D - date(1970, 1, 1)).days)
-    items = catalogue(closed={CLOSING: D + timedelta(days=2)})
-    side = side_of(items, reference_day=day + 2)
-    assert side.closed.tolist() == [False, True, False, False, False, False]
-    ages = sp.csr_matrix((np.ones(SHARED.nnz, np.float32), SHARED.indices, SHARED.indptr), shape=SHARED.shape)
-    model = new_model(family, EVERY_FAMILY[family], items=side).fit(SHARED, ages)
-    # The same fitted model without the mask: the known answer is its full lists minus job1.
-    unmasked = load_model(family, model.params.model_dump(), model.to_bytes()).exclude_items(None)
-    users = np.arange(SHARED.shape[0])
-    before = rank_users(unmasked, SHARED, 6)(users)
-    assert CLOSING in before[[3, 5]], f"{family} never ranked job1: the test would prove nothing"
-    after = rank_users(model, SHARED, 6)(users)
-    assert CLOSING not in after
-    if family != "hybrid":  # the fused ranks move when a candidate leaves both lists; its set does not
-        expected = [[i for i in row if i != CLOSING] + [-1] * int(CLOSING in row) for row in before.tolist()]
-        assert after.tolist() == expected
-    else:
-        assert [set(a) - {-1} for a in after.tolist()] == [set(b) - {-1, CLOSING} for b in before.tolist()]
-    if model.folds_in:
-        assert CLOSING not in rank_users(model, SHARED, 6, known_users=False)(users)
-    # Served: the bundle's model carries the mask, also after postings are added from their features.
-    featurizer, _ = fit_features(items)
-    bundle = Bundle(
-        uri="memory",
-        version="v1",
-        model=load_model(family, model.params.model_dump(), model.to_bytes()),
-        user_ids=pa.array([f"u{u}" for u in users]),
-        item_ids=items["item_id"].combine_chunks(),
-        featurizer=ItemFeaturizer.from_bytes(featurizer.to_bytes()),
-    )
-    served = [bundle.recommend(f"u{u}", [f"job{i}" for i in SHARED[u].indices], n=6) for u in users]
-    assert served == [[f"job{i}" for i in row if i >= 0] for row in after.tolist()]
-    assert "job1" not in bundle.recommend("someone-new", ["job0"], n=6)
-    if family in ("content", "hybrid"):
-        new = catalogue().set_column(0, "item_id", pa.array([f"new{i}" for i in range(6)]))
-        assert bundle.add_postings(new) == 6
-        recommended = bundle.recommend("u3", ["job3", "job4"], n=12)
-        assert "job1" not in recommended and {f"new{i}" for i in range(6)} <= set(recommended)
-
-
 def test_hybrid_places_cold_postings_only_through_its_content_fallback():
     side = side_of(catalogue())
     cold = {2, 5}
@@ -212,11 +113,6 @@ def test_hybrid_places_cold_postings_only_through_its_content_fallback():
     np.testing.assert_array_equal(
         rank_users(loaded, HISTORY, 3)(np.arange(4)), rank_users(fallback, HISTORY, 3)(np.arange(4))
     )
-
-
-def test_content_families_need_item_features():
-    with pytest.raises(ValueError, match="needs item features"):
-        new_model("content", {})
 
 
 def test_catalogue_quality_counts_duplicates_missing_text_and_inverted_windows():
@@ -255,19 +151,19 @@ def test_synthetic_catalogue_covers_the_events_items_with_text_of_their_segment(
 
 def test_training_set_keeps_catalogue_items_unseen_in_training_as_cold_items():
     events, items = generate_events(SPEC), generate_catalogue(SPEC)
-    without = build_training_set(events, SplitParams(cut_days=2))
-    with_catalogue = build_training_set(events, SplitParams(cut_days=2), items["item_id"])
-    cold = with_catalogue.cut_holdout_cold
-    assert cold.nnz > without.cut_holdout_cold.nnz and with_catalogue.counts.cut_holdout_pairs_cold_item == cold.nnz
+    without = build_training_set(events, SplitParams(cut_days=2)).protocols[GLOBAL_CUT]
+    with_catalogue = build_training_set(events, SplitParams(cut_days=2), items["item_id"]).protocols[GLOBAL_CUT]
+    cold = with_catalogue.cold_holdout
+    assert cold.nnz > without.cold_holdout.nnz and with_catalogue.counts.cold_item_pairs == cold.nnz
     # Cold columns have no training interaction; the warm holdout is what it was without the catalogue.
-    assert with_catalogue.cut_train[:, np.unique(cold.indices)].nnz == 0
-    assert with_catalogue.cut_holdout.nnz == without.cut_holdout.nnz
+    assert with_catalogue.train[:, np.unique(cold.indices)].nnz == 0
+    assert with_catalogue.holdout.nnz == without.holdout.nnz
 
 
 def test_selection_skips_content_families_without_features_and_lets_a_hybrid_win_with_them():
     events, items = generate_events(SPEC), generate_catalogue(SPEC)
     data = build_training_set(events, SplitParams(cut_days=2), items["item_id"])
-    protocol = data.protocol(GLOBAL_CUT)
+    protocol = data.protocols[GLOBAL_CUT]
     settings = SelectionParams(families=["popularity", "item_knn", "content", "hybrid"], trials_per_family=2)
     logs: list[str] = []
     plain = select_model(protocol, settings, logs.append)
@@ -276,7 +172,7 @@ def test_selection_skips_content_families_without_features_and_lets_a_hybrid_win
     source = ItemSource(
         features, items["item_id"], days_since_epoch(items["posted_date"]), days_since_epoch(items["closed_date"])
     )
-    fit_day, train_day = reference_days(GLOBAL_CUT, data.counts.end_day, data.counts.cut_days)
+    fit_day, train_day = protocol.fit_reference_day, protocol.train_reference_day
     chosen = select_model(protocol, settings, logs.append, items=source.side(data.item_ids, fit_day))
     hybrid = [t for t in chosen.trials if t.family == "hybrid"]
     assert hybrid and hybrid[0].params["collaborative"] in ("popularity", "item_knn")
@@ -285,7 +181,6 @@ def test_selection_skips_content_families_without_features_and_lets_a_hybrid_win
     cold = {}
     for family, params in (("item_knn", {}), ("hybrid", {"collaborative": "item_knn", "weight": 0.6})):
         model = new_model(family, params, items=side).fit(protocol.train, protocol.train_ages)
-        assert protocol.cold_holdout is not None
         cold[family] = evaluate(rank_users(model, protocol.train, 10), protocol.cold_holdout, 10)["recall@10"]
     assert cold["item_knn"] == 0.0 and cold["hybrid"] > 0.2
 
@@ -303,13 +198,18 @@ def test_new_item_share_and_cold_item_table():
         new_item_share={"model": 0.5},
         new_item_days=7,
     )
-    table = cold_items_markdown(result.cold_items, result.new_item_share, result.new_item_days, 10)
+    table = cold_items_table(result.cold_items, result.new_item_share, result.new_item_days, 10)
     assert "| model | 0.5000 | 0.2500 | 3 | 50.00% |" in table and "| item_knn | 0.0000 |" in table
 
 
-def test_reference_days_filter_only_at_the_global_cut():
-    assert reference_days("per_user", 100.0, 7) == (None, None)
-    assert reference_days(GLOBAL_CUT, 100.0, 7) == (86.0, 93.0)
+def test_closed_postings_are_filtered_only_at_a_global_cut_day():
+    events = generate_events(SPEC)
+    data = build_training_set(events, SplitParams(cut_days=2))
+    end = data.counts.end_day
+    cut, per_user = data.protocols[GLOBAL_CUT], data.protocols[PER_USER]
+    assert (cut.fit_reference_day, cut.train_reference_day) == (end - 4, end - 2) == (cut.fit_end, cut.train_end)
+    assert (per_user.fit_reference_day, per_user.train_reference_day) == (None, None)
+    assert per_user.fit_end == per_user.train_end == end
 
 
 @pytest.mark.parametrize("family", ["content", "hybrid"])

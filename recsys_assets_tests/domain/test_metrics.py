@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.families import new_model, rank_users
-from recsys_assets.domain.metrics import evaluate, headline_names, metrics_table, ranked_once, ranking_metrics
+from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.registry import new_model
+from recsys_assets.domain.metrics import evaluate, headline_names, ranked_once, ranking_metrics
+from recsys_assets.domain.reports import metrics_table
 
 
 def reference(recs: list[list[int]], relevant: list[set[int]], k: int) -> dict[str, float]:

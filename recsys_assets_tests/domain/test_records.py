@@ -5,7 +5,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from recsys_assets.domain.params import ALSParams, SelectionParams
+from recsys_assets.domain.families.factors import ALSParams
+from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import (
     MANIFEST_SCHEMA_VERSION,
     ChampionScore,
@@ -15,6 +16,7 @@ from recsys_assets.domain.records import (
     TrainingRequest,
     upgrade_manifest,
 )
+from recsys_assets.domain.reports import trials_table
 from recsys_assets_tests.support.records import PARAMS, manifest_v1, manifest_v2
 
 
@@ -113,7 +115,7 @@ def test_training_report_best_trial_ignores_pruned_trials_and_lists_every_trial(
     assert report.best_trial().validation_ndcg == 0.4
     assert report.model_copy(update={"search": []}).best_trial() is None
     assert TrainingReport.from_json(report.to_json()) == report
-    table = report.trials_table().splitlines()
+    table = trials_table(report).splitlines()
     assert len(table) == 2 + 4 + 1 and "| 3 | ease |" in table[4] and "pruned" in table[4]
     assert "bpr" in table[-1] and "not configured" in table[-1]
 

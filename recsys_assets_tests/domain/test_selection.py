@@ -4,23 +4,19 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.families import new_model, rank_users
+from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import SearchTrial
 from recsys_assets.domain.selection import best_half_life, sample_users, select_model
-from recsys_assets.domain.splitting import ProtocolData
-from recsys_assets_tests.domain.test_families import BLOCK, block_matrix
+from recsys_assets.domain.splitting import ProtocolSplit
+from recsys_assets_tests.support.families import BLOCK, block_matrix, hand_split, one_day_old
 
 
-def one_day_old(matrix: sp.csr_matrix, _: float = 0.0) -> sp.csr_matrix:
-    """Every entry of `matrix` one day old: the ages of a protocol built by hand."""
-    return sp.csr_matrix((np.ones(matrix.nnz, np.float32), matrix.indices, matrix.indptr), shape=matrix.shape)
-
-
-def block_protocol() -> ProtocolData:
+def block_protocol() -> ProtocolSplit:
     train, holdout = block_matrix()
-    return ProtocolData("per_user", train, holdout, train, holdout, age_at=one_day_old, fit_end=0, train_end=0)
+    return hand_split(train, holdout)
 
 
 def test_selection_records_every_trial_and_picks_a_family_that_finds_the_blocks():
@@ -47,7 +43,7 @@ def test_validation_counts_pairs_of_postings_unseen_in_fit_as_misses_of_a_collab
     cold = sp.csr_matrix((np.ones(n_users, np.float32), (users, n_items + users // BLOCK)), shape=fit.shape)
     validation = sp.csr_matrix(warm + cold)
     ages = one_day_old(fit)
-    protocol = ProtocolData("global_cut", fit, validation, fit, warm, age_at=one_day_old, fit_end=0, train_end=0)
+    protocol = hand_split(fit, validation, holdout=warm, name="global_cut")
     settings = SelectionParams(families=["item_knn"], trials_per_family=1, num_threads=1)
     trial = select_model(protocol, settings, lambda _: None).trials[0]
     rank = rank_users(new_model("item_knn", trial.params).fit(fit, ages), fit, settings.k)

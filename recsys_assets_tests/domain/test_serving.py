@@ -10,9 +10,10 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.families import new_model, rank_users
+from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.registry import new_model
 from recsys_assets.serving import BundleIntegrityError, load_bundle
-from recsys_assets_tests.domain.test_families import block_matrix
+from recsys_assets_tests.support.families import block_matrix
 from recsys_assets_tests.support.records import manifest_v2
 
 

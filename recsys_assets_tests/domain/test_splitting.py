@@ -1,16 +1,26 @@
 """The training set deduplicates, weights, filters and splits each user by time."""
 
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA
-from recsys_assets.domain.layout import TrainingSetFiles
-from recsys_assets.domain.params import SplitParams
+from recsys_assets.domain.layout import PROTOCOL_MATRICES, TrainingSetFiles
+from recsys_assets.domain.params import Protocol, SplitParams
 from recsys_assets.domain.records import TrainingSetSummary, Window
-from recsys_assets.domain.splitting import TrainingSet, build_training_set, content_hash, cut_too_long
+from recsys_assets.domain.splitting import (
+    GLOBAL_CUT,
+    PER_USER,
+    PROTOCOLS,
+    TrainingSet,
+    build_training_set,
+    content_hash,
+    split_problem,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARAMS = SplitParams(
@@ -40,7 +50,7 @@ def events(rows: list[tuple[str, str, str, float, int]]) -> pa.Table:
 def cell(data: TrainingSet, matrix: str, user: str, item: str) -> float:
     u = data.user_ids.to_pylist().index(user)
     i = data.item_ids.to_pylist().index(item)
-    return float(getattr(data, matrix)[u, i])
+    return float(getattr(data.protocols[PER_USER], matrix)[u, i])
 
 
 def test_dedup_weighting_filters_and_time_split():
@@ -50,20 +60,21 @@ def test_dedup_weighting_filters_and_time_split():
     # carol trains on j6 and j7 early, so alice's held-out j6/j7 are in the catalogue
     rows += [("carol", "j6", "view", 1.0, 0), ("carol", "j7", "view", 1.0, 1), ("carol", "jx", "view", 1.0, 2)]
     data = build_training_set(events(rows), PARAMS)
+    split = data.protocols[PER_USER]
 
     assert data.user_ids.to_pylist() == ["alice", "carol"]
     # j0: one view (1.0) + one apply (5.0) after removing the duplicate row
     assert cell(data, "train", "alice", "j0") == 6.0
     # 8 items: floor(8 * 0.25) = 2 most recent held out (j7, j6); the holdout is binary
-    holdout_items = [data.item_ids[i].as_py() for i in data.holdout.indices]
-    assert sorted(holdout_items) == ["j6", "j7"] and set(data.holdout.data) == {1.0}
+    holdout_items = [data.item_ids[i].as_py() for i in split.holdout.indices]
+    assert sorted(holdout_items) == ["j6", "j7"] and set(split.holdout.data) == {1.0}
     # validation: floor(6 * 0.34) = 2 most recent of the rest (j5, j4); fit keeps j0..j3
     alice = data.user_ids.to_pylist().index("alice")
-    assert sorted(data.item_ids[i].as_py() for i in data.validation[alice].indices) == ["j4", "j5"]
-    assert data.fit[alice].nnz == 4 and data.train[alice].nnz == 6
+    assert sorted(data.item_ids[i].as_py() for i in split.validation[alice].indices) == ["j4", "j5"]
+    assert split.fit[alice].nnz == 4 and split.train[alice].nnz == 6
     assert data.counts.events == 15 and data.counts.events_deduplicated == 14
     # carol's own held-out item jx occurs nowhere in training, so only alice is evaluated
-    assert data.counts.holdout_users == 1 and data.counts.holdout_pairs_unknown_item == 1
+    assert split.counts.holdout_users == 1 and split.counts.unscored_holdout_pairs == 1
 
 
 def test_holdout_items_unseen_in_training_are_dropped_and_counted():
@@ -76,28 +87,50 @@ def test_holdout_items_unseen_in_training_are_dropped_and_counted():
     ]
     data = build_training_set(events(rows), PARAMS)
     assert "only-new" not in data.item_ids.to_pylist()
-    assert data.counts.holdout_pairs_unknown_item == 1 and data.holdout.nnz == 0
+    split = data.protocols[PER_USER]
+    assert split.counts.unscored_holdout_pairs == 1 and split.holdout.nnz == 0
 
 
-def test_files_round_trip_and_hash_is_stable(tmp_path):
+def test_files_are_written_per_protocol_round_trip_and_hash_the_same_wherever_they_are(tmp_path):
     rng = np.random.default_rng(0)
     rows = [(f"u{u}", f"j{rng.integers(30)}", "view", 1.0, int(h)) for u in range(40) for h in rng.integers(0, 500, 12)]
     data = build_training_set(events(rows), PARAMS)
     files = TrainingSetFiles(str(tmp_path))
     payloads = data.to_files(files)
+    assert {uri.removeprefix(f"{tmp_path}/") for uri in payloads} == {
+        "full.npz",
+        "times.npz",
+        "user_ids.parquet",
+        "item_ids.parquet",
+        *(f"{protocol}/{matrix}.npz" for protocol in PROTOCOLS for matrix in PROTOCOL_MATRICES),
+    }
     for uri, payload in payloads.items():
-        with open(uri, "wb") as out:
-            out.write(payload)
+        storage.write_bytes(uri, payload)
     summary = TrainingSetSummary(
         **data.counts.model_dump(), window=Window(start="a", end="b", days=1), partitions=["a"], content_hash="h"
     )
     (tmp_path / "summary.json").write_bytes(summary.to_json())
     loaded = TrainingSet.load(files)
-    assert (loaded.train != data.train).nnz == 0 and (loaded.holdout != data.holdout).nnz == 0
+    for protocol, split in data.protocols.items():
+        again = loaded.protocols[protocol]
+        for matrix in PROTOCOL_MATRICES:
+            assert (getattr(again, matrix) != getattr(split, matrix)).nnz == 0, (protocol, matrix)
+        assert again.counts == split.counts and again.shared_cut == split.shared_cut
+        assert (again.train_ages != split.train_ages).nnz == 0
     assert loaded.item_ids.equals(data.item_ids) and loaded.summary == summary
     # The hash depends on the contents only, not on where the files are written.
     elsewhere = build_training_set(events(rows), PARAMS).to_files(TrainingSetFiles("s3://bucket/other"))
-    assert content_hash(payloads) == content_hash(elsewhere)
+    assert content_hash(payloads, str(tmp_path)) == content_hash(elsewhere, "s3://bucket/other")
+
+
+def test_a_training_set_from_before_the_per_protocol_splits_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / "summary.json").write_text('{"events": 1, "train_pairs": 1, "cut_train_pairs": 1}')
+    with pytest.raises(ValueError, match="written before splits were stored per protocol: materialize training_set"):
+        TrainingSet.load(TrainingSetFiles(str(tmp_path)))
+
+
+def test_the_protocol_names_and_the_protocol_table_agree():
+    assert tuple(PROTOCOLS) == get_args(Protocol)
 
 
 def test_splits_partition_each_users_items_and_sparse_items_and_users_are_dropped():
@@ -111,7 +144,7 @@ def test_splits_partition_each_users_items_and_sparse_items_and_users_are_droppe
     assert "rare" not in data.item_ids.to_pylist()
 
     def items(matrix: str, user: str) -> list[str]:
-        row = getattr(data, matrix)[data.user_ids.to_pylist().index(user)]
+        row = getattr(data.protocols[PER_USER], matrix)[data.user_ids.to_pylist().index(user)]
         return sorted(data.item_ids[int(i)].as_py() for i in row.indices)
 
     # u1: holdout floor(5 * 0.5) = 2 most recent (j3, j4); validation floor(3 * 0.5) = 1 (j2); fit j0, j1
@@ -125,11 +158,17 @@ def test_splits_partition_each_users_items_and_sparse_items_and_users_are_droppe
     # u3: holdout floor(3 * 0.5) = 1 (j2); validation max(1, floor(2 * 0.5)) = 1 (j3); fit j4
     assert (items("holdout", "u3"), items("validation", "u3"), items("fit", "u3")) == (["j2"], ["j3"], ["j4"])
     # train = fit + validation, and no pair is in two splits
-    assert (data.train != data.fit + data.validation).nnz == 0
-    assert data.train.multiply(data.holdout).nnz == 0 and data.fit.multiply(data.validation).nnz == 0
+    split = data.protocols[PER_USER]
+    assert (split.train != split.fit + split.validation).nnz == 0
+    assert split.train.multiply(split.holdout).nnz == 0 and split.fit.multiply(split.validation).nnz == 0
     # every held-out item also occurs in someone's training rows, so none is dropped
-    assert (data.counts.users, data.counts.items, data.counts.holdout_pairs, data.counts.holdout_users) == (3, 5, 4, 3)
-    assert data.counts.holdout_pairs_unknown_item == 0
+    assert (data.counts.users, data.counts.items, split.counts.holdout_pairs, split.counts.holdout_users) == (
+        3,
+        5,
+        4,
+        3,
+    )
+    assert split.counts.unscored_holdout_pairs == 0
 
 
 def test_global_time_cut_splits_by_day_and_ages_count_from_each_cut():
@@ -146,20 +185,23 @@ def test_global_time_cut_splits_by_day_and_ages_count_from_each_cut():
     def day(matrix, user):
         return sorted(data.item_ids[i].as_py() for i in matrix[data.user_ids.to_pylist().index(user)].indices)
 
-    assert day(data.cut_holdout, "u1") == ["j4"]
-    assert day(data.cut_validation, "u1") == ["j2", "j3"] and day(data.cut_fit, "u1") == ["j0", "j1"]
+    cut = data.protocols[GLOBAL_CUT]
+    assert day(cut.holdout, "u1") == ["j4"]
+    assert day(cut.validation, "u1") == ["j2", "j3"] and day(cut.fit, "u1") == ["j0", "j1"]
     # j2 and j3 are unseen in the fit split (cold for the search): validation keeps them as relevant pairs.
-    assert not {"j2", "j3"} & {i for u in ("u1", "u2", "u3") for i in day(data.cut_fit, u)}
-    assert day(data.cut_train, "u1") == ["j0", "j1", "j2", "j3"]
-    # cold: j5 for u1 and u2 (nobody saw it before the cut) and both of "late"'s pairs (no history)
-    assert data.counts.cut_holdout_users == 2 and data.counts.cut_holdout_pairs_cold == 4
-    cut = data.protocol("global_cut")
+    assert not {"j2", "j3"} & {i for u in ("u1", "u2", "u3") for i in day(cut.fit, u)}
+    assert day(cut.train, "u1") == ["j0", "j1", "j2", "j3"]
+    # unscored: j5 for u1 and u2 (nobody saw it before the cut) and both of "late"'s pairs (no history)
+    assert cut.counts.holdout_users == 2 and cut.counts.unscored_holdout_pairs == 4
+    # the cut's days, counted once: the end is midnight after day 5 of 2026, the cut 2 days and 4 days before it
+    end = data.counts.end_day
+    assert (cut.fit_end, cut.train_end) == (end - 4, end - 2) and end == (T0.timestamp() / 86_400) + 6
     u1 = data.user_ids.to_pylist().index("u1")
     j0 = data.item_ids.to_pylist().index("j0")
     # j0 was first seen at 01:00 on day 0: 4 days minus an hour before the cut, 2 days minus an hour before the validation cut
     assert abs(cut.train_ages[u1, j0] - (4 - 1 / 24)) < 1e-3 and abs(cut.fit_ages[u1, j0] - (2 - 1 / 24)) < 1e-3
-    per_user = data.protocol("per_user")
-    assert per_user.train is data.train and abs(per_user.train_ages[u1, j0] - (6 - 1 / 24)) < 1e-3
+    per_user = data.protocols[PER_USER]
+    assert abs(per_user.train_ages[u1, j0] - (6 - 1 / 24)) < 1e-3
 
 
 def test_times_change_the_content_hash(tmp_path):
@@ -167,31 +209,43 @@ def test_times_change_the_content_hash(tmp_path):
     files = TrainingSetFiles(str(tmp_path))
     early = build_training_set(events(rows), PARAMS).to_files(files)
     later = build_training_set(events([(u, j, t, w, h + 30) for u, j, t, w, h in rows]), PARAMS).to_files(files)
-    assert content_hash(early) != content_hash(later)
+    assert content_hash(early, files.folder) != content_hash(later, files.folder)
 
 
 def test_the_full_matrix_holds_every_pair_and_a_too_long_cut_is_named_with_its_numbers():
     # Three users, each seeing the 5 items in a rotated order every other day (days 0..8): 9 days of data.
     rows = [(f"u{u}", f"j{(i + u) % 5}", "view", 1.0, 48 * i + u) for u in range(3) for i in range(5)]
-    data = build_training_set(events(rows), PARAMS.model_copy(update={"cut_days": 2}))
-    assert data.full.nnz == data.counts.full_pairs == 15 > data.train.nnz
-    assert data.full.nnz == data.train.nnz + data.counts.holdout_pairs
-    assert cut_too_long(data.counts) is None
+    params = PARAMS.model_copy(update={"cut_days": 2})
+    data = build_training_set(events(rows), params)
+    per_user = data.protocols[PER_USER]
+    assert data.full.nnz == data.counts.full_pairs == 15 > per_user.train.nnz
+    assert data.full.nnz == per_user.train.nnz + per_user.counts.holdout_pairs
+    assert split_problem(data.counts, params) is None
     assert data.full_ages().max() == pytest.approx(9.0, abs=0.01)
 
-    short = build_training_set(events(rows), PARAMS.model_copy(update={"cut_days": 5}))
-    assert short.counts.cut_fit_pairs == 0 and short.protocol("global_cut").fit_ages.nnz == 0
-    assert cut_too_long(short.counts) == (
+    long_cut = PARAMS.model_copy(update={"cut_days": 5})
+    short = build_training_set(events(rows), long_cut)
+    cut = short.protocols[GLOBAL_CUT]
+    assert cut.counts.fit_pairs == 0 and cut.fit_ages.nnz == 0
+    assert split_problem(short.counts, long_cut) == (
         "training_set.cut_days=5 is too long for 9 days of data: the global time cut holds out the last 5 days, "
         "validates on the 5 before them and fits on what is earlier, which needs more than 10 days; empty: fit, "
-        f"validation (0 fit, 0 validation, {short.counts.cut_holdout_pairs} holdout pairs). Lower "
+        f"validation (0 fit, 0 validation, {cut.counts.holdout_pairs} holdout pairs). Lower "
         "training_set.cut_days to at most 4 or widen RECSYS_TRAINING_WINDOW_DAYS"
     )
+
+
+def test_a_window_that_leaves_nothing_to_train_on_is_named_first():
+    params = PARAMS.model_copy(update={"min_user_items": 30})  # nobody has 30 items: every pair is dropped
+    rows = [(user, f"j{day}", "view", 1.0, 24 * day + 1) for user in ("u1", "u2") for day in range(6)]
+    problem = split_problem(build_training_set(events(rows), params).counts, params)
+    assert problem is not None and problem.startswith("no trainable data after filtering")
+    assert "lower the activity minimums" in problem
 
 
 def test_a_window_shorter_than_two_cuts_gives_an_empty_fit_split_with_empty_ages():
     params = PARAMS.model_copy(update={"cut_days": 7, "min_user_items": 2})
     rows = [(user, f"j{day}", "view", 1.0, 24 * day + 1) for user in ("u1", "u2") for day in range(6)]
-    cut = build_training_set(events(rows), params).protocol("global_cut")
+    cut = build_training_set(events(rows), params).protocols[GLOBAL_CUT]
     assert cut.fit.nnz == 0 and cut.fit_ages.nnz == 0 and cut.fit_ages.shape == cut.fit.shape
     assert cut.train_ages.nnz == cut.train.nnz

@@ -128,7 +128,8 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
 def assert_serving_reproduces_the_evaluation(root: Path, bundle_uri: str, evaluation) -> None:
     """`load_bundle(uri, protocol).recommend` for every holdout user gives the lists, hence the metrics, the
     evaluation scored; `load_bundle(uri)` serves the refit on the whole window instead."""
-    from recsys_assets.domain.families import load_model, new_model, rank_users
+    from recsys_assets.domain.families.base import rank_users
+    from recsys_assets.domain.families.registry import load_model, new_model
     from recsys_assets.domain.layout import ArtifactLayout
     from recsys_assets.domain.metrics import ranking_metrics
     from recsys_assets.domain.splitting import TrainingSet
@@ -138,7 +139,7 @@ def assert_serving_reproduces_the_evaluation(root: Path, bundle_uri: str, evalua
     # The run that built the bundle also built the training set and the model it was made from.
     layout = ArtifactLayout(str(root / "artifacts"), run=served.manifest.dagster.run_id)
     data = TrainingSet.load(layout.training_set(PARTITION))
-    split = data.protocol(evaluation.protocol)
+    split = data.protocols[evaluation.protocol]
     offline_model = load_model(
         served.manifest.model.family,
         served.manifest.model.params,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from recsys_assets.cli.pipeline import materialize_partition
-from recsys_assets.domain.families import binary
+from recsys_assets.domain.families.base import binary
 from recsys_assets.domain.items import as_of
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.splitting import TrainingSet

@@ -19,7 +19,7 @@ import pytest
 
 from recsys_assets.cli.models import run_models
 from recsys_assets.cli.pipeline import materialize_partition
-from recsys_assets.domain.params import Family
+from recsys_assets.domain.families.registry import Family
 from recsys_assets.domain.synthetic import SMALL_SPEC
 from recsys_assets.resources.gcp_secrets import GcpSecretManagerStore
 from recsys_assets.resources.github import GitHubReleasePublisher

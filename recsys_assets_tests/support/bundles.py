@@ -11,7 +11,8 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.families import Recommender, binary, new_model
+from recsys_assets.domain.families.base import Recommender, binary
+from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import headline_names
 from recsys_assets.resources.model_store import ModelStore

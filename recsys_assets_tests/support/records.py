@@ -1,8 +1,17 @@
-"""Record builders: a complete version-2 manifest and registry events, as the project writes them."""
+"""Record builders: a complete version-2 manifest, an evaluation result and registry events, as the project writes them."""
 
 from __future__ import annotations
 
-from recsys_assets.domain.records import VersionEvent
+from recsys_assets.domain.records import (
+    ChampionScore,
+    EvaluationResult,
+    HoldoutSize,
+    ProtocolCounts,
+    ProtocolResult,
+    TrainingSetSummary,
+    VersionEvent,
+    Window,
+)
 
 PARAMS = {"half_life_days": None, "factors": 24, "regularization": 0.3, "alpha": 2.0, "iterations": 7,
           "bm25_k1": 50.0, "bm25_b": 0.5, "random_state": 1, "num_threads": 2}  # fmt: skip
@@ -73,3 +82,51 @@ def event(version: str, sequence: int, state: str, at: str, pull_request: str | 
     return VersionEvent(
         version=version, sequence=sequence, state=state, at=at, reason="test", pull_request=pull_request
     )  # type: ignore[arg-type]
+
+
+def metrics(ndcg: float, k: int = 10) -> dict[str, float]:
+    """A full metric set (what `metrics.evaluate` returns) whose NDCG@k is `ndcg`."""
+    return {f"precision@{k}": ndcg / 2, f"recall@{k}": ndcg, f"ndcg@{k}": ndcg, f"map@{k}": ndcg / 3,
+            "coverage": 0.5, "users_evaluated": 40}  # fmt: skip
+
+
+def summary() -> TrainingSetSummary:
+    """A training set's summary.json: 28 days to day 20,000 since the epoch, a 7-day global cut."""
+    counts = {"fit_pairs": 500, "validation_pairs": 100, "train_pairs": 600, "holdout_pairs": 150,
+              "holdout_users": 40, "unscored_holdout_pairs": 20, "cold_item_pairs": 10}  # fmt: skip
+    return TrainingSetSummary(
+        events=1000, events_deduplicated=990, pairs_kept=900, users=50, items=40, full_pairs=900,
+        end_day=20_000.0, first_day=19_972.0,
+        protocols={
+            "per_user": ProtocolCounts(**counts, fit_end=20_000.0, train_end=20_000.0),
+            "global_cut": ProtocolCounts(**counts, fit_end=19_986.0, train_end=19_993.0),
+        },
+        window=Window(start="2024-09-09", end="2024-10-06", days=28), partitions=["2024-10-06"], content_hash="f" * 64,
+    )  # fmt: skip
+
+
+def evaluation(
+    model: float,
+    baselines: dict[str, float],
+    champion: float | None = None,
+    shared_items: int | None = None,
+    unavailable: str | None = None,
+) -> EvaluationResult:
+    """An evaluation on the global cut whose NDCG@10 are `model`, `baselines` (by name) and `champion`."""
+    result = ProtocolResult(
+        model=metrics(model),
+        baselines={name: metrics(ndcg) for name, ndcg in baselines.items()},
+        holdout=HoldoutSize(users=40, pairs=150),
+    )
+    return EvaluationResult(
+        k=10,
+        protocol="global_cut",
+        model=result.model,
+        baselines=result.baselines,
+        champion=None if champion is None else ChampionScore(version="v-champion", metrics=metrics(champion)),
+        holdout=result.holdout,
+        protocols={"global_cut": result},
+        training_set=summary(),
+        champion_shared_items=shared_items,
+        champion_unavailable=unavailable,
+    )

@@ -1,0 +1,51 @@
+"""What every asset check shares: its spec on the daily partitions, and a verdict reported as its result.
+
+The checks themselves are declared beside their assets (`extract/checks.py`, `evaluation/checks.py`,
+`release/checks.py`): each is a `VerdictCheck`, a spec plus the pure function that turns the numbers
+a step holds into a `Verdict`; calling it gives the `AssetCheckResult` the step yields.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, ParamSpec
+
+import dagster as dg
+
+from recsys_assets.domain.verdict import Verdict
+from recsys_assets.partitions import daily_partitions
+
+Judged = ParamSpec("Judged")
+
+
+@dataclass(frozen=True)
+class VerdictCheck(Generic[Judged]):
+    """A check on one daily-partitioned asset, judged by `verdict` from what the step holds in memory."""
+
+    asset: str
+    name: str
+    description: str
+    verdict: Callable[Judged, Verdict]
+    # Blocking checks stop the assets downstream when they fail; the others only warn.
+    blocking: bool = True
+
+    @property
+    def spec(self) -> dg.AssetCheckSpec:
+        """Its spec; it carries the daily partitions, so each result lands on its day."""
+        return dg.AssetCheckSpec(
+            self.name,
+            asset=self.asset,
+            partitions_def=daily_partitions,
+            blocking=self.blocking,
+            description=self.description,
+        )
+
+    def __call__(self, *args: Judged.args, **kwargs: Judged.kwargs) -> dg.AssetCheckResult:
+        """The verdict on the arguments as this check's result; its numbers become metadata, which the UI plots."""
+        verdict = self.verdict(*args, **kwargs)
+        return dg.AssetCheckResult(
+            check_name=self.name,
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.ERROR if self.blocking else dg.AssetCheckSeverity.WARN,
+            description=verdict.description,
+            metadata=verdict.numbers,
+        )

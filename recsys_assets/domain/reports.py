@@ -1,0 +1,288 @@
+"""Every rendered table and document: what the CLI prints, the UI shows, and a bundle carries for people.
+
+The numbers come from the records (`records.py`) and the maths (`metrics.py`); this module only lays
+them out: Markdown tables, the model card, the release pull request's text, the metrics plot.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from recsys_assets.domain.layout import BundleFile
+from recsys_assets.domain.metrics import METRIC_NAMES, headline, headline_names
+from recsys_assets.domain.records import EvaluationResult, Manifest, Metrics, SplitCounts, TrainingReport
+from recsys_assets.domain.splitting import PROTOCOLS
+
+
+def shown(value: Any) -> str:
+    """A parameter value for a table: floats to 4 significant digits, nested parameters likewise."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{name}: {shown(inner)}" for name, inner in value.items()) + "}"
+    return str(value)
+
+
+def metrics_table(rows: Mapping[str, Mapping[str, float]]) -> str:
+    """Markdown table of the headline metrics (precision, recall, NDCG, MAP at k, coverage), one row per model.
+
+    The columns are the headline metrics the first row has, in their display order.
+    """
+    order = {name: position for position, name in enumerate((*METRIC_NAMES, "coverage"))}
+    headline_of = [name for name in next(iter(rows.values())) if name.split("@")[0] in order]
+    names = sorted(headline_of, key=lambda name: order[name.split("@")[0]])
+    lines = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(f"{m[n]:.4f}" for n in names) + " |" for label, m in rows.items()]
+    return "\n".join(lines)
+
+
+def cold_items_table(
+    cold: Mapping[str, Mapping[str, float]], share: Mapping[str, float], days: int | None, k: int
+) -> str:
+    """Each model's recall and NDCG on cold-item pairs, the users scored, and its slots given to new postings."""
+    lines = [
+        f"| model | cold recall@{k} | cold ndcg@{k} | cold users | slots to postings < {days} days old |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {m.get(f'recall@{k}', 0.0):.4f} | {m.get(f'ndcg@{k}', 0.0):.4f} | "
+        f"{int(m.get('users_evaluated', 0)):,} | {share.get(name, 0.0):.2%} |"
+        for name, m in cold.items()
+    ]
+    return "\n".join(lines)
+
+
+def trials_table(report: TrainingReport) -> str:
+    """Markdown table of every search trial, then the skipped families."""
+    lines = ["| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
+    for number, trial in enumerate(report.search, 1):
+        params = ", ".join(f"{name}={shown(value)}" for name, value in trial.params.items())
+        lines.append(
+            f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {trial.seconds:.2f} | {trial.state} |"
+        )
+    lines += [f"| - | {family} | skipped: {reason} | | | |" for family, reason in report.skipped.items()]
+    return "\n".join(lines)
+
+
+def split_table(counts: SplitCounts) -> str:
+    """Markdown table of every protocol's split: pairs per part, users scored, and what the holdout left out."""
+    lines = [
+        "| protocol | fit | validation | train | holdout | holdout users | cold-item pairs | unscored pairs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {c.fit_pairs:,} | {c.validation_pairs:,} | {c.train_pairs:,} | {c.holdout_pairs:,} | "
+        f"{c.holdout_users:,} | {c.cold_item_pairs:,} | {c.unscored_holdout_pairs:,} |"
+        for name, c in counts.protocols.items()
+    ]
+    return "\n".join(lines)
+
+
+def selection_text(report: TrainingReport) -> str:
+    """What the CLI prints of a search: every trial, then the selection."""
+    return (
+        f"\nCandidates tried (validation on the {report.protocol} protocol, {report.search_seconds:.1f} s):\n\n"
+        f"{trials_table(report)}\n\nselected: {report.model.family} {shown(report.model.params)}"
+    )
+
+
+def protocol_rows(evaluation: EvaluationResult, protocol: str, family: str) -> dict[str, Metrics]:
+    """The rows of one protocol's metrics table: the model, each baseline, and on the gating protocol the champion."""
+    result = evaluation.protocols[protocol]
+    rows = {f"model ({family})": result.model, **result.baselines}
+    if evaluation.champion and protocol == evaluation.protocol:
+        rows[f"champion {evaluation.champion.version}"] = evaluation.champion.metrics
+    return rows
+
+
+def evaluation_tables(evaluation: EvaluationResult, family: str) -> dict[str, str]:
+    """Markdown tables of an evaluation, by metadata name: `metrics_<protocol>` and `cold_items_<protocol>`."""
+    tables = {
+        f"metrics_{protocol}": metrics_table(protocol_rows(evaluation, protocol, family))
+        for protocol in evaluation.protocols
+    }
+    tables |= {
+        f"cold_items_{protocol}": cold_items_table(
+            result.cold_items, result.new_item_share, result.new_item_days, evaluation.k
+        )
+        for protocol, result in evaluation.protocols.items()
+        if result.cold_items
+    }
+    return tables
+
+
+def evaluation_text(evaluation: EvaluationResult, family: str, partition_key: str) -> str:
+    """What the CLI prints of an evaluation: each protocol's metrics, then its cold items."""
+    lines = []
+    for protocol, result in evaluation.protocols.items():
+        gate = ", gates the release" if protocol == evaluation.protocol else ""
+        lines += [
+            "",
+            f"{protocol} holdout of partition {partition_key}: {result.holdout.users:,} users, k={evaluation.k}{gate}",
+            "",
+            metrics_table(protocol_rows(evaluation, protocol, family)),
+        ]
+        if result.cold_items and result.cold_holdout is not None:
+            lines += [
+                "",
+                f"cold items ({protocol}): {result.cold_holdout.pairs:,} held-out pairs of postings unseen in "
+                f"training, {result.cold_holdout.users:,} users",
+                "",
+                cold_items_table(result.cold_items, result.new_item_share, result.new_item_days, evaluation.k),
+            ]
+    return "\n".join(lines)
+
+
+def comparison_table(evaluation: EvaluationResult) -> dict[str, Metrics]:
+    """Headline metrics of the model, each baseline and the champion (gating protocol), in display order."""
+    k = evaluation.k
+    comparison = {
+        "model": headline(evaluation.model, k),
+        **{name: headline(metrics, k) for name, metrics in evaluation.baselines.items()},
+    }
+    if evaluation.champion:
+        comparison[f"champion {evaluation.champion.version}"] = headline(evaluation.champion.metrics, k)
+    return comparison
+
+
+def metrics_plot(series: Mapping[str, Mapping[str, float]]) -> bytes:
+    """Grouped bar chart of every headline metric for the model and each comparison, as PNG."""
+    metric_names = list(next(iter(series.values())))
+    positions = np.arange(len(metric_names))
+    width = 0.8 / len(series)
+    # Imported here: matplotlib takes half a second to import, and only the bundle step draws.
+    from matplotlib.figure import Figure
+
+    # The Figure API draws without pyplot's global state or a display backend.
+    fig = Figure(figsize=(8, 4), dpi=100)
+    ax = fig.subplots()
+    for offset, (label, values) in enumerate(series.items()):
+        ax.bar(positions + offset * width, [values[m] for m in metric_names], width, label=label)
+    ax.set_xticks(positions + width * (len(series) - 1) / 2, metric_names)
+    ax.set_ylabel("score on the holdout")
+    ax.set_title("Model against baselines")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def png_data_uri(png: bytes) -> str:
+    """A PNG as a `data:` URI, so Markdown shown outside the bundle (the Dagster UI) displays it inline."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def protocol_tables(manifest: Manifest) -> str:
+    """Every protocol's tables, the gating one marked."""
+    sections = []
+    for protocol, result in manifest.protocols.items():
+        gate = " (gates the release)" if protocol == manifest.protocol else ""
+        rows = {f"model ({manifest.model.family})": result.model, **result.baselines}
+        described = PROTOCOLS[protocol].description if protocol in PROTOCOLS else protocol
+        sections.append(
+            f"### {protocol}{gate}\n\n{described}; {result.holdout_users:,} users scored.\n\n{metrics_table(rows)}"
+        )
+        if result.cold_items:
+            sections.append(
+                f"Cold items ({protocol}): {result.cold_pairs:,} held-out pairs of postings unseen in training "
+                "(a collaborative model scores 0 on them by construction).\n\n"
+                + cold_items_table(result.cold_items, result.new_item_share, result.new_item_days, manifest.k)
+            )
+    return "\n\n".join(sections)
+
+
+def trained_on_list(manifest: Manifest) -> str:
+    """One Markdown bullet per model file: the data it was trained on."""
+    return "\n".join(f"- `{name}`: {data}" for name, data in manifest.trained_on.items())
+
+
+def model_card(
+    manifest: Manifest,
+    comparison: Mapping[str, Mapping[str, float]],
+    report: TrainingReport,
+    plot_src: str = BundleFile.METRICS_PLOT,
+) -> str:
+    """The Markdown model card; `plot_src` is where its plot is read from (the bundle's file by default)."""
+    data = manifest.data
+    params = ", ".join(f"{name}={value}" for name, value in manifest.model.params.items())
+    return f"""# Model card: {manifest.model_name} {manifest.version}
+
+**{manifest.model.family}** recommender, selected among {len({t.family for t in report.search})} families
+({len(report.search)} trials, {report.search_seconds:.1f} s) by validation NDCG@{manifest.k} on the
+{manifest.protocol} protocol, trained on user-item interactions from {data.window.start} to {data.window.end}
+({data.window.days} daily partitions, {data.full_pairs or data.train_pairs:,} user-item pairs,
+{data.users:,} users, {data.items:,} items; content hash `{data.content_hash[:16]}`).
+
+- Created: {manifest.created_at}
+- Code version: {manifest.code_version or "unknown"}
+- Image: {manifest.image or "local (no container)"}
+- Parameters: {params}
+
+## Models in this bundle
+
+{trained_on_list(manifest)}
+
+## Offline evaluation
+
+The evaluated models (`{BundleFile.EVALUATED_FOLDER}/<protocol>.npz`) are scored; `{BundleFile.MODEL}` is the same
+family and parameters refitted on the whole window, which no holdout can score.
+Every model recommends {manifest.k} unseen items per user and is scored on the same holdout users;
+the table below is the gating protocol's ({manifest.protocol}).
+precision@k = hits/k, recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|),
+coverage = share of the catalogue recommended to anyone.
+
+{metrics_table(comparison)}
+
+![metrics]({plot_src})
+
+## Both protocols
+
+{protocol_tables(manifest)}
+
+## Candidates tried
+
+{trials_table(report)}
+
+## Intended use and limits
+
+Ranks open job postings for a signed-in engineer from their past views, bookmarks and
+applications. Collaborative families cannot recommend items outside the training window until a
+retrain; the content and hybrid families score new postings from their features
+(`{BundleFile.ITEM_TRANSFORMER}` when present); users
+outside it are folded in from their history where the family allows (not BPR).
+"""
+
+
+def pull_request_body(manifest: Manifest, champion_manifest: Manifest | None, card_uri: str) -> str:
+    """Release PR text: the metric diff against the champion and a link to the model card."""
+    new = manifest.metrics.model
+    old = champion_manifest.metrics.model if champion_manifest else {}
+    rows = "\n".join(
+        f"| {name} | {old[name]:.4f} | {new[name]:.4f} | {new[name] - old[name]:+.4f} |"
+        if name in old
+        else f"| {name} | — | {new[name]:.4f} | — |"
+        for name in headline_names(manifest.k)
+    )
+    champion = champion_manifest.version if champion_manifest else "none"
+    data = manifest.data
+    return (
+        f"Promotes **{manifest.model_name}** to version `{manifest.version}` (champion: `{champion}`), "
+        f"a **{manifest.model.family}** model gated on the {manifest.protocol} protocol.\n\n"
+        f"| metric | champion | challenger | change |\n|---|---|---|---|\n{rows}\n\n"
+        f"{protocol_tables(manifest)}\n\n"
+        f"Data: {data.window.start}..{data.window.end}, "
+        f"{data.train_pairs:,} pairs, hash `{data.content_hash[:16]}`. "
+        f"Code `{manifest.code_version or 'unknown'}`, image `{manifest.image or 'local'}`.\n\n"
+        + (
+            f"Served model `{BundleFile.MODEL}`: {manifest.trained_on[BundleFile.MODEL]}.\n\n"
+            if BundleFile.MODEL in manifest.trained_on
+            else ""
+        )
+        + f"Model card: {card_uri}\n"
+    )
