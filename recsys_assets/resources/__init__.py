@@ -242,14 +242,14 @@ def backend(resource: str, settings: Settings) -> Backend:
 
 def build_alerts(settings: Settings, secrets: SecretStore) -> AlertNotifier:
     """Run-failure alerts to Slack and/or a JSON webhook (both optional), with links into the UI."""
-    return AlertNotifier(
-        secrets=secrets,
-        slack_channel=settings.alert_slack_channel,
-        slack_token_secret=settings.alert_slack_token_secret,
-        slack_api_url=settings.slack_api_url,
-        webhook_url_secret=settings.alert_webhook_secret,
-        ui_url=settings.ui_url,
-    )
+    fields = {
+        "slack_channel": "alert_slack_channel",
+        "slack_token_secret": "alert_slack_token_secret",
+        "slack_api_url": "slack_api_url",
+        "webhook_url_secret": "alert_webhook_secret",
+        "ui_url": "ui_url",
+    }
+    return _configured(AlertNotifier, settings, "run-failure alerts", fields, secrets=secrets)
 
 
 def build_resources(
