@@ -16,10 +16,10 @@ import dagster as dg
 if "RECSYS_DATA_DIR" not in os.environ:
     os.environ["RECSYS_DATA_DIR"] = tempfile.mkdtemp(prefix="recsys-bench-")
 
+from recsys_assets.cli.pipeline import DOWNSTREAM, materialize_partition
 from recsys_assets.definitions import ASSETS
 from recsys_assets.domain.items import generate_catalogue
 from recsys_assets.domain.synthetic import SMALL_SPEC, generate_events
-from recsys_assets.pipeline import DOWNSTREAM, materialize_partition
 from recsys_assets.resources import build_resources
 
 

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from recsys_assets.resources import backend_of
-from recsys_assets.settings import SETTINGS, code_version
+from recsys_assets.resources import backend
+from recsys_assets.settings import Settings, code_version, process_settings
 
 # One group: seven assets read at a glance in the lineage view; kinds show what each step talks to.
 GROUP = "recommender"
 OWNERS = ["team:ml-platform"]
-TAGS = {"domain": "recommendations", "model": SETTINGS.model_name}
+TAGS = {"domain": "recommendations", "model": process_settings().model_name}
 # The git commit: a new commit marks every asset's code as changed in the UI, which is the truth.
 CODE_VERSION = code_version()
 
-# Kind icons name the service a step really talks to; embedded backends show as neutral kinds.
-_BACKEND_KINDS = {
-    "warehouse": {"duckdb": "duckdb", "bigquery": "bigquery"},
-    "model_store": {"local": "filesystem", "s3": "s3"},
-    "release_publisher": {"local": "filesystem", "github": "github"},
-    "training_launcher": {"subprocess": "python", "docker": "docker", "vertex": "vertexai"},
-}
 
-
-def kinds(*resources: str, extra: tuple[str, ...] = ()) -> set[str]:
-    """Kinds of an asset: the configured backend of each resource it uses, plus `extra`."""
-    return {_BACKEND_KINDS[name][backend_of(name)] for name in resources} | set(extra)
+def kinds(*resources: str, extra: tuple[str, ...] = (), settings: Settings | None = None) -> set[str]:
+    """Kinds of an asset: the kind of each resource's configured backend (`resources.BACKENDS`), plus `extra`."""
+    settings = settings or process_settings()
+    configured = (backend(name, settings).kind for name in resources)
+    return {kind for kind in configured if kind} | set(extra)
 
 
 def asset_attributes(*resources: str, extra_kinds: tuple[str, ...] = ()) -> dict:

@@ -7,30 +7,20 @@ itself. A toggle in the UI still overrides the default either way.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import dagster as dg
 
-AUTOMATION_ENV = "RECSYS_AUTOMATION"
+from recsys_assets.settings import Settings
 
 
-def automation_running(env: Mapping[str, str] | None = None) -> bool:
-    """Whether schedules and sensors start RUNNING (`RECSYS_AUTOMATION=running|stopped`, default stopped).
-
-    Raises:
-        ValueError: Any other value; the message names the variable.
-    """
-    env = os.environ if env is None else env
-    value = env.get(AUTOMATION_ENV, "").strip().lower() or "stopped"
-    if value not in ("running", "stopped"):
-        raise ValueError(f"{AUTOMATION_ENV}={value!r} is not running or stopped")
-    return value == "running"
+def schedule_status(settings: Settings) -> dg.DefaultScheduleStatus:
+    """Whether schedules start RUNNING (`RECSYS_AUTOMATION=running`) or STOPPED (the default)."""
+    return dg.DefaultScheduleStatus.RUNNING if settings.automation == "running" else dg.DefaultScheduleStatus.STOPPED
 
 
-AUTOMATION_RUNNING = automation_running()
-DEFAULT_SCHEDULE_STATUS = dg.DefaultScheduleStatus.RUNNING if AUTOMATION_RUNNING else dg.DefaultScheduleStatus.STOPPED
-DEFAULT_SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if AUTOMATION_RUNNING else dg.DefaultSensorStatus.STOPPED
+def sensor_status(settings: Settings) -> dg.DefaultSensorStatus:
+    """Whether sensors start RUNNING (`RECSYS_AUTOMATION=running`) or STOPPED (the default)."""
+    return dg.DefaultSensorStatus.RUNNING if settings.automation == "running" else dg.DefaultSensorStatus.STOPPED
+
 
 # For steps that call a service (warehouse query, training launch, bundle upload, release): a transient
 # outage is retried three times, after about 15 s, 30 s and 60 s. Blocking checks are never retried:

@@ -4,9 +4,14 @@ import os
 
 import pytest
 
+from recsys_assets.settings import DAGSTER_RANGE_RUN_ENVIRONMENT
+
 # The test data (synthetic days in 2026, not the last 90 days) starts after this; set before the
 # package reads its settings, and inherited by every process a test starts.
 os.environ.setdefault("RECSYS_PARTITIONS_START", "2026-01-01")
+# As in both deployments: the suite's processes batch a range run's events whichever instance they open.
+for _name, _value in DAGSTER_RANGE_RUN_ENVIRONMENT.items():
+    os.environ.setdefault(_name, _value)
 
 pytest_plugins: list[str] = [
     "recsys_assets_tests.support.standins.s3",  # before vertex, which builds on its moto server

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys_assets.domain import storage
+from recsys_assets.domain.errors import BundleIntegrityError
 from recsys_assets.domain.events import filled_numpy
 from recsys_assets.domain.families.base import Recommender, binary
 from recsys_assets.domain.families.registry import load_model, new_model, restore_model
@@ -33,10 +34,6 @@ from recsys_assets.domain.records import Manifest
 
 # Files of bundles written before every family had one format (ALS factors only).
 LEGACY_FACTORS = {"user_factors": "user_factors.npy", "item_factors": "item_factors.npy"}
-
-
-class BundleIntegrityError(ValueError):
-    """A bundle file is missing or does not match the checksum its manifest records."""
 
 
 @dataclass

@@ -1,13 +1,20 @@
 """The local instance's event log: Dagster's SQLite storage, writing a range run's per-day events in one go.
 
+Subclasses Dagster internals (`SqliteEventLogStorage`, `prepare_insert_event`, `_store_asset_event_tags`,
+`_store_asset_event`, `index_transaction`): it is tested against the pinned Dagster version
+(`recsys_assets.instance.TESTED_DAGSTER_VERSION`).
+
 Dagster stores every event in its own SQLite transactions: a run-shard insert, then an index-shard
 insert with the asset's tags and last-materialization row, each on a fresh connection. A range run
 of the daily `interactions` asset emits one materialization per day, so an 8,000-day history import
 spent ~2 minutes on ~16,000 small transactions (benchmarks/README.md). Dagster hands a range's
-events to `store_event_batch` when `DAGSTER_EVENT_BATCH_SIZE` is set (see `recsys_assets/__init__.py`),
-but only its PostgreSQL storage implements that; SQLite's inherited version loops over `store_event`.
-This one writes the batch in one transaction per shard, as dagster-postgres does. Every day keeps
-its own materialization event, so per-day lineage in the UI is unchanged.
+events to `store_event_batch` when `DAGSTER_EVENT_BATCH_SIZE` is set in the process that runs the
+steps, but only its PostgreSQL storage implements that; SQLite's inherited version loops over
+`store_event`. This one writes the batch in one transaction per shard, as dagster-postgres does.
+Every day keeps its own materialization event, so per-day lineage in the UI is unchanged.
+
+Every process that runs steps on the local instance (the CLI, the run workers `dagster dev` starts)
+creates this storage from dagster.yaml, so it is where the batch size is set: no import sets it.
 """
 
 from __future__ import annotations
@@ -22,12 +29,26 @@ from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData
 
+from recsys_assets.settings import batch_range_run_events, dagster_home
+
 # What Dagster batches (execute_step.py) and what dagster-postgres writes as one batch.
 BATCHED_EVENT_TYPES = frozenset({DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION})
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     """SQLite event log (Dagster's, per-run shards) that stores a partition range's events in one transaction per shard."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        super().__init__(base_dir, inst_data=inst_data)
+        # Dagster takes the batch size from the process environment only (no instance setting).
+        batch_range_run_events()
+
+    @property
+    def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
+        # One "planned" event per asset for a range run instead of one per day (Dagster reads this from
+        # DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS by default). Dagster's trade-off: a failed range
+        # run does not mark each of its days failed; the run itself still fails.
+        return True
 
     @classmethod
     def config_type(cls) -> Mapping[str, Any]:
@@ -41,7 +62,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     ) -> BatchedSqliteEventLogStorage:
         base_dir = config_value.get("base_dir")
         if base_dir is None:
-            home = os.environ.get("DAGSTER_HOME")
+            home = dagster_home()
             if not home:
                 raise ValueError("event_log_storage: set DAGSTER_HOME or give base_dir in dagster.yaml")
             base_dir = os.path.join(home, "history", "runs", "")

@@ -5,6 +5,9 @@ alive: a worker killed with `kill -9` leaves its run STARTED, holding a queue sl
 `max_runtime_seconds`. Every run worker records its pid in an engine event ("pid" metadata); this
 launcher looks that process up on this host, so the daemon's run monitoring marks the run failed at
 its next poll and the queue moves.
+
+Subclasses a Dagster internal (`dagster._core.launcher.DefaultRunLauncher`, with its health-check
+types): it is tested against the pinned Dagster version (`recsys_assets.instance.TESTED_DAGSTER_VERSION`).
 """
 
 from __future__ import annotations

@@ -44,7 +44,9 @@ def stop_with_orchestrator() -> None:
     (the parent-death signal); the parent check afterwards covers a parent that died before that.
     Elsewhere (containers, Vertex AI) the launcher cancels the job instead.
     """
-    expected = os.environ.get(ORCHESTRATOR_PID_ENV)
+    from recsys_assets.settings import environment_variable
+
+    expected = environment_variable(ORCHESTRATOR_PID_ENV)
     if not expected or not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
@@ -86,7 +88,9 @@ def open_training_pipes() -> PipesContext:
     if not params.is_dagster_pipes_process():
         return open_dagster_pipes()
     messages = params.load_messages_params()
-    store = messages.get(STORE_PARAM) or os.environ.get(STORE_ENV)
+    from recsys_assets.settings import environment_variable
+
+    store = messages.get(STORE_PARAM) or environment_variable(STORE_ENV)
     if not store:
         return open_dagster_pipes(params_loader=params)
     context_loader, writer = _channel(

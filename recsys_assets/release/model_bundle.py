@@ -19,7 +19,7 @@ from recsys_assets.partitions import daily_partitions
 from recsys_assets.release.checks import NOT_WORSE_THAN_CHAMPION
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore
-from recsys_assets.resources.tracking import tracker_from_env
+from recsys_assets.resources.tracking import ExperimentTracker
 from recsys_assets.resources.training_launcher import TrainingLauncher
 from recsys_assets.settings import SETTINGS, code_version
 from recsys_assets.step_errors import guarded_step
@@ -62,6 +62,7 @@ def model_bundle(
     artifacts: ArtifactStore,
     model_store: ModelStore,
     training_launcher: TrainingLauncher,
+    tracker: ExperimentTracker,
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Write-once, versioned model bundle: factors, id maps, model card and manifest.json."""
     key = context.partition_key
@@ -106,9 +107,7 @@ def model_bundle(
         artifacts.layout(context.run).model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json()
     )
     context.log.info(f"bundle {SETTINGS.model_name}/{version} written to {uri}")
-    tracker = tracker_from_env()
-    if tracker:
-        tracker.log_version(manifest, report, uri)
+    tracker.log_version(manifest, report, uri)
 
     check = NOT_WORSE_THAN_CHAMPION(evaluation, config.champion_tolerance)
     blocked = not check.passed

@@ -18,6 +18,7 @@ from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release
 from recsys_assets.resources.release import ReleasePublisher
+from recsys_assets.resources.tracking import ExperimentTracker
 from recsys_assets.settings import SETTINGS
 from recsys_assets.step_errors import guarded_step
 
@@ -44,12 +45,13 @@ def model_release(
     artifacts: ArtifactStore,
     model_store: ModelStore,
     release_publisher: ReleasePublisher,
+    tracker: ExperimentTracker,
 ) -> dg.MaterializeResult:
     """Release pull request that proposes the new bundle; the champion moves only once it is merged."""
     bundle = BundleRef.from_json(
         storage.read_bytes(artifacts.layout_of(context, "model_bundle").model_bundle(context.partition_key).ref)
     )
-    registry = ModelRegistry(model_store, SETTINGS.model_name)
+    registry = ModelRegistry(model_store, SETTINGS.model_name, tracker)
     reviewed = registry.status(bundle.version)
     if reviewed is not None and reviewed.state != "proposed":
         # A rerun after the review: proposing this version again is a decision for `models promote`.

@@ -16,6 +16,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from recsys_assets.domain.errors import BundleIntegrityError
+from recsys_assets.domain.failures import Verdict
 from recsys_assets.domain.layout import ModelStoreKeys
 
 
@@ -24,11 +26,22 @@ class BundleExistsError(RuntimeError):
 
 
 class ModelStoreError(OSError):
-    """The model store could not be written (full disk, permissions, ...): an outage, not a failed check."""
+    """The model store could not be read or written (full disk, permissions, an S3 error): an outage, not a
+    failed check. Every backend raises this one class, so catching it catches them all; its text names the
+    object and never a credential.
 
+    Raised as an OSError (`ModelStoreError(errno, text)`: the errno classifies it) or, by a backend whose
+    client has no errno, `classified` with the verdict of the error it replaces (`domain.failures`):
+    e.g. S3 throttling and 5xx are transient, a denied or invalid request permanent.
+    """
 
-class BundleIntegrityError(RuntimeError):
-    """A file read back from the store does not match the checksum it was written with."""
+    verdict: Verdict = "unknown"
+
+    @classmethod
+    def classified(cls, message: str, verdict: Verdict) -> ModelStoreError:
+        error = cls(message)
+        error.verdict = verdict
+        return error
 
 
 def sha256(data: bytes) -> str:

@@ -32,7 +32,7 @@ from recsys_assets.domain.reports import pull_request_body
 from recsys_assets.domain.storage import join
 from recsys_assets.resources.model_store import ModelStore, sha256
 from recsys_assets.resources.release import ReleaseProposal, ReleasePublisher, ReleaseResult
-from recsys_assets.resources.tracking import MlflowTracker, tracker_from_env
+from recsys_assets.resources.tracking import ExperimentTracker
 
 # A writer that loses this many races in a row for the next event number gives up with an error.
 MAX_RACE_RETRIES = 5
@@ -95,12 +95,12 @@ class ModelRegistry:
     registry stays usable, and `models sync` rewrites what is derived (champion.json, registry.json).
     """
 
-    def __init__(self, store: ModelStore, model_name: str, tracker: MlflowTracker | None = None):
+    def __init__(self, store: ModelStore, model_name: str, tracker: ExperimentTracker | None = None):
         self.store = store
         self.model_name = model_name
         self.keys = ModelStoreKeys(model_name)
-        # MLflow mirrors the states and the champion when RECSYS_MLFLOW_TRACKING_URI is set.
-        self.tracker = tracker or tracker_from_env()
+        # The `tracker` resource (MLflow when RECSYS_MLFLOW_TRACKING_URI is set) mirrors states and the champion.
+        self.tracker = tracker
         self.quarantined: list[Quarantined] = []
 
     def _note(self, key: str, version: str | None, reason: str, data: bytes | None = None) -> None:

@@ -12,22 +12,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from recsys_assets.domain.failures import Verdict, classify
+from recsys_assets.domain.failures import classify
 from recsys_assets.domain.redaction import scrub
-from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.model_store import ModelStore, ModelStoreError
 from recsys_assets.resources.secrets import Secret, SecretStore
-
-
-class ModelStoreError(RuntimeError):
-    """An S3 call of the model store failed; names the bucket and key, never a credential.
-
-    `verdict` classifies the botocore error it replaces (`domain.failures`): throttling and 5xx are
-    transient, a denied or invalid request permanent.
-    """
-
-    def __init__(self, message: str, verdict: Verdict = "unknown"):
-        super().__init__(message)
-        self.verdict = verdict
 
 
 def _status(error: ClientError) -> tuple[str, int]:
@@ -120,7 +108,7 @@ class S3ModelStore(ModelStore):
         text = f"S3 {action} {self.uri(key)} failed: {detail}".strip()
         # `from None`: the botocore exception keeps the raw response, which for signature errors
         # echoes the access key id and the string that was signed.
-        raise ModelStoreError(scrub(text), verdict) from None
+        raise ModelStoreError.classified(scrub(text), verdict) from None
 
     def _checksum(self, data: bytes) -> dict[str, str]:
         if not self.checksum_sha256:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from recsys_assets.domain.redaction import remember_secret
+from recsys_assets.settings import environment_variable
 
 
 class SecretNotFoundError(LookupError):
@@ -65,8 +65,9 @@ class LocalSecretStore(SecretStore):
 
     def access(self, name: str, version: str = "latest") -> Secret:
         env_name = self.env_prefix + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
-        if env_name in os.environ:
-            return Secret(name=name, version=f"env:{env_name}", value=os.environ[env_name])
+        value = environment_variable(env_name)
+        if value is not None:
+            return Secret(name=name, version=f"env:{env_name}", value=value)
         if self.directory:
             path = Path(self.directory) / name
             if path.is_file():

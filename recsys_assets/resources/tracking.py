@@ -1,38 +1,70 @@
-"""Optional experiment tracking in MLflow, switched on by `RECSYS_MLFLOW_TRACKING_URI`.
+"""Experiment tracking: the `tracker` resource, MLflow when `RECSYS_MLFLOW_TRACKING_URI` is set.
 
 Each bundle becomes an MLflow run (parameters, holdout metrics, one child run per search trial)
 and a version of the registered model named after the project's model, tagged with the bundle
 version. Every registry state change is mirrored as the model version's `state` tag, and the
-`champion` alias follows the released version. Without the variable nothing is imported or logged.
+`champion` alias follows the released version. Without the setting the tracker does nothing and
+MLflow is never imported.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
 from typing import Any
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
 
 from recsys_assets.domain.records import Manifest, TrainingReport
 
-TRACKING_URI_VARIABLE = "RECSYS_MLFLOW_TRACKING_URI"
 CHAMPION_ALIAS = "champion"
 BUNDLE_VERSION_TAG = "bundle_version"
 
 
-class MlflowTracker:
+class ExperimentTracker(dg.ConfigurableResource, ABC):
+    """Where bundles and the registry's state changes are mirrored for experiment tracking."""
+
+    @abstractmethod
+    def log_version(self, manifest: Manifest, report: TrainingReport, bundle_uri: str) -> None:
+        """Record a new bundle: its parameters, search trials and holdout metrics."""
+
+    @abstractmethod
+    def record_state(self, model_name: str, version: str, state: str) -> None:
+        """Mirror a registry state change of `version`."""
+
+    @abstractmethod
+    def follow_champion(self, model_name: str, champion: str | None) -> None:
+        """Mark `champion` as the released version (none: no champion)."""
+
+
+class NoExperimentTracker(ExperimentTracker):
+    """No experiment tracking (`RECSYS_MLFLOW_TRACKING_URI` unset): the model registry is the only record."""
+
+    def log_version(self, manifest: Manifest, report: TrainingReport, bundle_uri: str) -> None:
+        pass
+
+    def record_state(self, model_name: str, version: str, state: str) -> None:
+        pass
+
+    def follow_champion(self, model_name: str, champion: str | None) -> None:
+        pass
+
+
+class MlflowTracker(ExperimentTracker):
     """Logs bundles to MLflow and mirrors the registry's states and champion there."""
 
-    def __init__(self, tracking_uri: str):
-        self.tracking_uri = tracking_uri
-        self._client: Any = None
+    tracking_uri: str = Field(description="MLflow tracking server or database, also used as the model registry.")
+    _client: Any = PrivateAttr(default=None)
 
     def client(self) -> Any:
         if self._client is None:
             # Imported on first use: MLflow is an optional extra (`pip install .[mlflow]`).
             from mlflow import MlflowClient  # pyright: ignore[reportMissingImports] (optional extra)
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            # A dg.EnvVar until Dagster resolves it: the CLI uses resources outside Dagster.
+            uri = self.tracking_uri.get_value() if isinstance(self.tracking_uri, dg.EnvVar) else self.tracking_uri
+            self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._client
 
     def log_version(self, manifest: Manifest, report: TrainingReport, bundle_uri: str) -> None:
@@ -99,9 +131,3 @@ class MlflowTracker:
             client.set_registered_model_alias(model_name, CHAMPION_ALIAS, numbers[champion])  # type: ignore[index]
         elif CHAMPION_ALIAS in client.get_registered_model(model_name).aliases:
             client.delete_registered_model_alias(model_name, CHAMPION_ALIAS)
-
-
-def tracker_from_env(env: Mapping[str, str] | None = None) -> MlflowTracker | None:
-    """The tracker `RECSYS_MLFLOW_TRACKING_URI` asks for (e.g. `sqlite:///mlflow.db` or a server), or None."""
-    uri = (os.environ if env is None else env).get(TRACKING_URI_VARIABLE, "").strip()
-    return MlflowTracker(uri) if uri else None

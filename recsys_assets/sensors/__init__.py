@@ -1,9 +1,20 @@
 """Sensors: new warehouse days start extracts, release pull requests move the champion, failed runs alert."""
 
-from recsys_assets.sensors.alerts import run_failure_alerts
-from recsys_assets.sensors.partitions import new_interaction_partitions
-from recsys_assets.sensors.releases import release_pull_requests
+import dagster as dg
 
-sensors = [new_interaction_partitions, release_pull_requests, run_failure_alerts]
+from recsys_assets.sensors.alerts import build_run_failure_alerts
+from recsys_assets.sensors.partitions import build_new_interaction_partitions
+from recsys_assets.sensors.releases import build_release_pull_requests
+from recsys_assets.settings import Settings
 
-__all__ = ["new_interaction_partitions", "release_pull_requests", "run_failure_alerts", "sensors"]
+
+def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    """Every sensor, started as `RECSYS_AUTOMATION` says."""
+    return [
+        build_new_interaction_partitions(settings),
+        build_release_pull_requests(settings),
+        build_run_failure_alerts(settings),
+    ]
+
+
+__all__ = ["build_sensors"]

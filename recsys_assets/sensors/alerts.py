@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from recsys_assets.automation import DEFAULT_SENSOR_STATUS
+from recsys_assets.automation import sensor_status
 from recsys_assets.domain.alerts import RunFailureAlert, last_line
 from recsys_assets.domain.redaction import scrub
 from recsys_assets.resources.alerts import AlertNotifier
+from recsys_assets.settings import Settings
 
 
 def _root_cause(error: dg.SerializableErrorInfo) -> dg.SerializableErrorInfo:
@@ -40,12 +41,16 @@ def failure_alert(context: dg.RunFailureSensorContext, notifier: AlertNotifier) 
     )
 
 
-@dg.run_failure_sensor(
-    name="run_failure_alerts",
-    default_status=DEFAULT_SENSOR_STATUS,
-    minimum_interval_seconds=30,
-    description="Sends each failed run of this code location to Slack and/or a JSON webhook.",
-)
+def build_run_failure_alerts(settings: Settings) -> dg.SensorDefinition:
+    """The `run_failure_alerts` sensor, started as `RECSYS_AUTOMATION` says."""
+    return dg.run_failure_sensor(
+        name="run_failure_alerts",
+        default_status=sensor_status(settings),
+        minimum_interval_seconds=30,
+        description="Sends each failed run of this code location to Slack and/or a JSON webhook.",
+    )(run_failure_alerts)
+
+
 def run_failure_alerts(context: dg.RunFailureSensorContext, alerts: AlertNotifier) -> None:
     """One alert per failed run; a failed delivery fails the tick (red under Automation in the UI)."""
     if not alerts.targets():

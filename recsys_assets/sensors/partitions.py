@@ -19,7 +19,7 @@ from typing import Any
 
 import dagster as dg
 
-from recsys_assets.automation import DEFAULT_SENSOR_STATUS
+from recsys_assets.automation import sensor_status
 from recsys_assets.jobs import TRIGGER_TAG, interactions_job
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.warehouse import (
@@ -27,6 +27,7 @@ from recsys_assets.resources.warehouse import (
     WarehousePartition,
     WarehouseUnavailable,
 )
+from recsys_assets.settings import Settings
 
 # At most this many runs per tick, oldest day first; the rest wait for the next tick. Keeps a first
 # tick over years of history (or a bulk re-load) from flooding the run queue.
@@ -200,15 +201,20 @@ def latest_extracts(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, 
         page_cursor = page.cursor
 
 
-@dg.sensor(
-    job=interactions_job,
-    minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-    default_status=DEFAULT_SENSOR_STATUS,
-    description=(
-        "Requests an interactions extract for each new day in the warehouse, and again for a day whose "
-        f"data changed afterwards (late events); at most {MAX_RUN_REQUESTS_PER_TICK} runs per tick, oldest first."
-    ),
-)
+def build_new_interaction_partitions(settings: Settings) -> dg.SensorDefinition:
+    """The `new_interaction_partitions` sensor, started as `RECSYS_AUTOMATION` says."""
+    return dg.sensor(
+        name="new_interaction_partitions",
+        job=interactions_job,
+        minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+        default_status=sensor_status(settings),
+        description=(
+            "Requests an interactions extract for each new day in the warehouse, and again for a day whose "
+            f"data changed afterwards (late events); at most {MAX_RUN_REQUESTS_PER_TICK} runs per tick, oldest first."
+        ),
+    )(new_interaction_partitions)
+
+
 def new_interaction_partitions(context: dg.SensorEvaluationContext, warehouse: Warehouse) -> Any:
     """One run per new or late-changed warehouse day, keyed by the day and its modification time."""
     try:

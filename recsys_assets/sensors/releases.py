@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from recsys_assets.automation import DEFAULT_SENSOR_STATUS
+from recsys_assets.automation import sensor_status
 from recsys_assets.domain.failures import one_line
 from recsys_assets.domain.layout import serving_pointer_path
 from recsys_assets.domain.redaction import scrub_exception
@@ -25,7 +25,8 @@ from recsys_assets.domain.registry import VersionStatus
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.resources.registry import ModelRegistry, Transition, sync_registry
 from recsys_assets.resources.release import ReleasePublisher
-from recsys_assets.settings import SETTINGS
+from recsys_assets.resources.tracking import ExperimentTracker
+from recsys_assets.settings import Settings
 
 # GitHub allows 5,000 requests an hour per token; 20 pull requests a minute stays far below it.
 MAX_PULL_REQUESTS_PER_TICK = 20
@@ -69,29 +70,46 @@ def _observation(registry: ModelRegistry, transition: Transition) -> dg.AssetObs
     )
 
 
-@dg.sensor(
-    minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-    default_status=DEFAULT_SENSOR_STATUS,
-    description=(
-        "Follows the open release pull requests: merged -> released (the champion moves), closed -> rejected, "
-        f"and a reverted pointer rolls the champion back; at most {MAX_PULL_REQUESTS_PER_TICK} pull requests per tick."
-    ),
-)
-def release_pull_requests(
-    context: dg.SensorEvaluationContext, model_store: ModelStore, release_publisher: ReleasePublisher
+def build_release_pull_requests(settings: Settings) -> dg.SensorDefinition:
+    """The `release_pull_requests` sensor for the settings' model, started as `RECSYS_AUTOMATION` says."""
+
+    @dg.sensor(
+        name="release_pull_requests",
+        minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
+        default_status=sensor_status(settings),
+        description=(
+            "Follows the open release pull requests: merged -> released (the champion moves), closed -> rejected, "
+            "and a reverted pointer rolls the champion back; "
+            f"at most {MAX_PULL_REQUESTS_PER_TICK} pull requests per tick."
+        ),
+    )
+    def release_pull_requests(
+        context: dg.SensorEvaluationContext,
+        model_store: ModelStore,
+        release_publisher: ReleasePublisher,
+        tracker: ExperimentTracker,
+    ) -> Any:
+        """Record merged release pull requests as released, closed ones as rejected, reverted ones as rolled back."""
+        registry = ModelRegistry(model_store, settings.model_name, tracker)
+        return follow_release_pull_requests(context, registry, release_publisher)
+
+    return release_pull_requests
+
+
+def follow_release_pull_requests(
+    context: dg.SensorEvaluationContext, registry: ModelRegistry, release_publisher: ReleasePublisher
 ) -> Any:
-    """Record merged release pull requests as released, closed ones as rejected, reverted ones as rolled back."""
+    """One tick: the next batch of open proposals asked about, and the base branch's pointer followed."""
     try:
         after = parse_cursor(context.cursor)
     except ValueError as exc:
         context.log.warning(f"unreadable cursor ({exc}); starting from the oldest proposal")
         after = None
-    registry = ModelRegistry(model_store, SETTINGS.model_name)
     try:
         proposed = [s for s in registry.statuses().values() if s.state == "proposed"]
         batch = next_batch(proposed, after)
         transitions = sync_registry(
-            registry, release_publisher, serving_pointer_path(SETTINGS.model_name), proposed=batch
+            registry, release_publisher, serving_pointer_path(registry.model_name), proposed=batch
         )
     except Exception as exc:
         # A failed tick is red in the sensor's history (a skip is easy to miss) and keeps the cursor.

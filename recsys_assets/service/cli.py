@@ -1,4 +1,5 @@
-"""`python -m recsys_assets serve`: the parser and handler of the command, and the lines `demo` ends with."""
+"""`python -m recsys_assets serve`: its arguments and what it does (registered in recsys_assets/cli/serve.py),
+and the lines `demo` ends with."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import argparse
 import logging
 import math
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
-from recsys_assets.resources.model_store import ModelStore
-from recsys_assets.settings import SETTINGS
+from recsys_assets.settings import Settings
+
+if TYPE_CHECKING:  # the command line builds its parser without loading Dagster
+    from recsys_assets.resources.model_store import ModelStore
 
 DEFAULT_PORT = 8000
 
@@ -30,11 +33,8 @@ def _port(text: str) -> int:
     return value
 
 
-def add_serve_parser(commands: Any) -> None:
-    """The `serve` command, on the main parser's subparsers."""
-    serve = commands.add_parser(
-        "serve", help="serve the champion's recommendations over HTTP, following promotions without a restart"
-    )
+def serve_arguments(serve: argparse.ArgumentParser) -> None:
+    """The `serve` command's options."""
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)"
     )
@@ -54,8 +54,8 @@ def add_serve_parser(commands: Any) -> None:
     serve.add_argument("--access-log", action="store_true", help="log every request (off: /metrics counts them)")
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    """Build the model store and catalogue from the environment and serve until stopped."""
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Build the model store and catalogue from the settings and serve until stopped."""
     import uvicorn
 
     from recsys_assets.resources import build_serving_resources
@@ -63,12 +63,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from recsys_assets.service.champion import ChampionFollower
     from recsys_assets.service.metrics import ServiceMetrics
 
-    resources = build_serving_resources()
+    resources = build_serving_resources(settings)
     store: ModelStore = resources["model_store"]
     metrics = ServiceMetrics()
     follower = ChampionFollower(
         store=store,
-        model_name=SETTINGS.model_name,
+        model_name=settings.model_name,
         metrics=metrics,
         catalogue=resources["item_catalogue"],
         reload_seconds=args.reload_seconds,
@@ -76,7 +76,7 @@ def run_serve(args: argparse.Namespace) -> int:
         day=args.day,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    print(f"serving the champion of {SETTINGS.model_name} from {store.uri('')} on http://{args.host}:{args.port}")
+    print(f"serving the champion of {settings.model_name} from {store.uri('')} on http://{args.host}:{args.port}")
     uvicorn.run(
         create_app(follower, metrics),
         host=args.host,

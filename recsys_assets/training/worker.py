@@ -97,7 +97,7 @@ def is_service_error(exc: BaseException) -> bool:
 
 
 def main() -> None:
-    # As in the CLI (`cli` in recsys_assets/__main__.py), for a process that runs this once and exits:
+    # As in the CLI (`cli` in recsys_assets/cli/__init__.py), for a process that runs this once and exits:
     # the garbage collector skips the imported modules during the run and everything at exit.
     gc.freeze()
     try:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from recsys_assets.__main__ import main
+from recsys_assets.cli import main
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.data import MOVIELENS_SPEC, write_movielens_u_data
 from recsys_assets_tests.support.service import eventually

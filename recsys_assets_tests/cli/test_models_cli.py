@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recsys_assets.__main__ import main
+from recsys_assets.cli import main
 from recsys_assets.resources import build_resources
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.bundles import publish_version

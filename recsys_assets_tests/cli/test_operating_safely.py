@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from recsys_assets.__main__ import main
+from recsys_assets.cli import main
 from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.layout import ModelStoreKeys
 from recsys_assets.release.model_release import ReleaseConfig

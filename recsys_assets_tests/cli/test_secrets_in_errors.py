@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from recsys_assets.__main__ import main
+from recsys_assets.cli import main
 from recsys_assets.domain import storage
 from recsys_assets.domain.records import BundleRef
 from recsys_assets.partitions import daily_partitions

@@ -5,25 +5,37 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from recsys_assets.automation import SERVICE_RETRY_POLICY, automation_running
+from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.definitions import ASSETS, defs
+from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.jobs import POOL_TAG, TRAINING_POOL, retrain_job
+from recsys_assets.schedules import build_schedules
+from recsys_assets.sensors import build_sensors
+from recsys_assets.settings import Settings
 
 SERVICE_STEPS = {"interactions", "items", "trained_model", "model_bundle", "model_release"}
 
 
+def statuses(env: dict[str, str]) -> set[str]:
+    settings = Settings.from_env(env)
+    automation = [*build_schedules(settings), *build_sensors(settings)]
+    assert len(automation) == 5
+    return {item.default_status.value for item in automation}
+
+
 def test_automation_is_stopped_unless_the_deployment_says_running():
-    assert automation_running({}) is False
-    assert automation_running({"RECSYS_AUTOMATION": " Running "}) is True
-    assert automation_running({"RECSYS_AUTOMATION": "stopped"}) is False
-    with pytest.raises(ValueError, match="RECSYS_AUTOMATION='on'"):
-        automation_running({"RECSYS_AUTOMATION": "on"})
+    assert statuses({}) == {"STOPPED"}
+    assert statuses({"RECSYS_AUTOMATION": " Running "}) == {"RUNNING"}
+    assert statuses({"RECSYS_AUTOMATION": "stopped"}) == {"STOPPED"}
+    with pytest.raises(ConfigurationError, match="RECSYS_AUTOMATION='on'"):
+        Settings.from_env({"RECSYS_AUTOMATION": "on"})
 
 
 def test_every_schedule_and_sensor_follows_the_default():
     # The suite runs without RECSYS_AUTOMATION, like `dagster dev`: nothing starts by itself.
-    statuses = [s.default_status.value for s in (*defs.schedules, *defs.sensors)]  # type: ignore[union-attr]
-    assert len(statuses) == 5 and set(statuses) == {"STOPPED"}
+    loaded = defs()
+    found = [s.default_status.value for s in (*loaded.schedules, *loaded.sensors)]  # type: ignore[union-attr]
+    assert len(found) == 5 and set(found) == {"STOPPED"}
 
 
 def test_only_the_steps_that_call_services_retry():

@@ -9,13 +9,14 @@ from recsys_assets.asset_attributes import CODE_VERSION, GROUP, OWNERS, TAGS, ki
 from recsys_assets.assets import ASSETS
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.partitions import daily_partitions
-from recsys_assets.resources import backend_of
-from recsys_assets.settings import DEFAULT_HORIZON_DAYS, SETTINGS, partitions_start, record_first_day
+from recsys_assets.settings import DEFAULT_HORIZON_DAYS, SETTINGS, Settings, record_first_day
+
+DEFS = definitions.defs()
 
 
 def test_definitions_load_and_validate():
-    dg.Definitions.validate_loadable(definitions.defs)
-    repo = definitions.defs.get_repository_def()
+    dg.Definitions.validate_loadable(DEFS)
+    repo = DEFS.get_repository_def()
     assert repo.get_job("interactions_job") is not None
     assert repo.get_job("retrain_job") is not None
     assert sorted(s.name for s in repo.schedule_defs) == ["daily_extract_schedule", "retrain_schedule"]
@@ -27,7 +28,7 @@ def test_definitions_load_and_validate():
 
 
 def test_asset_graph_snapshot():
-    graph = definitions.defs.resolve_asset_graph()
+    graph = DEFS.resolve_asset_graph()
     deps = {
         key.to_user_string(): sorted(parent.to_user_string() for parent in graph.get(key).parent_keys)
         for key in graph.get_all_asset_keys()
@@ -62,23 +63,23 @@ def test_asset_graph_snapshot():
 
 
 def test_training_window_mapping_covers_the_configured_days():
-    graph = definitions.defs.resolve_asset_graph()
+    graph = DEFS.resolve_asset_graph()
     mapping = graph.get(dg.AssetKey("training_set")).partition_mappings[dg.AssetKey("interactions")]
     assert mapping.start_offset == -(SETTINGS.training_window_days - 1)
     assert mapping.end_offset == 0
 
 
 def test_every_resource_has_a_description():
-    for name, resource in definitions.defs.resources.items():
+    for name, resource in DEFS.resources.items():
         assert type(resource).__doc__ and type(resource).__doc__.strip(), f"resource {name} needs a docstring"
 
 
 def test_local_runs_use_the_in_process_executor():
-    assert definitions.defs.executor is dg.in_process_executor
+    assert DEFS.executor is dg.in_process_executor
 
 
 def test_every_asset_carries_owner_tags_code_version_and_one_group():
-    graph = definitions.defs.resolve_asset_graph()
+    graph = DEFS.resolve_asset_graph()
     nodes = [graph.get(key) for key in graph.get_all_asset_keys()]
     assert {node.group_name for node in nodes} == {GROUP}  # the lineage opens expanded, one graph
     for node in nodes:
@@ -94,12 +95,8 @@ def test_kinds_name_the_configured_backends_not_every_possible_one():
         "filesystem",
         "python",
     }
-    cloud = {"RECSYS_WAREHOUSE": "bigquery", "RECSYS_MODEL_STORE": "s3", "RECSYS_RELEASE": "github"}
-    assert {backend_of(name, cloud) for name in ("warehouse", "model_store", "release_publisher")} == {
-        "bigquery",
-        "s3",
-        "github",
-    }
+    cloud = Settings.from_env({"RECSYS_WAREHOUSE": "bigquery", "RECSYS_MODEL_STORE": "s3", "RECSYS_RELEASE": "github"})
+    assert kinds("warehouse", "model_store", "release_publisher", settings=cloud) == {"bigquery", "s3", "github"}
 
 
 def test_every_config_field_has_a_description():
@@ -116,13 +113,16 @@ def test_every_config_field_has_a_description():
 
 
 def test_partitions_start_from_setting_then_first_seeded_day_then_a_rolling_horizon(tmp_path):
-    assert partitions_start({"RECSYS_PARTITIONS_START": "1997-09-20"}, tmp_path) == "1997-09-20"
-    horizon = partitions_start({}, tmp_path)
+    def first_partition(**env: str) -> str:
+        return Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path), **env}).first_partition
+
+    assert first_partition(RECSYS_PARTITIONS_START="1997-09-20") == "1997-09-20"
+    horizon = first_partition()
     assert date.fromisoformat(horizon) == datetime.now(UTC).date() - timedelta(days=DEFAULT_HORIZON_DAYS)
     record_first_day(tmp_path, ["2026-03-05", "2026-03-01"])
     record_first_day(tmp_path, ["2026-04-01"])  # a later import keeps the earlier first day
-    assert partitions_start({}, tmp_path) == "2026-03-01"
-    assert partitions_start({"RECSYS_PARTITIONS_START": "1997-09-20"}, tmp_path) == "1997-09-20"
+    assert first_partition() == "2026-03-01"
+    assert first_partition(RECSYS_PARTITIONS_START="1997-09-20") == "1997-09-20"
 
 
 def test_every_asset_body_is_guarded_so_its_errors_are_scrubbed_and_classified():

@@ -1,8 +1,15 @@
-"""Dependencies point one way: domain <- resources <- assets <- definitions (checked on the source)."""
+"""Dependencies point one way: domain <- resources <- assets <- definitions (checked on the source).
+
+Also on the source: only the settings reader reads the environment, no import circle, and neither the
+package nor the benchmarks import the tests. Importing the package is checked in a fresh process.
+"""
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +17,8 @@ import pytest
 import recsys_assets
 
 PACKAGE_ROOT = Path(recsys_assets.__file__).parent
+BENCHMARKS = PACKAGE_ROOT.parent / "benchmarks"
+SETTINGS_READER = "recsys_assets.settings"
 ASSET_PACKAGES = ("extract", "features", "training", "evaluation", "release")
 
 
@@ -100,10 +109,46 @@ def test_resources_and_pipes_know_no_assets():
     assert offending("recsys_assets.pipes", assets) == []
 
 
-def test_the_cli_builds_resources_once():
-    # `definitions` builds the resources when imported; the CLI and pipeline build their own instead.
-    assert offending("recsys_assets.pipeline", ("recsys_assets.definitions",)) == []
+def test_the_cli_builds_its_own_resources():
+    # `definitions` is the code location Dagster loads; the CLI builds the resources it needs itself.
+    assert offending("recsys_assets.cli", ("recsys_assets.definitions",)) == []
     assert offending("recsys_assets.__main__", ("recsys_assets.definitions",)) == []
+
+
+# -- the environment is read in one place ------------------------------------------------------------------------
+
+ENVIRONMENT_ACCESS = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def environment_reads(path: Path) -> list[str]:
+    """Every `os.environ`-like use in `path`, as "line: what"."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in ENVIRONMENT_ACCESS:
+            if isinstance(node.value, ast.Name) and node.value.id in ("os", "posix"):
+                found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module in ("os", "posix"):
+            found += [f"{node.lineno}: from os import {a.name}" for a in node.names if a.name in ENVIRONMENT_ACCESS]
+    return sorted(found, key=lambda line: int(line.split(":")[0]))
+
+
+def test_the_walk_finds_environment_reads(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os\nfrom os import getenv\nos.environ.get('X')\nos.getenv('Y')\nos.path.join('a')\n")
+    assert environment_reads(sample) == ["2: from os import getenv", "3: os.environ", "4: os.getenv"]
+
+
+def test_no_module_but_the_settings_reader_reads_the_environment():
+    readers = {
+        module_name(path): reads
+        for path in PACKAGE_ROOT.rglob("*.py")
+        if module_name(path) != SETTINGS_READER and (reads := environment_reads(path))
+    }
+    assert readers == {}
+    assert environment_reads(PACKAGE_ROOT / "settings.py")  # the reader itself is seen by the walk
+
+
+# -- no import circle; the tests stay outside -------------------------------------------------------------------
 
 
 def test_no_import_circle_in_the_package():
@@ -127,3 +172,47 @@ def test_no_import_circle_in_the_package():
         if module not in state:
             walk(module, [module])
     assert circles == []
+
+
+def test_neither_the_package_nor_the_benchmarks_import_the_tests():
+    sources = [*PACKAGE_ROOT.rglob("*.py"), *BENCHMARKS.rglob("*.py")]
+    assert len(sources) > len(GRAPH)
+    importers = sorted(
+        str(path.relative_to(PACKAGE_ROOT.parent))
+        for path in sources
+        if any(within(target, "recsys_assets_tests") for target in imports_of(path))
+    )
+    assert importers == []
+
+
+# -- importing builds nothing ---------------------------------------------------------------------------------
+
+IMPORT_EVERYTHING = """
+import gc, importlib, json, os, pkgutil, sys
+# Libraries that set variables when imported (KMP_DUPLICATE_LIB_OK), imported before the snapshot: the
+# check is about this package's own code.
+import sklearn, threadpoolctl
+before = dict(os.environ)
+import recsys_assets
+modules = [info.name for info in pkgutil.walk_packages(recsys_assets.__path__, "recsys_assets.")]
+for name in modules:
+    importlib.import_module(name)
+import dagster as dg
+built = sorted(
+    type(obj).__name__ for obj in gc.get_objects() if isinstance(obj, (dg.ConfigurableResource, dg.Definitions))
+)
+changed = sorted(name for name in {*before, *os.environ} if before.get(name) != os.environ.get(name))
+print(json.dumps({"modules": len(modules), "built": built, "environment_changed": changed}))
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter imports Dagster and every client library: seconds
+def test_importing_every_module_builds_no_resource_and_sets_no_environment_variable():
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PACKAGE_ROOT.parent), "HOME": str(Path.home())}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERYTHING], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["modules"] >= len(GRAPH) - 1  # every module but the package itself
+    assert found["built"] == [] and found["environment_changed"] == []

@@ -11,14 +11,11 @@ import dagster as dg
 import pytest
 
 from recsys_assets.definitions import ASSETS
+from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.jobs import interactions_job, retrain_job
-from recsys_assets.schedules import (
-    DEFAULT_RETRAIN_CRON,
-    TRIGGER_TAG,
-    retrain_schedule_from_env,
-    schedules,
-)
-from recsys_assets.sensors import new_interaction_partitions
+from recsys_assets.schedules import DEFAULT_RETRAIN_CRON, TRIGGER_TAG, build_schedules
+from recsys_assets.sensors.partitions import build_new_interaction_partitions
+from recsys_assets.settings import SETTINGS, Settings
 from recsys_assets_tests.support.environment import local_resources
 
 # Dagster's partitioned-schedule builder calls its own deprecated `run_request_for_partition`.
@@ -35,8 +32,8 @@ def repository(root: Path, *extra: dg.ScheduleDefinition) -> dg.RepositoryDefini
     defs = dg.Definitions(
         assets=ASSETS,
         jobs=[interactions_job, retrain_job],
-        schedules=[*schedules, *extra],
-        sensors=[new_interaction_partitions],
+        schedules=[*build_schedules(SETTINGS), *extra],
+        sensors=[build_new_interaction_partitions(SETTINGS)],
         resources=local_resources(root),
     )
     dg.Definitions.validate_loadable(defs)
@@ -83,10 +80,13 @@ def test_retrain_defaults_to_weekly_on_the_latest_complete_day(tmp_path, instanc
     assert request.tags["dagster/partition"] == "2026-05-03"
 
 
+def retrain_schedule(env: dict[str, str]) -> dg.ScheduleDefinition:
+    [schedule] = [s for s in build_schedules(Settings.from_env(env)) if s.name == "retrain_schedule"]
+    return schedule
+
+
 def test_retrain_cron_and_timezone_come_from_the_environment(tmp_path, instance):
-    auckland = retrain_schedule_from_env(
-        {"RECSYS_RETRAIN_CRON": "30 1 * * *", "RECSYS_RETRAIN_TIMEZONE": "Pacific/Auckland"}
-    )
+    auckland = retrain_schedule({"RECSYS_RETRAIN_CRON": "30 1 * * *", "RECSYS_RETRAIN_TIMEZONE": "Pacific/Auckland"})
     assert (auckland.cron_schedule, auckland.execution_timezone) == ("30 1 * * *", "Pacific/Auckland")
     # 01:30 on 4 May in Auckland is 13:30 UTC on 3 May: the latest complete (UTC) day is 2 May.
     tick = datetime(2026, 5, 4, 1, 30, tzinfo=ZoneInfo("Pacific/Auckland"))
@@ -98,8 +98,8 @@ def test_retrain_cron_and_timezone_come_from_the_environment(tmp_path, instance)
 
 
 def test_invalid_retrain_settings_name_the_variable():
-    with pytest.raises(ValueError, match="RECSYS_RETRAIN_CRON='every monday'"):
-        retrain_schedule_from_env({"RECSYS_RETRAIN_CRON": "every monday"})
-    with pytest.raises(ValueError, match="RECSYS_RETRAIN_TIMEZONE: 'Mars/Olympus' is not an IANA time zone"):
-        retrain_schedule_from_env({"RECSYS_RETRAIN_TIMEZONE": "Mars/Olympus"})
-    assert retrain_schedule_from_env({}).cron_schedule == DEFAULT_RETRAIN_CRON
+    with pytest.raises(ConfigurationError, match="RECSYS_RETRAIN_CRON='every monday'"):
+        retrain_schedule({"RECSYS_RETRAIN_CRON": "every monday"})
+    with pytest.raises(ConfigurationError, match="RECSYS_RETRAIN_TIMEZONE='Mars/Olympus' is not an IANA time zone"):
+        retrain_schedule({"RECSYS_RETRAIN_TIMEZONE": "Mars/Olympus"})
+    assert retrain_schedule({"RECSYS_RETRAIN_CRON": ""}).cron_schedule == DEFAULT_RETRAIN_CRON

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from recsys_assets.settings import DAGSTER_RANGE_RUN_ENVIRONMENT
 from recsys_assets_tests.deploy import replay
 from recsys_assets_tests.deploy.replay import DEPLOY, PLATFORM_IMAGE, REPO, TRAINING_IMAGE, Workload
 
@@ -302,9 +303,11 @@ def test_compose_render_snapshot(deploy_copy):
 
 
 def backends(workload: Workload) -> dict[str, str]:
-    from recsys_assets.resources import SELECTORS, backend_of
+    from recsys_assets.resources import BACKENDS
+    from recsys_assets.settings import Settings
 
-    return {resource: backend_of(resource, workload.env) for resource in SELECTORS}
+    settings = Settings.from_env(workload.env)
+    return {resource: getattr(settings, resource) for resource in BACKENDS}
 
 
 def assert_production_settings(workloads: list[Workload], code_server: Workload) -> None:
@@ -314,6 +317,9 @@ def assert_production_settings(workloads: list[Workload], code_server: Workload)
         assert workload.env.get("RECSYS_ENVIRONMENT") == "production", workload.name
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", workload.env.get("RECSYS_PARTITIONS_START", "")), workload.name
         assert workload.env.get("RECSYS_IMAGE") == TRAINING_IMAGE, workload.name
+        # What importing the package used to set: every process that creates or runs a run needs both.
+        for name, value in DAGSTER_RANGE_RUN_ENVIRONMENT.items():
+            assert workload.env.get(name) == value, (workload.name, name)
         assert backends(workload) == backends(code_server), workload.name
 
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from recsys_assets.__main__ import main
+from recsys_assets.cli import main
 from recsys_assets.domain.event_importer import ImportRejectedError, connect, read_events_file
 from recsys_assets_tests.support.environment import local_env
 

@@ -6,10 +6,10 @@ import dagster as dg
 import numpy as np
 import pyarrow.compute as pc
 
-from recsys_assets.__main__ import main
+from recsys_assets.cli import main
+from recsys_assets.cli.pipeline import materialize_partition
 from recsys_assets.domain.items import generate_catalogue
 from recsys_assets.domain.synthetic import SMALL_SPEC
-from recsys_assets.pipeline import materialize_partition
 from recsys_assets.serving import load_bundle
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.data import MOVIELENS_SPEC, write_movielens_u_data

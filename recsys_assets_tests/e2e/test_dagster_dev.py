@@ -16,8 +16,8 @@ import dagster as dg
 import pytest
 import requests
 
+from recsys_assets.cli.pipeline import window
 from recsys_assets.domain.synthetic import WINDOW_SPEC
-from recsys_assets.pipeline import window
 from recsys_assets_tests.support.environment import ASSET_KEYS, local_env, local_resources, seed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ import dagster as dg
 import pyarrow.compute as pc
 import pytest
 
-from recsys_assets.__main__ import _report
+from recsys_assets.cli.pipeline import PartitionBusyError, materialize_partition
+from recsys_assets.cli.run import report
 from recsys_assets.domain.synthetic import SMALL_SPEC, generate_events
-from recsys_assets.pipeline import PartitionBusyError, materialize_partition
 from recsys_assets.resources.model_store import LocalModelStore, ModelStoreError
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.environment import (
@@ -66,7 +66,7 @@ def test_each_run_builds_its_bundle_from_its_own_files_and_a_blocked_release_say
     assert bundle_family(tmp_path, challenger.bundle.version) == "popularity"
 
     # The CLI's last line names the blocking check and the numbers; the bundle is not called released.
-    assert _report(challenger) == 1
+    assert report(challenger) == 1
     captured = capsys.readouterr()
     last = captured.err.strip().splitlines()[-1]
     assert last.startswith("release blocked: not_worse_than_champion: challenger ndcg@10 0.")
@@ -90,7 +90,7 @@ def test_a_failed_step_ends_with_its_own_cause(tmp_path, instance, capsys):
     seed(resources)
     ops = {"training_set": FAST_SELECTION["ops"]["training_set"], "trained_model": {"config": {"use_gpu": True}}}
     outcome = materialize_partition(PARTITION, resources, instance, run_config={"ops": ops})
-    assert _report(outcome) == 1
+    assert report(outcome) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("run failed: trained_model: use_gpu=True needs a CUDA build of implicit")
 
@@ -102,7 +102,7 @@ def test_a_deterministic_failure_inside_the_training_process_is_not_retried(tmp_
     search = {**FAST_SELECTION["ops"]["trained_model"]["config"], "families": ["ease"], "ease_memory_fraction": 1e-9}
     ops = {"training_set": FAST_SELECTION["ops"]["training_set"], "trained_model": {"config": search}}
     outcome = materialize_partition(PARTITION, resources, instance, run_config={"ops": ops})
-    assert _report(outcome) == 1
+    assert report(outcome) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("run failed: trained_model: training refused: ValueError: no family completed a trial")
     run_ids = [run.run_id for run in instance.get_runs()]

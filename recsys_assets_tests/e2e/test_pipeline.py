@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from recsys_assets.cli.pipeline import materialize_partition, window
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.synthetic import SMALL_SPEC
-from recsys_assets.pipeline import materialize_partition, window
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.environment import (
     FAST_SELECTION,

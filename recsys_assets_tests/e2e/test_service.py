@@ -4,12 +4,12 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from recsys_assets.cli.pipeline import materialize_partition
 from recsys_assets.domain.families.base import binary
 from recsys_assets.domain.items import as_of
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.domain.synthetic import SMALL_SPEC
-from recsys_assets.pipeline import materialize_partition
 from recsys_assets.resources import build_serving_resources
 from recsys_assets.service.app import create_app
 from recsys_assets.service.champion import ChampionFollower

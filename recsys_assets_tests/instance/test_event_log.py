@@ -4,11 +4,15 @@ Both instances are real SQLite instances in a temporary DAGSTER_HOME (`instance_
 difference is the `event_log_storage` the project's dagster.yaml names.
 """
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from recsys_assets.instance.event_log import BatchedSqliteEventLogStorage
 from recsys_assets_tests.support.environment import PROJECT_EVENT_LOG, REPO_ROOT
@@ -91,3 +95,56 @@ def test_the_project_instance_uses_it_under_dagster_home_and_says_what_is_missin
     monkeypatch.delenv("DAGSTER_HOME")
     with pytest.raises(ValueError, match="set DAGSTER_HOME or give base_dir"):
         BatchedSqliteEventLogStorage.from_config_value(None, {})
+
+
+@pytest.mark.slow  # a run worker process: Python and Dagster start, seconds
+def test_a_run_worker_writes_a_range_in_one_batch_with_nothing_set_in_its_environment(tmp_path):
+    """The run worker `dagster dev`'s launcher starts (`dagster api execute_run`), with neither Dagster variable
+    in its environment: the local instance's event log itself asks for batches and one planned event."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._grpc.types import ExecuteRunArgs
+
+    from recsys_assets_tests.instance.range_run import DAYS
+
+    count_file = tmp_path / "writes.txt"
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    config["event_log_storage"] = {
+        "module": "recsys_assets_tests.instance.range_run",
+        "class": "CountingEventLogStorage",
+        "config": {"base_dir": str(tmp_path / "history"), "count_file": str(count_file)},
+    }
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DAGSTER_EVENT_BATCH_SIZE", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS")
+    }
+    environment |= {"DAGSTER_HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+    job = ReconstructableRepository.for_module(
+        "recsys_assets_tests.instance.range_run", "defs", working_directory=str(REPO_ROOT)
+    ).get_reconstructable_job("daily_job")
+    keys = DAYS.get_partition_keys()
+    # The run is created as the webserver or the daemon creates it: on the instance dagster.yaml describes.
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        run = instance.create_run_for_job(
+            job.get_definition(),
+            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+            job_code_origin=job.get_python_origin(),
+        )
+        args = ExecuteRunArgs(job_origin=job.get_python_origin(), run_id=run.run_id, instance_ref=instance.get_ref())
+        worker = subprocess.run(
+            [sys.executable, "-m", "dagster", "api", "execute_run", dg.serialize_value(args)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert worker.returncode == 0, worker.stderr[-2000:]
+        finished = instance.get_run_by_id(run.run_id)
+        assert finished is not None and finished.status == dg.DagsterRunStatus.SUCCESS
+        planned = instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
+        assert len(planned) == 1  # one for the range, not one per day
+        assert sorted(instance.get_materialized_partitions(dg.AssetKey("daily"))) == keys
+    assert count_file.read_text().split("\n")[:-1] == [f"batch {len(keys)}"]

@@ -17,15 +17,15 @@ from typing import Any, get_args
 import dagster as dg
 import pytest
 
+from recsys_assets.cli.models import run_models
+from recsys_assets.cli.pipeline import materialize_partition
 from recsys_assets.domain.families.registry import Family
 from recsys_assets.domain.synthetic import SMALL_SPEC
-from recsys_assets.models_cli import run_models
-from recsys_assets.pipeline import materialize_partition
 from recsys_assets.resources.gcp_secrets import GcpSecretManagerStore
 from recsys_assets.resources.github import GitHubReleasePublisher
 from recsys_assets.resources.registry import ModelRegistry
 from recsys_assets.resources.s3_model_store import S3ModelStore
-from recsys_assets.sensors.releases import release_pull_requests
+from recsys_assets.sensors.releases import build_release_pull_requests
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.environment import FAST_SELECTION, FORCED_SELECTION, local_env, seed
 from recsys_assets_tests.support.standins.github import TOKEN, GitHubStandIn
@@ -187,12 +187,13 @@ def test_promotion_follows_the_merged_pull_request(
     """The issue's acceptance run: propose, merge -> champion, close -> rejected, rollback, list."""
     resources, _ = cloud_resources(tmp_path, s3_standin, secret_manager_standin, github_standin)
     seed(resources)
-    store, publisher = resources["model_store"], resources["release_publisher"]
+    store = resources["model_store"]
     registry = ModelRegistry(store, SETTINGS.model_name)
 
     def tick() -> list[tuple[str, str]]:
-        with dg.build_sensor_context(resources={"model_store": store, "release_publisher": publisher}) as context:
-            data = release_pull_requests.evaluate_tick(context)
+        sensor_resources = {key: resources[key] for key in ("model_store", "release_publisher", "tracker")}
+        with dg.build_sensor_context(resources=sensor_resources) as context:
+            data = build_release_pull_requests(SETTINGS).evaluate_tick(context)
         return [(e.metadata["version"].value, e.metadata["state"].value) for e in data.asset_events]  # type: ignore[union-attr]
 
     def champion() -> str | None:
@@ -201,7 +202,7 @@ def test_promotion_follows_the_merged_pull_request(
 
     def cli(command: str, version: str | None = None) -> str:
         args = argparse.Namespace(models_command=command, version=version, pointer_path=POINTER_PATH)
-        assert run_models(args, resources) == 0
+        assert run_models(args, resources, SETTINGS.model_name) == 0
         return capsys.readouterr().out
 
     with dg.instance_for_test() as instance:

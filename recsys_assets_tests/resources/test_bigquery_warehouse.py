@@ -11,10 +11,11 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from recsys_assets.cli.pipeline import materialize_partition
+from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.synthetic import SMALL_SPEC
-from recsys_assets.pipeline import materialize_partition
-from recsys_assets.resources import build_resources, build_warehouse
+from recsys_assets.resources import backend, build_resources
 from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from recsys_assets.resources.warehouse import WarehouseUnavailable
 from recsys_assets.settings import Settings
@@ -158,9 +159,14 @@ def test_identifiers_are_checked_before_they_reach_sql():
             warehouse.read_events(DAY, NEXT)
 
 
+def build_warehouse(env: dict[str, str]) -> BigQueryWarehouse:
+    settings = Settings.from_env(env)
+    return backend("warehouse", settings).build(settings, {})
+
+
 def test_build_warehouse_selects_bigquery_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    settings = Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path)})
     env = {
+        "RECSYS_DATA_DIR": str(tmp_path),
         "RECSYS_WAREHOUSE": "bigquery",
         "RECSYS_BQ_PROJECT": "recsys-prod",
         "RECSYS_BQ_DATASET": "events_ds",
@@ -171,28 +177,28 @@ def test_build_warehouse_selects_bigquery_from_the_environment(tmp_path: Path, m
     }
     for name in env:
         monkeypatch.delenv(name, raising=False)
-    warehouse = build_warehouse(env, settings)
+    warehouse = build_warehouse(env)
     assert isinstance(warehouse, BigQueryWarehouse)
     assert warehouse.table_ref == "bigquery:recsys-prod.events_ds.events"
     assert (warehouse.location, warehouse.use_storage_api, warehouse.anonymous_credentials) == ("EU", False, True)
 
     # Google's endpoint: credentials, Storage API on by default.
     prod = build_warehouse(
-        {"RECSYS_WAREHOUSE": "bigquery", "RECSYS_BQ_PROJECT": "recsys-prod", "RECSYS_BQ_DATASET": "events_ds"}, settings
+        {"RECSYS_WAREHOUSE": "bigquery", "RECSYS_BQ_PROJECT": "recsys-prod", "RECSYS_BQ_DATASET": "events_ds"}
     )
     assert (prod.endpoint, prod.anonymous_credentials, prod.use_storage_api) == (None, False, True)
 
     # Values from the process environment stay EnvVars, so the definitions carry names, not values.
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from_process = build_warehouse(env, settings)
+    from_process = build_warehouse(env)
     assert from_process.project == dg.EnvVar("RECSYS_BQ_PROJECT") and isinstance(from_process.dataset, dg.EnvVar)
     assert from_process.table_ref == "bigquery:recsys-prod.events_ds.events"  # usable outside Dagster too
 
-    with pytest.raises(ValueError, match="RECSYS_WAREHOUSE=bigquery needs RECSYS_BQ_DATASET"):
-        build_warehouse({"RECSYS_WAREHOUSE": "bigquery", "RECSYS_BQ_PROJECT": "p-roject"}, settings)
-    with pytest.raises(ValueError, match="RECSYS_BQ_USE_STORAGE_API='maybe'"):
-        build_warehouse({**env, "RECSYS_BQ_USE_STORAGE_API": "maybe"}, settings)
+    with pytest.raises(ConfigurationError, match="RECSYS_WAREHOUSE=bigquery needs RECSYS_BQ_DATASET"):
+        build_warehouse({"RECSYS_WAREHOUSE": "bigquery", "RECSYS_BQ_PROJECT": "p-roject"})
+    with pytest.raises(ConfigurationError, match="RECSYS_BQ_USE_STORAGE_API='maybe'"):
+        build_warehouse({**env, "RECSYS_BQ_USE_STORAGE_API": "maybe"})
 
 
 @pytest.mark.slow

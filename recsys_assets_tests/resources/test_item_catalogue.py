@@ -7,8 +7,9 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
+from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.items import ITEMS_SCHEMA
-from recsys_assets.resources import build_item_catalogue
+from recsys_assets.resources import backend
 from recsys_assets.resources.bigquery_catalogue import BigQueryItemCatalogue
 from recsys_assets.resources.catalogue import DuckDBItemCatalogue, ItemCatalogue
 from recsys_assets.resources.warehouse import WarehouseUnavailable
@@ -54,14 +55,19 @@ def test_duckdb_catalogue_upserts_by_id_and_reads_postings_up_to_a_day(tmp_path)
     check_upsert_and_bounded_reads(catalogue)
 
 
+def build_item_catalogue(env: dict[str, str]) -> ItemCatalogue:
+    settings = Settings.from_env(env)
+    return backend("item_catalogue", settings).build(settings, {})
+
+
 def test_the_catalogue_follows_the_warehouse_backend_and_refuses_an_unsafe_table_name(tmp_path):
     env = local_env(tmp_path)
-    catalogue = build_item_catalogue(env, Settings.from_env(env))
+    catalogue = build_item_catalogue(env)
     assert isinstance(catalogue, DuckDBItemCatalogue) and catalogue.table == "items"
-    with pytest.raises(ValueError, match="RECSYS_ITEMS_TABLE"):
-        build_item_catalogue({**env, "RECSYS_ITEMS_TABLE": "items; DROP TABLE events"}, Settings.from_env(env))
+    with pytest.raises(ConfigurationError, match="RECSYS_ITEMS_TABLE"):
+        build_item_catalogue({**env, "RECSYS_ITEMS_TABLE": "items; DROP TABLE events"})
     bq = {**env, "RECSYS_WAREHOUSE": "bigquery", "RECSYS_BQ_PROJECT": "demo-project", "RECSYS_BQ_DATASET": "recsys"}
-    catalogue = build_item_catalogue(bq, Settings.from_env(bq))
+    catalogue = build_item_catalogue(bq)
     assert isinstance(catalogue, BigQueryItemCatalogue)
     assert catalogue.table_ref == "bigquery:demo-project.recsys.items"
 

@@ -4,11 +4,10 @@ import json
 
 import pytest
 
-from recsys_assets.resources.model_store import (
-    BundleExistsError,
-    BundleIntegrityError,
-    LocalModelStore,
-)
+from recsys_assets.resources.model_store import BundleExistsError, LocalModelStore
+
+# What a serving process catches: the one BundleIntegrityError, whichever store or loader raised it.
+from recsys_assets.serving import BundleIntegrityError
 
 FILES = {"item_factors.npy": b"\x93NUMPY factors", "model_card.md": b"# card"}
 

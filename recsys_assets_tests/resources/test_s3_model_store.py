@@ -9,13 +9,10 @@ import traceback
 
 import pytest
 
+from recsys_assets.domain.errors import BundleIntegrityError
 from recsys_assets.resources import build_resources
-from recsys_assets.resources.model_store import (
-    BundleExistsError,
-    BundleIntegrityError,
-    sha256,
-)
-from recsys_assets.resources.s3_model_store import ModelStoreError, S3ModelStore
+from recsys_assets.resources.model_store import BundleExistsError, ModelStoreError, sha256
+from recsys_assets.resources.s3_model_store import S3ModelStore
 from recsys_assets.resources.secrets import LocalSecretStore, SecretNotFoundError
 from recsys_assets_tests.support.clients import PREFIX, make_store, secrets_dir
 
@@ -121,7 +118,8 @@ def test_credentials_come_from_the_secrets_resource(s3_standin, tmp_path):
     ]
     assert key_id not in repr(store) and secret_key not in repr(store)
 
-    # The same store with a wrong secret key is refused by the server, and the error shows no credential.
+    # The same store with a wrong secret key is refused by the server, and the error shows no credential;
+    # it is the interface's ModelStoreError (an OSError), which every backend raises.
     wrong = LocalSecretStore(
         directory=secrets_dir(tmp_path / "wrong", key_id, "not-the-key"), env_prefix="RECSYS_TEST_UNSET_"
     )

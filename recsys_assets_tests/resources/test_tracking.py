@@ -2,34 +2,48 @@
 
 from __future__ import annotations
 
+import os
+
+import dagster as dg
 import pytest
 
 from recsys_assets.domain.records import Manifest, SearchTrial, TrainingReport
+from recsys_assets.resources import build_resources
 from recsys_assets.resources.model_store import LocalModelStore
 from recsys_assets.resources.registry import ModelRegistry, follow_base_pointer, poll_pull_requests, propose_release
 from recsys_assets.resources.release import LocalReleasePublisher
-from recsys_assets.resources.tracking import TRACKING_URI_VARIABLE, tracker_from_env
+from recsys_assets.resources.tracking import MlflowTracker, NoExperimentTracker
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.bundles import publish_version
 
 POINTER = f"models/{SETTINGS.model_name}.json"
 
 
-def test_without_the_variable_nothing_is_tracked():
-    assert tracker_from_env({}) is None and tracker_from_env({TRACKING_URI_VARIABLE: " "}) is None
+def test_the_tracker_is_a_resource_chosen_by_the_tracking_uri(tmp_path):
+    for unset in ({}, {"RECSYS_MLFLOW_TRACKING_URI": " "}):
+        assert isinstance(build_resources({"RECSYS_DATA_DIR": str(tmp_path), **unset})["tracker"], NoExperimentTracker)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = build_resources({"RECSYS_DATA_DIR": str(tmp_path), "RECSYS_MLFLOW_TRACKING_URI": uri})["tracker"]
+    assert isinstance(tracker, MlflowTracker) and tracker.tracking_uri == uri
+
+
+def test_a_tracking_uri_from_the_process_stays_a_variable_name_in_the_definitions(tmp_path, monkeypatch):
+    # A server URI may carry a password: the code location's resource config shows the name only.
+    monkeypatch.setenv("RECSYS_MLFLOW_TRACKING_URI", "http://ops:hunter2@127.0.0.1:5000")
+    tracker = build_resources({**os.environ, "RECSYS_DATA_DIR": str(tmp_path)})["tracker"]
+    assert tracker.tracking_uri == dg.EnvVar("RECSYS_MLFLOW_TRACKING_URI")
+    assert "hunter2" not in repr(tracker)
 
 
 @pytest.mark.slow  # MLflow creates its SQLite schema through migrations: seconds, not milliseconds
 def test_mlflow_shows_the_same_history_as_the_registry(tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow", reason="the optional mlflow extra is not installed")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv(TRACKING_URI_VARIABLE, uri)
     monkeypatch.chdir(tmp_path)  # MLflow's default artefact folder, should anything write one
     store = LocalModelStore(root=str(tmp_path / "store"))
     publisher = LocalReleasePublisher(root=str(tmp_path / "store"))
-    registry = ModelRegistry(store, SETTINGS.model_name)
-    tracker = registry.tracker
-    assert tracker is not None and tracker.tracking_uri == uri
+    tracker = MlflowTracker(tracking_uri=uri)
+    registry = ModelRegistry(store, SETTINGS.model_name, tracker)
 
     for version, ndcg in (("v1", 0.20), ("v2", 0.25)):
         uri_of_bundle = publish_version(store, version, ndcg=ndcg)

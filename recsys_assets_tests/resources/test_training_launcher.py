@@ -17,7 +17,8 @@ import pytest
 from dagster_pipes import PIPES_PROTOCOL_VERSION, PIPES_PROTOCOL_VERSION_FIELD
 from pydantic import ValidationError
 
-from recsys_assets.resources import build_resources, build_training_launcher
+from recsys_assets.domain.errors import ConfigurationError
+from recsys_assets.resources import backend, build_resources
 from recsys_assets.resources import training_launcher as launchers
 from recsys_assets.resources.training_launcher import (
     TRAINING_COMMAND,
@@ -35,8 +36,9 @@ WORKER = Path(__file__).parents[1] / "pipes" / "pipes_worker.py"
 PIPES_VARS = {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"}
 
 
-def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path)})
+def build_training_launcher(env: dict[str, str], tmp_path: Path) -> launchers.TrainingLauncher:
+    settings = Settings.from_env({"RECSYS_DATA_DIR": str(tmp_path), **env})
+    return backend("training_launcher", settings).build(settings, {})
 
 
 def launch_in_asset(launcher: launchers.TrainingLauncher, extras: dict[str, Any], instance=None, partitioned=False):
@@ -158,8 +160,8 @@ def _engine_available() -> bool:
 )
 def test_docker_launcher_trains_in_the_built_image(tmp_path):
     """Build the Dockerfile and run the whole graph with training in the container."""
+    from recsys_assets.cli.pipeline import materialize_partition
     from recsys_assets.domain.synthetic import SMALL_SPEC
-    from recsys_assets.pipeline import materialize_partition
     from recsys_assets_tests.support.environment import FAST_SELECTION, local_env, seed
 
     repo = Path(__file__).parents[2]
@@ -261,17 +263,17 @@ def test_vertex_launcher_refuses_bad_configuration(overrides, message):
 
 
 def test_default_launcher_is_the_local_subprocess(tmp_path):
-    launcher = build_training_launcher({}, settings(tmp_path))
+    launcher = build_training_launcher({}, tmp_path)
     assert isinstance(launcher, SubprocessTrainingLauncher) and launcher.image is None
 
 
 def test_docker_launcher_from_environment(tmp_path):
     env = {"RECSYS_TRAINING_LAUNCHER": "docker", "RECSYS_IMAGE": IMAGE, "RECSYS_DOCKER_NETWORK": "recsys"}
-    launcher = build_training_launcher(env, settings(tmp_path))
+    launcher = build_training_launcher(env, tmp_path)
     assert isinstance(launcher, DockerTrainingLauncher)
     assert launcher.image == IMAGE and launcher.network == "recsys"
     assert launcher.artifact_root == str((tmp_path / "artifacts").resolve()) and launcher.user
-    remote = build_training_launcher({**env, "RECSYS_ARTIFACTS_URI": "s3://bucket/artifacts"}, settings(tmp_path))
+    remote = build_training_launcher({**env, "RECSYS_ARTIFACTS_URI": "s3://bucket/artifacts"}, tmp_path)
     assert remote.artifact_root is None and remote.user is None
 
 
@@ -289,7 +291,7 @@ def test_vertex_launcher_from_environment(tmp_path):
         "RECSYS_VERTEX_NETWORK": "",  # empty means unset
         "RECSYS_VERTEX_LABELS": '{"team": "recsys"}',
     }
-    launcher = build_training_launcher(env, settings(tmp_path))
+    launcher = build_training_launcher(env, tmp_path)
     assert isinstance(launcher, VertexTrainingLauncher) and launcher.image == IMAGE
     assert (launcher.project, launcher.location, launcher.messages_bucket) == ("proj", "europe-west1", "proj-pipes")
     assert launcher.accelerator_type == "NVIDIA_L4" and launcher.accelerator_count == 1
@@ -310,13 +312,13 @@ def test_vertex_launcher_from_environment(tmp_path):
         ),
         (
             {"RECSYS_TRAINING_LAUNCHER": "vertex", "RECSYS_IMAGE": IMAGE, "RECSYS_VERTEX_PROJCT": "p"},
-            "unknown Vertex settings RECSYS_VERTEX_PROJCT",
+            "unknown settings: RECSYS_VERTEX_PROJCT \\(did you mean RECSYS_VERTEX_PROJECT\\?\\)",
         ),
     ],
 )
 def test_launcher_selection_errors_name_the_variable(tmp_path, env, message):
-    with pytest.raises(ValueError, match=message):
-        build_training_launcher(env, settings(tmp_path))
+    with pytest.raises(ConfigurationError, match=message):
+        build_training_launcher(env, tmp_path)
 
 
 # -- the real entrypoint through the fake Vertex ---------------------------------------------------
@@ -325,8 +327,8 @@ def test_launcher_selection_errors_name_the_variable(tmp_path, env, message):
 @pytest.mark.slow
 def test_pipeline_trains_on_fake_vertex(tmp_path, vertex_standin, vertex_messages_s3, orchestrator_aws):
     """Switching RECSYS_TRAINING_LAUNCHER alone moves training to Vertex; the model and bundle are real."""
+    from recsys_assets.cli.pipeline import materialize_partition
     from recsys_assets.domain.synthetic import SMALL_SPEC
-    from recsys_assets.pipeline import materialize_partition
     from recsys_assets_tests.support.environment import FAST_SELECTION, local_env, seed
 
     vertex_standin.ambient_env = dict(DUMMY_AWS)

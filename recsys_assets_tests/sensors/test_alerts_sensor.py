@@ -11,7 +11,8 @@ from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources import build_alerts
 from recsys_assets.resources.alerts import AlertDeliveryError
 from recsys_assets.resources.secrets import LocalSecretStore
-from recsys_assets.sensors.alerts import run_failure_alerts
+from recsys_assets.sensors.alerts import build_run_failure_alerts
+from recsys_assets.settings import SETTINGS, Settings
 
 # Each test materializes a failing run: over a second on the shared machine.
 pytestmark = pytest.mark.slow
@@ -50,6 +51,9 @@ def failed_run_context(
     )
 
 
+run_failure_alerts = build_run_failure_alerts(SETTINGS)
+
+
 @pytest.fixture
 def stand_in(httpserver: HTTPServer, monkeypatch) -> HTTPServer:
     monkeypatch.setenv("RECSYS_SECRET_SLACK_BOT_TOKEN", TOKEN)
@@ -67,7 +71,7 @@ def alerts_for(server: HTTPServer, **overrides: str):
         "RECSYS_UI_URL": "https://dagster.example.com/",
         **overrides,
     }
-    return build_alerts(env, LocalSecretStore())
+    return build_alerts(Settings.from_env(env), LocalSecretStore())
 
 
 def test_failed_run_is_reported_to_slack_and_the_webhook(stand_in: HTTPServer):

@@ -20,16 +20,17 @@ from recsys_assets.resources.warehouse import (
     Warehouse,
     WarehousePartition,
 )
-from recsys_assets.sensors import new_interaction_partitions
 from recsys_assets.sensors.partitions import (
     LAST_MODIFIED_TAG,
     MAX_RUN_REQUESTS_PER_TICK,
     TRIGGER_TAG,
     Cursor,
     WarehouseListingError,
+    build_new_interaction_partitions,
     parse_cursor,
     plan_tick,
 )
+from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.environment import local_resources
 from recsys_assets_tests.support.standins.bigquery import BigQueryStandIn, free_port
 
@@ -141,6 +142,8 @@ def test_cursor_round_trip_and_refusal():
 
 
 # -- the sensor, tick by tick, on real warehouses --------------------------------------------------------------
+
+new_interaction_partitions = build_new_interaction_partitions(SETTINGS)
 
 
 @pytest.fixture

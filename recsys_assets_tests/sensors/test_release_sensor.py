@@ -13,13 +13,15 @@ from recsys_assets.domain.registry import TransitionError, fold
 from recsys_assets.resources.github import GitHubReleasePublisher
 from recsys_assets.resources.model_store import LocalModelStore
 from recsys_assets.resources.registry import ModelRegistry, propose_release
-from recsys_assets.sensors.releases import next_batch, parse_cursor, release_pull_requests
+from recsys_assets.resources.tracking import NoExperimentTracker
+from recsys_assets.sensors.releases import build_release_pull_requests, next_batch, parse_cursor
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.bundles import publish_version
 from recsys_assets_tests.support.clients import publisher, secrets_with_token
 from recsys_assets_tests.support.records import event
 from recsys_assets_tests.support.standins.github import GitHubStandIn
 
+release_pull_requests = build_release_pull_requests(SETTINGS)
 POINTER = f"models/{SETTINGS.model_name}.json"
 
 
@@ -38,7 +40,11 @@ class Release:
         return propose_release(self.registry, self.publisher, version, POINTER, reason).url
 
     def tick(self, release_publisher: GitHubReleasePublisher | None = None) -> dg.SensorResult:
-        resources = {"model_store": self.store, "release_publisher": release_publisher or self.publisher}
+        resources = {
+            "model_store": self.store,
+            "release_publisher": release_publisher or self.publisher,
+            "tracker": NoExperimentTracker(),
+        }
         with dg.build_sensor_context(cursor=self.cursor, resources=resources) as context:
             data = release_pull_requests.evaluate_tick(context)
         self.cursor = data.cursor
@@ -138,7 +144,11 @@ def test_racing_ticks_record_the_merge_once(release):
 
     def tick() -> None:
         barrier.wait()
-        resources = {"model_store": release.store, "release_publisher": release.publisher}
+        resources = {
+            "model_store": release.store,
+            "release_publisher": release.publisher,
+            "tracker": NoExperimentTracker(),
+        }
         with dg.build_sensor_context(resources=resources) as context:
             results.append(release_pull_requests.evaluate_tick(context))
 

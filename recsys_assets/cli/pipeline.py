@@ -1,8 +1,11 @@
-"""Run the graph from Python: seed, import, and materialize the latest partition (used by the CLI)."""
+"""Run the graph from Python: materialize a partition the way `run` does (the CLI's, the tests' and benchmarks').
+
+The graph's partitions and training window come from this process's settings (`process_settings()`),
+as the asset definitions do, so the window extracted here is the one `training_set` reads.
+"""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.sensors.partitions import latest_extracts
-from recsys_assets.settings import SETTINGS
+from recsys_assets.settings import dagster_home, process_settings
 
 # What a retrain rebuilds after the extract: everything downstream, and the day's catalogue and its features.
 DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False) | dg.AssetSelection.assets(
@@ -43,7 +46,7 @@ class PipelineOutcome:
 
 def instance() -> dg.DagsterInstance:
     """The persistent instance when DAGSTER_HOME is set (so runs show in the UI), else an ephemeral one."""
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    return dg.DagsterInstance.get() if dagster_home() else dg.DagsterInstance.ephemeral()
 
 
 def latest_partition(warehouse: Warehouse) -> str:
@@ -56,8 +59,9 @@ def latest_partition(warehouse: Warehouse) -> str:
 
 def window(partition_key: str) -> tuple[str, str]:
     """First and last partition key of the training window ending at `partition_key`."""
+    settings = process_settings()
     end = date.fromisoformat(partition_key)
-    start = max(end - timedelta(days=SETTINGS.training_window_days - 1), date.fromisoformat(SETTINGS.partitions_start))
+    start = max(end - timedelta(days=settings.training_window_days - 1), date.fromisoformat(settings.first_partition))
     return start.isoformat(), end.isoformat()
 
 
@@ -161,7 +165,7 @@ def materialize_partition(
     """Extract the window's new and changed days (one range run), then rebuild everything downstream."""
     if not daily_partitions.has_partition_key(partition_key):
         raise SystemExit(
-            f"{partition_key} is outside the partitions ({SETTINGS.partitions_start} to yesterday); "
+            f"{partition_key} is outside the partitions ({process_settings().first_partition} to yesterday); "
             "set RECSYS_PARTITIONS_START earlier for older data"
         )
     dagster_instance = dagster_instance or instance()

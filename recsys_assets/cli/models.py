@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from recsys_assets.cli.command import Command
 from recsys_assets.domain.layout import serving_pointer_path
 from recsys_assets.domain.metrics import headline_names
 from recsys_assets.domain.registry import TransitionError, VersionStatus, champion_of, rollback_target
-from recsys_assets.resources.registry import (
-    ModelRegistry,
-    Transition,
-    UnknownVersionError,
-    propose_release,
-    sync_registry,
-)
-from recsys_assets.resources.release import LocalReleasePublisher, ReleasePublisher
-from recsys_assets.settings import SETTINGS
+
+if TYPE_CHECKING:
+    from recsys_assets.resources.registry import ModelRegistry, Transition
+    from recsys_assets.resources.release import ReleasePublisher
 
 
-def add_models_parser(commands: Any) -> None:
-    """The `models` command and its subcommands, on the main parser's subparsers."""
-    models = commands.add_parser("models", help="list, inspect, promote, roll back or reject model versions")
-    models.add_argument("--pointer-path", default=serving_pointer_path(SETTINGS.model_name), help=argparse.SUPPRESS)
+def _arguments(models: argparse.ArgumentParser) -> None:
+    """The `models` subcommands."""
+    # Default: the model's pointer file (`serving_pointer_path`), as the release asset writes it.
+    models.add_argument("--pointer-path", help=argparse.SUPPRESS)
     sub = models.add_subparsers(dest="models_command", required=True)
     sub.add_parser("list", help="every version: state, created, family, data window, metrics, pull request")
     sub.add_parser("show", help="one version's manifest summary and state history").add_argument("version")
@@ -121,11 +117,15 @@ def _proposed(registry: ModelRegistry, version: str) -> VersionStatus:
     return status
 
 
-def run_models(args: argparse.Namespace, resources: dict[str, Any]) -> int:
+def run_models(args: argparse.Namespace, resources: dict[str, Any], model_name: str) -> int:
     """Run one `models` subcommand; 2 with a one-line message on bad input."""
-    registry = ModelRegistry(resources["model_store"], SETTINGS.model_name)
+    from recsys_assets.resources.model_store import ModelStoreError
+    from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release, sync_registry
+    from recsys_assets.resources.release import LocalReleasePublisher
+
+    registry = ModelRegistry(resources["model_store"], model_name, resources["tracker"])
     publisher: ReleasePublisher = resources["release_publisher"]
-    command, pointer_path = args.models_command, args.pointer_path
+    command, pointer_path = args.models_command, args.pointer_path or serving_pointer_path(model_name)
     try:
         if command == "list":
             _list(registry)
@@ -162,7 +162,7 @@ def run_models(args: argparse.Namespace, resources: dict[str, Any]) -> int:
         _print_quarantined(registry, str(exc))
         print(f"models {command}: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:  # the publisher or the store failed
+    except (RuntimeError, ModelStoreError) as exc:  # the publisher or the store failed
         _print_quarantined(registry, str(exc))
         print(f"models {command}: {exc}", file=sys.stderr)
         return 1
@@ -175,3 +175,11 @@ def _print_quarantined(registry: ModelRegistry, cause: str = "") -> None:
     for note in registry.quarantined:
         if note.line() != cause:  # the cause itself is the last line
             print(note.line(), file=sys.stderr)
+
+
+COMMAND = Command(
+    "models",
+    "list, inspect, promote, roll back or reject model versions",
+    _arguments,
+    lambda args, context: run_models(args, context.resources, context.settings.model_name),
+)
