@@ -20,7 +20,6 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import cast
 
 import duckdb
 import numpy as np
@@ -29,18 +28,31 @@ import scipy.sparse as sp
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.layout import PROTOCOL_MATRICES, TrainingSetFiles
+
+# Split codes of a pair under each protocol (small-int columns, not strings, which would become Python
+# objects per pair) and the day length: shared with the SQL pipeline that labels the pairs.
+from recsys_assets.domain.pair_pipeline import (  # noqa: F401
+    DAY_SECONDS,
+    DUCKDB,
+    FIT,
+    HOLDOUT,
+    VALIDATION,
+    DuckDBEngine,
+    LoadedPairs,
+    Relations,
+    collect_pipeline,
+    register_inputs,
+)
 from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.records import ProtocolCounts, SplitCounts, TrainingSetSummary
 
 PER_USER = "per_user"
 GLOBAL_CUT = "global_cut"
-DAY_SECONDS = 86_400
-# Split codes of a pair under each protocol: TINYINT columns, not strings (which would become Python objects per pair).
-FIT, VALIDATION, HOLDOUT = 0, 1, 2
-# DuckDB's working memory for the split; beyond it the query spills to a temporary folder.
+# DuckDB's working memory for an in-memory split; beyond it the query spills to a temporary folder.
 DUCKDB_MEMORY_LIMIT = "2GB"
-# The day (since the epoch, fractional) a pair was first seen, in the pairs query.
-FIRST_DAY_SQL = f"epoch(first_ts) / {DAY_SECONDS}"
+# The day (since the epoch, fractional) a pair was first seen: a column of the pairs query's `ranked` rows,
+# so label expressions read the same in every warehouse's dialect.
+FIRST_DAY_SQL = "first_day"
 
 # The age in days at a reference day of every entry of a matrix (`PairAges`).
 AgeLookup = Callable[[sp.csr_matrix, float], sp.csr_matrix]
@@ -249,7 +261,8 @@ def per_user_labels(params: SplitParams, end_day: float) -> str:
 
     Users keep at least one training item because min_user_items >= 2 and both fractions round down.
     """
-    n_holdout = f"greatest(1, floor(n * {float(params.holdout_fraction)!r}))::BIGINT"
+    # CAST, not `::`: the expression runs in BigQuery too (BIGINT is an INT64 alias there).
+    n_holdout = f"CAST(greatest(1, floor(n * {float(params.holdout_fraction)!r})) AS BIGINT)"
     return f"""CASE WHEN recency <= {n_holdout} THEN {HOLDOUT}
                     WHEN recency <= {n_holdout} + greatest(1, floor((n - {n_holdout}) * {float(params.validation_fraction)!r}))
                          AND n - {n_holdout} >= 2 THEN {VALIDATION}
@@ -400,8 +413,9 @@ def content_hash(files: Mapping[str, bytes], folder: str) -> str:
 def build_training_set(
     events: pa.Table, params: SplitParams, catalogue_ids: pa.Array | pa.ChunkedArray | None = None
 ) -> TrainingSet:
-    """Deduplicate, weight, filter and split `events` (the interactions contract) under every protocol.
+    """Deduplicate, weight, filter and split `events` (the interactions contract) under every protocol, in memory.
 
+    The same SQL pipeline the warehouses run (`pair_pipeline`), on an in-process DuckDB over `events`.
     Items of `catalogue_ids` that occur only in a holdout stay in the item index (content models
     can score them from their features); their held-out pairs form each split's `cold_holdout`.
     """
@@ -410,23 +424,44 @@ def build_training_set(
     spill = tempfile.TemporaryDirectory(prefix="recsys-split-")
     con = duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": spill.name})
     try:
-        pairs, users, items, window = _pairs(con, events, params, catalogue_ids)
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("events", events)
+        register_inputs(con, params, catalogue_ids)
+        pairs = collect_pipeline(DuckDBEngine(con), DUCKDB, Relations(), params, PROTOCOLS)
     finally:
         con.close()
         spill.cleanup()
+    return training_set_from_pairs(pairs, params)
+
+
+def training_set_from_pairs(loaded: LoadedPairs, params: SplitParams) -> TrainingSet:
+    """The sparse matrices and every protocol's split of the pipeline's labelled pairs."""
+    columns, summary = loaded.columns, loaded.summary
+    pairs = Pairs(
+        user=columns["u"],
+        item=columns["i"],
+        confidence=columns["confidence"],
+        first_day=columns["first_day"],
+        labels={name: columns[name] for name in PROTOCOLS},
+        held_out=dict(summary.held_out),
+        shape=(summary.users, summary.items),
+        end_day=summary.end_day,
+    )
+    # A pair first seen at the epoch would be a stored zero: day 0 never occurs in real data.
     times = sp.csr_matrix((pairs.first_day.astype(np.float64), (pairs.user, pairs.item)), shape=pairs.shape)
     ages = PairAges(times)
     protocols = {name: definition.split(pairs, params, ages) for name, definition in PROTOCOLS.items()}
     first_day = pairs.first_day
     return TrainingSet(
         full=pairs.matrix(np.ones(pairs.user.size, dtype=bool)),
-        # A pair first seen at the epoch would be a stored zero: day 0 never occurs in real data.
         times=times,
-        user_ids=users,
-        item_ids=items,
+        user_ids=loaded.user_ids,
+        item_ids=loaded.item_ids,
         protocols=protocols,
         counts=SplitCounts(
-            **window,
+            events=summary.events,
+            events_deduplicated=summary.events_deduplicated,
+            pairs_kept=summary.pairs_kept,
             users=pairs.shape[0],
             items=pairs.shape[1],
             full_pairs=int(pairs.user.size),
@@ -436,87 +471,3 @@ def build_training_set(
         ),
         ages=ages,
     )
-
-
-def _pairs(
-    con: duckdb.DuckDBPyConnection,
-    events: pa.Table,
-    params: SplitParams,
-    catalogue_ids: pa.Array | pa.ChunkedArray | None,
-) -> tuple[Pairs, pa.Array, pa.Array, dict[str, int]]:
-    """The labelled pairs on the index, the user and item ids of the index, and the window's event counts."""
-    con.register("events", events)
-    catalogue = pa.array([], pa.string()) if catalogue_ids is None else catalogue_ids
-    con.register("catalogue", pa.table({"item_id": cast(pa.Array, catalogue)}))
-    con.register(
-        "type_weights",
-        pa.table(
-            {"event_type": list(params.event_type_weights), "type_weight": list(params.event_type_weights.values())}
-        ),
-    )
-    end_day = float(
-        con.sql(f"SELECT coalesce(floor(max(epoch(event_ts)) / {DAY_SECONDS}) + 1, 0) FROM events").fetchall()[0][0]
-    )
-    # Counted on its own: beside the split's query its hash table would add to the peak.
-    events_deduplicated = int(con.sql("SELECT count(*) FROM (SELECT DISTINCT * FROM events)").fetchall()[0][0])
-    # Protocol names are this module's constants, never input: safe as column names.
-    labels = ",\n               ".join(
-        f"({definition.labels(params, end_day)})::TINYINT AS {name}" for name, definition in PROTOCOLS.items()
-    )
-    con.execute(
-        f"""
-        CREATE TEMP TABLE pairs AS
-        WITH deduped AS (SELECT DISTINCT user_id, item_id, event_type, weight, event_ts FROM events),
-        weighted AS (
-            SELECT user_id, item_id, event_ts,
-                   weight * coalesce(type_weight, {float(params.default_event_weight)!r}) AS confidence
-            FROM deduped LEFT JOIN type_weights USING (event_type)),
-        pairs AS (
-            SELECT user_id, item_id, sum(confidence) AS confidence, min(event_ts) AS first_ts
-            FROM weighted GROUP BY user_id, item_id HAVING sum(confidence) > 0),
-        items_ok AS (SELECT item_id FROM pairs GROUP BY item_id HAVING count(*) >= {int(params.min_item_users)}),
-        item_filtered AS (SELECT * FROM pairs SEMI JOIN items_ok USING (item_id)),
-        users_ok AS (SELECT user_id FROM item_filtered GROUP BY user_id HAVING count(*) >= {int(params.min_user_items)}),
-        kept AS (SELECT * FROM item_filtered SEMI JOIN users_ok USING (user_id)),
-        ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY first_ts DESC, item_id) AS recency,
-                      count(*) OVER (PARTITION BY user_id) AS n
-            FROM kept)
-        SELECT user_id, item_id, confidence::FLOAT AS confidence,
-               {FIRST_DAY_SQL} AS first_day,
-               {labels}
-        FROM ranked
-        """
-    )
-    held_out = ", ".join(f"count(*) FILTER ({name} = {HOLDOUT})" for name in PROTOCOLS)
-    pairs_kept, *held = con.sql(f"SELECT count(*), {held_out} FROM pairs").fetchall()[0]
-    # The index holds every user and item some protocol trains on, and the catalogue's items.
-    trained_somewhere = " OR ".join(f"{name} <> {HOLDOUT}" for name in PROTOCOLS)
-    users = con.sql(f"SELECT DISTINCT user_id FROM pairs WHERE {trained_somewhere} ORDER BY user_id").to_arrow_table()[
-        "user_id"
-    ]
-    items = con.sql(
-        f"SELECT DISTINCT item_id FROM pairs WHERE {trained_somewhere} "
-        "OR item_id IN (SELECT item_id FROM catalogue) ORDER BY item_id"
-    ).to_arrow_table()["item_id"]
-    con.register("users", pa.table({"user_id": users, "u": pa.array(np.arange(len(users), dtype=np.int32))}))
-    con.register("items", pa.table({"item_id": items, "i": pa.array(np.arange(len(items), dtype=np.int32))}))
-    # Held-out pairs whose item never occurs in training cannot be recommended by any model; they
-    # are dropped and counted rather than silently scored as misses.
-    indexed = con.sql(
-        f"SELECT u, i, confidence, first_day, {', '.join(PROTOCOLS)} FROM pairs "
-        "JOIN users USING (user_id) JOIN items USING (item_id)"
-    ).to_arrow_table()
-    con.execute("DROP TABLE pairs")
-    pairs = Pairs(
-        user=indexed["u"].to_numpy(),
-        item=indexed["i"].to_numpy(),
-        confidence=indexed["confidence"].to_numpy(),
-        first_day=indexed["first_day"].to_numpy(),
-        labels={name: indexed[name].to_numpy() for name in PROTOCOLS},
-        held_out={name: int(n) for name, n in zip(PROTOCOLS, held, strict=True)},
-        shape=(len(users), len(items)),
-        end_day=end_day,
-    )
-    window = {"events": events.num_rows, "events_deduplicated": events_deduplicated, "pairs_kept": int(pairs_kept)}
-    return pairs, users.combine_chunks(), items.combine_chunks(), window
