@@ -20,15 +20,17 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as pads
 from pydantic import BaseModel
 
 from recsys_assets.domain import storage
-from recsys_assets.domain.events import MAX_WEIGHT
+from recsys_assets.domain.events import EVENTS_SCHEMA, MAX_WEIGHT
 from recsys_assets.domain.params import SplitParams
 
 DAY_SECONDS = 86_400
@@ -190,6 +192,7 @@ class PairsSummary(BaseModel):
     items: int
     end_day: float
     held_out: dict[str, int]
+    # The shards' paths under the folder, in order.
     shards: list[str]
 
 
@@ -204,8 +207,13 @@ class PairsFiles:
         """Written last: its presence marks complete pairs."""
         return storage.join(self.folder, "pairs.json")
 
-    def shard(self, number: int) -> str:
-        return storage.join(self.folder, "pairs", f"part-{number:05d}.parquet")
+    @staticmethod
+    def shard_name(number: int) -> str:
+        """A shard's path under the folder (what `pairs.json` lists, so the files hash the same wherever they are)."""
+        return f"pairs/part-{number:05d}.parquet"
+
+    def shard(self, name: str) -> str:
+        return storage.join(self.folder, name)
 
     @property
     def user_ids(self) -> str:
@@ -235,7 +243,7 @@ def _write(uri: str, table: pa.Table, digests: dict[str, bytes]) -> None:
 def write_shards(
     batches: Iterable[pa.RecordBatch], files: PairsFiles, schema: pa.Schema, digests: dict[str, bytes]
 ) -> tuple[list[str], int]:
-    """Stream `batches` into shards of exactly `SHARD_ROWS` rows (the last shorter); returns their URIs and the rows.
+    """Stream `batches` into shards of exactly `SHARD_ROWS` rows (the last shorter); returns their names and the rows.
 
     Each shard's SHA-256 is added to `digests`.
 
@@ -247,9 +255,9 @@ def write_shards(
     pending_rows = rows = 0
 
     def flush(table: pa.Table) -> None:
-        uri = files.shard(len(shards))
-        _write(uri, table, digests)
-        shards.append(uri)
+        name = files.shard_name(len(shards))
+        _write(files.shard(name), table, digests)
+        shards.append(name)
 
     for batch in batches:
         table = conform_pairs(batch, schema)
@@ -400,7 +408,7 @@ class LoadedPairs:
 def load_pairs(files: PairsFiles, protocols: Iterable[str]) -> LoadedPairs:
     """Read the pairs written at `files` (the shards in parallel)."""
     summary = PairsSummary.model_validate(json.loads(storage.read_bytes(files.summary)))
-    tables = storage.read_tables(summary.shards)
+    tables = storage.read_tables([files.shard(name) for name in summary.shards])
     table = pa.concat_tables(tables) if tables else pairs_schema(protocols).empty_table()
     columns = {name: table[name].to_numpy() for name in table.column_names}
     del tables, table
@@ -429,7 +437,7 @@ class DuckDBEngine:
         return self.con.sql(sql).to_arrow_table()
 
     def batches(self, sql: str) -> Iterator[pa.RecordBatch]:
-        reader = self.con.execute(sql).fetch_record_batch(self.BATCH_ROWS)
+        reader = self.con.sql(sql).to_arrow_reader(self.BATCH_ROWS)
         yield from reader
 
 
@@ -448,3 +456,27 @@ def register_inputs(
             }
         ),
     )
+
+
+@dataclass(frozen=True)
+class PairsRequest:
+    """What a warehouse is asked to build: the window's pairs, written at `files`."""
+
+    # The window: events with start <= event_ts < end.
+    start: datetime
+    end: datetime
+    # The window's daily extracts (the record of each day's data), for a warehouse that reads them.
+    extracts: list[str]
+    params: SplitParams
+    catalogue_ids: pa.Array | pa.ChunkedArray | None
+    files: PairsFiles
+    protocols: Protocols
+
+
+def extract_dataset(uris: list[str]) -> pads.Dataset:
+    """The daily extracts at `uris` as one Arrow dataset in the events contract, scanned lazily batch by batch."""
+    if not uris:
+        return pads.dataset(EVENTS_SCHEMA.empty_table())
+    filesystem, _ = storage.resolve(uris[0])
+    paths = [storage.resolve(uri)[1] for uri in uris]
+    return pads.dataset(paths, schema=EVENTS_SCHEMA, format="parquet", filesystem=filesystem)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recsys_assets.domain.families.registry import FAMILY_CLASSES, Family
-from recsys_assets.domain.params import Protocol, SelectionParams
+from recsys_assets.domain.params import Protocol, SelectionParams, SplitParams
 
 Metrics = dict[str, float]
 
@@ -97,6 +97,28 @@ class TrainingRequest(Record):
     @classmethod
     def from_extras(cls, extras: Mapping[str, Any]) -> TrainingRequest:
         return cls.model_validate(extras["request"])
+
+
+class SplitRequest(Record):
+    """What the orchestrator asks of the training entrypoint's split step, sent as the Pipes extras.
+
+    The warehouse has written the window's labelled pairs into `training_set`; the step turns them into
+    the training set's matrices and `summary.json` there.
+    """
+
+    training_set: str = Field(description="Folder (URI) holding the pairs, where the matrices are written.")
+    params: SplitParams
+    window: Window
+    partitions: list[str]
+    content_hash: str = Field(description="Content hash of the pairs (the training set's data version).")
+
+    def to_extras(self) -> dict[str, Any]:
+        return {"split": self.model_dump(mode="json")}
+
+    @classmethod
+    def from_extras(cls, extras: Mapping[str, Any]) -> SplitRequest | None:
+        """The request in `extras`, or None when they ask for training instead."""
+        return cls.model_validate(extras["split"]) if "split" in extras else None
 
 
 class ModelSpec(Record):

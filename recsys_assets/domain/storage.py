@@ -29,7 +29,7 @@ def join(base: str, *parts: str) -> str:
     return f"{joined}?{query}" if query else joined
 
 
-def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     if "://" not in uri:
         return pafs.LocalFileSystem(), uri
     return pafs.FileSystem.from_uri(uri)
@@ -37,7 +37,7 @@ def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
 def write_bytes(uri: str, data: bytes) -> None:
     """Write `data` at `uri`; local writes go through a temporary name so readers never see half a file."""
-    fs, path = _resolve(uri)
+    fs, path = resolve(uri)
     parent = path.rsplit("/", 1)[0]
     fs.create_dir(parent, recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
@@ -51,7 +51,7 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 
 def read_bytes(uri: str) -> bytes:
-    fs, path = _resolve(uri)
+    fs, path = resolve(uri)
     try:
         with fs.open_input_stream(path) as src:
             return src.read()
@@ -60,7 +60,7 @@ def read_bytes(uri: str) -> bytes:
 
 
 def exists(uri: str) -> bool:
-    fs, path = _resolve(uri)
+    fs, path = resolve(uri)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
@@ -96,7 +96,7 @@ def read_sparse(uris: Sequence[str]) -> list[sp.csr_matrix]:
     """
 
     def read(uri: str) -> sp.csr_matrix:
-        fs, path = _resolve(uri)
+        fs, path = resolve(uri)
         if not isinstance(fs, pafs.LocalFileSystem):
             return sparse_from_bytes(read_bytes(uri))
         try:

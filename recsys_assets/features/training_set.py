@@ -1,4 +1,10 @@
-"""The training set: a rolling window of interactions turned into sparse matrices, split for each evaluation protocol."""
+"""The training set: a rolling window of interactions turned into sparse matrices, split for each evaluation protocol.
+
+Where each part runs: the warehouse runs the relational part (`pair_pipeline`: deduplication,
+weights, minimums, labels, index) and writes the labelled pairs as Parquet shards; the training
+launcher's child (local subprocess, Docker or Vertex AI) builds the matrices from them. This step
+only launches both and records what they report, so its memory does not grow with the window.
+"""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -7,16 +13,17 @@ import pyarrow as pa
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.domain import storage
-from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.layout import ArtifactLayout
+from recsys_assets.domain.pair_pipeline import PairsFiles, PairsRequest
 from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.quality import consecutive_runs, store_extract
-from recsys_assets.domain.records import TrainingSetSummary, Window
+from recsys_assets.domain.records import SplitRequest, TrainingSetSummary, Window
 from recsys_assets.domain.reports import split_table
-from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, build_training_set, content_hash, split_problem
-from recsys_assets.memory import release_free_memory
+from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, PROTOCOLS
 from recsys_assets.partitions import daily_partitions
+from recsys_assets.pipes.worker import TRAINING_REFUSED
 from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.resources.training_launcher import TrainingLauncher
 from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.settings import SETTINGS
 from recsys_assets.step_errors import guarded_step
@@ -24,6 +31,10 @@ from recsys_assets.step_errors import guarded_step
 WINDOW = dg.TimeWindowPartitionMapping(
     start_offset=-(SETTINGS.training_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
+
+
+# Missing window days read from the warehouse per query: ~1 M events (a few hundred MiB) at 300 k events a day.
+EXTRACT_DAYS_PER_READ = 4
 
 
 class TrainingSetConfig(dg.Config, SplitParams):
@@ -48,7 +59,13 @@ def extract_missing_days(
     of what every model was trained on.
     """
     missing = [key for key in keys if not storage.exists(layout.interactions(key).events)]
-    for days in consecutive_runs(missing):
+    # A few days per read, so this process never holds a long run of missing days at once.
+    runs = [
+        run[i : i + EXTRACT_DAYS_PER_READ]
+        for run in consecutive_runs(missing)
+        for i in range(0, len(run), EXTRACT_DAYS_PER_READ)
+    ]
+    for days in runs:
         table = warehouse.read_events(_day_start(days[0]), _day_start(days[-1]) + timedelta(days=1))
         split = store_extract(layout, table, days)
         for key in days:
@@ -90,37 +107,47 @@ def catalogue_ids(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -
 )
 @guarded_step
 def training_set(
-    context: dg.AssetExecutionContext, config: TrainingSetConfig, artifacts: ArtifactStore, warehouse: Warehouse
+    context: dg.AssetExecutionContext,
+    config: TrainingSetConfig,
+    artifacts: ArtifactStore,
+    warehouse: Warehouse,
+    training_launcher: TrainingLauncher,
 ) -> dg.MaterializeResult:
     """Users x items confidence matrices over a rolling window, split for each evaluation protocol."""
     keys = window_keys(context)
     layout = artifacts.layout(context.run)
     extracted = extract_missing_days(context, warehouse, layout, keys)
-    tables = storage.read_tables([layout.interactions(key).events for key in keys])
-    events = pa.concat_tables([t.cast(EVENTS_SCHEMA) for t in tables]) if tables else EVENTS_SCHEMA.empty_table()
-    context.log.info(f"read {events.num_rows:,} events from {len(keys)} daily extracts ({keys[0]}..{keys[-1]})")
     params = SplitParams.model_validate(config.model_dump())
-    data = build_training_set(events, params, catalogue_ids(context, artifacts))
-    # 30 M events are GiBs of Arrow buffers: gone before the matrices are serialised.
-    del tables, events
-    release_free_memory()
-    problem = split_problem(data.counts, params)
-    if problem is not None:
-        # The data and the configuration decide this: a retry would fail the same way.
-        raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {problem}", allow_retries=False)
     files = layout.training_set(context.partition_key)
-    payloads = data.to_files(files)
-    summary = TrainingSetSummary(
-        **data.counts.model_dump(),
+    pairs_hash = warehouse.build_pairs(
+        PairsRequest(
+            start=_day_start(keys[0]),
+            end=_day_start(keys[-1]) + timedelta(days=1),
+            extracts=[layout.interactions(key).events for key in keys],
+            params=params,
+            catalogue_ids=catalogue_ids(context, artifacts),
+            files=PairsFiles(files.folder),
+            protocols=PROTOCOLS,
+        )
+    )
+    context.log.info(f"{warehouse.table_ref} built the pairs of {keys[0]}..{keys[-1]} ({len(keys)} days)")
+    request = SplitRequest(
+        training_set=files.folder,
+        params=params,
         window=Window(start=keys[0], end=keys[-1], days=len(keys)),
         partitions=keys,
-        content_hash=content_hash(payloads, files.folder),
+        content_hash=pairs_hash,
     )
-    for uri, payload in payloads.items():
-        storage.write_bytes(uri, payload)
-    storage.write_bytes(files.summary, summary.to_json())  # last: marks a complete set
-    del data, payloads
-    release_free_memory()
+    invocation = training_launcher.launch(context, request.to_extras())
+    refusals = [
+        message[TRAINING_REFUSED]
+        for message in invocation.get_custom_messages()
+        if isinstance(message, dict) and TRAINING_REFUSED in message
+    ]
+    if refusals:
+        # The data and the configuration decide this: a retry would fail the same way.
+        raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {refusals[0]}", allow_retries=False)
+    summary = TrainingSetSummary.from_json(storage.read_bytes(files.summary))
     per_user, cut = summary.protocols[PER_USER], summary.protocols[GLOBAL_CUT]
     context.log.info(f"training set: {summary.users:,} users, {summary.items:,} items, {per_user.train_pairs:,} pairs")
     return dg.MaterializeResult(
@@ -142,6 +169,8 @@ def training_set(
             "window": f"{keys[0]}..{keys[-1]} ({len(keys)} days)",
             "days_extracted_here": dg.MetadataValue.json(extracted),
             "content_hash": summary.content_hash,
+            "pairs_built_by": warehouse.table_ref,
+            "split_by": type(training_launcher).__name__,
             "path": dg.MetadataValue.path(files.folder),
         },
     )

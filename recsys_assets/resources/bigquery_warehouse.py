@@ -22,6 +22,7 @@ from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
 from pydantic import Field
 
 from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
+from recsys_assets.domain.pair_pipeline import BIGQUERY, PairsRequest, Relations, run_pipeline, valid_events_filter
 from recsys_assets.resources.warehouse import Warehouse, WarehousePartition, WarehouseUnavailable
 
 T = TypeVar("T")
@@ -302,6 +303,60 @@ class BigQueryWarehouse(Warehouse):
         finally:
             client.delete_table(staging_id, not_found_ok=True, retry=self._retry(), timeout=self.timeout_seconds)
 
+    def build_pairs(self, request: PairsRequest) -> str:
+        """The pipeline as BigQuery jobs over the events table's window; only the sorted pairs are downloaded.
+
+        The window's rows are read from the table with the extracts' validity rules (`valid_events_filter`),
+        the event-type weights and the catalogue arrive as small loaded tables, and every intermediate
+        result is a short-lived table beside the events table (expiring by itself, dropped at the end).
+        The pairs come back page by page (through the Storage Read API when it is on) into Parquet shards.
+
+        Raises:
+            WarehouseUnavailable: BigQuery is unreachable, the table or dataset does not exist, or access is denied.
+        """
+        project, dataset, table = self._names()
+        prefix = f"{project}.{dataset}.{table}__pairs_{uuid.uuid4().hex[:12]}"
+        rel = Relations(
+            **{
+                name: f"`{prefix}_{name}`"
+                for name in ("events", "type_weights", "catalogue", "labelled", "users", "items")
+            }
+        )
+        window = f"{request.start.date()}..{(request.end - timedelta(microseconds=1)).date()}"
+
+        def build() -> str:
+            with self._client() as client:
+                engine = _BigQueryEngine(self, client)
+                try:
+                    engine.create(
+                        rel.events,
+                        f"SELECT {COLUMNS} FROM `{self.table_id}` "
+                        f"WHERE event_ts >= @start AND event_ts < @end AND {valid_events_filter()}",
+                        [
+                            bigquery.ScalarQueryParameter("start", "TIMESTAMP", _utc(request.start)),
+                            bigquery.ScalarQueryParameter("end", "TIMESTAMP", _utc(request.end)),
+                        ],
+                    )
+                    weights = request.params.event_type_weights
+                    engine.load(
+                        rel.type_weights,
+                        pa.table(
+                            {
+                                "event_type": pa.array(list(weights), pa.string()),
+                                "type_weight": pa.array(list(weights.values()), pa.float64()),
+                            }
+                        ),
+                    )
+                    catalogue = (
+                        request.catalogue_ids if request.catalogue_ids is not None else pa.array([], pa.string())
+                    )
+                    engine.load(rel.catalogue, pa.table({"item_id": pa.chunked_array([catalogue]).cast(pa.string())}))
+                    return run_pipeline(engine, BIGQUERY, rel, request.params, request.protocols, request.files)
+                finally:
+                    engine.drop_all()
+
+        return self._call(f"building the pairs of {window}", build)
+
     def _ensure_table(self, client: bigquery.Client) -> None:
         """Create the day-partitioned events table on first write; an existing table is left as it is."""
         try:
@@ -358,3 +413,75 @@ class BigQueryWarehouse(Warehouse):
             for row in rows
             if _DAY_PARTITION.match(row["partition_id"] or "") and (row["total_rows"] or 0) > 0
         ]
+
+
+class _BigQueryEngine:
+    """`pair_pipeline.Engine` as BigQuery jobs; every table it makes expires by itself and is dropped by `drop_all`."""
+
+    # Rows per page of the downloaded pairs (REST paging; the Storage Read API sends its own batches).
+    PAGE_ROWS = 500_000
+
+    def __init__(self, warehouse: BigQueryWarehouse, client: bigquery.Client) -> None:
+        self.warehouse, self.client = warehouse, client
+        self.made: list[str] = []
+
+    @staticmethod
+    def _table_id(name: str) -> str:
+        return name.strip("`")
+
+    def _expire(self, name: str) -> None:
+        table = self.client.get_table(self._table_id(name), retry=self.warehouse._retry())
+        table.expires = datetime.now(UTC) + _STAGING_TTL
+        self.client.update_table(table, ["expires"], retry=self.warehouse._retry())
+
+    def one(self, sql: str) -> dict[str, Any]:
+        rows = list(self.warehouse._query(self.client, sql, []))
+        return dict(rows[0].items())
+
+    def create(self, name: str, sql: str, params: list | None = None) -> None:
+        self.made.append(name)
+        self.warehouse._query(self.client, f"CREATE TABLE {name} AS {sql}", params or [])
+        self._expire(name)
+
+    def load(self, name: str, table: pa.Table) -> None:
+        """A small parameter table (the event-type weights, the catalogue), uploaded as Parquet."""
+        self.made.append(name)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        buffer.seek(0)
+        # No `size`: the upload is resumable (retried chunk by chunk), never multipart.
+        load = self.client.load_table_from_file(
+            buffer,
+            self._table_id(name),
+            job_config=bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.PARQUET,
+                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            ),
+            timeout=self.warehouse.timeout_seconds,
+        )
+        load.result(retry=self.warehouse._retry(), timeout=self.warehouse.job_timeout_seconds)
+        self._expire(name)
+
+    def table(self, sql: str) -> pa.Table:
+        return self.warehouse._to_arrow(self.warehouse._query(self.client, sql, []))
+
+    def batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+        job = self.client.query(sql, retry=self.warehouse._retry(), job_retry=self.warehouse._job_retry())
+        rows = job.result(
+            page_size=self.PAGE_ROWS, retry=self.warehouse._retry(), timeout=self.warehouse.job_timeout_seconds
+        )
+        storage = self.warehouse._storage_client()
+        if storage is None and self.warehouse.use_storage_api:
+            from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+
+            storage = BigQueryReadClient()  # Google's endpoint, with the same default credentials
+        try:
+            # An ORDER BY query is read through one stream, so the batches keep the pairs' order.
+            yield from rows.to_arrow_iterable(bqstorage_client=storage, max_queue_size=2)
+        finally:
+            if storage is not None:
+                storage.transport.close()
+
+    def drop_all(self) -> None:
+        for name in self.made:
+            self.client.delete_table(self._table_id(name), not_found_ok=True, retry=self.warehouse._retry())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -17,6 +18,15 @@ import pyarrow as pa
 from pydantic import Field
 
 from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
+from recsys_assets.domain.pair_pipeline import (
+    DUCKDB,
+    DuckDBEngine,
+    PairsRequest,
+    Relations,
+    extract_dataset,
+    register_inputs,
+    run_pipeline,
+)
 
 # DuckDB names the process holding a file lock: "Conflicting lock is held in /usr/bin/python3 (PID 123)".
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?)(?: by user \S+)?\.?(?:\s+See also|$)", re.DOTALL)
@@ -55,6 +65,14 @@ class Warehouse(dg.ConfigurableResource, ABC):
         """
 
     @abstractmethod
+    def build_pairs(self, request: PairsRequest) -> str:
+        """Run the training set's SQL pipeline (`pair_pipeline`) over the window and write its pairs.
+
+        The rows stay in the warehouse's engine; this process sees at most one batch of the output at a time.
+        Returns the content hash of the files written.
+        """
+
+    @abstractmethod
     def list_partitions(self) -> list[WarehousePartition]:
         """Every non-empty day partition with its row count and last modification time."""
 
@@ -79,6 +97,12 @@ class DuckDBWarehouse(Warehouse):
     table: str = Field(default="events", description="Name of the events table.")
     lock_timeout_seconds: float = Field(
         default=30.0, description="How long to wait for another process's write lock on the file before giving up."
+    )
+    pairs_memory_mib: int = Field(
+        default=512,
+        ge=64,
+        description="DuckDB's working memory for the training set's pairs; beyond it the pipeline spills to a "
+        "temporary folder, so the orchestrator's memory stays flat in the data's size.",
     )
 
     @property
@@ -178,6 +202,32 @@ class DuckDBWarehouse(Warehouse):
                 con.execute("ROLLBACK")
                 raise
         return per_day
+
+    def build_pairs(self, request: PairsRequest) -> str:
+        """The pipeline on an in-process DuckDB over the window's daily extracts (what every model is trained on).
+
+        The extracts are scanned batch by batch and the work spills past `pairs_memory_mib`, so memory is
+        bounded whatever the window holds.
+        """
+        spill = tempfile.TemporaryDirectory(prefix="recsys-pairs-")
+        con = duckdb.connect(
+            config={
+                "memory_limit": f"{int(self.pairs_memory_mib)}MB",
+                "temp_directory": spill.name,
+                # The pairs are sorted explicitly at the end; elsewhere row order is free, which saves memory.
+                "preserve_insertion_order": False,
+            }
+        )
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("events", extract_dataset(request.extracts))
+            register_inputs(con, request.params, request.catalogue_ids)
+            return run_pipeline(
+                DuckDBEngine(con), DUCKDB, Relations(), request.params, request.protocols, request.files
+            )
+        finally:
+            con.close()
+            spill.cleanup()
 
     def existing_partitions(self) -> list[WarehousePartition]:
         if not Path(self.path).exists():

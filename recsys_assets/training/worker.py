@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections.abc import Callable
 from typing import cast
 
 from dagster_pipes import PipesContext
@@ -26,12 +27,36 @@ from recsys_assets.domain.failures import classify
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.item_side import ItemSide, ItemSource
 from recsys_assets.domain.layout import ItemFiles, ModelFiles, TrainingSetFiles
+from recsys_assets.domain.pair_pipeline import PairsFiles, load_pairs
 from recsys_assets.domain.params import Protocol
-from recsys_assets.domain.records import TrainingReport, TrainingRequest
+from recsys_assets.domain.records import SplitRequest, TrainingReport, TrainingRequest, TrainingSetSummary
 from recsys_assets.domain.reports import trials_table
 from recsys_assets.domain.selection import select_model
-from recsys_assets.domain.splitting import PER_USER, TrainingSet
+from recsys_assets.domain.splitting import PER_USER, PROTOCOLS, TrainingSet, split_problem, training_set_from_pairs
 from recsys_assets.pipes.worker import TRAINING_REFUSED, open_training_pipes
+
+
+def split(request: SplitRequest, log: Callable[[str], None]) -> str | None:
+    """Build the training set's matrices from the warehouse's pairs and write them beside the pairs.
+
+    Returns why the split leaves nothing to train or score on (nothing is written then), or None.
+    """
+    files = TrainingSetFiles(request.training_set)
+    data = training_set_from_pairs(load_pairs(PairsFiles(files.folder), PROTOCOLS), request.params)
+    problem = split_problem(data.counts, request.params)
+    if problem is not None:
+        return problem
+    summary = TrainingSetSummary(
+        **data.counts.model_dump(),
+        window=request.window,
+        partitions=request.partitions,
+        content_hash=request.content_hash,
+    )
+    for uri, payload in data.to_files(files).items():
+        storage.write_bytes(uri, payload)
+    storage.write_bytes(files.summary, summary.to_json())  # last: marks a complete set
+    log(f"split {summary.full_pairs:,} pairs: {summary.users:,} users x {summary.items:,} items")
+    return None
 
 
 def run(pipes: PipesContext) -> TrainingReport:
@@ -108,6 +133,13 @@ def main() -> None:
 
 def _main() -> None:
     with open_training_pipes() as pipes:
+        split_request = SplitRequest.from_extras(pipes.extras)
+        if split_request is not None:
+            problem = split(split_request, pipes.log.info)
+            if problem is not None:
+                # The data and the configuration decide this: the orchestrator fails the step without retrying.
+                pipes.report_custom_message({TRAINING_REFUSED: problem})
+            return
         try:
             report = run(pipes)
         except Exception as exc:
