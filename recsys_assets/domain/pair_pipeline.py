@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import duckdb
 import numpy as np
@@ -225,7 +225,7 @@ class PairsFiles:
 
 
 def pairs_schema(protocols: Iterable[str]) -> pa.Schema:
-    return pa.schema([*PAIRS_SCHEMA_BASE, *((name, pa.int8()) for name in protocols)])
+    return pa.schema([*PAIRS_SCHEMA_BASE, *(pa.field(name, pa.int8()) for name in protocols)])
 
 
 def conform_pairs(batch: pa.RecordBatch | pa.Table, schema: pa.Schema) -> pa.Table:
@@ -275,7 +275,7 @@ def write_shards(
 
 
 def write_ids(table: pa.Table, uri: str, column: str, digests: dict[str, bytes]) -> None:
-    _write(uri, pa.table({column: table[column].cast(pa.string())}), digests)
+    _write(uri, pa.Table.from_arrays([table[column].cast(pa.string())], names=[column]), digests)
 
 
 def digest_hash(digests: Mapping[str, bytes], folder: str) -> str:
@@ -441,21 +441,28 @@ class DuckDBEngine:
         yield from reader
 
 
+def type_weights_table(params: SplitParams) -> pa.Table:
+    """The `type_weights` relation: each configured event type and its weight."""
+    return pa.table(
+        {
+            "event_type": pa.array(list(params.event_type_weights), pa.string()),
+            "type_weight": pa.array(list(params.event_type_weights.values()), pa.float64()),
+        }
+    )
+
+
+def catalogue_table(catalogue_ids: pa.Array | pa.ChunkedArray | None) -> pa.Table:
+    """The `catalogue` relation: the item ids of the partition's catalogue snapshot (none when it was never built)."""
+    ids = pa.array([], pa.string()) if catalogue_ids is None else catalogue_ids
+    return pa.table({"item_id": cast(pa.Array, ids)}).cast(pa.schema([pa.field("item_id", pa.string())]))
+
+
 def register_inputs(
     con: duckdb.DuckDBPyConnection, params: SplitParams, catalogue_ids: pa.Array | pa.ChunkedArray | None
 ) -> None:
     """Register the pipeline's parameter relations: the event-type weights and the catalogue's item ids."""
-    catalogue = pa.array([], pa.string()) if catalogue_ids is None else catalogue_ids
-    con.register("catalogue", pa.table({"item_id": catalogue}))
-    con.register(
-        "type_weights",
-        pa.table(
-            {
-                "event_type": pa.array(list(params.event_type_weights), pa.string()),
-                "type_weight": pa.array(list(params.event_type_weights.values()), pa.float64()),
-            }
-        ),
-    )
+    con.register("catalogue", catalogue_table(catalogue_ids))
+    con.register("type_weights", type_weights_table(params))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,15 @@ from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
 from pydantic import Field
 
 from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
-from recsys_assets.domain.pair_pipeline import BIGQUERY, PairsRequest, Relations, run_pipeline, valid_events_filter
+from recsys_assets.domain.pair_pipeline import (
+    BIGQUERY,
+    PairsRequest,
+    Relations,
+    catalogue_table,
+    run_pipeline,
+    type_weights_table,
+    valid_events_filter,
+)
 from recsys_assets.resources.warehouse import Warehouse, WarehousePartition, WarehouseUnavailable
 
 T = TypeVar("T")
@@ -337,20 +345,16 @@ class BigQueryWarehouse(Warehouse):
                             bigquery.ScalarQueryParameter("end", "TIMESTAMP", _utc(request.end)),
                         ],
                     )
-                    weights = request.params.event_type_weights
                     engine.load(
                         rel.type_weights,
-                        pa.table(
-                            {
-                                "event_type": pa.array(list(weights), pa.string()),
-                                "type_weight": pa.array(list(weights.values()), pa.float64()),
-                            }
-                        ),
+                        type_weights_table(request.params),
+                        [bigquery.SchemaField("event_type", "STRING"), bigquery.SchemaField("type_weight", "FLOAT64")],
                     )
-                    catalogue = (
-                        request.catalogue_ids if request.catalogue_ids is not None else pa.array([], pa.string())
+                    engine.load(
+                        rel.catalogue,
+                        catalogue_table(request.catalogue_ids),
+                        [bigquery.SchemaField("item_id", "STRING")],
                     )
-                    engine.load(rel.catalogue, pa.table({"item_id": pa.chunked_array([catalogue]).cast(pa.string())}))
                     return run_pipeline(engine, BIGQUERY, rel, request.params, request.protocols, request.files)
                 finally:
                     engine.drop_all()
@@ -443,9 +447,12 @@ class _BigQueryEngine:
         self.warehouse._query(self.client, f"CREATE TABLE {name} AS {sql}", params or [])
         self._expire(name)
 
-    def load(self, name: str, table: pa.Table) -> None:
+    def load(self, name: str, table: pa.Table, schema: list[bigquery.SchemaField]) -> None:
         """A small parameter table (the event-type weights, the catalogue), uploaded as Parquet."""
         self.made.append(name)
+        created = bigquery.Table(self._table_id(name), schema=schema)
+        created.expires = datetime.now(UTC) + _STAGING_TTL
+        self.client.create_table(created, retry=self.warehouse._retry(), timeout=self.warehouse.timeout_seconds)
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         buffer.seek(0)
@@ -455,12 +462,12 @@ class _BigQueryEngine:
             self._table_id(name),
             job_config=bigquery.LoadJobConfig(
                 source_format=bigquery.SourceFormat.PARQUET,
-                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                schema=schema,
+                write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
             ),
             timeout=self.warehouse.timeout_seconds,
         )
         load.result(retry=self.warehouse._retry(), timeout=self.warehouse.job_timeout_seconds)
-        self._expire(name)
 
     def table(self, sql: str) -> pa.Table:
         return self.warehouse._to_arrow(self.warehouse._query(self.client, sql, []))
