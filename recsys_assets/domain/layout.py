@@ -101,6 +101,11 @@ class TrainingSetFiles(MatrixFiles):
         return join(self.folder, ITEM_IDS)
 
     @property
+    def history(self) -> str:
+        """What each user saw in the window (binary `full` as uint8): the bundle ships it as it is."""
+        return join(self.folder, "history.npz")
+
+    @property
     def summary(self) -> str:
         """Written last: its presence marks a complete training set."""
         return join(self.folder, "summary.json")
@@ -143,6 +148,11 @@ class EvaluationFiles:
     @property
     def metrics(self) -> str:
         return join(self.folder, "metrics.json")
+
+    @property
+    def champion(self) -> str:
+        """Where the champion bundle's files are staged for the evaluation step (which verifies them)."""
+        return join(self.folder, "champion")
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,43 @@ class SplitRequest(Record):
         return cls.model_validate(extras["split"]) if "split" in extras else None
 
 
+class BaselinesRequest(Record):
+    """What the orchestrator asks of the training entrypoint's baselines step (Pipes extras)."""
+
+    training_set: str = Field(description="Folder (URI) of the training set.")
+    output: str = Field(description="Folder (URI) the fitted baselines are written to.")
+
+    def to_extras(self) -> dict[str, Any]:
+        return {"baselines": self.model_dump(mode="json")}
+
+    @classmethod
+    def from_extras(cls, extras: Mapping[str, Any]) -> BaselinesRequest | None:
+        return cls.model_validate(extras["baselines"]) if "baselines" in extras else None
+
+
+class EvaluationRequest(Record):
+    """What the orchestrator asks of the training entrypoint's evaluation step (Pipes extras)."""
+
+    training_set: str = Field(description="Folder (URI) of the training set.")
+    trained_model: str = Field(description="Folder (URI) of the trained model and its report.")
+    baselines: str = Field(description="Folder (URI) of the fitted baselines.")
+    item_features: str | None = Field(default=None, description="Folder (URI) of the item features, if built.")
+    output: str = Field(description="URI the evaluation (`metrics.json`) is written to.")
+    k: int
+    new_item_days: int
+    champion: str | None = Field(
+        default=None, description="Folder (URI) the champion bundle's files were staged in; None: no champion."
+    )
+    champion_unavailable: str | None = Field(default=None, description="Why the champion could not be staged.")
+
+    def to_extras(self) -> dict[str, Any]:
+        return {"evaluate": self.model_dump(mode="json")}
+
+    @classmethod
+    def from_extras(cls, extras: Mapping[str, Any]) -> EvaluationRequest | None:
+        return cls.model_validate(extras["evaluate"]) if "evaluate" in extras else None
+
+
 class ModelSpec(Record):
     """The model family and the parameters it was trained with (validated by the family on load)."""
 

@@ -3,25 +3,19 @@
 from collections.abc import Iterator
 
 import dagster as dg
-import numpy as np
-import pyarrow as pa
 from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
-from recsys_assets.domain import serving, storage
-from recsys_assets.domain.champion import score_champion, shared_items
-from recsys_assets.domain.evaluation import champion_comparison, score_protocol
-from recsys_assets.domain.families.registry import BASELINES, load_model
-from recsys_assets.domain.item_side import ItemSource
+from recsys_assets.domain import storage
+from recsys_assets.domain.evaluation import champion_comparison
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
-from recsys_assets.domain.records import EvaluationResult, Manifest, ProtocolResult, TrainingReport
+from recsys_assets.domain.records import EvaluationRequest, EvaluationResult, Manifest, TrainingReport
 from recsys_assets.domain.reports import evaluation_tables
-from recsys_assets.domain.serving import Bundle, open_bundle
-from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.evaluation.checks import BEATS_BASELINES
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import BundleIntegrityError, ModelStore
+from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
 from recsys_assets.settings import SETTINGS
 from recsys_assets.step_errors import guarded_step
 
@@ -39,25 +33,17 @@ class EvaluationConfig(dg.Config):
     )
 
 
-class ChampionUnreadableError(RuntimeError):
-    """The champion pointer or bundle cannot be used: the comparison is impossible, not failed."""
+def stage_champion(store: ModelStore, model_name: str, folder: str) -> tuple[str | None, str | None]:
+    """Copy the promoted bundle's files into `folder` for the evaluation step, one file at a time.
 
-
-def load_champion(store: ModelStore, model_name: str, protocol: str) -> Bundle | None:
-    """The promoted bundle, verified and loaded as serving loads it, or None when nothing is promoted yet.
-
-    The model loaded is the one the champion's own `protocol` evaluation scored: its served refit saw
-    the latest days, which the new holdout covers. Bundles from before the refit have only `model.npz`,
-    which was the evaluated model.
-
-    Raises:
-        ChampionUnreadableError: the pointer or manifest is unreadable, or a file is missing or does
-            not match its checksum. Errors reaching the store itself are not caught: they are outages.
+    Returns the folder (None when nothing is promoted yet) and why the champion cannot be compared
+    (None when it could be staged). The evaluation step verifies the files against the manifest's
+    checksums, as serving does. Errors reaching the store itself are not caught: they are outages.
     """
     try:
         pointer = store.read_champion(model_name)
         if pointer is None:
-            return None
+            return None, None
         version = pointer["version"]
         keys = ModelStoreKeys(model_name)
 
@@ -67,25 +53,14 @@ def load_champion(store: ModelStore, model_name: str, protocol: str) -> Bundle |
                 raise FileNotFoundError(f"the champion {model_name}/{version} has no {name} in {store.uri('')}")
             return data
 
-        manifest = Manifest.from_json(read(BundleFile.MANIFEST))
-        evaluated = BundleFile.evaluated(protocol) in manifest.files
-        return open_bundle(store.uri(keys.bundle_prefix(version)), read, protocol if evaluated else None)
-    except (
-        FileNotFoundError,
-        BundleIntegrityError,
-        serving.BundleIntegrityError,
-        KeyError,
-        TypeError,
-        ValueError,
-        pa.ArrowInvalid,
-    ) as exc:
-        raise ChampionUnreadableError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def item_source(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> ItemSource | None:
-    """This partition's item features with each posting's open window, or None without a catalogue."""
-    layout = artifacts.optional_layout_of(context, "item_features")
-    return None if layout is None else ItemSource.load(layout.item_features(context.partition_key))
+        raw = read(BundleFile.MANIFEST)
+        manifest = Manifest.from_json(raw)
+        storage.write_bytes(storage.join(folder, BundleFile.MANIFEST), raw)
+        for name in manifest.files:
+            storage.write_bytes(storage.join(folder, name), read(name))
+        return folder, None
+    except (FileNotFoundError, BundleIntegrityError, KeyError, TypeError, ValueError) as exc:
+        return None, f"the champion cannot be read ({type(exc).__name__}: {exc})"
 
 
 @dg.asset(
@@ -97,83 +72,40 @@ def item_source(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> 
 )
 @guarded_step
 def model_evaluation(
-    context: dg.AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, model_store: ModelStore
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    artifacts: ArtifactStore,
+    model_store: ModelStore,
+    training_launcher: TrainingLauncher,
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Ranking metrics of the model and each baseline under every protocol, and of the champion."""
     key = context.partition_key
     k = config.k
-    data = TrainingSet.load(artifacts.layout_of(context, "training_set").training_set(key))
     trained = artifacts.layout_of(context, "trained_model").trained_model(key)
     report = TrainingReport.from_json(storage.read_bytes(trained.report))
-    baselines = artifacts.layout_of(context, "baseline_models").baseline_models(key)
-    source = item_source(context, artifacts)
-    posted = np.full(len(data.item_ids), np.nan) if source is None else source.side(data.item_ids, None).posted
-    protocols: dict[str, ProtocolResult] = {}
-    closed_at: dict[str, np.ndarray | None] = {}
-    for protocol, split in data.protocols.items():
-        # Every model, baselines included, is scored without the postings closed at the protocol's cut.
-        closed_at[protocol] = None if source is None else source.side(data.item_ids, split.train_reference_day).closed
-        result = protocols[protocol] = score_protocol(
-            split,
-            load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol))),
-            {
-                name: load_model(family, params, storage.read_bytes(baselines.model(f"{name}_{protocol}")))
-                for name, (family, params) in BASELINES.items()
-            },
-            k=k,
-            posted=posted,
-            new_item_days=config.new_item_days,
-            closed=closed_at[protocol],
-        )
-        scores = {"model": result.model, **result.baselines}
-        context.log.info(
-            f"{protocol}: "
-            + ", ".join(f"{name} ndcg@{k} {metrics[f'ndcg@{k}']:.4f}" for name, metrics in scores.items())
-        )
-    gated = protocols[report.protocol]
-    gated_split = data.protocols[report.protocol]
-
-    unavailable = None
-    try:
-        champion_bundle = load_champion(model_store, SETTINGS.model_name, report.protocol)
-    except ChampionUnreadableError as exc:
-        champion_bundle, unavailable = None, f"the champion cannot be read ({exc})"
+    files = artifacts.layout(context.run).model_evaluation(key)
+    champion, unavailable = stage_champion(model_store, SETTINGS.model_name, files.champion)
+    if unavailable is not None:
         context.log.warning(f"comparison with the champion impossible: {unavailable}")
-    champion, shared = None, None
-    if champion_bundle is not None:
-        champion = score_champion(
-            champion_bundle,
-            gated_split.train,
-            gated_split.holdout,
-            data.user_ids,
-            data.item_ids,
-            k,
-            excluded=closed_at[report.protocol],
-        )
-        shared = shared_items(champion_bundle.item_ids, data.item_ids)
-        context.log.info(
-            f"champion {champion.version} ({report.protocol}): ndcg@{k} {champion.metrics[f'ndcg@{k}']:.4f}"
-        )
-        if shared == 0:
-            context.log.warning(
-                f"champion {champion.version} shares no items with this training set: scored as no overlap "
-                "(every metric 0)"
-            )
-
-    evaluation = EvaluationResult(
+    item_features = artifacts.optional_layout_of(context, "item_features")
+    request = EvaluationRequest(
+        training_set=artifacts.layout_of(context, "training_set").training_set(key).folder,
+        trained_model=trained.folder,
+        baselines=artifacts.layout_of(context, "baseline_models").baseline_models(key).folder,
+        item_features=None if item_features is None else item_features.item_features(key).folder,
+        output=files.metrics,
         k=k,
-        protocol=report.protocol,
-        model=gated.model,
-        baselines=gated.baselines,
+        new_item_days=config.new_item_days,
         champion=champion,
-        holdout=gated.holdout,
-        protocols=protocols,
-        training_set=data.summary,
-        champion_shared_items=shared,
         champion_unavailable=unavailable,
     )
-    metrics_uri = artifacts.layout(context.run).model_evaluation(key).metrics
-    storage.write_bytes(metrics_uri, evaluation.to_json())
+    # Scored where the model was trained: the matrices never enter this process.
+    refused = refusal(training_launcher.launch(context, request.to_extras()))
+    if refused is not None:
+        raise dg.Failure(description=f"evaluation refused: {refused}", allow_retries=False)
+    evaluation = EvaluationResult.from_json(storage.read_bytes(files.metrics))
+    gated, protocols = evaluation.protocols[evaluation.protocol], evaluation.protocols
+    metrics_uri = files.metrics
 
     ndcg = f"ndcg@{k}"
     # The materialization first: the check result then attaches to this run's materialization.
@@ -189,7 +121,7 @@ def model_evaluation(
                 for protocol, result in protocols.items()
             },
             "new_item_share": round(gated.new_item_share.get("model", 0.0), 4),
-            "champion_version": champion.version if champion else "none",
+            "champion_version": evaluation.champion.version if evaluation.champion else "none",
             "champion_comparison": champion_comparison(evaluation),
             **{
                 name: dg.MetadataValue.md(table)

@@ -21,9 +21,8 @@ from recsys_assets.domain.records import SplitRequest, TrainingSetSummary, Windo
 from recsys_assets.domain.reports import split_table
 from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, PROTOCOLS
 from recsys_assets.partitions import daily_partitions
-from recsys_assets.pipes.worker import TRAINING_REFUSED
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.resources.training_launcher import TrainingLauncher
+from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
 from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.settings import SETTINGS
 from recsys_assets.step_errors import guarded_step
@@ -138,15 +137,11 @@ def training_set(
         partitions=keys,
         content_hash=pairs_hash,
     )
-    invocation = training_launcher.launch(context, request.to_extras())
-    refusals = [
-        message[TRAINING_REFUSED]
-        for message in invocation.get_custom_messages()
-        if isinstance(message, dict) and TRAINING_REFUSED in message
-    ]
-    if refusals:
+    # The matrices are built where the model is trained, from the pairs: never in this process.
+    refused = refusal(training_launcher.launch(context, request.to_extras()))
+    if refused is not None:
         # The data and the configuration decide this: a retry would fail the same way.
-        raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {refusals[0]}", allow_retries=False)
+        raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {refused}", allow_retries=False)
     summary = TrainingSetSummary.from_json(storage.read_bytes(files.summary))
     per_user, cut = summary.protocols[PER_USER], summary.protocols[GLOBAL_CUT]
     context.log.info(f"training set: {summary.users:,} users, {summary.items:,} items, {per_user.train_pairs:,} pairs")

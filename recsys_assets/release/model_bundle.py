@@ -4,14 +4,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
-import numpy as np
 from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.bundle import build_manifest, bundle_files, new_version
-from recsys_assets.domain.families.base import binary
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
 from recsys_assets.domain.reports import comparison_table, model_card, png_data_uri
@@ -94,10 +92,8 @@ def model_bundle(
         item_ids=storage.read_bytes(training_files.item_ids),
         report=report,
         # What each user saw in the served model's window: the online service excludes it and ranks from it.
-        # Ones as bytes: 5 bytes a pair instead of 8 (34 instead of 55 MB at 10 M events).
-        history=storage.sparse_to_bytes(
-            binary(storage.read_sparse([training_files.matrix("full")])[0]).astype(np.uint8)
-        ),
+        # Written by the split step as it is shipped, so the matrix is never rebuilt here.
+        history=storage.read_bytes(training_files.history),
     )
     transformer = item_transformer(context, artifacts)
     if transformer is not None:

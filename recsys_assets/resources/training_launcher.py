@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import dagster as dg
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from recsys_assets.pipes.worker import ORCHESTRATOR_PID_ENV
+from recsys_assets.pipes.worker import ORCHESTRATOR_PID_ENV, TRAINING_REFUSED
 from recsys_assets.resources.image_ref import require_pinned_image
 
 if TYPE_CHECKING:
@@ -38,6 +38,19 @@ class TrainingLauncher(dg.ConfigurableResource, ABC):
     @abstractmethod
     def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         """Run the training entrypoint with `extras` as its Pipes extras and wait for it."""
+
+
+def refusal(invocation: dg.PipesClientCompletedInvocation) -> str | None:
+    """Why the launched step refused its data or configuration (`TRAINING_REFUSED`), or None.
+
+    A refusal is deterministic: the step fails without `SERVICE_RETRY_POLICY` retrying it.
+    """
+    reasons = [
+        message[TRAINING_REFUSED]
+        for message in invocation.get_custom_messages()
+        if isinstance(message, dict) and TRAINING_REFUSED in message
+    ]
+    return str(reasons[0]) if reasons else None
 
 
 class SubprocessTrainingLauncher(TrainingLauncher):

@@ -14,9 +14,8 @@ from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import TrainingRequest
 from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
-from recsys_assets.pipes.worker import TRAINING_REFUSED
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.resources.training_launcher import TrainingLauncher
+from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
 from recsys_assets.step_errors import guarded_step
 
 
@@ -166,14 +165,10 @@ def trained_model(
         item_features=item_features_folder(context, artifacts),
     )
     invocation = training_launcher.launch(context, request.to_extras())
-    refusals = [
-        message[TRAINING_REFUSED]
-        for message in invocation.get_custom_messages()
-        if isinstance(message, dict) and TRAINING_REFUSED in message
-    ]
-    if refusals:
+    refused = refusal(invocation)
+    if refused is not None:
         # Bad data or configuration: the same inputs fail the same way, so SERVICE_RETRY_POLICY must not retry.
-        raise dg.Failure(description=f"training refused: {refusals[0]}", allow_retries=False)
+        raise dg.Failure(description=f"training refused: {refused}", allow_retries=False)
     reported = invocation.get_materialize_result()
     yield dg.MaterializeResult(
         metadata={

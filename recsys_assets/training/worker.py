@@ -1,6 +1,8 @@
 """Training entrypoint (`python -m recsys_assets.train`, the module `recsys_assets.train` runs), launched through Dagster Pipes.
 
-Every launcher (local subprocess, Docker, Vertex AI custom job) runs this same module. It reads
+Every launcher (local subprocess, Docker, Vertex AI custom job) runs this same module. The extras
+ask either for one of the steps of `recsys_assets.training.steps` (building the training set's
+matrices from the warehouse's pairs, fitting the baselines, the evaluation), or for training: it reads
 a `TrainingRequest` from the Pipes extras, loads the training set by URI, selects a model family
 and its parameters (Optuna search on the configured protocol's validation split), refits the
 selection on each protocol's training matrix (the models the evaluation scores) and on the whole
@@ -27,36 +29,19 @@ from recsys_assets.domain.failures import classify
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.item_side import ItemSide, ItemSource
 from recsys_assets.domain.layout import ItemFiles, ModelFiles, TrainingSetFiles
-from recsys_assets.domain.pair_pipeline import PairsFiles, load_pairs
 from recsys_assets.domain.params import Protocol
-from recsys_assets.domain.records import SplitRequest, TrainingReport, TrainingRequest, TrainingSetSummary
+from recsys_assets.domain.records import (
+    BaselinesRequest,
+    EvaluationRequest,
+    SplitRequest,
+    TrainingReport,
+    TrainingRequest,
+)
 from recsys_assets.domain.reports import trials_table
 from recsys_assets.domain.selection import select_model
-from recsys_assets.domain.splitting import PER_USER, PROTOCOLS, TrainingSet, split_problem, training_set_from_pairs
+from recsys_assets.domain.splitting import PER_USER, TrainingSet
 from recsys_assets.pipes.worker import TRAINING_REFUSED, open_training_pipes
-
-
-def split(request: SplitRequest, log: Callable[[str], None]) -> str | None:
-    """Build the training set's matrices from the warehouse's pairs and write them beside the pairs.
-
-    Returns why the split leaves nothing to train or score on (nothing is written then), or None.
-    """
-    files = TrainingSetFiles(request.training_set)
-    data = training_set_from_pairs(load_pairs(PairsFiles(files.folder), PROTOCOLS), request.params)
-    problem = split_problem(data.counts, request.params)
-    if problem is not None:
-        return problem
-    summary = TrainingSetSummary(
-        **data.counts.model_dump(),
-        window=request.window,
-        partitions=request.partitions,
-        content_hash=request.content_hash,
-    )
-    for uri, payload in data.to_files(files).items():
-        storage.write_bytes(uri, payload)
-    storage.write_bytes(files.summary, summary.to_json())  # last: marks a complete set
-    log(f"split {summary.full_pairs:,} pairs: {summary.users:,} users x {summary.items:,} items")
-    return None
+from recsys_assets.training import steps
 
 
 def run(pipes: PipesContext) -> TrainingReport:
@@ -116,6 +101,34 @@ def run(pipes: PipesContext) -> TrainingReport:
     return report
 
 
+def run_step(pipes: PipesContext) -> bool:
+    """Run the step the extras ask for besides training (`training.steps`); False when they ask for training.
+
+    A deterministic failure is reported as a refusal, as training's is; a service error propagates.
+    """
+    extras = pipes.extras
+    step: Callable[[], str | None]
+    if (split_request := SplitRequest.from_extras(extras)) is not None:
+        step = lambda: steps.split(split_request, pipes.log.info)  # noqa: E731
+    elif (baselines := BaselinesRequest.from_extras(extras)) is not None:
+        step = lambda: steps.fit_baselines(baselines, pipes.log.info)  # noqa: E731
+    elif (evaluation := EvaluationRequest.from_extras(extras)) is not None:
+        step = lambda: steps.evaluate(evaluation, pipes.log.info) and None  # noqa: E731
+    else:
+        return False
+    try:
+        problem = step()
+    except Exception as exc:
+        if is_service_error(exc):
+            raise
+        problem = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    if problem is not None:
+        # The data and the configuration decide this: the orchestrator fails the step without retrying.
+        pipes.log.error(f"refused: {problem}")
+        pipes.report_custom_message({TRAINING_REFUSED: problem})
+    return True
+
+
 def is_service_error(exc: BaseException) -> bool:
     """Whether `exc` (or an exception it was raised from) is transient (`domain.failures`), so a retry may succeed."""
     return classify(exc) == "transient"
@@ -133,12 +146,7 @@ def main() -> None:
 
 def _main() -> None:
     with open_training_pipes() as pipes:
-        split_request = SplitRequest.from_extras(pipes.extras)
-        if split_request is not None:
-            problem = split(split_request, pipes.log.info)
-            if problem is not None:
-                # The data and the configuration decide this: the orchestrator fails the step without retrying.
-                pipes.report_custom_message({TRAINING_REFUSED: problem})
+        if run_step(pipes):
             return
         try:
             report = run(pipes)
