@@ -138,6 +138,54 @@ def store_extract(layout: ArtifactLayout, table: pa.Table, keys: Sequence[str]) 
     return split
 
 
+# Days read from the warehouse per query when extracting a range: ~1 M events (a few hundred MiB) at
+# 300 k events a day, so the process extracting a 100-day window never holds it all at once.
+EXTRACT_DAYS_PER_READ = 4
+
+
+def chunks(keys: Sequence[str], size: int = EXTRACT_DAYS_PER_READ) -> list[list[str]]:
+    """`keys` (consecutive days) in runs of at most `size`."""
+    return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
+
+
+def _worse(a: DayShare, b: DayShare) -> DayShare:
+    return DayShare(
+        rows=a.rows + b.rows,
+        **{k: v for k, v in vars(max(a, b, key=lambda share: share.worst_share)).items() if k != "rows"},
+    )
+
+
+def combine_splits(parts: Sequence[ExtractSplit]) -> ExtractSplit:
+    """The statistics of one split made of `parts` (extracts of consecutive runs of days), without their rows.
+
+    The worst day of each kind of malformed row is the worst over the parts; `valid` holds no rows (each
+    part's rows were written when it was extracted), `rejected` every part's quarantined rows.
+    """
+    first = parts[0]
+    combined = first
+    for part in parts[1:]:
+        combined = ExtractSplit(
+            valid=combined.valid,
+            rejected=pa.concat_tables([combined.rejected, part.rejected]),
+            rows_per_day=combined.rows_per_day | part.rows_per_day,
+            day_bounds=[],
+            null_ids=_worse(combined.null_ids, part.null_ids),
+            bad_weights=_worse(combined.bad_weights, part.bad_weights),
+            rows_outside=combined.rows_outside + part.rows_outside,
+            rows_read=combined.rows_read + part.rows_read,
+        )
+    return ExtractSplit(
+        valid=first.valid.slice(0, 0),
+        rejected=combined.rejected,
+        rows_per_day=combined.rows_per_day,
+        day_bounds=[],
+        null_ids=combined.null_ids,
+        bad_weights=combined.bad_weights,
+        rows_outside=combined.rows_outside,
+        rows_read=combined.rows_read,
+    )
+
+
 def consecutive_runs(keys: Sequence[str]) -> list[list[str]]:
     """Sorted partition keys grouped into runs of consecutive days (one warehouse read per run)."""
     runs: list[list[str]] = []

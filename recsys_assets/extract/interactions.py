@@ -1,7 +1,8 @@
 """The daily extract of interaction events from the warehouse, with its data-quality checks."""
 
+from collections import Counter
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -14,7 +15,7 @@ from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA, rows_per_value
 from recsys_assets.domain.layout import ArtifactLayout
-from recsys_assets.domain.quality import median_rows, store_extract
+from recsys_assets.domain.quality import chunks, combine_splits, median_rows, store_extract
 from recsys_assets.extract.checks import (
     INTERACTIONS_CHECKS,
     NO_NULL_IDS,
@@ -107,24 +108,33 @@ def interactions(
     context: dg.AssetExecutionContext, config: ExtractConfig, warehouse: Warehouse, artifacts: ArtifactStore
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Daily extract of user-item interaction events from the warehouse, one Parquet file per day."""
-    window = context.partition_time_window
     keys = context.partition_keys
     layout = artifacts.layout(context.run)
-    table = warehouse.read_events(window.start, window.end)
-    context.log.info(f"read {table.num_rows:,} events for {keys[0]}..{keys[-1]} from {warehouse.table_ref}")
-
-    split = store_extract(layout, table, keys)
+    # A few days per read: a long backfill range is never held in this process at once.
+    parts, users, items, event_types = [], [], [], Counter()
+    for days in chunks(keys):
+        start = datetime.combine(date.fromisoformat(days[0]), datetime.min.time(), tzinfo=UTC)
+        table = warehouse.read_events(start, start + timedelta(days=len(days)))
+        part = store_extract(layout, table, days)
+        users.append(pc.unique(part.valid["user_id"]))
+        items.append(pc.unique(part.valid["item_id"]))
+        event_types.update(rows_per_value(part.valid["event_type"]))
+        parts.append(part)
+        del table
+    split = combine_splits(parts)
+    del parts
+    valid_rows = sum(split.rows_per_day.values())
+    context.log.info(f"read {split.rows_read:,} events for {keys[0]}..{keys[-1]} from {warehouse.table_ref}")
 
     # The materialization first: each check result then attaches to this run's materialization.
-    valid = split.valid
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": valid.num_rows,
+            "dagster/row_count": valid_rows,
             "rows_read": split.rows_read,
             "rows_rejected": split.rejected.num_rows,
-            "users": pc.count_distinct(valid["user_id"]).as_py(),
-            "items": pc.count_distinct(valid["item_id"]).as_py(),
-            "event_types": dg.MetadataValue.json(rows_per_value(valid["event_type"])),
+            "users": pc.count_distinct(pa.chunked_array(users, pa.string())).as_py(),
+            "items": pc.count_distinct(pa.chunked_array(items, pa.string())).as_py(),
+            "event_types": dg.MetadataValue.json(dict(sorted(event_types.items()))),
             **(
                 {"rows_per_day": dg.MetadataValue.json(split.rows_per_day)}
                 if len(keys) <= ROWS_PER_DAY_SHOWN
@@ -140,5 +150,5 @@ def interactions(
     baseline = median_rows(_previous_row_counts(layout, keys[0], config.history_days))
     yield ROW_COUNT_STABLE(split.rows_per_day, baseline, config.collapse_ratio)
     # The next steps run in this process: the range's Arrow buffers must not stay in its peak.
-    del table, split, valid
+    del split, users, items
     release_free_memory()

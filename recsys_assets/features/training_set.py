@@ -16,7 +16,7 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.pair_pipeline import PairsFiles, PairsRequest
 from recsys_assets.domain.params import SplitParams
-from recsys_assets.domain.quality import consecutive_runs, store_extract
+from recsys_assets.domain.quality import chunks, consecutive_runs, store_extract
 from recsys_assets.domain.records import SplitRequest, TrainingSetSummary, Window
 from recsys_assets.domain.reports import split_table
 from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, PROTOCOLS
@@ -30,10 +30,6 @@ from recsys_assets.step_errors import guarded_step
 WINDOW = dg.TimeWindowPartitionMapping(
     start_offset=-(SETTINGS.training_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
 )
-
-
-# Missing window days read from the warehouse per query: ~1 M events (a few hundred MiB) at 300 k events a day.
-EXTRACT_DAYS_PER_READ = 4
 
 
 class TrainingSetConfig(dg.Config, SplitParams):
@@ -59,12 +55,7 @@ def extract_missing_days(
     """
     missing = [key for key in keys if not storage.exists(layout.interactions(key).events)]
     # A few days per read, so this process never holds a long run of missing days at once.
-    runs = [
-        run[i : i + EXTRACT_DAYS_PER_READ]
-        for run in consecutive_runs(missing)
-        for i in range(0, len(run), EXTRACT_DAYS_PER_READ)
-    ]
-    for days in runs:
+    for days in (chunk for run in consecutive_runs(missing) for chunk in chunks(run)):
         table = warehouse.read_events(_day_start(days[0]), _day_start(days[-1]) + timedelta(days=1))
         split = store_extract(layout, table, days)
         for key in days:

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.items import measure_quality
-from recsys_assets.domain.quality import split_extract
+from recsys_assets.domain.quality import chunks, combine_splits, split_extract
 from recsys_assets.extract import checks
 from recsys_assets_tests.support.catalogue import catalogue
 
@@ -103,3 +103,27 @@ def test_every_spec_names_its_asset_and_the_daily_partitions():
     assert all(spec.partitions_def is not None and spec.description for spec in specs)
     assert [check.spec.blocking for check in checks.INTERACTIONS_CHECKS] == [True, True, True, False]
     assert {spec.asset_key.to_user_string() for spec in specs} == {"interactions", "items"}
+
+
+def test_a_range_extracted_a_few_days_at_a_time_is_judged_as_if_read_at_once():
+    """`interactions` reads a long range in chunks (flat memory): the checks' numbers must not change."""
+    days = ["2026-03-01", "2026-03-02", "2026-03-03"]
+    table = rows(
+        ("u", 1.0, 1),
+        (None, 1.0, 2),  # day 1: 1 of 2 null
+        ("u", -1.0, 25),
+        ("u", 1.0, 26),
+        ("u", 1.0, 27),  # day 2: 1 of 3 bad weights
+        (None, 1.0, 49),
+        ("u", None, 50),
+        ("u", 1.0, 51),
+        ("u", 1.0, 52),  # day 3: 1 of 4 null, 1 of 4 missing weight
+    )
+    whole = split_extract(table, days)
+    parts = [split_extract(table.slice(0, 5), days[:2]), split_extract(table.slice(5), days[2:])]
+    combined = combine_splits(parts)
+    for field in ("rows_per_day", "null_ids", "bad_weights", "rows_outside", "rows_read"):
+        assert getattr(combined, field) == getattr(whole, field), field
+    assert combined.rejected.num_rows == whole.rejected.num_rows == 4 and combined.valid.num_rows == 0
+    assert whole.bad_weights.worst_day == "2026-03-02" and whole.null_ids.worst_day == "2026-03-01"
+    assert chunks(days, 2) == [days[:2], days[2:]]
