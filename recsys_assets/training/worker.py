@@ -19,8 +19,8 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from dagster_pipes import PipesContext
 
@@ -101,20 +101,32 @@ def run(pipes: PipesContext) -> TrainingReport:
     return report
 
 
+def _requested_step(extras: Mapping[str, Any], log: Callable[[str], None]) -> Callable[[], str | None] | None:
+    """The step `extras` ask for, returning why it refused (or None); None when they ask for training."""
+    if (split_request := SplitRequest.from_extras(extras)) is not None:
+        return lambda: steps.split(split_request, log)
+    if (baselines := BaselinesRequest.from_extras(extras)) is not None:
+
+        def fit() -> None:
+            steps.fit_baselines(baselines, log)
+
+        return fit
+    if (evaluation := EvaluationRequest.from_extras(extras)) is not None:
+
+        def evaluate() -> None:
+            steps.evaluate(evaluation, log)
+
+        return evaluate
+    return None
+
+
 def run_step(pipes: PipesContext) -> bool:
     """Run the step the extras ask for besides training (`training.steps`); False when they ask for training.
 
     A deterministic failure is reported as a refusal, as training's is; a service error propagates.
     """
-    extras = pipes.extras
-    step: Callable[[], str | None]
-    if (split_request := SplitRequest.from_extras(extras)) is not None:
-        step = lambda: steps.split(split_request, pipes.log.info)  # noqa: E731
-    elif (baselines := BaselinesRequest.from_extras(extras)) is not None:
-        step = lambda: steps.fit_baselines(baselines, pipes.log.info)  # noqa: E731
-    elif (evaluation := EvaluationRequest.from_extras(extras)) is not None:
-        step = lambda: steps.evaluate(evaluation, pipes.log.info) and None  # noqa: E731
-    else:
+    step = _requested_step(pipes.extras, pipes.log.info)
+    if step is None:
         return False
     try:
         problem = step()
