@@ -91,21 +91,46 @@ def _u_item(path: Path) -> pa.Table:
 
 
 def _movies_csv(path: Path) -> pa.Table:
-    try:
-        raw = pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(MOVIES_CSV_COLUMNS, pa.string()))
-        )
-    except pa.ArrowInvalid as exc:
-        raise ImportRejectedError(f"{path} is not a MovieLens movies.csv file: {exc}") from exc
-    missing = [c for c in MOVIES_CSV_COLUMNS if c not in raw.column_names]
+    names = header(path)
+    missing = [c for c in MOVIES_CSV_COLUMNS if c not in names]
     if missing:
-        raise ImportRejectedError(
-            f"{path} (MovieLens movies.csv) is missing columns {missing}; found {raw.column_names}"
-        )
+        raise ImportRejectedError(f"{path} (MovieLens movies.csv) is missing columns {missing}; found {names[:20]}")
+    raw = _csv_columns(path, names, dict(zip(("item_id", "title", "genres"), MOVIES_CSV_COLUMNS, strict=True)))
     genres = pc.replace_substring(pc.fill_null(raw["genres"], pa.scalar("")), "|", " ")
     genre_list: Any = raw["genres"].fill_null(pa.scalar("unknown"))
     first = pc.list_element(pc.split_pattern(genre_list, "|"), 0)
-    return _movies(raw["movieId"], raw["title"], genres, first)
+    return _movies(raw["item_id"], raw["title"], genres, first)
+
+
+def _csv_columns(path: Path, names: list[str], wanted: dict[str, str]) -> pa.Table:
+    """The CSV `path` (header `names`) as text columns named like `wanted`'s keys from its values' columns.
+
+    A row of another width, an unreadable or over-long row, an unclosed quote or a NUL refuses the file:
+    a catalogue is small, and a half-read one would drop postings silently.
+    """
+    con = connect()
+    try:
+        relation = read_text_csv(con, path, len(names), has_header=True, delimiter=",")
+        # Only this module's own column names are written into the query, never the file's.
+        raw = relation.select(
+            ", ".join(
+                f"c{names.index(source)} AS {target}" if source in names else f"NULL::VARCHAR AS {target}"
+                for target, source in wanted.items()
+            )
+        ).to_arrow_table()
+        errors = row_errors(con, path)
+    except duckdb.Error as exc:
+        raise ImportRejectedError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+    if errors.total:
+        raise ImportRejectedError(
+            f"{path}: {errors.short} rows with fewer fields than the header, {errors.long} with more, "
+            f"{errors.oversize} over the row size limit and {errors.unreadable} otherwise unreadable; "
+            "nothing was imported"
+        )
+    refuse_nul(path, raw)
+    return raw
 
 
 def _movies(ids: Any, titles: Any, genres: Any, category: Any) -> pa.Table:
@@ -127,37 +152,16 @@ def _movies(ids: Any, titles: Any, genres: Any, category: Any) -> pa.Table:
 
 def _catalogue(path: Path) -> pa.Table:
     """A CSV/Parquet catalogue: `item_id` required, the other contract columns optional, every column read as text."""
+    parquet = path.suffix in PARQUET_SUFFIXES
+    names = parquet_columns(path, ITEM_COLUMNS, ("item_id",)) if parquet else header(path)
+    if "item_id" not in names:
+        raise ImportRejectedError(
+            f"{path} is missing the required column item_id; expected item_id plus optional "
+            f"{list(ITEM_COLUMNS[1:])}, found {names[:20]}"
+        )
+    raw = _parquet_columns(path, names) if parquet else _csv_columns(path, names, {name: name for name in ITEM_COLUMNS})
     con = connect()
     try:
-        if path.suffix in PARQUET_SUFFIXES:
-            names = parquet_columns(path, ITEM_COLUMNS, ("item_id",))
-            relation = con.read_parquet(str(path))
-            # Only the contract's own column names are written into the query, never the file's.
-            source = {name: f'"{name}"' for name in ITEM_COLUMNS if name in names}
-        else:
-            names = header(path)
-            relation = read_text_csv(con, path, len(names), has_header=True, delimiter=",")
-            source = {name: f"c{names.index(name)}" for name in ITEM_COLUMNS if name in names}
-        if "item_id" not in names:
-            raise ImportRejectedError(
-                f"{path} is missing the required column item_id; expected item_id plus optional "
-                f"{list(ITEM_COLUMNS[1:])}, found {names[:20]}"
-            )
-        raw = relation.select(
-            ", ".join(
-                f"CAST({source[name]} AS VARCHAR) AS {name}" if name in source else f"NULL::VARCHAR AS {name}"
-                for name in ITEM_COLUMNS
-            )
-        ).to_arrow_table()
-        if path.suffix not in PARQUET_SUFFIXES:
-            errors = row_errors(con, path)
-            if errors.total:
-                raise ImportRejectedError(
-                    f"{path}: {errors.short} rows with fewer fields than the header, {errors.long} with more, "
-                    f"{errors.oversize} over the row size limit and {errors.unreadable} otherwise unreadable; "
-                    "nothing was imported"
-                )
-        refuse_nul(path, raw)
         con.register("raw", raw)
         dates = ", ".join(
             f"count(*) FILTER (WHERE nullif(trim({c}), '') IS NOT NULL AND TRY_CAST(trim({c}) AS DATE) IS NULL), "
@@ -176,11 +180,32 @@ def _catalogue(path: Path) -> pa.Table:
             + ", ".join(f"TRY_CAST(trim({c}) AS DATE) AS {c}" if c in DATE_COLUMNS else c for c in ITEM_COLUMNS)
             + " FROM raw"
         ).to_arrow_table()
+    finally:
+        con.close()
+    return typed.set_column(0, "item_id", text_ids(typed["item_id"])).cast(ITEMS_SCHEMA)
+
+
+def _parquet_columns(path: Path, names: list[str]) -> pa.Table:
+    """The contract's columns of the Parquet catalogue `path` as text (absent ones null)."""
+    con = connect()
+    try:
+        # Only the contract's own column names are written into the query, never the file's.
+        raw = (
+            con.read_parquet(str(path))
+            .select(
+                ", ".join(
+                    f'CAST("{name}" AS VARCHAR) AS {name}' if name in names else f"NULL::VARCHAR AS {name}"
+                    for name in ITEM_COLUMNS
+                )
+            )
+            .to_arrow_table()
+        )
     except duckdb.Error as exc:
         raise ImportRejectedError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
     finally:
         con.close()
-    return typed.set_column(0, "item_id", text_ids(typed["item_id"])).cast(ITEMS_SCHEMA)
+    refuse_nul(path, raw)
+    return raw
 
 
 def read_items_file(path: str | Path, fmt: str = "items") -> tuple[pa.Table, ItemImportReport]:

@@ -164,3 +164,19 @@ def test_a_huge_row_is_counted_not_dropped(tmp_path):
     assert (report.rows_read, report.oversize_rows, table.num_rows) == (6, 1, 5)
     with pytest.raises(ImportRejectedError, match=r"1 rows over 1,048,576 bytes \(first on line 6\)"):
         events(tmp_path, b"u1,j1,2026-01-02\n" * 4 + huge)
+
+
+def test_movielens_movies_csv_follows_the_same_rules(tmp_path):
+    path = tmp_path / "movies.csv"
+    path.write_bytes(b'movieId,title,genres\n007,"Bond, James",Action|Thriller\n NA ,x,Drama\n')
+    catalogue, _ = read_items_file(path, "movielens")
+    assert catalogue["item_id"].to_pylist() == ["007", "NA"] and catalogue["category"].to_pylist() == [
+        "Action",
+        "Drama",
+    ]
+    path.write_bytes(b"movieId,title,genres,title\n1,a,Drama,b\n")
+    with pytest.raises(ImportRejectedError, match="repeats the column 'title'"):
+        read_items_file(path, "movielens")
+    path.write_bytes("movieId,title,genres\n1,Amélie,Drama\n".encode("latin-1"))
+    with pytest.raises(ImportRejectedError, match="not UTF-8"):
+        read_items_file(path, "movielens")
