@@ -1,7 +1,8 @@
 """Every rendered table and document: what the CLI prints, the UI shows, and a bundle carries for people.
 
-The numbers come from the records (`records.py`) and the maths (`metrics.py`); this module only lays
-them out: Markdown tables, the model card, the release pull request's text, the metrics plot.
+The numbers come from the records (`records.py`), the maths (`metrics.py`) and the registry's states
+(`registry.py`); this module only lays them out: Markdown tables, the model card, the release pull
+request's text, the registry's listings (`models list/show/diff`), the metrics plot.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import METRIC_NAMES, headline, headline_names
 from recsys_assets.domain.records import EvaluationResult, Manifest, Metrics, SplitCounts, TrainingReport
+from recsys_assets.domain.registry import VersionStatus
 from recsys_assets.domain.splitting import PROTOCOLS
 
 # Text from settings or data (code version, image, ids, parameters, reasons) may hold anything: in
@@ -316,3 +318,74 @@ def pull_request_body(manifest: Manifest, champion_manifest: Manifest | None, ca
         )
         + f"Model card: {markdown_text(card_uri)}\n"
     )
+
+
+def versions_table(statuses: Mapping[str, VersionStatus], limit: int = 10) -> str:
+    """Markdown table of the last `limit` versions (newest first) with their states and pull requests."""
+    rows = [
+        f"| {s.version} | {s.state} | {s.since} | {s.pull_request or '—'} |"
+        for s in sorted(statuses.values(), key=lambda s: s.version, reverse=True)[:limit]
+    ]
+    return "| version | state | since | pull request |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+def registry_listing(
+    champion: str | None, versions: Sequence[tuple[str, VersionStatus | None, Manifest | None]]
+) -> str:
+    """`models list`: the champion, then one row per (version, status, manifest); None: not proposed / unreadable."""
+    lines = [
+        f"champion: {champion or 'none'}",
+        "",
+        "| version | state | created | family | data window | metrics | pull request |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for version, status, manifest in versions:
+        state = status.state if status else "not proposed"
+        pull_request = (status.pull_request if status else None) or "—"
+        if manifest is None:
+            lines.append(f"| {version} | {state} | — | unreadable manifest | — | — | {pull_request} |")
+            continue
+        metrics = " ".join(
+            f"{name} {manifest.metrics.model[name]:.4f}"
+            for name in headline_names(manifest.k)[:3]
+            if name in manifest.metrics.model
+        )
+        window = manifest.data.window
+        lines.append(
+            f"| {version} | {state} | {manifest.created_at[:19]} | {manifest.model.family} "
+            f"| {window.start}..{window.end} | {metrics} | {pull_request} |"
+        )
+    return "\n".join(lines)
+
+
+def version_summary(model_name: str, version: str, manifest: Manifest, status: VersionStatus | None) -> str:
+    """`models show`: one version's manifest summary, metrics and state history."""
+    lines = [
+        f"{model_name} {version}: {status.state if status else 'not proposed'}",
+        f"created {manifest.created_at}, family {manifest.model.family}, params {manifest.model.params}",
+        f"data {manifest.data.window.start}..{manifest.data.window.end}, {manifest.data.train_pairs:,} pairs",
+        f"code {manifest.code_version or 'unknown'}, image {manifest.image or 'local'}, run {manifest.dagster.run_id}",
+    ]
+    lines += [f"  {name}: {value:.4f}" for name, value in manifest.metrics.model.items()]
+    lines += [
+        f"{event.at}  {event.state:<11}  {event.reason}" + (f"  {event.pull_request}" if event.pull_request else "")
+        for event in (status.history if status else ())
+    ]
+    return "\n".join(lines)
+
+
+def versions_diff_table(a: str, b: str, left: Manifest, right: Manifest) -> str:
+    """`models diff`: two versions' metrics, parameters and data side by side."""
+    lines = [f"| | {a} | {b} | change |", "|---|---|---|---|"]
+    for name in sorted(set(left.metrics.model) | set(right.metrics.model)):
+        x, y = left.metrics.model.get(name), right.metrics.model.get(name)
+        change = f"{y - x:+.4f}" if x is not None and y is not None else "—"
+        lines.append(f"| {name} | {x if x is None else f'{x:.4f}'} | {y if y is None else f'{y:.4f}'} | {change} |")
+    for label, x, y in (
+        ("family", left.model.family, right.model.family),
+        ("params", left.model.params, right.model.params),
+        ("window", left.data.window, right.data.window),
+        ("content_hash", left.data.content_hash[:16], right.data.content_hash[:16]),
+    ):
+        lines.append(f"| {label} | {x} | {y} | {'same' if x == y else 'differs'} |")
+    return "\n".join(lines)
