@@ -181,12 +181,17 @@ class Bundle:
             ServingInputError: `n` is not a whole number of at least 1 (a larger `n` than the catalogue
                 is clamped to it), or `seen_item_ids` is not a collection.
         """
+        if not isinstance(user_id, Hashable):
+            raise ServingInputError(f"user_id must be an id (text or a number), got {type(user_id).__name__}")
         return self._ranked(self.model, self._user_row.get(user_id, -1), seen_item_ids, n)
 
     def _ranked(self, model: Recommender[Any], row: int, seen_item_ids: Iterable[Hashable], n: int) -> list:
         """`model`'s top `n` item ids for training row `row` (-1: unknown) with history `seen_item_ids`."""
         n = list_length(n, len(self._items))
-        columns = self.item_columns(seen_collection(seen_item_ids))
+        try:
+            columns = self.item_columns(seen_collection(seen_item_ids))
+        except TypeError:  # an unhashable element: a list or dict where an id belongs
+            raise ServingInputError("seen_item_ids must hold item ids (text or numbers), not lists or maps") from None
         columns = np.unique(columns[columns >= 0])
         seen = sp.csr_matrix(
             (np.ones(len(columns), np.float32), columns, np.array([0, len(columns)])), shape=(1, len(self._items))

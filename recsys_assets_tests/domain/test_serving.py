@@ -162,6 +162,10 @@ def test_seen_item_ids_must_be_a_collection_not_a_bare_string(tmp_path):
         bundle.recommend("u0", items[0], n=3)
     with pytest.raises(ServingInputError, match="got int"):
         bundle.recommend("u0", 7, n=3)  # type: ignore[arg-type]
+    with pytest.raises(ServingInputError, match="seen_item_ids must hold item ids"):
+        bundle.recommend("u0", [[items[0]]], n=3)  # type: ignore[list-item]
+    with pytest.raises(ServingInputError, match="user_id must be an id"):
+        bundle.recommend(["u0"], [], n=3)  # type: ignore[arg-type]
     assert items[0] not in bundle.recommend("u0", {items[0]}, n=len(items))
 
 
