@@ -65,12 +65,21 @@ BIGQUERY = Dialect(
 )
 
 
-def valid_events_filter() -> str:
-    """Rows a daily extract keeps (`quality.split_extract`): ids present, a finite weight in [0, MAX_WEIGHT].
+# An id with a character that is not white space (`text_files.blank_ids`: Unicode White_Space, which is
+# RE2's \s, \v, NEL and the separators \p{Z}); a GoogleSQL raw string.
+_NOT_BLANK = r"r'[^\s\v\x{85}\p{Z}]'"
 
-    A NaN weight fails `<=` in both dialects, +inf fails it too.
+
+def valid_events_filter() -> str:
+    """Rows a daily extract keeps (`quality.split_extract`), in GoogleSQL: ids present and not blank, a finite
+    weight in [0, MAX_WEIGHT] (NaN and +inf fail `<=`).
+
+    The DuckDB warehouse reads the extracts themselves and needs no filter.
     """
-    return f"user_id IS NOT NULL AND item_id IS NOT NULL AND weight IS NOT NULL AND weight >= 0 AND weight <= {MAX_WEIGHT!r}"
+    ids = " AND ".join(
+        f"{column} IS NOT NULL AND REGEXP_CONTAINS({column}, {_NOT_BLANK})" for column in ("user_id", "item_id")
+    )
+    return f"{ids} AND weight IS NOT NULL AND weight >= 0 AND weight <= {MAX_WEIGHT!r}"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.pair_pipeline import PairsFiles, PairsRequest, load_pairs
 from recsys_assets.domain.params import SplitParams
+from recsys_assets.domain.quality import split_extract
 from recsys_assets.domain.splitting import PROTOCOLS, build_training_set, training_set_from_pairs
 from recsys_assets.domain.synthetic import SMALL_SPEC, generate_events, generate_postings
 from recsys_assets.resources import backend, build_resources
@@ -238,17 +239,22 @@ def test_bigquery_runs_the_pair_pipeline_and_its_pairs_give_the_in_memory_matric
     """
     spec = dataclasses.replace(SMALL_SPEC, n_users=150, n_items=60, n_days=6, events_per_day=500)
     generated = generate_events(spec)
-    # A malformed row the extracts would quarantine: the pipeline leaves it out the same way.
+    # Malformed rows the extracts would quarantine (`split_extract`), each of which would change the pairs if
+    # it got through: NaN and negative weights on real pairs, a blank user on busy items, a blank item of busy users.
+    users, items = generated["user_id"].to_pylist()[:3], generated["item_id"].to_pylist()[:3]
+    ts = generated["event_ts"][0].as_py()
     broken = pa.table(
         {
-            "user_id": ["u-broken"],
-            "item_id": [generated["item_id"][0].as_py()],
-            "event_type": ["view"],
-            "weight": [float("nan")],
-            "event_ts": [generated["event_ts"][0].as_py()],
+            "user_id": users[:2] + [" \t\u00a0"] * 3 + users,
+            "item_id": items[:2] + items + ["\u2003"] * 3,
+            "event_type": ["view"] * 8,
+            "weight": [float("nan"), -1.0] + [5.0] * 6,
+            "event_ts": [ts] * 8,
         },
         schema=EVENTS_SCHEMA,
     )
+    judged = split_extract(broken, [ts.astimezone(UTC).date().isoformat()])
+    assert (judged.null_ids.rows, judged.bad_weights.rows, judged.rows_outside) == (6, 2, 0)
     warehouse = bigquery_standin.warehouse()
     warehouse.replace_days(pa.concat_tables([generated, broken]))
     catalogue = generate_postings(spec)["item_id"]
