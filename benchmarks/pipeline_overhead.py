@@ -14,7 +14,9 @@ already extracted and retrained the day before (untimed), so the timed run extra
 day and reads the rest of the window from the extracts, as every day after the first does. The
 search has fixed trials and no effective time budget, so both sides do the same work. Peak RSS is the largest sum of the
 resident memory of the process tree (the orchestrator and its training child at once), sampled
-every 50 ms from /proc. Figures and the commands are in benchmarks/README.md.
+every 50 ms from /proc; beside it the orchestrator's own peak ("main") and the largest child's
+(the training launcher's steps: the split, training, baselines, evaluation). Figures and the
+commands are in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Measured:
     wall: float
     peak_rss_gib: float  # the whole process tree at its largest
     peak_main_gib: float  # the process started (the orchestrator, for the pipeline)
+    peak_child_gib: float = 0.0  # the largest descendant alone (the training launcher's child, for the pipeline)
 
 
 def _children() -> dict[int, list[int]]:
@@ -65,29 +68,32 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
-def _tree_rss(root: int) -> tuple[int, int]:
-    """Resident bytes of `root` with all its descendants, and of `root` alone."""
-    tree, total, todo = _children(), 0, [root]
+def _tree_rss(root: int) -> tuple[int, int, int]:
+    """Resident bytes of `root` with all its descendants, of `root` alone, and of its largest descendant."""
+    tree, total, largest, todo = _children(), 0, 0, [root]
     while todo:
         pid = todo.pop()
-        total += _rss_bytes(pid)
+        rss = _rss_bytes(pid)
+        total += rss
+        if pid != root:
+            largest = max(largest, rss)
         todo.extend(tree.get(pid, []))
-    return total, _rss_bytes(root)
+    return total, _rss_bytes(root), largest
 
 
 def measure(command: list[str], env: dict[str, str], log: Path) -> Measured:
     """Wall time and peak process-tree RSS of `command`; its output goes to `log`."""
-    peak = main = 0
+    peak = main = child = 0
     started = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak, main
+            nonlocal peak, main, child
             while not done.wait(0.05):
-                tree, root = _tree_rss(process.pid)
-                peak, main = max(peak, tree), max(main, root)
+                tree, root, largest = _tree_rss(process.pid)
+                peak, main, child = max(peak, tree), max(main, root), max(child, largest)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -97,7 +103,7 @@ def measure(command: list[str], env: dict[str, str], log: Path) -> Measured:
     wall = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"{' '.join(command)} exited with {status}; see {log}")
-    return Measured(wall=wall, peak_rss_gib=peak / 2**30, peak_main_gib=main / 2**30)
+    return Measured(wall=wall, peak_rss_gib=peak / 2**30, peak_main_gib=main / 2**30, peak_child_gib=child / 2**30)
 
 
 def plain(args: argparse.Namespace) -> None:
@@ -271,10 +277,12 @@ def main() -> None:
         results["rerun, unchanged data"] = runs["rerun, unchanged data"][0]
 
     print(f"\n{args.window_days}-day window, data in {data}")
-    print(f"{'side':32s} {'wall s':>8s} {'peak RSS GiB':>13s} {'main process GiB':>17s}  all walls")
+    print(f"{'side':32s} {'wall s':>8s} {'peak RSS GiB':>13s} {'main process GiB':>17s} {'child GiB':>10s}  all walls")
     for name, m in results.items():
         walls = ", ".join(f"{r.wall:.1f}" for r in runs[name])
-        print(f"{name:32s} {m.wall:8.1f} {m.peak_rss_gib:13.2f} {m.peak_main_gib:17.2f}  {walls}")
+        print(
+            f"{name:32s} {m.wall:8.1f} {m.peak_rss_gib:13.2f} {m.peak_main_gib:17.2f} {m.peak_child_gib:10.2f}  {walls}"
+        )
     if "import-events" in results:
         imported, piped = results["import-events"], results["python -m recsys_assets run"]
         print(f"{'import-events + run':32s} {imported.wall + piped.wall:8.1f}")
