@@ -250,15 +250,20 @@ def _write(uri: str, table: pa.Table, digests: dict[str, bytes]) -> None:
 
 
 def write_shards(
-    batches: Iterable[pa.RecordBatch], files: PairsFiles, schema: pa.Schema, digests: dict[str, bytes]
+    batches: Iterable[pa.RecordBatch],
+    files: PairsFiles,
+    schema: pa.Schema,
+    digests: dict[str, bytes],
+    shard_rows: int | None = None,
 ) -> tuple[list[str], int]:
     """Stream `batches` into shards of exactly `SHARD_ROWS` rows (the last shorter); returns their names and the rows.
 
-    Each shard's SHA-256 is added to `digests`.
+    Each shard's SHA-256 is added to `digests`; `shard_rows` defaults to `SHARD_ROWS`.
 
     Shard boundaries depend on the row count alone, never on how the engine batched its output, so the same
     pairs always give the same files.
     """
+    shard_rows = shard_rows or SHARD_ROWS
     shards: list[str] = []
     pending: list[pa.Table] = []
     pending_rows = rows = 0
@@ -273,10 +278,10 @@ def write_shards(
         rows += table.num_rows
         pending.append(table)
         pending_rows += table.num_rows
-        while pending_rows >= SHARD_ROWS:
+        while pending_rows >= shard_rows:
             joined = pa.concat_tables(pending).combine_chunks()
-            flush(joined.slice(0, SHARD_ROWS))
-            rest = joined.slice(SHARD_ROWS)
+            flush(joined.slice(0, shard_rows))
+            rest = joined.slice(shard_rows)
             pending, pending_rows = [rest], rest.num_rows
     if pending_rows or not shards:
         flush(pa.concat_tables(pending).combine_chunks() if pending else schema.empty_table())
@@ -349,7 +354,13 @@ def label(engine: Engine, dialect: Dialect, rel: Relations, params: SplitParams,
 
 
 def run_pipeline(
-    engine: Engine, dialect: Dialect, rel: Relations, params: SplitParams, protocols: Protocols, files: PairsFiles
+    engine: Engine,
+    dialect: Dialect,
+    rel: Relations,
+    params: SplitParams,
+    protocols: Protocols,
+    files: PairsFiles,
+    shard_rows: int | None = None,
 ) -> str:
     """Run the whole pipeline on `engine` and write its output at `files`; returns the files' content hash.
 
@@ -362,7 +373,9 @@ def run_pipeline(
     items = engine.table(ids_query(rel.items, "item_id", "i"))
     write_ids(users, files.user_ids, "user_id", digests)
     write_ids(items, files.item_ids, "item_id", digests)
-    shards, rows = write_shards(engine.batches(indexed_query(rel, protocols)), files, pairs_schema(protocols), digests)
+    shards, rows = write_shards(
+        engine.batches(indexed_query(rel, protocols)), files, pairs_schema(protocols), digests, shard_rows
+    )
     summary = PairsSummary(
         events=labelled.events,
         events_deduplicated=labelled.events_deduplicated,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -15,18 +18,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import Field
 
+from recsys_assets.domain import pair_pipeline
 from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
-from recsys_assets.domain.pair_pipeline import (
-    DUCKDB,
-    DuckDBEngine,
-    PairsRequest,
-    Relations,
-    extract_dataset,
-    register_inputs,
-    run_pipeline,
-)
+from recsys_assets.domain.pair_pipeline import PairsRequest, catalogue_table
 
 # DuckDB names the process holding a file lock: "Conflicting lock is held in /usr/bin/python3 (PID 123)".
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?)(?: by user \S+)?\.?(?:\s+See also|$)", re.DOTALL)
@@ -99,10 +96,10 @@ class DuckDBWarehouse(Warehouse):
         default=30.0, description="How long to wait for another process's write lock on the file before giving up."
     )
     pairs_memory_mib: int = Field(
-        default=512,
+        default=2048,
         ge=64,
-        description="DuckDB's working memory for the training set's pairs; beyond it the pipeline spills to a "
-        "temporary folder, so the orchestrator's memory stays flat in the data's size.",
+        description="Working memory of the DuckDB process that builds the training set's pairs; beyond it the "
+        "pipeline spills to a temporary folder.",
     )
 
     @property
@@ -204,30 +201,37 @@ class DuckDBWarehouse(Warehouse):
         return per_day
 
     def build_pairs(self, request: PairsRequest) -> str:
-        """The pipeline on an in-process DuckDB over the window's daily extracts (what every model is trained on).
+        """The pipeline on DuckDB over the window's daily extracts (what every model is trained on), in a process
+        of its own (`domain.pairs_job`), so this process's memory stays flat whatever the window holds.
 
-        The extracts are scanned batch by batch and the work spills past `pairs_memory_mib`, so memory is
-        bounded whatever the window holds.
+        Raises:
+            WarehouseUnavailable: the engine process failed (its one-line reason included).
         """
-        spill = tempfile.TemporaryDirectory(prefix="recsys-pairs-")
-        con = duckdb.connect(
-            config={
-                "memory_limit": f"{int(self.pairs_memory_mib)}MB",
-                "temp_directory": spill.name,
-                # The pairs are sorted explicitly at the end; elsewhere row order is free, which saves memory.
-                "preserve_insertion_order": False,
+        with tempfile.TemporaryDirectory(prefix="recsys-pairs-spec-") as folder:
+            spec = {
+                "extracts": request.extracts,
+                "params": request.params.model_dump(mode="json"),
+                "catalogue": None,
+                "folder": request.files.folder,
+                "memory_mib": int(self.pairs_memory_mib),
+                "protocols": list(request.protocols),
+                "shard_rows": pair_pipeline.SHARD_ROWS,
             }
-        )
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            con.register("events", extract_dataset(request.extracts))
-            register_inputs(con, request.params, request.catalogue_ids)
-            return run_pipeline(
-                DuckDBEngine(con), DUCKDB, Relations(), request.params, request.protocols, request.files
+            if request.catalogue_ids is not None:
+                spec["catalogue"] = str(Path(folder) / "catalogue.parquet")
+                pq.write_table(catalogue_table(request.catalogue_ids), spec["catalogue"])
+            spec_path = Path(folder) / "spec.json"
+            spec_path.write_text(json.dumps(spec))
+            done = subprocess.run(
+                [sys.executable, "-m", "recsys_assets.domain.pairs_job", str(spec_path)],
+                capture_output=True,
+                text=True,
+                check=False,
             )
-        finally:
-            con.close()
-            spill.cleanup()
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            raise WarehouseUnavailable(f"DuckDB could not build the pairs of {request.files.folder}: {reason}")
+        return done.stdout.strip().splitlines()[-1]
 
     def existing_partitions(self) -> list[WarehousePartition]:
         if not Path(self.path).exists():

@@ -62,7 +62,7 @@ def test_the_duckdb_warehouse_pairs_give_the_in_memory_matrices_entry_for_entry(
     monkeypatch.setattr(pair_pipeline, "SHARD_ROWS", 1_000)
     events, catalogue = generate_events(SMALL_SPEC), generate_postings(SMALL_SPEC)["item_id"]
     extracts = write_extracts(events, tmp_path)
-    warehouse = DuckDBWarehouse(path=str(tmp_path / "unused.duckdb"), pairs_memory_mib=64)
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "unused.duckdb"), pairs_memory_mib=256)
 
     content = build_with(warehouse, extracts, catalogue, tmp_path / "set")
 
