@@ -1,5 +1,6 @@
 """The daily extract of interaction events from the warehouse, with its data-quality checks."""
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -119,8 +120,9 @@ def interactions(
         users.append(pc.unique(part.valid["user_id"]))
         items.append(pc.unique(part.valid["item_id"]))
         event_types.update(rows_per_value(part.valid["event_type"]))
-        parts.append(part)
-        del table
+        # Only the statistics are kept: the rows are written, and holding them would hold the whole range.
+        parts.append(dataclasses.replace(part, valid=part.valid.slice(0, 0), day_bounds=[]))
+        del table, part
     split = combine_splits(parts)
     del parts
     valid_rows = sum(split.rows_per_day.values())
