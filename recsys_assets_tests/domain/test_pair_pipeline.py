@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from recsys_assets.domain import pair_pipeline
 from recsys_assets.domain.layout import PROTOCOL_MATRICES
@@ -15,7 +16,7 @@ from recsys_assets.domain.pair_pipeline import PairsFiles, PairsRequest, PairsSu
 from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet, build_training_set, training_set_from_pairs
 from recsys_assets.domain.synthetic import SMALL_SPEC, generate_events, generate_postings
-from recsys_assets.resources.warehouse import DuckDBWarehouse, Warehouse
+from recsys_assets.resources.warehouse import DuckDBWarehouse, Warehouse, WarehouseUnavailable
 
 PARAMS = SplitParams(cut_days=2)
 
@@ -114,3 +115,21 @@ def test_an_empty_window_writes_empty_pairs(tmp_path):
     )
     loaded = load_pairs(files, PROTOCOLS)
     assert loaded.summary.pairs == loaded.summary.events == 0 and len(loaded.columns["u"]) == 0
+
+
+def test_a_failing_engine_process_is_reported_in_one_line_and_writes_no_summary(tmp_path):
+    """The DuckDB engine runs in its own process: its failure reaches the orchestrator as one named line."""
+    files = PairsFiles(str(tmp_path / "set"))
+    request = PairsRequest(
+        start=datetime(2000, 1, 1, tzinfo=UTC),
+        end=datetime(2100, 1, 1, tzinfo=UTC),
+        extracts=[str(tmp_path / "never-extracted.parquet")],
+        params=PARAMS,
+        catalogue_ids=None,
+        files=files,
+        protocols=PROTOCOLS,
+    )
+    with pytest.raises(WarehouseUnavailable, match=r"^DuckDB could not build the pairs of .*: \w+") as raised:
+        DuckDBWarehouse(path=str(tmp_path / "unused.duckdb")).build_pairs(request)
+    assert "\n" not in str(raised.value) and "Traceback" not in str(raised.value)
+    assert not (tmp_path / "set" / "pairs.json").exists()
