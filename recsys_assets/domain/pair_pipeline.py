@@ -453,7 +453,8 @@ class DuckDBEngine:
         return dict(zip(relation.columns, relation.fetchall()[0], strict=True))
 
     def create(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        # A table of the connection's database: on a file-backed one (the engine process) it can be evicted to disk.
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
 
     def table(self, sql: str) -> pa.Table:
         return self.con.sql(sql).to_arrow_table()

@@ -38,13 +38,16 @@ def run(spec: dict) -> str:
     params = SplitParams.model_validate(spec["params"])
     catalogue = pq.read_table(spec["catalogue"])["item_id"] if spec.get("catalogue") else None
     with tempfile.TemporaryDirectory(prefix="recsys-pairs-") as spill:
+        # A database file beside the spill folder: the labelled pairs and the index are tables DuckDB can
+        # write out and evict, not blocks that must stay pinned in memory.
         con = duckdb.connect(
+            str(Path(spill) / "pairs.duckdb"),
             config={
                 "memory_limit": f"{int(spec['memory_mib'])}MB",
                 "temp_directory": spill,
                 # The pairs are sorted explicitly at the end; elsewhere row order is free, which saves memory.
                 "preserve_insertion_order": False,
-            }
+            },
         )
         try:
             con.execute("SET TimeZone = 'UTC'")

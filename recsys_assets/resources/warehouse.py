@@ -96,7 +96,7 @@ class DuckDBWarehouse(Warehouse):
         default=30.0, description="How long to wait for another process's write lock on the file before giving up."
     )
     pairs_memory_mib: int = Field(
-        default=2048,
+        default=4096,
         ge=64,
         description="Working memory of the DuckDB process that builds the training set's pairs; beyond it the "
         "pipeline spills to a temporary folder.",
