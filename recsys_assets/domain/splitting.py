@@ -41,6 +41,7 @@ from recsys_assets.domain.pair_pipeline import (  # noqa: F401
     LoadedPairs,
     Relations,
     collect_pipeline,
+    digest_hash,
     register_inputs,
 )
 from recsys_assets.domain.params import SplitParams
@@ -400,14 +401,7 @@ def split_problem(counts: SplitCounts, params: SplitParams) -> str | None:
 
 def content_hash(files: Mapping[str, bytes], folder: str) -> str:
     """A hash of the data in `files` (under `folder`) that changes exactly when the data does, wherever it is written."""
-    digest = hashlib.sha256()
-    prefix = folder.rstrip("/") + "/"
-    for uri in sorted(files):
-        if not uri.startswith(prefix):
-            raise ValueError(f"{uri} is not under {folder}")
-        digest.update(uri.removeprefix(prefix).encode())
-        digest.update(hashlib.sha256(files[uri]).digest())
-    return digest.hexdigest()
+    return digest_hash({uri: hashlib.sha256(data).digest() for uri, data in files.items()}, folder)
 
 
 def build_training_set(
