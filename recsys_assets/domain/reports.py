@@ -323,7 +323,7 @@ def pull_request_body(manifest: Manifest, champion_manifest: Manifest | None, ca
 def versions_table(statuses: Mapping[str, VersionStatus], limit: int = 10) -> str:
     """Markdown table of the last `limit` versions (newest first) with their states and pull requests."""
     rows = [
-        f"| {s.version} | {s.state} | {s.since} | {s.pull_request or '—'} |"
+        f"| {markdown_text(s.version)} | {s.state} | {s.since} | {markdown_text(s.pull_request or '—')} |"
         for s in sorted(statuses.values(), key=lambda s: s.version, reverse=True)[:limit]
     ]
     return "| version | state | since | pull request |\n|---|---|---|---|\n" + "\n".join(rows)
