@@ -182,6 +182,11 @@ class Settings(BaseModel):
         "RECSYS_DUCKDB_LOCK_TIMEOUT_SECONDS", "how long a DuckDB writer waits for another's lock", 30.0, ge=0
     )
     items_table: str = _setting("RECSYS_ITEMS_TABLE", "the catalogue table, beside the events", "items")
+    recommendations_table: str = _setting(
+        "RECSYS_RECOMMENDATIONS_TABLE",
+        "the served lists' table, beside the events (day-partitioned)",
+        "recommendations",
+    )
     model_store_dir: Path | None = _setting(
         "RECSYS_MODEL_STORE_DIR", "the local model store", shown="RECSYS_DATA_DIR/model_store"
     )
@@ -278,7 +283,7 @@ class Settings(BaseModel):
             raise ValueError("is in the future: no day would be a partition yet")
         return value
 
-    @field_validator("model_name", "items_table", "bq_table")
+    @field_validator("model_name", "items_table", "recommendations_table", "bq_table")
     @classmethod
     def _safe(cls, value: str) -> str:
         # The message names the value; `_check` adds the variable.
@@ -390,6 +395,11 @@ class Settings(BaseModel):
     @property
     def item_catalogue(self) -> str:
         """The catalogue's backend: the warehouse's (the postings live beside the events)."""
+        return self.warehouse
+
+    @property
+    def recommendation_store(self) -> str:
+        """The served lists' backend: the warehouse's (the lists live beside the events)."""
         return self.warehouse
 
     @property

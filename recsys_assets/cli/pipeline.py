@@ -18,6 +18,7 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
 from dagster_shared.error import SerializableErrorInfo
 
 from recsys_assets.assets import ASSETS
+from recsys_assets.delivery import DELIVERY_ASSETS
 from recsys_assets.domain import storage
 from recsys_assets.domain.records import BundleRef, EvaluationResult, TrainingReport
 from recsys_assets.partitions import daily_partitions
@@ -27,9 +28,10 @@ from recsys_assets.sensors.partitions import latest_extracts
 from recsys_assets.settings import dagster_home, process_settings
 
 # What a retrain rebuilds after the extract: everything downstream, and the day's catalogue and its features.
-DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False) | dg.AssetSelection.assets(
-    "items", "item_features"
-)
+DOWNSTREAM = (
+    dg.AssetSelection.assets("interactions").downstream(include_self=False)
+    | dg.AssetSelection.assets("items", "item_features")
+) - dg.AssetSelection.assets(*DELIVERY_ASSETS)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from recsys_assets.domain.events import filled_numpy
 from recsys_assets.domain.families.base import binary
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.serving import Bundle
+from recsys_assets.domain.verdict import Verdict
 
 LISTS_SCHEMA = pa.schema(
     [
@@ -170,3 +171,23 @@ def lists_table(
 def user_list(table: pa.Table, user_id: str) -> pa.Table:
     """`user_id`'s rows of a lists table, best first."""
     return table.filter(pc.equal(table["user_id"], user_id)).sort_by("rank")
+
+
+def forbidden_slots(lists: pa.Table, seen: pa.Table, closed_item_ids: pa.Array) -> tuple[int, int]:
+    """How many list rows hold an item their user interacted with in `seen`, and how many a closed posting."""
+    pairs = lists.select(["user_id", "item_id"])
+    seen_pairs = seen.select(["user_id", "item_id"]).group_by(["user_id", "item_id"]).aggregate([])
+    repeated = pairs.join(seen_pairs, ["user_id", "item_id"], join_type="inner").num_rows
+    closed = int(pc.sum(pc.is_in(pairs["item_id"], value_set=_strings(closed_item_ids))).as_py() or 0)
+    return repeated, closed
+
+
+def lists_verdict(lists: pa.Table, seen: pa.Table, closed_item_ids: pa.Array) -> Verdict:
+    """Whether no list holds an item its user already interacted with (in the active window) or a closed posting."""
+    repeated, closed = forbidden_slots(lists, seen, closed_item_ids)
+    return Verdict(
+        passed=repeated == 0 and closed == 0,
+        description=f"{repeated:,} slots hold an item the user already interacted with and {closed:,} a closed "
+        f"posting, of {lists.num_rows:,} slots",
+        numbers={"seen_slots": repeated, "closed_slots": closed, "slots": lists.num_rows},
+    )

@@ -43,6 +43,7 @@ def test_asset_graph_snapshot():
         "model_evaluation": ["baseline_models", "item_features", "trained_model"],
         "model_bundle": ["model_evaluation"],
         "model_release": ["model_bundle"],
+        "recommendations": ["interactions", "items"],
     }
     checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
     assert checks == [
@@ -55,6 +56,7 @@ def test_asset_graph_snapshot():
         "items:unique_item_ids",
         "model_bundle:not_worse_than_champion",
         "model_evaluation:beats_baselines",
+        "recommendations:no_seen_or_closed_items",
     ]
     for key in graph.get_all_asset_keys():
         node = graph.get(key)

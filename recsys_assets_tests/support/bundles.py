@@ -90,3 +90,40 @@ def publish_fitted(
     }
     uri = store.publish_bundle(SETTINGS.model_name, version, files, manifest)
     return FittedBundle(version, uri, model, user_ids, item_ids, binary(matrix))
+
+
+def publish_from_events(
+    store: ModelStore,
+    version: str,
+    events: pa.Table,
+    item_ids: list[str],
+    family: str = "item_knn",
+    params: dict[str, Any] | None = None,
+) -> FittedBundle:
+    """A real bundle of `family` fitted on `events` (user and item ids as they are), over the catalogue `item_ids`."""
+    user_ids = sorted(set(events["user_id"].to_pylist()))
+    rows = {user: row for row, user in enumerate(user_ids)}
+    columns = {item: column for column, item in enumerate(item_ids)}
+    pairs = [
+        (rows[u], columns[i])
+        for u, i in zip(events["user_id"].to_pylist(), events["item_id"].to_pylist())
+        if i in columns
+    ]
+    r, c = (np.array(side, dtype=np.int64) for side in zip(*pairs, strict=True))
+    matrix = binary(sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(user_ids), len(item_ids))))
+    model = new_model(family, params).fit(matrix)
+    files = {
+        BundleFile.MODEL: model.to_bytes(),
+        BundleFile.USER_IDS: storage.table_to_bytes(pa.table({"user_id": user_ids})),
+        BundleFile.ITEM_IDS: storage.table_to_bytes(pa.table({"item_id": item_ids})),
+        BundleFile.HISTORY: storage.sparse_to_bytes(matrix),
+    }
+    manifest = {
+        **manifest_v2(),
+        "model_name": SETTINGS.model_name,
+        "version": version,
+        "model": {"family": family, "params": model.params.model_dump(mode="json")},
+        "champion": None,
+    }
+    uri = store.publish_bundle(SETTINGS.model_name, version, files, manifest)
+    return FittedBundle(version, uri, model, user_ids, item_ids, matrix)

@@ -51,6 +51,7 @@ ASSET_KEYS = [
     "model_evaluation",
     "model_bundle",
     "model_release",
+    "recommendations",
 ]
 
 
