@@ -1,5 +1,6 @@
 """The asset graph without its resources: what `definitions` assembles and the CLI materializes."""
 
+from recsys_assets.delivery.recommendation_outcomes import recommendation_outcomes
 from recsys_assets.delivery.recommendations import recommendations
 from recsys_assets.evaluation.model_evaluation import model_evaluation
 from recsys_assets.extract.interactions import interactions
@@ -22,4 +23,5 @@ ASSETS = [
     model_bundle,
     model_release,
     recommendations,
+    recommendation_outcomes,
 ]

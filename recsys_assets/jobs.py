@@ -33,6 +33,6 @@ retrain_job = dg.define_asset_job(
 
 delivery_job = dg.define_asset_job(
     "delivery_job",
-    selection=dg.AssetSelection.assets("recommendations"),
-    description="Write the released champion's lists of one day to the warehouse.",
+    selection=dg.AssetSelection.assets(*DELIVERY_ASSETS),
+    description="Write the released champion's lists of one day to the warehouse and measure the day before's.",
 )

@@ -5,4 +5,4 @@ own job (`delivery_job`) runs them when the day's data arrives or the champion c
 """
 
 # The delivery assets, by key: what the retrain selections leave out.
-DELIVERY_ASSETS = ("recommendations",)
+DELIVERY_ASSETS = ("recommendations", "recommendation_outcomes")

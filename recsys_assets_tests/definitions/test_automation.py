@@ -13,7 +13,15 @@ from recsys_assets.schedules import build_schedules
 from recsys_assets.sensors import build_sensors
 from recsys_assets.settings import Settings
 
-SERVICE_STEPS = {"interactions", "items", "trained_model", "model_bundle", "model_release", "recommendations"}
+SERVICE_STEPS = {
+    "interactions",
+    "items",
+    "trained_model",
+    "model_bundle",
+    "model_release",
+    "recommendations",
+    "recommendation_outcomes",
+}
 
 
 def statuses(env: dict[str, str]) -> set[str]:
@@ -40,7 +48,7 @@ def test_every_schedule_and_sensor_follows_the_default():
 
 def test_only_the_steps_that_call_services_retry():
     policies = {asset.key.to_user_string(): asset.op.retry_policy for asset in ASSETS}
-    assert len(policies) == 10
+    assert len(policies) == 11
     assert {name for name, policy in policies.items() if policy is not None} == SERVICE_STEPS
     assert {policies[name] for name in SERVICE_STEPS} == {SERVICE_RETRY_POLICY}
 

@@ -44,6 +44,7 @@ def test_asset_graph_snapshot():
         "model_bundle": ["model_evaluation"],
         "model_release": ["model_bundle"],
         "recommendations": ["interactions", "items"],
+        "recommendation_outcomes": ["interactions", "recommendations"],
     }
     checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
     assert checks == [

@@ -59,8 +59,9 @@ def test_each_day_is_replaced_whole_and_a_rerun_leaves_one_copy(bigquery_standin
 
 @pytest.mark.slow
 def test_the_asset_writes_its_day_to_bigquery_and_a_rerun_keeps_one_copy(bigquery_standin: BigQueryStandIn, tmp_path):
-    from recsys_assets_tests.delivery.test_recommendations import DAY as BOARD_DAY
-    from recsys_assets_tests.delivery.test_recommendations import SPEC, publish, run
+    from recsys_assets_tests.delivery.test_recommendations import run
+    from recsys_assets_tests.support.board import DAY as BOARD_DAY
+    from recsys_assets_tests.support.board import SPEC, publish
 
     env = {**bigquery_standin.env(), "RECSYS_DATA_DIR": str(tmp_path)}
     resources = build_resources(env)

@@ -6,7 +6,6 @@ released through the registry, as a merged release pull request records them.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,48 +16,14 @@ import pytest
 
 from recsys_assets.delivery.recommendations import day_bounds, lists_path, recommendations
 from recsys_assets.domain import storage
-from recsys_assets.domain.items import as_of, generate_catalogue
+from recsys_assets.domain.items import as_of
 from recsys_assets.domain.layout import ModelStoreKeys
 from recsys_assets.domain.served_lists import LISTS_SCHEMA, forbidden_slots
-from recsys_assets.domain.synthetic import SMALL_SPEC, generate_events
-from recsys_assets.resources.registry import ModelRegistry
 from recsys_assets.service.app import create_app
 from recsys_assets.service.champion import ChampionFollower
 from recsys_assets.service.metrics import ServiceMetrics
-from recsys_assets.settings import SETTINGS
-from recsys_assets_tests.support.bundles import FittedBundle, publish_from_events
-from recsys_assets_tests.support.environment import local_resources
+from recsys_assets_tests.support.board import DAY, MODEL, SPEC, publish
 from recsys_assets_tests.support.service import eventually, running
-
-SPEC = replace(SMALL_SPEC, n_users=300, n_items=150, events_per_day=800)
-DAY = SPEC.end_date
-MODEL = SETTINGS.model_name
-
-
-@pytest.fixture
-def board(tmp_path) -> dict[str, Any]:
-    """The embedded resources under `tmp_path`, seeded with the synthetic job board's events and postings."""
-    resources = local_resources(tmp_path)
-    resources["item_catalogue"].replace_items(generate_catalogue(SPEC))
-    resources["warehouse"].replace_days(generate_events(SPEC))
-    return resources
-
-
-def publish(
-    resources: dict[str, Any], version: str, release: bool, family: str = "item_knn", through: date | None = None
-) -> FittedBundle:
-    """A bundle fitted on the board's events up to `through` (default: the day before DAY), proposed, and
-    released when `release`."""
-    end = through or DAY - timedelta(days=1)
-    events = generate_events(SPEC)
-    events = events.filter(pc.less_equal(pc.cast(events["event_ts"], pa.date32()), pa.scalar(end)))
-    items = generate_catalogue(SPEC)["item_id"].to_pylist()
-    fitted = publish_from_events(resources["model_store"], version, events, items, family)
-    registry = ModelRegistry(resources["model_store"], MODEL)
-    registry.record(version, "proposed", "test")
-    if release:
-        registry.release(version, "merged in the test")
-    return fitted
 
 
 def run(resources: dict[str, Any], day: date = DAY, **config: Any) -> dg.ExecuteInProcessResult:

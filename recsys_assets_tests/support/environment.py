@@ -52,6 +52,7 @@ ASSET_KEYS = [
     "model_bundle",
     "model_release",
     "recommendations",
+    "recommendation_outcomes",
 ]
 
 
