@@ -51,6 +51,14 @@ def recorded_outcomes(root_uri: str, until: date, days: int) -> list[dict[str, A
     return [storage.read_json(path) for path in paths if storage.exists(path)]
 
 
+def version_outcomes(root_uri: str, version: str) -> list[dict[str, Any]]:
+    """Every recorded day whose lists `version` served (the most users), oldest first: what `models show` prints."""
+    folder = storage.join(root_uri, "recommendation_outcomes")
+    paths = [outcome_path(root_uri, day) for day in storage.child_names(folder)]
+    records = [storage.read_json(path) for path in paths if storage.exists(path)]
+    return [record for record in records if record.get("version") == version]
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     deps=["recommendations", "interactions"],

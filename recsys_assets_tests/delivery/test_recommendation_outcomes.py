@@ -9,12 +9,14 @@ import dagster as dg
 import pyarrow.compute as pc
 import pytest
 
+from recsys_assets.cli import main
 from recsys_assets.delivery.recommendation_outcomes import outcome_path, recommendation_outcomes
 from recsys_assets.delivery.recommendations import day_bounds, recommendations
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENT_TYPE_WEIGHTS
 from recsys_assets.domain.outcomes import outcomes
 from recsys_assets_tests.support.board import DAY, publish
+from recsys_assets_tests.support.environment import local_env
 
 
 def materialize(resources: dict[str, Any], day: date, *assets: dg.AssetsDefinition) -> dg.ExecuteInProcessResult:
@@ -26,7 +28,7 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in event.metadata.items()}
 
 
-def test_yesterdays_lists_are_judged_on_todays_interactions_beside_popularity(board):
+def test_yesterdays_lists_are_judged_on_todays_interactions_beside_popularity(board, tmp_path, monkeypatch, capsys):
     publish(board, "v1", release=True)
     served_on = DAY - timedelta(days=1)
     assert materialize(board, served_on, recommendations).success
@@ -45,6 +47,14 @@ def test_yesterdays_lists_are_judged_on_todays_interactions_beside_popularity(bo
     assert "| v1 |" in meta["last_14_days"] and "| v1 |" in meta["by_version"]
     record = storage.read_json(outcome_path(board["artifacts"].root_uri, DAY.isoformat()))
     assert record["version"] == "v1" and record["counterfactual"]["version"] == "popularity_7d"
+
+    # `models show` prints the days this version served, with the counterfactual beside them.
+    for name, value in local_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    assert main(["models", "show", "v1"]) == 0
+    shown = capsys.readouterr().out
+    assert "outcome of the lists it served (1 days):" in shown
+    assert f"| {DAY} | v1 |" in shown and f"{meta['counterfactual_hit_rate']:.4f}" in shown
 
 
 def test_a_day_whose_lists_are_missing_says_no_lists_served_instead_of_zeros(board):
