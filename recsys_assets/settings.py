@@ -154,6 +154,27 @@ class Settings(BaseModel):
     )
     retrain_cron: str = _setting("RECSYS_RETRAIN_CRON", "when the retrain schedule runs", "0 4 * * 1")
     retrain_timezone: str = _setting("RECSYS_RETRAIN_TIMEZONE", "the retrain cron's IANA time zone", "UTC")
+    retrain_max_decay: float = _setting(
+        "RECSYS_RETRAIN_MAX_DECAY",
+        "retrain when the champion's 7-day mean hit rate falls this share below its first 7 days",
+        0.10,
+        ge=0,
+        le=1,
+    )
+    drift_max_unseen_items: float = _setting(
+        "RECSYS_DRIFT_MAX_UNSEEN_ITEMS",
+        "retrain when this share of a day's interactions goes to items the champion never saw",
+        0.40,
+        ge=0,
+        le=1,
+    )
+    drift_max_unknown_users: float = _setting(
+        "RECSYS_DRIFT_MAX_UNKNOWN_USERS",
+        "retrain when this share of the active users is unknown to the champion",
+        0.30,
+        ge=0,
+        le=1,
+    )
 
     # Backend selectors: each field is named after the resource it selects (see resources.BACKENDS).
     warehouse: WarehouseBackend = _setting("RECSYS_WAREHOUSE", "events and catalogue: `duckdb` or `bigquery`", "duckdb")

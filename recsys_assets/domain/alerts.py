@@ -21,15 +21,18 @@ class RunFailureAlert:
     failed_step: str | None
     cause: str
     run_url: str
+    # What started the run (the `recsys/trigger` tag: a schedule, a sensor, a retrain trigger's reason).
+    trigger: str | None = None
 
     def text(self) -> str:
         """The message as Slack mrkdwn."""
         partition = f" partition `{self.partition}`" if self.partition else ""
         step = f"step `{self.failed_step}`" if self.failed_step else "the run (no step failed)"
+        started = f"started by: {self.trigger}\n" if self.trigger else ""
         return (
             f":rotating_light: `{self.job_name}`{partition} failed in {step}\n"
             f"> {self.cause}\n"
-            f"run `{self.run_id}`: <{self.run_url}|open in Dagster>"
+            f"{started}run `{self.run_id}`: <{self.run_url}|open in Dagster>"
         )
 
     def payload(self) -> dict[str, str | None]:

@@ -22,9 +22,12 @@ def test_definitions_load_and_validate():
     assert sorted(s.name for s in repo.schedule_defs) == ["daily_extract_schedule", "retrain_schedule"]
     assert [s.name for s in repo.sensor_defs] == [
         "new_interaction_partitions",
+        "outcome_retrain_trigger",
         "release_pull_requests",
         "run_failure_alerts",
+        "served_lists",
     ]
+    assert repo.get_job("delivery_job") is not None
 
 
 def test_asset_graph_snapshot():

@@ -18,6 +18,16 @@ from recsys_assets_tests.support.environment import local_resources
 
 SPEC = replace(SMALL_SPEC, n_users=300, n_items=150, events_per_day=800)
 DAY = SPEC.end_date
+# A market that changes slowly (postings open for one to two months, interest fading over weeks, no
+# user changing segment): a champion's outcome holds for weeks unless the market drifts (`drift_from`).
+STEADY_SPEC = replace(
+    SMALL_SPEC,
+    n_days=30,
+    min_lifetime_days=30,
+    max_lifetime_days=60,
+    popularity_half_life_days=60.0,
+    drift_share=0.0,
+)
 MODEL = SETTINGS.model_name
 
 
@@ -42,7 +52,9 @@ def publish(
     end = through or spec.end_date - timedelta(days=1)
     events = generate_events(spec)
     events = events.filter(pc.less_equal(pc.cast(events["event_ts"], pa.date32()), pa.scalar(end)))
-    items = generate_catalogue(spec)["item_id"].to_pylist()
+    # The postings known when it was trained, as a training set's item index holds them.
+    catalogue = generate_catalogue(spec)
+    items = catalogue.filter(pc.less_equal(catalogue["posted_date"], pa.scalar(end)))["item_id"].to_pylist()
     fitted = publish_from_events(resources["model_store"], version, events, items, family)
     registry = ModelRegistry(resources["model_store"], MODEL)
     registry.record(version, "proposed", "test")
