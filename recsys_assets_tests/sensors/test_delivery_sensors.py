@@ -10,11 +10,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from recsys_assets.assets import ASSETS
 from recsys_assets.delivery.recommendation_outcomes import recommendation_outcomes
 from recsys_assets.delivery.recommendations import recommendations
 from recsys_assets.domain.alerts import RunFailureAlert
 from recsys_assets.domain.retrain_trigger import DayOutcome, TriggerThresholds, decay_reason
-from recsys_assets.assets import ASSETS
 from recsys_assets.jobs import TRIGGER_TAG, delivery_job, retrain_job
 from recsys_assets.sensors.delivery import build_outcome_retrain_trigger, build_served_lists
 from recsys_assets.settings import Settings

@@ -15,6 +15,7 @@ from recsys_assets.domain.families.base import Recommender, binary
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import headline_names
+from recsys_assets.domain.served_lists import interaction_matrix
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.records import manifest_v2
@@ -102,15 +103,7 @@ def publish_from_events(
 ) -> FittedBundle:
     """A real bundle of `family` fitted on `events` (user and item ids as they are), over the catalogue `item_ids`."""
     user_ids = sorted(set(events["user_id"].to_pylist()))
-    rows = {user: row for row, user in enumerate(user_ids)}
-    columns = {item: column for column, item in enumerate(item_ids)}
-    pairs = [
-        (rows[u], columns[i])
-        for u, i in zip(events["user_id"].to_pylist(), events["item_id"].to_pylist())
-        if i in columns
-    ]
-    r, c = (np.array(side, dtype=np.int64) for side in zip(*pairs, strict=True))
-    matrix = binary(sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(user_ids), len(item_ids))))
+    matrix = interaction_matrix(pa.array(user_ids, pa.string()), pa.array(item_ids, pa.string()), events)
     model = new_model(family, params).fit(matrix)
     files = {
         BundleFile.MODEL: model.to_bytes(),
