@@ -10,12 +10,11 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from recsys_assets.domain import storage
+from recsys_assets.domain import served_lists, storage
 from recsys_assets.domain.families.base import Recommender, binary
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import headline_names
-from recsys_assets.domain.served_lists import interaction_matrix
 from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.records import manifest_v2
@@ -103,7 +102,7 @@ def publish_from_events(
 ) -> FittedBundle:
     """A real bundle of `family` fitted on `events` (user and item ids as they are), over the catalogue `item_ids`."""
     user_ids = sorted(set(events["user_id"].to_pylist()))
-    matrix = interaction_matrix(pa.array(user_ids, pa.string()), pa.array(item_ids, pa.string()), events)
+    matrix = served_lists.interaction_matrix(pa.array(user_ids, pa.string()), pa.array(item_ids, pa.string()), events)
     model = new_model(family, params).fit(matrix)
     files = {
         BundleFile.MODEL: model.to_bytes(),
