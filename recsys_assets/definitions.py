@@ -7,6 +7,7 @@ builds no resource, and the settings are read once, here, and passed to what dep
 import dagster as dg
 
 from recsys_assets.assets import ASSETS
+from recsys_assets.freshness import FRESHNESS_CHECKS
 from recsys_assets.jobs import delivery_job, interactions_job, retrain_job
 from recsys_assets.resources import build_resources
 from recsys_assets.schedules import build_schedules
@@ -22,6 +23,7 @@ def defs() -> dg.Definitions:
     settings = process_settings()
     return dg.Definitions(
         assets=ASSETS,
+        asset_checks=FRESHNESS_CHECKS,
         jobs=[interactions_job, retrain_job, delivery_job],
         schedules=build_schedules(settings),
         sensors=build_sensors(settings),

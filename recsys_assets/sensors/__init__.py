@@ -3,6 +3,7 @@ the served lists follow the data and the champion, and their outcome triggers re
 
 import dagster as dg
 
+from recsys_assets.freshness import build_freshness_sensors
 from recsys_assets.sensors.alerts import build_run_failure_alerts
 from recsys_assets.sensors.delivery import build_outcome_retrain_trigger, build_served_lists
 from recsys_assets.sensors.partitions import build_new_interaction_partitions
@@ -18,6 +19,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         build_run_failure_alerts(settings),
         build_served_lists(settings),
         build_outcome_retrain_trigger(settings),
+        *build_freshness_sensors(settings),
     ]
 
 
