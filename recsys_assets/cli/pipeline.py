@@ -233,3 +233,25 @@ def materialize_partition(
         bundle=BundleRef.from_json(storage.read_bytes(bundle_uri)) if bundle_written else None,
         report=TrainingReport.from_json(storage.read_bytes(report_uri)) if storage.exists(report_uri) else None,
     )
+
+
+def materialize_delivery(
+    partition_key: str, resources: Mapping[str, Any], dagster_instance: dg.DagsterInstance | None = None
+) -> list[str]:
+    """The released champion's lists of the day before `partition_key` and of that day, and the outcome of the
+    first measured on the second (the delivery job's assets, one run per day); the failures, if any."""
+    dagster_instance = dagster_instance or instance()
+    failures: list[str] = []
+    before = (date.fromisoformat(partition_key) - timedelta(days=1)).isoformat()
+    days = [before, partition_key] if daily_partitions.has_partition_key(before) else [partition_key]
+    for day in days:
+        result = dg.materialize(
+            ASSETS,
+            selection=list(DELIVERY_ASSETS),
+            resources=resources,
+            instance=dagster_instance,
+            raise_on_error=False,
+            partition_key=day,
+        )
+        failures += _failures(result)
+    return failures

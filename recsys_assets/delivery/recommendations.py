@@ -128,8 +128,18 @@ def recommendations(
         if snapshot.num_rows:
             bundle.exclude_closed(snapshot)
         histories = interaction_matrix(users, bundle.item_ids, events)
-        lists = recommend_lists(bundle, users, config.n, day, histories)
+        # A champion trained on data after the day (a backfill) knows interactions the day did not: what a
+        # user saw is then taken from the day's window alone, never from the bundle's.
+        trained_until = date.fromisoformat(str(bundle.manifest.data.window.end)) if bundle.manifest else None
+        backfill = trained_until is not None and trained_until > day
+        lists = recommend_lists(bundle, users, config.n, day, histories, bundle_history=not backfill)
         notes = {"champion": version, "model_family": bundle.model.family}
+        if backfill:
+            notes["note"] = (
+                f"backfill: {version} was trained on data up to {trained_until}, after {day}; its lists exclude "
+                f"the interactions up to {day} only, and its model has seen later ones"
+            )
+            context.log.warning(str(notes["note"]))
         known_items = bundle.item_ids
         unknown_users = int(pc.sum(pc.invert(pc.is_in(users, value_set=bundle.user_ids))).as_py() or 0)
     written = recommendation_store.replace_day(day, lists)

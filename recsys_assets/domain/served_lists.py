@@ -83,6 +83,7 @@ def recommend_lists(
     n: int,
     day: date,
     histories: sp.csr_matrix | None = None,
+    bundle_history: bool = True,
 ) -> pa.Table:
     """The champion's top-`n` list of each of `user_ids` (distinct), as rows of `LISTS_SCHEMA`.
 
@@ -92,10 +93,13 @@ def recommend_lists(
     `Bundle.exclude_closed`). A user it does not know gets the fallback (`source = fallback`): the
     model folded in from `histories` where the family can and the history holds known items, else
     popularity; so does a known user the model ranks nothing for.
+
+    `bundle_history=False` leaves the bundle's window out of what a user saw: for a day before the end of
+    the champion's training data, whose window holds interactions that came after the day.
     """
     users = _strings(user_ids)
     rows = filled_numpy(pc.index_in(users, value_set=_strings(bundle.user_ids)), -1).astype(np.int64)
-    seen = bundle_histories(bundle, rows)
+    seen = bundle_histories(bundle, rows if bundle_history else np.full(len(rows), -1, np.int64))
     if histories is not None:
         seen = binary(sp.csr_matrix(seen + histories))
     known = rows >= 0
