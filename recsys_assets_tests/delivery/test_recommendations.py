@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from recsys_assets.cli import main
 from recsys_assets.delivery.recommendations import day_bounds, lists_path, recommendations
 from recsys_assets.domain import storage
 from recsys_assets.domain.items import as_of
@@ -23,6 +24,7 @@ from recsys_assets.service.app import create_app
 from recsys_assets.service.champion import ChampionFollower
 from recsys_assets.service.metrics import ServiceMetrics
 from recsys_assets_tests.support.board import DAY, MODEL, SPEC, publish
+from recsys_assets_tests.support.environment import local_env
 from recsys_assets_tests.support.service import eventually, running
 
 
@@ -155,3 +157,17 @@ def _one_row(day: date) -> pa.Table:
         },
         schema=LISTS_SCHEMA,
     )
+
+
+def test_the_recommend_command_prints_a_users_served_list_with_titles(board, tmp_path, monkeypatch, capsys):
+    publish(board, "v1", release=True)
+    assert run(board, n=5).success
+    user = board["recommendation_store"].read_day(DAY)["user_id"][0].as_py()
+    for name, value in local_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    assert main(["recommend", user, "--day", DAY.isoformat()]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{user} on {DAY}: item_knn v1 (model)" and len(lines) == 6
+    assert lines[1].split()[0] == "1" and lines[1].endswith("engineer")  # the posting's title from the catalogue
+    assert main(["recommend", "nobody", "--day", DAY.isoformat()]) == 1
+    assert "no list served to nobody" in capsys.readouterr().err
