@@ -61,7 +61,7 @@ def _recommend(args: argparse.Namespace, context: Context) -> int:
 
 def sample_users(lists: pa.Table, count: int) -> list[str]:
     """`count` users of a day's lists, spread over it (first, middle, last by id)."""
-    users = pc.unique(lists["user_id"]).sort().to_pylist()
+    users = [str(user) for user in pc.unique(lists["user_id"]).sort().to_pylist()]
     if len(users) <= count:
         return users
     return [users[round(i * (len(users) - 1) / (count - 1))] for i in range(count)]

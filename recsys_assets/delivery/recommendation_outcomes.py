@@ -10,7 +10,7 @@ from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
-from recsys_assets.delivery.recommendations import FALLBACK_POPULARITY_DAYS, day_bounds
+from recsys_assets.delivery.recommendations import FALLBACK_POPULARITY_DAYS, day_bounds, utc
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENT_TYPE_WEIGHTS
 from recsys_assets.domain.items import as_of
@@ -95,7 +95,7 @@ def recommendation_outcomes(
         # what they interacted with and the postings closed then (as the served lists).
         history = warehouse.read_events(*day_bounds(served_on, config.active_days))
         recent = history.filter(
-            pc.greater_equal(history["event_ts"], day_bounds(served_on, FALLBACK_POPULARITY_DAYS)[0])
+            pc.greater_equal(history["event_ts"], utc(day_bounds(served_on, FALLBACK_POPULARITY_DAYS)[0]))
         )
         snapshot = as_of(item_catalogue.read_items(served_on), served_on)
         closed = snapshot.filter(pc.is_valid(snapshot["closed_date"]))["item_id"].combine_chunks()

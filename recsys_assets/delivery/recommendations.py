@@ -4,8 +4,10 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
+from typing import Any
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
@@ -14,6 +16,7 @@ from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.delivery.checks import NO_SEEN_OR_CLOSED_ITEMS
 from recsys_assets.domain import storage
+from recsys_assets.domain.events import filled_numpy
 from recsys_assets.domain.items import as_of
 from recsys_assets.domain.layout import ModelStoreKeys
 from recsys_assets.domain.served_lists import (
@@ -82,6 +85,11 @@ def champion_bundle(store: ModelStore, model_name: str, version: str) -> Bundle:
         ) from None
 
 
+def utc(ts: datetime) -> pa.Scalar:
+    """`ts` as a scalar comparable with the events' `event_ts`."""
+    return pa.scalar(ts, pa.timestamp("us", tz="UTC"))
+
+
 def column_schema() -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(field.name, str(field.type)) for field in LISTS_SCHEMA])
 
@@ -113,9 +121,9 @@ def recommendations(
     closed = snapshot.filter(pc.is_valid(snapshot["closed_date"]))["item_id"].combine_chunks()
     registry = ModelRegistry(model_store, SETTINGS.model_name)
     champion = registry.champion()
-    notes: dict[str, object] = {}
+    notes: dict[str, Any] = {}
     if champion is None:
-        recent = events.filter(pc.greater_equal(events["event_ts"], day_bounds(day, FALLBACK_POPULARITY_DAYS)[0]))
+        recent = events.filter(pc.greater_equal(events["event_ts"], utc(day_bounds(day, FALLBACK_POPULARITY_DAYS)[0])))
         lists = popularity_lists(users, recent, config.n, day, seen=events, closed_item_ids=closed)
         note = f"no champion released yet: popularity of the last {FALLBACK_POPULARITY_DAYS} days for every user"
         context.log.warning(note)
@@ -141,7 +149,7 @@ def recommendations(
             )
             context.log.warning(str(notes["note"]))
         known_items = bundle.item_ids
-        unknown_users = int(pc.sum(pc.invert(pc.is_in(users, value_set=bundle.user_ids))).as_py() or 0)
+        unknown_users = int(np.count_nonzero(~filled_numpy(pc.is_in(users, value_set=bundle.user_ids), False)))
     written = recommendation_store.replace_day(day, lists)
     path = lists_path(artifacts.root_uri, context.partition_key)
     storage.write_bytes(path, storage.table_to_bytes(lists))
@@ -149,10 +157,12 @@ def recommendations(
     distinct_items = pc.count_distinct(lists["item_id"]).as_py() if lists.num_rows else 0
     open_postings = snapshot.num_rows - len(closed)
     fallback_users = (
-        pc.count_distinct(lists.filter(pc.equal(lists["source"], "fallback"))["user_id"]).as_py() if written else 0
+        pc.count_distinct(lists.filter(pc.equal(lists["source"], pa.scalar("fallback")))["user_id"]).as_py()
+        if written
+        else 0
     )
-    today = events.filter(pc.greater_equal(events["event_ts"], day_bounds(day, 1)[0]))
-    on_unseen_items = int(pc.sum(pc.invert(pc.is_in(today["item_id"], value_set=known_items))).as_py() or 0)
+    today = events.filter(pc.greater_equal(events["event_ts"], utc(day_bounds(day, 1)[0])))
+    on_unseen_items = int(np.count_nonzero(~filled_numpy(pc.is_in(today["item_id"], value_set=known_items), False)))
     if not written:
         context.log.warning(f"no user was active in the {config.active_days} days up to {day}: an empty partition")
         empty = f"no active users in the {config.active_days} days up to {day}: an empty partition"

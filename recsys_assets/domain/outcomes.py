@@ -16,8 +16,9 @@ Computed as one SQL statement over the Arrow tables (DuckDB in memory): no Pytho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -98,7 +99,7 @@ def outcomes(lists: pa.Table, events: pa.Table, n: int, type_weights: Mapping[st
     return [Outcome(str(row[0]), int(row[1]), int(row[2]), *(float(value) for value in row[3:])) for row in rows]
 
 
-def outcome_table(rows: list[Mapping[str, object]]) -> str:
+def outcome_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Markdown: one row per day and served version, the model's metrics beside the counterfactual's."""
     header = (
         "| day | version | users | hit rate | counterfactual | precision | recall | ndcg | counterfactual ndcg | "
@@ -110,9 +111,9 @@ def outcome_table(rows: list[Mapping[str, object]]) -> str:
             lines.append(f"| {row['day']} | {row['note']} | | | | | | | | |")
             continue
         lines.append(
-            f"| {row['day']} | {row['version']} | {int(row['users']):,} | {float(row['hit_rate']):.4f} | "  # type: ignore[arg-type]
-            f"{float(row['counterfactual_hit_rate']):.4f} | {float(row['precision']):.4f} | "  # type: ignore[arg-type]
-            f"{float(row['recall']):.4f} | {float(row['ndcg']):.4f} | "  # type: ignore[arg-type]
-            f"{float(row['counterfactual_ndcg']):.4f} | {float(row['interaction_share']):.4f} |"  # type: ignore[arg-type]
+            f"| {row['day']} | {row['version']} | {int(row['users']):,} | {float(row['hit_rate']):.4f} | "
+            f"{float(row['counterfactual_hit_rate']):.4f} | {float(row['precision']):.4f} | "
+            f"{float(row['recall']):.4f} | {float(row['ndcg']):.4f} | "
+            f"{float(row['counterfactual_ndcg']):.4f} | {float(row['interaction_share']):.4f} |"
         )
     return "\n".join(lines)

@@ -49,13 +49,16 @@ def _strings(values: pa.Array | pa.ChunkedArray | list) -> pa.Array:
     return array.cast(pa.string())
 
 
-def interaction_matrix(user_ids: pa.Array, item_ids: pa.Array, events: pa.Table) -> sp.csr_matrix:
+Ids = pa.Array | pa.ChunkedArray | list
+
+
+def interaction_matrix(user_ids: Ids, item_ids: Ids, events: pa.Table) -> sp.csr_matrix:
     """Which of `item_ids` each of `user_ids` interacted with in `events` (binary, users x items, in their orders).
 
     Events of other users or of items outside `item_ids` are left out.
     """
-    rows = filled_numpy(pc.index_in(events["user_id"], value_set=user_ids), -1).astype(np.int64)
-    columns = filled_numpy(pc.index_in(events["item_id"], value_set=item_ids), -1).astype(np.int64)
+    rows = filled_numpy(pc.index_in(events["user_id"], value_set=_strings(user_ids)), -1).astype(np.int64)
+    columns = filled_numpy(pc.index_in(events["item_id"], value_set=_strings(item_ids)), -1).astype(np.int64)
     keep = (rows >= 0) & (columns >= 0)
     matrix = sp.csr_matrix(
         (np.ones(int(keep.sum()), np.float32), (rows[keep], columns[keep])), shape=(len(user_ids), len(item_ids))
@@ -67,19 +70,17 @@ def bundle_histories(bundle: Bundle, rows: np.ndarray) -> sp.csr_matrix:
     """What each user saw in the bundle's window (`history.npz`), one row per entry of `rows` (-1: nothing)."""
     n_items = len(bundle.item_ids)
     if bundle.history is None:
-        return sp.csr_matrix((len(rows), n_items), dtype=np.float32)
+        empty = np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(len(rows) + 1, np.int32)
+        return sp.csr_matrix(empty, shape=(len(rows), n_items))
     known = rows >= 0
-    taken = bundle.history[np.maximum(rows, 0)]
-    taken = sp.csr_matrix(sp.diags(known.astype(np.float32)) @ taken)
+    taken = sp.csr_matrix(sp.diags(known.astype(np.float32)) @ bundle.history[np.maximum(rows, 0)])
     # Postings added since the build (`Bundle.add_postings`) are columns nobody saw in the window.
-    taken.resize((len(rows), n_items))
-    taken.eliminate_zeros()
-    return binary(taken)
+    return binary(sp.csr_matrix((taken.data, taken.indices, taken.indptr), shape=(len(rows), n_items)))
 
 
 def recommend_lists(
     bundle: Bundle,
-    user_ids: pa.Array | list,
+    user_ids: Ids,
     n: int,
     day: date,
     histories: sp.csr_matrix | None = None,
@@ -105,26 +106,27 @@ def recommend_lists(
     known = rows >= 0
     ranked = np.full((len(users), n), -1, dtype=np.int64)
     if known.any():
-        ranked[known] = bundle.model.recommend(rows[known], seen[known], n)
+        at = np.flatnonzero(known)
+        ranked[at] = bundle.model.recommend(rows[at], seen[at], n)
     from_model = known & (ranked >= 0).any(axis=1)
     if bundle.model.folds_in:
-        fold = ~known & (np.diff(seen.indptr) > 0)
-        if fold.any():
-            ranked[fold] = bundle.model.recommend(np.full(int(fold.sum()), -1, np.int64), seen[fold], n)
-    empty = ~(ranked >= 0).any(axis=1)
-    if empty.any():
-        ranked[empty] = bundle.popularity_model().recommend(np.full(int(empty.sum()), -1, np.int64), seen[empty], n)
+        at = np.flatnonzero(~known & (np.diff(seen.indptr) > 0))
+        if len(at):
+            ranked[at] = bundle.model.recommend(np.full(len(at), -1, np.int64), seen[at], n)
+    at = np.flatnonzero(~(ranked >= 0).any(axis=1))
+    if len(at):
+        ranked[at] = bundle.popularity_model().recommend(np.full(len(at), -1, np.int64), seen[at], n)
     source = np.where(from_model, "model", "fallback")
     return lists_table(day, users, ranked, bundle.item_ids, source, bundle.version, bundle.model.family)
 
 
 def popularity_lists(
-    user_ids: pa.Array | list,
+    user_ids: Ids,
     counted: pa.Table,
     n: int,
     day: date,
     seen: pa.Table | None = None,
-    closed_item_ids: pa.Array | None = None,
+    closed_item_ids: Ids | None = None,
     version: str = NO_CHAMPION,
 ) -> pa.Table:
     """Popularity's top-`n` list of each of `user_ids`: items by how many users interacted with them in `counted`.
@@ -174,19 +176,19 @@ def lists_table(
 
 def user_list(table: pa.Table, user_id: str) -> pa.Table:
     """`user_id`'s rows of a lists table, best first."""
-    return table.filter(pc.equal(table["user_id"], user_id)).sort_by("rank")
+    return table.filter(pc.equal(table["user_id"], pa.scalar(user_id, pa.string()))).sort_by("rank")
 
 
-def forbidden_slots(lists: pa.Table, seen: pa.Table, closed_item_ids: pa.Array) -> tuple[int, int]:
+def forbidden_slots(lists: pa.Table, seen: pa.Table, closed_item_ids: Ids) -> tuple[int, int]:
     """How many list rows hold an item their user interacted with in `seen`, and how many a closed posting."""
     pairs = lists.select(["user_id", "item_id"])
     seen_pairs = seen.select(["user_id", "item_id"]).group_by(["user_id", "item_id"]).aggregate([])
     repeated = pairs.join(seen_pairs, ["user_id", "item_id"], join_type="inner").num_rows
-    closed = int(pc.sum(pc.is_in(pairs["item_id"], value_set=_strings(closed_item_ids))).as_py() or 0)
+    closed = int(np.count_nonzero(filled_numpy(pc.is_in(pairs["item_id"], value_set=_strings(closed_item_ids)), False)))
     return repeated, closed
 
 
-def lists_verdict(lists: pa.Table, seen: pa.Table, closed_item_ids: pa.Array) -> Verdict:
+def lists_verdict(lists: pa.Table, seen: pa.Table, closed_item_ids: Ids) -> Verdict:
     """Whether no list holds an item its user already interacted with (in the active window) or a closed posting."""
     repeated, closed = forbidden_slots(lists, seen, closed_item_ids)
     return Verdict(
