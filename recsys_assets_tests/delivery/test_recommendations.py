@@ -20,6 +20,7 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.items import as_of
 from recsys_assets.domain.layout import ModelStoreKeys
 from recsys_assets.domain.served_lists import LISTS_SCHEMA, forbidden_slots
+from recsys_assets.resources.registry import ModelRegistry
 from recsys_assets.service.app import create_app
 from recsys_assets.service.champion import ChampionFollower
 from recsys_assets.service.metrics import ServiceMetrics
@@ -77,6 +78,11 @@ def test_the_released_champions_lists_are_written_once_per_day_never_a_proposed_
     assert run(board, n=10).success
     assert board["recommendation_store"].read_day(DAY).equals(lists)
     assert board["recommendation_store"].read_day(DAY - timedelta(days=1)).equals(before)
+
+    # Once v2's release is merged, the day's rerun serves v2, and only v2.
+    ModelRegistry(board["model_store"], MODEL).release("v2", "merged in the test")
+    assert run(board, n=10).success
+    assert set(board["recommendation_store"].read_day(DAY)["model_version"].to_pylist()) == {"v2"}
 
 
 def test_the_services_list_for_a_user_is_their_rows_in_the_table(board):
