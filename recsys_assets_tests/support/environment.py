@@ -51,6 +51,8 @@ ASSET_KEYS = [
     "model_evaluation",
     "model_bundle",
     "model_release",
+    "recommendations",
+    "recommendation_outcomes",
 ]
 
 
