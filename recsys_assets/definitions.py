@@ -9,6 +9,7 @@ import dagster as dg
 from recsys_assets.assets import ASSETS
 from recsys_assets.jobs import interactions_job, retrain_job
 from recsys_assets.resources import build_resources
+from recsys_assets.retention import gc_job
 from recsys_assets.schedules import build_schedules
 from recsys_assets.sensors import build_sensors
 from recsys_assets.settings import process_settings
@@ -22,7 +23,7 @@ def defs() -> dg.Definitions:
     settings = process_settings()
     return dg.Definitions(
         assets=ASSETS,
-        jobs=[interactions_job, retrain_job],
+        jobs=[interactions_job, retrain_job, gc_job],
         schedules=build_schedules(settings),
         sensors=build_sensors(settings),
         resources=build_resources(settings),

@@ -18,7 +18,8 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -154,6 +155,42 @@ def exists(uri: str) -> bool:
         return fs.get_file_info(path).type != pafs.FileType.NotFound
 
     return _bounded(uri, info)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file under a listed folder: its path relative to that folder, size in bytes and last change."""
+
+    relative: str
+    size: int
+    modified: datetime
+
+
+def list_files(uri: str) -> list[StoredFile]:
+    """Every file under the folder `uri`, recursively (none when it does not exist)."""
+
+    def listing() -> list[StoredFile]:
+        fs, path = _resolve(uri)
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        base = path.rstrip("/") + "/"
+        return [
+            StoredFile(info.path.removeprefix(base), info.size or 0, info.mtime or datetime.fromtimestamp(0, UTC))
+            for info in infos
+            if info.type == pafs.FileType.File
+        ]
+
+    return _bounded(uri, listing)
+
+
+def delete_tree(uri: str) -> None:
+    """Remove the folder `uri` and everything under it (nothing when it does not exist)."""
+
+    def delete() -> None:
+        fs, path = _resolve(uri)
+        if fs.get_file_info(path).type != pafs.FileType.NotFound:
+            fs.delete_dir(path)
+
+    _bounded(uri, delete)
 
 
 def write_json(uri: str, value: Any) -> None:

@@ -76,6 +76,10 @@ class ModelStore(dg.ConfigurableResource, ABC):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under `prefix`."""
 
+    def object_sizes(self, prefix: str) -> dict[str, int]:
+        """The size in bytes of every key under `prefix` (a backend whose listing has sizes overrides this)."""
+        return {key: len(self.get_object(key) or b"") for key in self.list_keys(prefix)}
+
     @abstractmethod
     def uri(self, key: str) -> str:
         """Address of `key` a person can open (file path or s3:// URI)."""
@@ -257,6 +261,9 @@ class LocalModelStore(ModelStore):
         return sorted(
             str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
         )
+
+    def object_sizes(self, prefix: str) -> dict[str, int]:
+        return {key: self._path(key).stat().st_size for key in self.list_keys(prefix)}
 
     def uri(self, key: str) -> str:
         return str(self._path(key))

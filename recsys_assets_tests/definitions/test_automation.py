@@ -19,7 +19,7 @@ SERVICE_STEPS = {"interactions", "items", "trained_model", "model_bundle", "mode
 def statuses(env: dict[str, str]) -> set[str]:
     settings = Settings.from_env(env)
     automation = [*build_schedules(settings), *build_sensors(settings)]
-    assert len(automation) == 5
+    assert len(automation) == 6
     return {item.default_status.value for item in automation}
 
 
@@ -35,7 +35,7 @@ def test_every_schedule_and_sensor_follows_the_default():
     # The suite runs without RECSYS_AUTOMATION, like `dagster dev`: nothing starts by itself.
     loaded = defs()
     found = [s.default_status.value for s in (*loaded.schedules, *loaded.sensors)]  # type: ignore[union-attr]
-    assert len(found) == 5 and set(found) == {"STOPPED"}
+    assert len(found) == 6 and set(found) == {"STOPPED"}
 
 
 def test_only_the_steps_that_call_services_retry():
