@@ -16,6 +16,7 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.layout import RUN_ASSETS, RUNS_FOLDER, BundleFile, ModelStoreKeys
 from recsys_assets.domain.registry import rollback_target
 from recsys_assets.domain.retention import (
+    MIN_AGE,
     BundleCandidate,
     RunFolder,
     bundles_to_prune,
@@ -24,7 +25,7 @@ from recsys_assets.domain.retention import (
     version_time,
 )
 from recsys_assets.resources.artifacts import ArtifactStore
-from recsys_assets.resources.model_store import ModelStore
+from recsys_assets.resources.model_store import STAGING_FOLDER, LocalModelStore, ModelStore
 from recsys_assets.resources.registry import ModelRegistry
 from recsys_assets.settings import process_settings
 
@@ -147,6 +148,8 @@ def collect(
                 removable_bytes=sum(sizes[key] for key in files_of[version]),
             )
         )
+    if isinstance(model_store, LocalModelStore):
+        _abandoned_staging(model_store, outcome, now)
     for candidate in bundles_to_prune(candidates, keep_days, kept_versions, now):
         if not dry_run:
             for key in files_of[candidate.version]:
@@ -157,6 +160,19 @@ def collect(
             candidate.removable_bytes,
         )
     return outcome
+
+
+def _abandoned_staging(store: LocalModelStore, outcome: GcOutcome, now: datetime) -> None:
+    """Bundles a killed process was assembling (`.staging/<version>-<id>`), untouched for a day."""
+    staging = storage.join(store.root, STAGING_FOLDER)
+    by_folder: dict[str, list[storage.StoredFile]] = defaultdict(list)
+    for file in storage.list_files(staging):
+        by_folder[file.relative.split("/", 1)[0]].append(file)
+    for name, files in sorted(by_folder.items()):
+        if now - max(file.modified for file in files) >= MIN_AGE:
+            if not outcome.dry_run:
+                storage.delete_tree(storage.join(staging, name))
+            outcome.add(f"abandoned bundle upload {storage.join(staging, name)}", sum(file.size for file in files))
 
 
 @dg.op

@@ -79,14 +79,21 @@ def test_gc_removes_old_runs_keeping_the_latest_and_the_running(data, capsys):
     for age, run_id in enumerate(["r5", "r4", "r3", "r2", "r1", "running"]):
         run_folder(data, "training_set", run_id, OLD - timedelta(hours=age))
 
+    abandoned = data / "model_store" / ".staging" / "v9-0123abcd" / "models" / "m" / "v9"
+    abandoned.mkdir(parents=True)
+    (abandoned / "model.npz").write_bytes(b"x" * 500)
+    os.utime(abandoned / "model.npz", (OLD.timestamp(), OLD.timestamp()))
+
     dry = gc(capsys, "--dry-run")
     runs = data / "artifacts" / "training_set" / DAY / "runs"
     assert sorted(p.name for p in runs.iterdir()) == ["r1", "r2", "r3", "r4", "r5", "running"]
-    assert "would remove" in dry and dry.strip().endswith("2 item(s), would free 2.0 kB")
+    assert abandoned.exists()
+    assert "would remove" in dry and dry.strip().endswith("3 item(s), would free 2.5 kB")
 
     out = gc(capsys)
     assert sorted(p.name for p in runs.iterdir()) == ["r3", "r4", "r5", "running"]
-    assert f"removed {runs / 'r1'} (1.0 kB)" in out and out.strip().endswith("2 item(s), freed 2.0 kB")
+    assert f"removed {runs / 'r1'} (1.0 kB)" in out and out.strip().endswith("3 item(s), freed 2.5 kB")
+    assert not (data / "model_store" / ".staging" / "v9-0123abcd").exists()
 
 
 def test_gc_prunes_unneeded_bundles_never_the_champion_proposed_or_rollback_target(data, capsys):
