@@ -116,25 +116,34 @@ class ModelStore(dg.ConfigurableResource, ABC):
 
         Files go first and are read back and checksummed; `manifest.json` goes last with a
         conditional write, so a version is complete exactly when its manifest exists and an
-        existing version is never overwritten. A failure midway leaves no manifest; retrying
-        the same version rewrites the orphaned files.
+        existing version is never overwritten. A failure midway leaves no manifest, and the files
+        it uploaded are deleted again (as far as the store lets: its error is the one raised).
         """
         keys = ModelStoreKeys(model_name)
         prefix = keys.bundle_prefix(version)
         if self.get_object(keys.manifest(version)) is not None:
             raise BundleExistsError(f"bundle {model_name}/{version} already exists at {self.uri(prefix)}")
-        checksums = {}
-        for name, data in files.items():
-            key = prefix + name
-            self.put_object(key, data)
-            checksums[name] = sha256(data)
-            stored = self.get_object(key)
-            if stored is None or sha256(stored) != checksums[name]:
-                raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
-        manifest = {**manifest, "files": checksums}
-        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        if not self.put_object_if_absent(keys.manifest(version), body):
-            raise BundleExistsError(f"bundle {model_name}/{version} was completed by another run")
+        written: list[str] = []
+        try:
+            checksums = {}
+            for name, data in files.items():
+                key = prefix + name
+                written.append(key)
+                self.put_object(key, data)
+                checksums[name] = sha256(data)
+                stored = self.get_object(key)
+                if stored is None or sha256(stored) != checksums[name]:
+                    raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
+            manifest = {**manifest, "files": checksums}
+            body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            if not self.put_object_if_absent(keys.manifest(version), body):
+                written.clear()  # the files are the other run's now
+                raise BundleExistsError(f"bundle {model_name}/{version} was completed by another run")
+        except BaseException:
+            for key in written:
+                with contextlib.suppress(Exception):  # the store may be what failed
+                    self.delete_object(key)
+            raise
         return self.uri(prefix)
 
     def read_champion(self, model_name: str) -> dict[str, Any] | None:
