@@ -156,6 +156,34 @@ class HoldoutSize(Record):
     pairs: int
 
 
+class Lift(Record):
+    """The model's mean NDCG@k over a reference's on the same users, minus one, with its 95% paired-bootstrap interval.
+
+    `lift`, `low` and `high` are None when the reference scores 0 on every user (no ratio exists).
+    """
+
+    users: int
+    model: float
+    reference: float
+    lift: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def significantly_below(self, floor: float) -> bool:
+        """Whether the whole interval lies below `floor` (-0.02: significantly more than 2% worse)."""
+        return self.high is not None and self.high < floor
+
+    def significantly_above(self, floor: float) -> bool:
+        """Whether the whole interval lies above `floor` (0.05: significantly more than 5% better)."""
+        return self.model > 0 if self.low is None else self.low > floor
+
+    def text(self) -> str:
+        """`+3.1% [-0.4%, +6.5%]`, or the two scores when the reference scored nothing."""
+        if self.lift is None or self.low is None or self.high is None:
+            return f"{self.model:.4f} against {self.reference:.4f}"
+        return f"{self.lift:+.1%} [{self.low:+.1%}, {self.high:+.1%}]"
+
+
 class ProtocolResult(Record):
     """The model and every baseline scored on one protocol's holdout."""
 
@@ -171,6 +199,9 @@ class ProtocolResult(Record):
         default_factory=dict, description="Share of filled recommendation slots given to items under N days old."
     )
     new_item_days: int | None = None
+    lifts: dict[str, Lift] = Field(
+        default_factory=dict, description="The model's NDCG@k lift over each baseline on the same holdout users."
+    )
 
 
 class EvaluationResult(Record):
@@ -192,6 +223,10 @@ class EvaluationResult(Record):
     champion_shared_items: int | None = None
     # Why a promoted champion could not be scored (unreadable manifest, missing or corrupt files).
     champion_unavailable: str | None = None
+    champion_lift: Lift | None = Field(default=None, description="The model's NDCG@k lift over the champion's.")
+    same_as: str | None = Field(
+        default=None, description="The baseline whose configuration the model is: the gate does not compare them."
+    )
 
 
 class BundleRef(Record):
@@ -216,6 +251,9 @@ class ManifestData(Record):
 class ManifestMetrics(Record):
     model: Metrics
     baselines: dict[str, Metrics]
+    lifts: dict[str, Lift] = Field(
+        default_factory=dict, description="NDCG@k lift over each baseline and the champion, with its 95% interval."
+    )
 
 
 class ProtocolMetrics(ManifestMetrics):

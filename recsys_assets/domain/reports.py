@@ -15,7 +15,7 @@ import numpy as np
 
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import METRIC_NAMES, headline, headline_names
-from recsys_assets.domain.records import EvaluationResult, Manifest, Metrics, SplitCounts, TrainingReport
+from recsys_assets.domain.records import EvaluationResult, Lift, Manifest, Metrics, SplitCounts, TrainingReport
 from recsys_assets.domain.splitting import PROTOCOLS
 
 
@@ -55,6 +55,31 @@ def cold_items_table(
         for name, m in cold.items()
     ]
     return "\n".join(lines)
+
+
+def lifts_table(lifts: Mapping[str, Lift], k: int, same_as: str | None = None) -> str:
+    """The model's NDCG@k against each reference on the same users: lift and its 95% paired-bootstrap interval."""
+    lines = [
+        f"| against | their ndcg@{k} | model ndcg@{k} | lift | 95% interval | users |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, lift in lifts.items():
+        label = f"{name} (the model's own configuration)" if name == same_as else name
+        if lift.lift is None or lift.low is None or lift.high is None:
+            change, interval = "-", "-"
+        else:
+            change, interval = f"{lift.lift:+.1%}", f"[{lift.low:+.1%}, {lift.high:+.1%}]"
+        lines.append(f"| {label} | {lift.reference:.4f} | {lift.model:.4f} | {change} | {interval} | {lift.users:,} |")
+    return "\n".join(lines)
+
+
+def gated_lifts(evaluation: EvaluationResult) -> dict[str, Lift]:
+    """The gating protocol's lifts over each baseline, then over the champion when it was scored."""
+    result = evaluation.protocols.get(evaluation.protocol)
+    lifts = dict(result.lifts) if result else {}
+    if evaluation.champion and evaluation.champion_lift:
+        lifts["champion"] = evaluation.champion_lift
+    return lifts
 
 
 def trials_table(report: TrainingReport) -> str:
@@ -107,6 +132,15 @@ def evaluation_tables(evaluation: EvaluationResult, family: str) -> dict[str, st
         for protocol in evaluation.protocols
     }
     tables |= {
+        f"lifts_{protocol}": lifts_table(
+            gated_lifts(evaluation) if protocol == evaluation.protocol else result.lifts,
+            evaluation.k,
+            evaluation.same_as,
+        )
+        for protocol, result in evaluation.protocols.items()
+        if result.lifts
+    }
+    tables |= {
         f"cold_items_{protocol}": cold_items_table(
             result.cold_items, result.new_item_share, result.new_item_days, evaluation.k
         )
@@ -127,6 +161,9 @@ def evaluation_text(evaluation: EvaluationResult, family: str, partition_key: st
             "",
             metrics_table(protocol_rows(evaluation, protocol, family)),
         ]
+        lifts = gated_lifts(evaluation) if protocol == evaluation.protocol else result.lifts
+        if lifts:
+            lines += ["", lifts_table(lifts, evaluation.k, evaluation.same_as)]
         if result.cold_items and result.cold_holdout is not None:
             lines += [
                 "",
@@ -197,6 +234,17 @@ def protocol_tables(manifest: Manifest) -> str:
     return "\n\n".join(sections)
 
 
+def lifts_section(manifest: Manifest) -> str:
+    """The gating protocol's lifts with their intervals, for the model card (empty for bundles without them)."""
+    if not manifest.metrics.lifts:
+        return ""
+    return (
+        "\nThe model's NDCG@k lift over each comparison on the same users, with its 95% paired-bootstrap "
+        "interval (resampling users); the gate blocks when the whole interval lies below the tolerance.\n\n"
+        f"{lifts_table(manifest.metrics.lifts, manifest.k)}\n"
+    )
+
+
 def trained_on_list(manifest: Manifest) -> str:
     """One Markdown bullet per model file: the data it was trained on."""
     return "\n".join(f"- `{name}`: {data}" for name, data in manifest.trained_on.items())
@@ -238,7 +286,7 @@ precision@k = hits/k, recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by 
 coverage = share of the catalogue recommended to anyone.
 
 {metrics_table(comparison)}
-
+{lifts_section(manifest)}
 ![metrics]({plot_src})
 
 ## Both protocols

@@ -211,7 +211,7 @@ def test_worse_challenger_is_blocked_and_champion_kept(tmp_path, instance):
         "ops": {
             **FAST_SELECTION["ops"],
             "trained_model": {"config": {"families": ["popularity"], "trials_per_family": 1}},
-            "model_evaluation": {"config": {"min_relative_lift": -1.0}},
+            "model_evaluation": {"config": {"baseline_tolerance": 1.0}},
         }
     }
     challenger = materialize_partition(PARTITION, resources, instance, run_config=weak)
