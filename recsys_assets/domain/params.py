@@ -38,6 +38,12 @@ class SplitParams(BaseModel):
         description="Global time cut protocol: the last this many days are the holdout, the days before them "
         "the validation split, everything earlier trains.",
     )
+    min_holdout_users: int = Field(
+        default=200,
+        ge=1,
+        description="The global cut widens (in steps of cut_days, up to 4 x cut_days and a third of the data's "
+        "span) until its holdout has this many scorable users; fewer are reported in one line.",
+    )
 
 
 # The evaluation protocols by name (splitting.PROTOCOLS builds each; a test checks the two agree).

@@ -57,6 +57,10 @@ class ProtocolCounts(Record):
     )
     fit_end: float = Field(description="End of the data `fit` covers, in days since the epoch.")
     train_end: float = Field(description="End of the data `train` covers, in days since the epoch.")
+    cut_days: int | None = Field(
+        default=None,
+        description="A global cut's held-out days: cut_days, widened to hold out min_holdout_users (None: per-user).",
+    )
 
 
 class SplitCounts(Record):
