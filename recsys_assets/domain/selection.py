@@ -18,7 +18,7 @@ import numpy as np
 import optuna
 import scipy.sparse as sp
 
-from recsys_assets.domain.families.base import Recommender, rank_users
+from recsys_assets.domain.families.base import HALF_LIVES, Recommender, rank_users
 from recsys_assets.domain.families.registry import BASELINES, family_class, new_model
 from recsys_assets.domain.item_side import ItemSide
 from recsys_assets.domain.metrics import evaluate
@@ -54,11 +54,25 @@ def search_trial(family: str, params: dict[str, Any], score: float, k: int, sinc
     )
 
 
-def best_half_life(trials: list[SearchTrial]) -> float | str:
-    """The decay (a HALF_LIVES value) of the best completed trial so far; "off" before any."""
+def span_days(data: ProtocolSplit) -> float:
+    """Days the data fitted on covers (its oldest pair's age at the fit's end): what decay half-lives scale with."""
+    ages = data.fit_ages
+    return max(float(ages.data.max()) if ages.nnz else 1.0, 1.0)
+
+
+def in_days(params: dict[str, Any], span: float) -> dict[str, Any]:
+    """Drawn parameters with the decay's half-life (a fraction of `span`, see HALF_LIVES) in days."""
+    fraction = params.get("half_life_days")
+    return params if fraction is None else {**params, "half_life_days": round(fraction * span, 1)}
+
+
+def best_half_life(trials: list[SearchTrial], span: float) -> float | str:
+    """The decay (the HALF_LIVES fraction nearest it) of the best completed trial so far; "off" before any."""
     best = max((t for t in trials if t.state == "complete"), key=lambda t: t.validation_ndcg, default=None)
     half_life = None if best is None else best.params.get("half_life_days")
-    return "off" if half_life is None else half_life
+    if half_life is None:
+        return "off"
+    return min((f for f in HALF_LIVES if f != "off"), key=lambda fraction: abs(float(fraction) * span - half_life))
 
 
 @dataclass
@@ -91,6 +105,7 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
             f"the {data.name} protocol leaves {data.fit.nnz:,} fit and {validation.nnz:,} validation pairs: "
             "widen the training window or lower cut_days"
         )
+    span = span_days(data)
     trials: list[SearchTrial] = []
     scored: dict[str, float] = {}  # validation score of every completed parameter set
     skipped: dict[str, str] = {}
@@ -131,7 +146,7 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
             deadline: float = deadline,
             blended: tuple[str, dict[str, Any]] | None = blended,
         ) -> float:
-            params = family_class(family).params_type.suggest(trial, settings, blended)
+            params = in_days(family_class(family).params_type.suggest(trial, settings, blended), span)
             key = repr(sorted(params.items()))
             if key in scored:
                 # TPE repeats categorical points; the same fit would only cost time.
@@ -178,7 +193,7 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
         )
         # The baseline's own configuration is tried first, so the selection never misses what the gate compares with.
         first = [{**BASELINES[family][1], "half_life_days": "off"}] if family in BASELINES else []
-        first += cls.params_type.first_trials(best_half_life(trials))
+        first += cls.params_type.first_trials(best_half_life(trials, span))
         for point in [p for n, p in enumerate(first) if p not in first[:n]]:
             study.enqueue_trial(point)
         study.optimize(

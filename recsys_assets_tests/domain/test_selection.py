@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.base import HALF_LIVES, rank_users
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import SearchTrial
-from recsys_assets.domain.selection import best_half_life, sample_users, select_model
+from recsys_assets.domain.selection import best_half_life, sample_users, select_model, span_days
 from recsys_assets.domain.splitting import ProtocolSplit
 from recsys_assets_tests.support.families import BLOCK, block_matrix, hand_split, one_day_old
 
@@ -82,7 +82,7 @@ def test_a_repeated_parameter_set_is_not_fitted_twice():
     settings = SelectionParams(families=["popularity"], trials_per_family=8)
     selection = select_model(block_protocol(), settings, lambda _: None)
     params = [repr(sorted(t.params.items())) for t in selection.trials]
-    assert len(params) == len(set(params)) <= len(("off", 3.0, 7.0, 14.0, 30.0, 90.0))
+    assert len(params) == len(set(params)) <= len(HALF_LIVES)
 
 
 def test_validation_users_are_a_seeded_sample():
@@ -94,9 +94,11 @@ def test_validation_users_are_a_seeded_sample():
 
 def test_popularity_maps_every_decay_and_later_families_start_from_the_best_one():
     settings = SelectionParams(families=["popularity", "item_knn"], trials_per_family=6, num_threads=1)
-    selection = select_model(block_protocol(), settings, lambda _: None)
+    data = block_protocol()
+    selection = select_model(data, settings, lambda _: None)
     popularity = [t.params["half_life_days"] for t in selection.trials if t.family == "popularity"]
-    assert popularity == [None, 3.0, 7.0, 14.0, 30.0, 90.0]
+    # Each a fraction of the days the fit split covers.
+    assert popularity == [None] + [round(fraction * span_days(data), 1) for fraction in HALF_LIVES[1:]]
     assert next(t for t in selection.trials if t.family == "item_knn").params["half_life_days"] is None  # the baseline
 
     def trial(half_life, score, state="complete"):
@@ -109,5 +111,7 @@ def test_popularity_maps_every_decay_and_later_families_start_from_the_best_one(
             state=state,
         )
 
-    assert best_half_life([]) == "off" and best_half_life([trial(None, 0.2), trial(7.0, 0.1)]) == "off"
-    assert best_half_life([trial(None, 0.2), trial(7.0, 0.3), trial(3.0, 0.9, "pruned")]) == 7.0
+    # Half-lives are searched as fractions of the span fitted on: 7 of 28 days is a quarter.
+    assert best_half_life([], 28.0) == "off" and best_half_life([trial(None, 0.2), trial(7.0, 0.1)], 28.0) == "off"
+    assert best_half_life([trial(None, 0.2), trial(7.0, 0.3), trial(3.0, 0.9, "pruned")], 28.0) == 0.25
+    assert best_half_life([trial(None, 0.2), trial(50.0, 0.3)], 200.0) == 0.25
