@@ -57,7 +57,8 @@ class SelectionParams(BaseModel):
 
     # Plain strings (checked below): Dagster's run config cannot express a list of literals.
     families: list[str] = Field(
-        # Cheapest first: each family gets an equal share of the budget the ones before it left.
+        # Cheapest first: in round 1 each family gets an equal share of the half of the budget the ones
+        # before it left; round 2 gives the rest to the better half of them.
         # BPR is available but not a default: it was the weakest family on every data set measured
         # here (benchmarks/README.md), and its share is better spent on ALS. The content families come
         # last (a hybrid blends the best collaborative trial); without item features they are skipped.
@@ -70,7 +71,7 @@ class SelectionParams(BaseModel):
         # Sized so search + final fits + evaluation stay within ~120 s at 10 M events (benchmarks/README.md).
         default=45.0,
         gt=0,
-        description="Whole search budget; each family gets an equal share of what is left.",
+        description="Whole search budget: half for every family's first points, the rest for the better half.",
     )
     validation_users: int = Field(
         default=20_000, ge=1, description="Validation users sampled (seeded) to score each trial."

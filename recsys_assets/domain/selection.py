@@ -1,6 +1,8 @@
 """Model selection: an Optuna search per family on one protocol's validation split, best score wins.
 
-Each family gets a seeded TPE study with a trial budget and a share of the overall time budget;
+Each family gets a seeded TPE study with a trial budget. Round 1 runs every family's sound first
+points within an equal share of half the time budget; round 2 continues the studies of the better
+half of the families (successive halving across families), sharing what is left of the budget;
 iterative families (ALS, BPR) report intermediate validation scores so a median pruner can stop
 hopeless trials early. Trials are scored on a seeded sample of validation users, so the cost stays
 bounded at scale; the selected family and parameters are then refitted by the caller.
@@ -29,6 +31,10 @@ from recsys_assets.domain.splitting import ProtocolSplit
 Log = Callable[[str], None]
 # How many times an iterative trial reports an intermediate score to the pruner.
 PRUNING_STEPS = 3
+# Share of the search budget of round 1, where every family runs its first points (at least
+# FIRST_ROUND_TRIALS); the rest goes to the better half of the families (round 2).
+EXPLORATION_SHARE = 0.5
+FIRST_ROUND_TRIALS = 2
 
 
 def sample_users(validation: sp.csr_matrix, limit: int, seed: int) -> sp.csr_matrix:
@@ -113,6 +119,66 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
     families = list(dict.fromkeys(settings.families))
     # A blending family builds on the best of the others, so it comes after all of them.
     families = [f for f in families if not family_class(f).blends] + [f for f in families if family_class(f).blends]
+    studies: dict[str, optuna.Study] = {}
+    deadlines: dict[str, float] = {}
+
+    def objective(trial: optuna.Trial, family: str, blended: tuple[str, dict[str, Any]] | None) -> float:
+        params = in_days(family_class(family).params_type.suggest(trial, settings, blended), span)
+        key = repr(sorted(params.items()))
+        if key in scored:
+            # TPE repeats categorical points; the same fit would only cost time.
+            return scored[key]
+        since = time.perf_counter()
+        model = new_model(family, params, items=items)
+        iterations = model.iterations
+        report_at = {max(1, iterations * step // PRUNING_STEPS) - 1 for step in range(1, PRUNING_STEPS)}
+
+        def on_iteration(iteration: int, fitted: Recommender[Any]) -> None:
+            # An iterative fit past the family's share of the budget stops here rather than at its end.
+            # The search's first trial always finishes, so there is something to select.
+            if time.perf_counter() > deadlines[family] and iteration + 1 < iterations and scored:
+                trials.append(search_trial(family, params, 0.0, k, since, "pruned"))
+                log(f"{family} trial {trial.number + 1}: {params} stopped at iteration {iteration + 1} (time budget)")
+                raise optuna.TrialPruned()
+            if iteration in report_at:
+                score = evaluate(rank_users(fitted, data.fit, k), validation, k)[f"ndcg@{k}"]
+                trial.report(score, iteration)
+                if trial.should_prune():
+                    trials.append(search_trial(family, params, score, k, since, "pruned"))
+                    log(f"{family} trial {trial.number + 1}: {params} pruned at iteration {iteration + 1}")
+                    raise optuna.TrialPruned()
+
+        model.fit(data.fit, data.fit_ages, callback=on_iteration if iterations else None)
+        score = evaluate(rank_users(model, data.fit, k), validation, k)[f"ndcg@{k}"]
+        trials.append(search_trial(family, params, score, k, since, "complete"))
+        scored[key] = score
+        log(f"{family} trial {trial.number + 1}: {params} -> validation ndcg@{k} {score:.4f}")
+        return score
+
+    def run(family: str, n_trials: int, share: float, blended: tuple[str, dict[str, Any]] | None) -> None:
+        """`n_trials` more trials of `family`'s study within `share` seconds (the search's first trial always runs)."""
+        study = studies[family]
+        deadlines[family] = time.perf_counter() + share
+
+        def stop_before_overrun(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
+            # Optuna's timeout only stops *after* a trial: do not start one the share cannot pay for.
+            longest = max((t.duration.total_seconds() for t in study.trials if t.duration is not None), default=0.0)
+            if time.perf_counter() + longest > deadlines[family]:
+                study.stop()
+
+        study.optimize(
+            lambda trial: objective(trial, family, blended),
+            n_trials=n_trials,
+            # Optuna would start no trial at all on a spent budget; the first trial of a search always runs.
+            timeout=share if scored else None,
+            catch=(),
+            callbacks=[stop_before_overrun],
+        )
+
+    # Round 1: every family's sound first points (its baseline configuration, its first trial with and
+    # without the decay that suited the families before it) within an equal share of EXPLORATION_SHARE
+    # of the budget, so a slow family is judged on a few trials, not on what cheap families left.
+    blends: dict[str, tuple[str, dict[str, Any]] | None] = {}
     for position, family in enumerate(families):
         cls = family_class(family)
         reason = cls.skip_reason(data.fit.shape[1], settings)
@@ -132,61 +198,12 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
             skipped[family] = reason
             log(f"{family}: skipped ({reason})")
             continue
-        remaining = settings.time_budget_seconds - (time.perf_counter() - started)
+        remaining = settings.time_budget_seconds * EXPLORATION_SHARE - (time.perf_counter() - started)
         if remaining <= 0 and trials:
             skipped[family] = "the search time budget was spent"
             log(f"{family}: skipped (time budget spent)")
             continue
-        share = max(remaining, 0.0) / (len(families) - position)
-        deadline = time.perf_counter() + share
-
-        def objective(
-            trial: optuna.Trial,
-            family: str = family,
-            deadline: float = deadline,
-            blended: tuple[str, dict[str, Any]] | None = blended,
-        ) -> float:
-            params = in_days(family_class(family).params_type.suggest(trial, settings, blended), span)
-            key = repr(sorted(params.items()))
-            if key in scored:
-                # TPE repeats categorical points; the same fit would only cost time.
-                return scored[key]
-            since = time.perf_counter()
-            model = new_model(family, params, items=items)
-            iterations = model.iterations
-            report_at = {max(1, iterations * step // PRUNING_STEPS) - 1 for step in range(1, PRUNING_STEPS)}
-
-            def on_iteration(iteration: int, fitted: Recommender[Any]) -> None:
-                # An iterative fit past the family's share of the budget stops here rather than at its end.
-                # The search's first trial always finishes, so there is something to select.
-                if time.perf_counter() > deadline and iteration + 1 < iterations and scored:
-                    trials.append(search_trial(family, params, 0.0, k, since, "pruned"))
-                    log(
-                        f"{family} trial {trial.number + 1}: {params} stopped at iteration {iteration + 1} (time budget)"
-                    )
-                    raise optuna.TrialPruned()
-                if iteration in report_at:
-                    score = evaluate(rank_users(fitted, data.fit, k), validation, k)[f"ndcg@{k}"]
-                    trial.report(score, iteration)
-                    if trial.should_prune():
-                        trials.append(search_trial(family, params, score, k, since, "pruned"))
-                        log(f"{family} trial {trial.number + 1}: {params} pruned at iteration {iteration + 1}")
-                        raise optuna.TrialPruned()
-
-            model.fit(data.fit, data.fit_ages, callback=on_iteration if iterations else None)
-            score = evaluate(rank_users(model, data.fit, k), validation, k)[f"ndcg@{k}"]
-            trials.append(search_trial(family, params, score, k, since, "complete"))
-            scored[key] = score
-            log(f"{family} trial {trial.number + 1}: {params} -> validation ndcg@{k} {score:.4f}")
-            return score
-
-        def stop_before_overrun(study: optuna.Study, _: optuna.trial.FrozenTrial, deadline: float = deadline) -> None:
-            # Optuna's timeout only stops *after* a trial: do not start one the share cannot pay for.
-            longest = max((t.duration.total_seconds() for t in study.trials if t.duration is not None), default=0.0)
-            if time.perf_counter() + longest > deadline:
-                study.stop()
-
-        study = optuna.create_study(
+        studies[family] = optuna.create_study(
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=settings.seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
@@ -194,19 +211,38 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
         # The baseline's own configuration is tried first, so the selection never misses what the gate compares with.
         first = [{**BASELINES[family][1], "half_life_days": "off"}] if family in BASELINES else []
         first += cls.params_type.first_trials(best_half_life(trials, span))
-        for point in [p for n, p in enumerate(first) if p not in first[:n]]:
-            study.enqueue_trial(point)
-        study.optimize(
-            objective,
-            n_trials=settings.trials_per_family,
-            # Optuna would start no trial at all on a spent budget; the first trial of a search always runs.
-            timeout=share if scored else None,
-            catch=(),
-            callbacks=[stop_before_overrun],
+        first = [p for n, p in enumerate(first) if p not in first[:n]]
+        for point in first:
+            studies[family].enqueue_trial(point)
+        blends[family] = blended
+        share = max(remaining, 0.0) / (len(families) - position)
+        run(family, min(settings.trials_per_family, max(FIRST_ROUND_TRIALS, len(first))), share, blended)
+
+    # Round 2, by promise: the better half of the families (by best validation score so far) share
+    # what is left of the budget, best first, each continuing its own study up to trials_per_family.
+    def best_score(family: str) -> float:
+        return max((t.validation_ndcg for t in trials if t.family == family and t.state == "complete"), default=-1.0)
+
+    ranked = sorted((f for f in studies if best_score(f) >= 0), key=best_score, reverse=True)
+    promising = [
+        f for f in ranked[: max(1, -(-len(ranked) // 2))] if len(studies[f].trials) < settings.trials_per_family
+    ]
+    if promising:
+        log(f"round 2 (by promise): {', '.join(promising)}")
+    for position, family in enumerate(promising):
+        remaining = settings.time_budget_seconds - (time.perf_counter() - started)
+        if remaining <= 0:
+            break
+        run(
+            family,
+            settings.trials_per_family - len(studies[family].trials),
+            remaining / (len(promising) - position),
+            blends[family],
         )
+    for family, study in studies.items():
         done = sum(1 for t in trials if t.family == family and t.state == "complete")
         if done < settings.trials_per_family:
-            log(f"{family}: {done} of {settings.trials_per_family} trials completed in its {share:.0f}s share")
+            log(f"{family}: {done} of {settings.trials_per_family} trials completed ({len(study.trials)} started)")
     best = max((t for t in trials if t.state == "complete"), key=lambda t: t.validation_ndcg, default=None)
     if best is None:
         raise ValueError(f"no family completed a trial ({skipped})")

@@ -115,3 +115,16 @@ def test_popularity_maps_every_decay_and_later_families_start_from_the_best_one(
     assert best_half_life([], 28.0) == "off" and best_half_life([trial(None, 0.2), trial(7.0, 0.1)], 28.0) == "off"
     assert best_half_life([trial(None, 0.2), trial(7.0, 0.3), trial(3.0, 0.9, "pruned")], 28.0) == 0.25
     assert best_half_life([trial(None, 0.2), trial(50.0, 0.3)], 200.0) == 0.25
+
+
+def test_every_family_gets_its_first_points_and_then_the_better_half_shares_the_rest():
+    settings = SelectionParams(families=["recent_popularity", "item_knn", "ease"], trials_per_family=5, num_threads=1)
+    logged: list[str] = []
+    selection = select_model(block_protocol(), settings, logged.append)
+    tried = {family: [t for t in selection.trials if t.family == family] for family in settings.families}
+    best = {family: max(t.validation_ndcg for t in family_trials) for family, family_trials in tried.items()}
+    worst = min(best, key=lambda family: best[family])
+    # Round 1 gives each family its two first points; round 2 continues the two best of the three only.
+    assert len(tried[worst]) == 2
+    assert all(len(family_trials) > 2 for family, family_trials in tried.items() if family != worst)
+    assert any(line.startswith("round 2 (by promise): ") and worst not in line for line in logged)
