@@ -73,6 +73,13 @@ class SelectionParams(BaseModel):
         gt=0,
         description="Whole search budget: half for every family's first points, the rest for the better half.",
     )
+    validation_folds: int = Field(
+        default=2,
+        ge=1,
+        le=5,
+        description="Rolling-origin validation folds: each trial is fitted on the history before each and "
+        "scored on it; families are compared on the mean.",
+    )
     validation_users: int = Field(
         default=20_000, ge=1, description="Validation users sampled (seeded) to score each trial."
     )

@@ -128,6 +128,9 @@ class SearchTrial(Record):
     k: int
     seconds: float
     state: Literal["complete", "pruned", "failed"] = "complete"
+    fold_ndcg: list[float] = Field(
+        default_factory=list, description="Validation NDCG@k per rolling-origin fold, latest first (the mean above)."
+    )
 
 
 class TrainingReport(Record):
@@ -144,6 +147,8 @@ class TrainingReport(Record):
     interactions: int
     full_interactions: int = Field(default=0, description="Pairs of the whole window the served model is refitted on.")
     host: str
+    selection_rule: str = Field(default="", description="How the selected trial was chosen, ties included.")
+    tied: list[str] = Field(default_factory=list, description="Families tied within noise with the leader.")
 
     def best_trial(self) -> SearchTrial | None:
         complete = [trial for trial in self.search if trial.state == "complete"]

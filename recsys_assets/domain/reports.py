@@ -84,13 +84,18 @@ def gated_lifts(evaluation: EvaluationResult) -> dict[str, Lift]:
 
 def trials_table(report: TrainingReport) -> str:
     """Markdown table of every search trial, then the skipped families."""
-    lines = ["| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| # | family | params | validation ndcg@k (mean) | per fold, latest first | seconds | state |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for number, trial in enumerate(report.search, 1):
         params = ", ".join(f"{name}={shown(value)}" for name, value in trial.params.items())
+        folds = " / ".join(f"{score:.4f}" for score in trial.fold_ndcg)
         lines.append(
-            f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {trial.seconds:.2f} | {trial.state} |"
+            f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {folds} | {trial.seconds:.2f} "
+            f"| {trial.state} |"
         )
-    lines += [f"| - | {family} | skipped: {reason} | | | |" for family, reason in report.skipped.items()]
+    lines += [f"| - | {family} | skipped: {reason} | | | | |" for family, reason in report.skipped.items()]
     return "\n".join(lines)
 
 
@@ -112,8 +117,17 @@ def selection_text(report: TrainingReport) -> str:
     """What the CLI prints of a search: every trial, then the selection."""
     return (
         f"\nCandidates tried (validation on the {report.protocol} protocol, {report.search_seconds:.1f} s):\n\n"
-        f"{trials_table(report)}\n\nselected: {report.model.family} {shown(report.model.params)}"
+        f"{trials_table(report)}\n\n{selection_rule_text(report)}selected: {report.model.family} "
+        f"{shown(report.model.params)}"
     )
+
+
+def selection_rule_text(report: TrainingReport) -> str:
+    """The rule that picked the selected trial and the families it found tied, as a paragraph (or nothing)."""
+    if not report.selection_rule:
+        return ""
+    tied = f" Tied within noise: {', '.join(report.tied)}." if len(report.tied) > 1 else ""
+    return f"Selection rule: {report.selection_rule}.{tied}\n\n"
 
 
 def protocol_rows(evaluation: EvaluationResult, protocol: str, family: str) -> dict[str, Metrics]:
@@ -295,7 +309,7 @@ coverage = share of the catalogue recommended to anyone.
 
 ## Candidates tried
 
-{trials_table(report)}
+{selection_rule_text(report)}{trials_table(report)}
 
 ## Intended use and limits
 

@@ -20,13 +20,14 @@ import numpy as np
 import optuna
 import scipy.sparse as sp
 
+from recsys_assets.domain.bootstrap import paired_lift
 from recsys_assets.domain.families.base import HALF_LIVES, Recommender, rank_users
 from recsys_assets.domain.families.registry import BASELINES, family_class, new_model
 from recsys_assets.domain.item_side import ItemSide
-from recsys_assets.domain.metrics import evaluate
+from recsys_assets.domain.metrics import evaluate, ndcg_by_user
 from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import ModelSpec, SearchTrial
-from recsys_assets.domain.splitting import ProtocolSplit
+from recsys_assets.domain.splitting import ProtocolSplit, rolling_folds
 
 Log = Callable[[str], None]
 # How many times an iterative trial reports an intermediate score to the pruner.
@@ -47,7 +48,15 @@ def sample_users(validation: sp.csr_matrix, limit: int, seed: int) -> sp.csr_mat
     return sp.csr_matrix(sp.diags(keep) @ validation)
 
 
-def search_trial(family: str, params: dict[str, Any], score: float, k: int, since: float, state: str) -> SearchTrial:
+def search_trial(
+    family: str,
+    params: dict[str, Any],
+    score: float,
+    k: int,
+    since: float,
+    state: str,
+    folds: list[float] | None = None,
+) -> SearchTrial:
     return SearchTrial.model_validate(
         {
             "family": family,
@@ -56,7 +65,18 @@ def search_trial(family: str, params: dict[str, Any], score: float, k: int, sinc
             "k": k,
             "seconds": round(time.perf_counter() - since, 3),
             "state": state,
+            "fold_ndcg": [round(score, 6) for score in folds or []],
         }
+    )
+
+
+def tie_rule(folds: int) -> str:
+    """The documented rule that picks among candidates within noise of each other."""
+    return (
+        f"families compared on the mean validation NDCG over {folds} rolling-origin fold(s), each fitted on "
+        "the history before it; the best trials not significantly worse than the leader (95% paired bootstrap "
+        "over the same validation users) tie, and the tie goes to the one best on the latest fold (fitted on "
+        "the most history: the closest to the refit)"
     )
 
 
@@ -87,6 +107,8 @@ class Selection:
     trials: list[SearchTrial]
     skipped: dict[str, str]
     seconds: float
+    rule: str = ""
+    tied: tuple[str, ...] = ()
 
 
 def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items: ItemSide | None = None) -> Selection:
@@ -111,6 +133,19 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
             f"the {data.name} protocol leaves {data.fit.nnz:,} fit and {validation.nnz:,} validation pairs: "
             "widen the training window or lower cut_days"
         )
+    # Rolling-origin folds beyond the split's own, each shaped like it; a fold left empty is not used.
+    share_validated = data.validation.nnz / max(data.fit.nnz + data.validation.nnz, 1)
+    folds = [
+        fold
+        for fold in rolling_folds(data, settings.validation_folds, share_validated)
+        if fold.fit.nnz and fold.validation.nnz
+    ] or [rolling_folds(data, 1, share_validated)[0]]
+    samples = [validation] + [
+        sample_users(fold.validation, settings.validation_users, settings.seed) for fold in folds[1:]
+    ]
+    if len(folds) < settings.validation_folds:
+        log(f"{len(folds)} of {settings.validation_folds} validation folds hold data (the history is too short)")
+    by_user: dict[int, np.ndarray] = {}  # per-user validation NDCG of every fold, by trial position
     span = span_days(data)
     trials: list[SearchTrial] = []
     scored: dict[str, float] = {}  # validation score of every completed parameter set
@@ -148,11 +183,20 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
                     log(f"{family} trial {trial.number + 1}: {params} pruned at iteration {iteration + 1}")
                     raise optuna.TrialPruned()
 
-        model.fit(data.fit, data.fit_ages, callback=on_iteration if iterations else None)
-        score = evaluate(rank_users(model, data.fit, k), validation, k)[f"ndcg@{k}"]
-        trials.append(search_trial(family, params, score, k, since, "complete"))
+        scores, vectors = [], []
+        for number, fold in enumerate(folds):
+            if number:
+                model = new_model(family, params, items=items)
+            # Only the latest fold reports to the pruner and stops at the deadline: the others always finish.
+            model.fit(fold.fit, fold.fit_ages, callback=on_iteration if iterations and not number else None)
+            vectors.append(ndcg_by_user(rank_users(model, fold.fit, k), samples[number], k))
+            scores.append(float(vectors[-1].mean()) if len(vectors[-1]) else 0.0)
+        score = float(np.mean(scores))
+        by_user[len(trials)] = np.concatenate(vectors)
+        trials.append(search_trial(family, params, score, k, since, "complete", scores))
         scored[key] = score
-        log(f"{family} trial {trial.number + 1}: {params} -> validation ndcg@{k} {score:.4f}")
+        folds_text = f" (folds {', '.join(f'{s:.4f}' for s in scores)})" if len(scores) > 1 else ""
+        log(f"{family} trial {trial.number + 1}: {params} -> validation ndcg@{k} {score:.4f}{folds_text}")
         return score
 
     def run(family: str, n_trials: int, share: float, blended: tuple[str, dict[str, Any]] | None) -> None:
@@ -243,13 +287,31 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
         done = sum(1 for t in trials if t.family == family and t.state == "complete")
         if done < settings.trials_per_family:
             log(f"{family}: {done} of {settings.trials_per_family} trials completed ({len(study.trials)} started)")
-    best = max((t for t in trials if t.state == "complete"), key=lambda t: t.validation_ndcg, default=None)
-    if best is None:
+    complete = [position for position, t in enumerate(trials) if t.state == "complete"]
+    if not complete:
         raise ValueError(f"no family completed a trial ({skipped})")
+    # Each family's best trial; those not significantly worse than the leader tie, the latest fold decides.
+    best_of: dict[str, int] = {}
+    for position in complete:
+        family = trials[position].family
+        if family not in best_of or trials[position].validation_ndcg > trials[best_of[family]].validation_ndcg:
+            best_of[family] = position
+    leader = max(best_of.values(), key=lambda position: trials[position].validation_ndcg)
+    tied = [
+        position
+        for position in best_of.values()
+        if position == leader or not paired_lift(by_user[position], by_user[leader]).significantly_below(0.0)
+    ]
+    chosen = max(tied, key=lambda position: (trials[position].fold_ndcg or [trials[position].validation_ndcg])[0])
+    best = trials[chosen]
+    if len(tied) > 1:
+        log(f"tied within noise: {', '.join(trials[p].family for p in tied)}; the latest fold picks {best.family}")
     log(f"selected {best.family} {best.params}: validation ndcg@{k} {best.validation_ndcg:.4f}")
     return Selection(
         best=ModelSpec(family=best.family, params=best.params),
         trials=trials,
         skipped=skipped,
         seconds=round(time.perf_counter() - started, 3),
+        rule=tie_rule(len(folds)),
+        tied=tuple(trials[p].family for p in tied),
     )

@@ -95,6 +95,57 @@ class ProtocolSplit:
         return self.age_at(self.train, self.train_end)
 
 
+@dataclass(frozen=True)
+class Fold:
+    """One rolling-origin validation fold: fitted on `fit` (with its ages), scored on `validation` (binary)."""
+
+    fit: sp.csr_matrix
+    fit_ages: sp.csr_matrix
+    validation: sp.csr_matrix
+
+
+def _entries(matrix: sp.csr_matrix, keep: np.ndarray, data: np.ndarray | None = None) -> sp.csr_matrix:
+    """The stored entries of `matrix` where `keep` holds (in storage order), with `data` instead of its own."""
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    values = (matrix.data if data is None else data)[keep]
+    return sp.csr_matrix((values, (rows[keep], matrix.indices[keep])), shape=matrix.shape)
+
+
+def rolling_folds(split: ProtocolSplit, count: int, validation_fraction: float) -> list[Fold]:
+    """`count` time-ordered validation folds, newest first: fold 0 is the split's own fit/validation, each
+    next one validates on the newest block of the previous fold's fit and fits on what precedes it.
+
+    The block is the same shape as the split's validation: after a global cut, the last
+    `train_end - fit_end` days of the fit (ages measured from each fold's own end); per user, each
+    user's newest `validation_fraction` of their fit items (at least one, for users with two or more).
+    Validation pairs of users with no fit history left are dropped, as the split drops them.
+    """
+    folds = [Fold(split.fit, split.fit_ages, split.validation)]
+    days = split.train_end - split.fit_end
+    for _ in range(count - 1):
+        fit, ages = folds[-1].fit, folds[-1].fit_ages
+        age = ages.data.astype(np.float64)
+        if split.shared_cut:
+            newest = age < days
+        else:
+            rows = np.repeat(np.arange(fit.shape[0]), np.diff(fit.indptr))
+            order = np.lexsort((age, rows))  # by user, newest first
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order)) - fit.indptr[rows[order]]
+            per_user = np.diff(fit.indptr)
+            block = np.where(per_user >= 2, np.maximum(1, np.floor(per_user * validation_fraction)), 0)
+            newest = rank < block[rows]
+        earlier = _entries(fit, ~newest)
+        shift = days if split.shared_cut else 0.0
+        earlier_ages = _entries(ages, ~newest, (age - shift).astype(np.float32))
+        has_history = (np.diff(earlier.indptr) > 0).astype(np.float32)
+        validation = _entries(fit, newest, np.ones(fit.nnz, dtype=np.float32))
+        validation = sp.csr_matrix(sp.diags(has_history) @ validation)
+        validation.eliminate_zeros()
+        folds.append(Fold(earlier, earlier_ages, validation))
+    return folds
+
+
 def _pair_keys(matrix: sp.csr_matrix) -> np.ndarray:
     """row * n_columns + column of every stored entry, in storage order (sorted when the indices are)."""
     rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))

@@ -86,6 +86,8 @@ def run(pipes: PipesContext) -> TrainingReport:
         interactions=int(train.nnz),
         full_interactions=int(data.full.nnz),
         host=os.uname().nodename,
+        selection_rule=selection.rule,
+        tied=list(selection.tied),
     )
     storage.write_bytes(output.report, report.to_json())
     return report

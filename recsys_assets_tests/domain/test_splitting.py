@@ -1,11 +1,13 @@
 """The training set deduplicates, weights, filters and splits each user by time."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA
@@ -20,9 +22,11 @@ from recsys_assets.domain.splitting import (
     build_training_set,
     content_hash,
     history_advice,
+    rolling_folds,
     small_holdouts,
     split_problem,
 )
+from recsys_assets_tests.support.families import hand_split
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARAMS = SplitParams(
@@ -312,3 +316,32 @@ def test_an_imported_history_is_told_the_window_and_the_cut_that_fit_it():
         "global cut: 21 days hold out about 105 users with history before them (training_set.cut_days=7 widens to "
         "it by itself over a window of at least 63 days)",
     ]
+
+
+def test_rolling_folds_peel_the_newest_block_off_each_fit_by_hand():
+    # User 0 saw items 0..4 (item 4 newest: ages 5..1 days), user 1 items 0 and 1 (ages 2 and 1), user 2 item 3.
+    rows, cols = [0, 0, 0, 0, 0, 1, 1, 2], [0, 1, 2, 3, 4, 0, 1, 3]
+    ages = np.array([5, 4, 3, 2, 1, 2, 1, 1], dtype=np.float32)
+    fit = sp.csr_matrix((np.full(8, 3.0, dtype=np.float32), (rows, cols)), shape=(3, 5))
+    age_matrix = sp.csr_matrix((ages, (rows, cols)), shape=(3, 5))
+    validation = sp.csr_matrix(([1.0], ([2], [4])), shape=(3, 5), dtype=np.float32)
+    split = dataclasses.replace(hand_split(fit, validation), age_at=lambda matrix, day: age_matrix)
+
+    # Per user, a quarter of each user's fit items (at least one, from users with two or more) validate fold 1.
+    first, second = rolling_folds(split, 2, validation_fraction=0.25)
+    assert first.fit is split.fit and first.validation is split.validation
+    assert second.validation.toarray().tolist() == [[0, 0, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert second.fit.toarray().tolist() == [[3, 3, 3, 3, 0], [3, 0, 0, 0, 0], [0, 0, 0, 3, 0]]
+    assert second.fit_ages.toarray().tolist() == [[5, 4, 3, 2, 0], [2, 0, 0, 0, 0], [0, 0, 0, 1, 0]]
+
+    # After a global cut of 2 days, fold 1 validates on the fit's last 2 days; ages count from its own end.
+    cut = dataclasses.replace(split, shared_cut=True, fit_end=10.0, train_end=12.0)
+    folds = rolling_folds(cut, 3, validation_fraction=0.25)
+    # User 2's single pair is 1 day old and they have nothing before it: not scored.
+    assert folds[1].validation.toarray().tolist() == [[0, 0, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert folds[1].fit.toarray().tolist() == [[3, 3, 3, 3, 0], [3, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert folds[1].fit_ages.toarray().tolist() == [[3, 2, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    # Fold 2: the 2 days before that (items 2 and 3, 1 and 0 days old then) validate, items 0 and 1 fit;
+    # user 1 is left with no history before them.
+    assert folds[2].validation.toarray().tolist() == [[0, 0, 1, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert folds[2].fit.toarray().tolist() == [[3, 3, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
