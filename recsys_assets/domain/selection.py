@@ -297,11 +297,12 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
         if family not in best_of or trials[position].validation_ndcg > trials[best_of[family]].validation_ndcg:
             best_of[family] = position
     leader = max(best_of.values(), key=lambda position: trials[position].validation_ndcg)
-    tied = [
-        position
-        for position in best_of.values()
-        if position == leader or not paired_lift(by_user[position], by_user[leader]).significantly_below(0.0)
-    ]
+    lifts = {position: paired_lift(by_user[position], by_user[leader]) for position in best_of.values()}
+    tied = [position for position in best_of.values() if not lifts[position].significantly_below(0.0)]
+    log(
+        f"against the leader {trials[leader].family}: "
+        + ", ".join(f"{trials[p].family} {lifts[p].text()}" for p in best_of.values() if p != leader)
+    )
     chosen = max(tied, key=lambda position: (trials[position].fold_ndcg or [trials[position].validation_ndcg])[0])
     best = trials[chosen]
     if len(tied) > 1:
