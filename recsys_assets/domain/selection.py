@@ -33,7 +33,7 @@ Log = Callable[[str], None]
 # How many times an iterative trial reports an intermediate score to the pruner.
 PRUNING_STEPS = 3
 # Share of the search budget of round 1, where every family runs its first points (at least
-# FIRST_ROUND_TRIALS); the rest goes to the better half of the families (round 2).
+# FIRST_ROUND_TRIALS; the first whatever it costs); the rest goes to the better half of the families (round 2).
 EXPLORATION_SHARE = 0.5
 FIRST_ROUND_TRIALS = 2
 
@@ -199,10 +199,15 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
         log(f"{family} trial {trial.number + 1}: {params} -> validation ndcg@{k} {score:.4f}{folds_text}")
         return score
 
-    def run(family: str, n_trials: int, share: float, blended: tuple[str, dict[str, Any]] | None) -> None:
-        """`n_trials` more trials of `family`'s study within `share` seconds (the search's first trial always runs)."""
+    def run(
+        family: str, n_trials: int, share: float, blended: tuple[str, dict[str, Any]] | None, sure: bool = False
+    ) -> None:
+        """`n_trials` more trials of `family`'s study within `share` seconds; with `sure`, whatever they take.
+
+        The search's first trial always runs, so there is something to select.
+        """
         study = studies[family]
-        deadlines[family] = time.perf_counter() + share
+        deadlines[family] = float("inf") if sure else time.perf_counter() + share
 
         def stop_before_overrun(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
             # Optuna's timeout only stops *after* a trial: do not start one the share cannot pay for.
@@ -214,7 +219,7 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
             lambda trial: objective(trial, family, blended),
             n_trials=n_trials,
             # Optuna would start no trial at all on a spent budget; the first trial of a search always runs.
-            timeout=share if scored else None,
+            timeout=share if scored and not sure else None,
             catch=(),
             callbacks=[stop_before_overrun],
         )
@@ -242,8 +247,7 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
             skipped[family] = reason
             log(f"{family}: skipped ({reason})")
             continue
-        remaining = settings.time_budget_seconds * EXPLORATION_SHARE - (time.perf_counter() - started)
-        if remaining <= 0 and trials:
+        if settings.time_budget_seconds - (time.perf_counter() - started) <= 0 and trials:
             skipped[family] = "the search time budget was spent"
             log(f"{family}: skipped (time budget spent)")
             continue
@@ -259,8 +263,15 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
         for point in first:
             studies[family].enqueue_trial(point)
         blends[family] = blended
-        share = max(remaining, 0.0) / (len(families) - position)
-        run(family, min(settings.trials_per_family, max(FIRST_ROUND_TRIALS, len(first))), share, blended)
+        # Every family's first point runs whatever it costs (a slow family is judged on at least one
+        # trial); the rest of its first points within its share of round 1.
+        since = time.perf_counter()
+        run(family, 1, 0.0, blended, sure=True)
+        remaining = settings.time_budget_seconds * EXPLORATION_SHARE - (since - started)
+        share = max(remaining, 0.0) / (len(families) - position) - (time.perf_counter() - since)
+        first_round = min(settings.trials_per_family, max(FIRST_ROUND_TRIALS, len(first)))
+        if first_round > 1 and share > 0:
+            run(family, first_round - 1, share, blended)
 
     # Round 2, by promise: the better half of the families (by best validation score so far) share
     # what is left of the budget, best first, each continuing its own study up to trials_per_family.
