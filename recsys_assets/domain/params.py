@@ -80,6 +80,12 @@ class SelectionParams(BaseModel):
         description="Rolling-origin validation folds: each trial is fitted on the history before each and "
         "scored on it; families are compared on the mean.",
     )
+    ceiling_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="Time spent refitting each other family's best trial on every protocol's train split, to "
+        "report the selected model's holdout score beside the best family's (0: off).",
+    )
     validation_users: int = Field(
         default=20_000, ge=1, description="Validation users sampled (seeded) to score each trial."
     )

@@ -149,6 +149,18 @@ class TrainingReport(Record):
     host: str
     selection_rule: str = Field(default="", description="How the selected trial was chosen, ties included.")
     tied: list[str] = Field(default_factory=list, description="Families tied within noise with the leader.")
+    ceiling: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per protocol, each family's holdout NDCG@k (its best trial refitted): selected / best.",
+    )
+
+    def selected_over_best(self, protocol: str) -> tuple[float, str, float] | None:
+        """The selected family's holdout score on `protocol`, the best family and its score; None if not measured."""
+        scores = self.ceiling.get(protocol, {})
+        if self.model.family not in scores:
+            return None
+        best = max(scores, key=lambda family: scores[family])
+        return scores[self.model.family], best, scores[best]
 
     def best_trial(self) -> SearchTrial | None:
         complete = [trial for trial in self.search if trial.state == "complete"]

@@ -122,6 +122,30 @@ def selection_text(report: TrainingReport) -> str:
     )
 
 
+def ceiling_table(report: TrainingReport) -> str:
+    """Per protocol, the selected model's holdout NDCG@k beside every family's best trial refitted ("selected / best")."""
+    if not report.ceiling:
+        return ""
+    families = list(dict.fromkeys(family for scores in report.ceiling.values() for family in scores))
+    lines = [
+        "| protocol | selected / best | " + " | ".join(families) + " |",
+        "|---|---|" + "---|" * len(families),
+    ]
+    for protocol, scores in report.ceiling.items():
+        ratio = report.selected_over_best(protocol)
+        shown_ratio = "-" if ratio is None or ratio[2] <= 0 else f"{ratio[0] / ratio[2]:.3f} ({ratio[1]} best)"
+        cells = [
+            "-"
+            if family not in scores
+            else f"**{scores[family]:.4f}**"
+            if family == report.model.family
+            else f"{scores[family]:.4f}"
+            for family in families
+        ]
+        lines.append(f"| {protocol} | {shown_ratio} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def selection_rule_text(report: TrainingReport) -> str:
     """The rule that picked the selected trial and the families it found tied, as a paragraph (or nothing)."""
     if not report.selection_rule:
@@ -248,6 +272,17 @@ def protocol_tables(manifest: Manifest) -> str:
     return "\n\n".join(sections)
 
 
+def ceiling_section(report: TrainingReport) -> str:
+    """The model card's "selected / best" paragraph (empty for reports without it)."""
+    table = ceiling_table(report)
+    if not table:
+        return ""
+    return (
+        "Holdout NDCG@k of each family's best validation trial refitted on each protocol's train split (the "
+        "selected family in bold; a dash: not measured within `ceiling_seconds`):\n\n" + table + "\n"
+    )
+
+
 def lifts_section(manifest: Manifest) -> str:
     """The gating protocol's lifts with their intervals, for the model card (empty for bundles without them)."""
     if not manifest.metrics.lifts:
@@ -311,6 +346,7 @@ coverage = share of the catalogue recommended to anyone.
 
 {selection_rule_text(report)}{trials_table(report)}
 
+{ceiling_section(report)}
 ## Intended use and limits
 
 Ranks open job postings for a signed-in engineer from their past views, bookmarks and

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -327,3 +327,41 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
         rule=tie_rule(len(folds)),
         tied=tuple(trials[p].family for p in tied),
     )
+
+
+def holdout_ceiling(
+    splits: Mapping[str, ProtocolSplit],
+    selection: Selection,
+    fitted: Mapping[str, Recommender[Any]],
+    k: int,
+    seconds: float,
+    items_at: Callable[[ProtocolSplit], ItemSide | None],
+) -> dict[str, dict[str, float]]:
+    """Per protocol, each family's holdout NDCG@k: its best validation trial refitted on the protocol's train.
+
+    The selected family is `fitted` (its refits, by protocol); the other families are fitted in order
+    of their validation score until `seconds` are spent, so the ceiling a selection missed is visible
+    without unbounded cost (a family missing from the result was not measured).
+    """
+    deadline = time.perf_counter() + seconds
+    best: dict[str, SearchTrial] = {}
+    for trial in selection.trials:
+        if trial.state == "complete" and (
+            trial.family not in best or trial.validation_ndcg > best[trial.family].validation_ndcg
+        ):
+            best[trial.family] = trial
+    ceiling: dict[str, dict[str, float]] = {protocol: {} for protocol in splits}
+    for protocol, split in splits.items():
+        model = fitted[protocol]
+        ceiling[protocol][selection.best.family] = evaluate(rank_users(model, split.train, k), split.holdout, k)[
+            f"ndcg@{k}"
+        ]
+    for family, trial in sorted(best.items(), key=lambda pair: -pair[1].validation_ndcg):
+        if family == selection.best.family:
+            continue
+        for protocol, split in splits.items():
+            if time.perf_counter() > deadline:
+                return ceiling
+            model = new_model(family, trial.params, items=items_at(split)).fit(split.train, split.train_ages)
+            ceiling[protocol][family] = evaluate(rank_users(model, split.train, k), split.holdout, k)[f"ndcg@{k}"]
+    return ceiling

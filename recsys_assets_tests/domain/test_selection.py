@@ -8,8 +8,9 @@ from recsys_assets.domain.families.base import HALF_LIVES, rank_users
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams
-from recsys_assets.domain.records import SearchTrial
-from recsys_assets.domain.selection import best_half_life, sample_users, select_model, span_days
+from recsys_assets.domain.records import ModelSpec, SearchTrial, TrainingReport
+from recsys_assets.domain.reports import ceiling_table
+from recsys_assets.domain.selection import best_half_life, holdout_ceiling, sample_users, select_model, span_days
 from recsys_assets.domain.splitting import ProtocolSplit
 from recsys_assets_tests.support.families import BLOCK, block_matrix, hand_split, one_day_old
 
@@ -134,3 +135,28 @@ def test_every_family_gets_its_first_points_and_then_the_better_half_shares_the_
     assert len(tried[worst]) == 2
     assert all(len(family_trials) > 2 for family, family_trials in tried.items() if family != worst)
     assert any(line.startswith("round 2 (by promise): ") and worst not in line for line in logged)
+
+
+def test_the_ceiling_scores_every_familys_best_trial_on_the_holdout_within_its_time():
+    data = block_protocol()
+    settings = SelectionParams(families=["popularity", "item_knn"], trials_per_family=2, num_threads=1)
+    selection = select_model(data, settings, lambda _: None)
+    refit = new_model(selection.best.family, selection.best.params).fit(data.train, data.train_ages)
+    ceiling = holdout_ceiling({"per_user": data}, selection, {"per_user": refit}, 10, 60.0, lambda split: None)
+    assert set(ceiling["per_user"]) == {"popularity", "item_knn"}
+    direct = evaluate(rank_users(refit, data.train, 10), data.holdout, 10)["ndcg@10"]
+    assert ceiling["per_user"][selection.best.family] == direct
+    # Without time, only the selected model (already fitted) is scored.
+    assert set(
+        holdout_ceiling({"per_user": data}, selection, {"per_user": refit}, 10, 0.0, lambda s: None)["per_user"]
+    ) == {selection.best.family}
+    report = TrainingReport(
+        model=ModelSpec(family="item_knn", params={}), protocol="per_user", search=[], search_seconds=1.0,
+        training_seconds=1.0, users=1, items=1, interactions=1, host="test",
+        ceiling={"per_user": {"item_knn": 0.2, "popularity": 0.25}, "global_cut": {"item_knn": 0.3}},
+    )  # fmt: skip
+    assert report.selected_over_best("per_user") == (0.2, "popularity", 0.25)
+    assert ceiling_table(report).splitlines()[2:] == [
+        "| per_user | 0.800 (popularity best) | **0.2000** | 0.2500 |",
+        "| global_cut | 1.000 (item_knn best) | **0.3000** | - |",
+    ]
