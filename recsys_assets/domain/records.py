@@ -343,6 +343,9 @@ def upgrade_manifest(raw: dict[str, Any]) -> dict[str, Any]:
     if version == MANIFEST_SCHEMA_VERSION:
         return raw
     if version == 1:
+        if "hyperparameters" not in raw:
+            # A JSON object that is no manifest ({} or a stray file): refused like any other invalid manifest.
+            raise ValueError("not a manifest: no schema_version and no hyperparameters")
         upgraded = {key: value for key, value in raw.items() if key != "hyperparameters"}
         upgraded["model"] = {"family": "als", "params": raw["hyperparameters"]}
         upgraded["schema_version"] = MANIFEST_SCHEMA_VERSION

@@ -1,14 +1,16 @@
 """Every rendered table and document: what the CLI prints, the UI shows, and a bundle carries for people.
 
-The numbers come from the records (`records.py`) and the maths (`metrics.py`); this module only lays
-them out: Markdown tables, the model card, the release pull request's text, the metrics plot.
+The numbers come from the records (`records.py`), the maths (`metrics.py`) and the registry's states
+(`registry.py`); this module only lays them out: Markdown tables, the model card, the release pull
+request's text, the registry's listings (`models list/show/diff`), the metrics plot.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,21 @@ import numpy as np
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import METRIC_NAMES, headline, headline_names
 from recsys_assets.domain.records import EvaluationResult, Lift, Manifest, Metrics, SplitCounts, TrainingReport
+from recsys_assets.domain.registry import VersionStatus
 from recsys_assets.domain.splitting import PROTOCOLS
+
+# Text from settings or data (code version, image, ids, parameters, reasons) may hold anything: in
+# Markdown that GitHub and the Dagster UI render, a newline starts a heading, `<` starts HTML, `|`
+# ends a table cell, `[` starts a link and a backtick ends a code span.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_MARKDOWN_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "[": "\\[", "]": "\\]", "`": "&#96;"}
+)
+
+
+def markdown_text(value: object) -> str:
+    """`value` as inline Markdown text: one line, no HTML, no link, no cell or code-span break (ordinary values unchanged)."""
+    return _CONTROL.sub(" ", str(value)).translate(_MARKDOWN_ESCAPES)
 
 
 def shown(value: Any) -> str:
@@ -37,7 +53,9 @@ def metrics_table(rows: Mapping[str, Mapping[str, float]]) -> str:
     headline_of = [name for name in next(iter(rows.values())) if name.split("@")[0] in order]
     names = sorted(headline_of, key=lambda name: order[name.split("@")[0]])
     lines = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += [f"| {label} | " + " | ".join(f"{m[n]:.4f}" for n in names) + " |" for label, m in rows.items()]
+    lines += [
+        f"| {markdown_text(label)} | " + " | ".join(f"{m[n]:.4f}" for n in names) + " |" for label, m in rows.items()
+    ]
     return "\n".join(lines)
 
 
@@ -50,7 +68,7 @@ def cold_items_table(
         "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {name} | {m.get(f'recall@{k}', 0.0):.4f} | {m.get(f'ndcg@{k}', 0.0):.4f} | "
+        f"| {markdown_text(name)} | {m.get(f'recall@{k}', 0.0):.4f} | {m.get(f'ndcg@{k}', 0.0):.4f} | "
         f"{int(m.get('users_evaluated', 0)):,} | {share.get(name, 0.0):.2%} |"
         for name, m in cold.items()
     ]
@@ -64,7 +82,7 @@ def lifts_table(lifts: Mapping[str, Lift], k: int, same_as: str | None = None) -
         "|---|---|---|---|---|---|",
     ]
     for name, lift in lifts.items():
-        label = f"{name} (the model's own configuration)" if name == same_as else name
+        label = markdown_text(f"{name} (the model's own configuration)" if name == same_as else name)
         if lift.lift is None or lift.low is None or lift.high is None:
             change, interval = "-", "-"
         else:
@@ -89,13 +107,16 @@ def trials_table(report: TrainingReport) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for number, trial in enumerate(report.search, 1):
-        params = ", ".join(f"{name}={shown(value)}" for name, value in trial.params.items())
+        params = markdown_text(", ".join(f"{name}={shown(value)}" for name, value in trial.params.items()))
         folds = " / ".join(f"{score:.4f}" for score in trial.fold_ndcg)
         lines.append(
-            f"| {number} | {trial.family} | {params} | {trial.validation_ndcg:.4f} | {folds} | {trial.seconds:.2f} "
-            f"| {trial.state} |"
+            f"| {number} | {markdown_text(trial.family)} | {params} | {trial.validation_ndcg:.4f} | {folds} "
+            f"| {trial.seconds:.2f} | {markdown_text(trial.state)} |"
         )
-    lines += [f"| - | {family} | skipped: {reason} | | | | |" for family, reason in report.skipped.items()]
+    lines += [
+        f"| - | {markdown_text(family)} | skipped: {markdown_text(reason)} | | | | |"
+        for family, reason in report.skipped.items()
+    ]
     return "\n".join(lines)
 
 
@@ -128,12 +149,14 @@ def ceiling_table(report: TrainingReport) -> str:
         return ""
     families = list(dict.fromkeys(family for scores in report.ceiling.values() for family in scores))
     lines = [
-        "| protocol | selected / best | " + " | ".join(families) + " |",
+        "| protocol | selected / best | " + " | ".join(markdown_text(family) for family in families) + " |",
         "|---|---|" + "---|" * len(families),
     ]
     for protocol, scores in report.ceiling.items():
         ratio = report.selected_over_best(protocol)
-        shown_ratio = "-" if ratio is None or ratio[2] <= 0 else f"{ratio[0] / ratio[2]:.3f} ({ratio[1]} best)"
+        shown_ratio = (
+            "-" if ratio is None or ratio[2] <= 0 else f"{ratio[0] / ratio[2]:.3f} ({markdown_text(ratio[1])} best)"
+        )
         cells = [
             "-"
             if family not in scores
@@ -142,7 +165,7 @@ def ceiling_table(report: TrainingReport) -> str:
             else f"{scores[family]:.4f}"
             for family in families
         ]
-        lines.append(f"| {protocol} | {shown_ratio} | " + " | ".join(cells) + " |")
+        lines.append(f"| {markdown_text(protocol)} | {shown_ratio} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -150,8 +173,8 @@ def selection_rule_text(report: TrainingReport) -> str:
     """The rule that picked the selected trial and the families it found tied, as a paragraph (or nothing)."""
     if not report.selection_rule:
         return ""
-    tied = f" Tied within noise: {', '.join(report.tied)}." if len(report.tied) > 1 else ""
-    return f"Selection rule: {report.selection_rule}.{tied}\n\n"
+    tied = f" Tied within noise: {markdown_text(', '.join(report.tied))}." if len(report.tied) > 1 else ""
+    return f"Selection rule: {markdown_text(report.selection_rule)}.{tied}\n\n"
 
 
 def protocol_rows(evaluation: EvaluationResult, protocol: str, family: str) -> dict[str, Metrics]:
@@ -261,11 +284,12 @@ def protocol_tables(manifest: Manifest) -> str:
         rows = {f"model ({manifest.model.family})": result.model, **result.baselines}
         described = PROTOCOLS[protocol].description if protocol in PROTOCOLS else protocol
         sections.append(
-            f"### {protocol}{gate}\n\n{described}; {result.holdout_users:,} users scored.\n\n{metrics_table(rows)}"
+            f"### {markdown_text(protocol)}{gate}\n\n{markdown_text(described)}; {result.holdout_users:,} users scored."
+            f"\n\n{metrics_table(rows)}"
         )
         if result.cold_items:
             sections.append(
-                f"Cold items ({protocol}): {result.cold_pairs:,} held-out pairs of postings unseen in training "
+                f"Cold items ({markdown_text(protocol)}): {result.cold_pairs:,} held-out pairs of postings unseen in training "
                 "(a collaborative model scores 0 on them by construction).\n\n"
                 + cold_items_table(result.cold_items, result.new_item_share, result.new_item_days, manifest.k)
             )
@@ -296,7 +320,7 @@ def lifts_section(manifest: Manifest) -> str:
 
 def trained_on_list(manifest: Manifest) -> str:
     """One Markdown bullet per model file: the data it was trained on."""
-    return "\n".join(f"- `{name}`: {data}" for name, data in manifest.trained_on.items())
+    return "\n".join(f"- `{markdown_text(name)}`: {markdown_text(data)}" for name, data in manifest.trained_on.items())
 
 
 def model_card(
@@ -307,18 +331,22 @@ def model_card(
 ) -> str:
     """The Markdown model card; `plot_src` is where its plot is read from (the bundle's file by default)."""
     data = manifest.data
-    params = ", ".join(f"{name}={value}" for name, value in manifest.model.params.items())
-    return f"""# Model card: {manifest.model_name} {manifest.version}
+    params = markdown_text(", ".join(f"{name}={value}" for name, value in manifest.model.params.items()))
+    name, version, family, protocol = (
+        markdown_text(text)
+        for text in (manifest.model_name, manifest.version, manifest.model.family, manifest.protocol)
+    )
+    return f"""# Model card: {name} {version}
 
-**{manifest.model.family}** recommender, selected among {len({t.family for t in report.search})} families
+**{family}** recommender, selected among {len({t.family for t in report.search})} families
 ({len(report.search)} trials, {report.search_seconds:.1f} s) by validation NDCG@{manifest.k} on the
-{manifest.protocol} protocol, trained on user-item interactions from {data.window.start} to {data.window.end}
+{protocol} protocol, trained on user-item interactions from {data.window.start} to {data.window.end}
 ({data.window.days} daily partitions, {data.full_pairs or data.train_pairs:,} user-item pairs,
-{data.users:,} users, {data.items:,} items; content hash `{data.content_hash[:16]}`).
+{data.users:,} users, {data.items:,} items; content hash `{markdown_text(data.content_hash[:16])}`).
 
-- Created: {manifest.created_at}
-- Code version: {manifest.code_version or "unknown"}
-- Image: {manifest.image or "local (no container)"}
+- Created: {markdown_text(manifest.created_at)}
+- Code version: {markdown_text(manifest.code_version or "unknown")}
+- Image: {markdown_text(manifest.image or "local (no container)")}
 - Parameters: {params}
 
 ## Models in this bundle
@@ -330,7 +358,7 @@ def model_card(
 The evaluated models (`{BundleFile.EVALUATED_FOLDER}/<protocol>.npz`) are scored; `{BundleFile.MODEL}` is the same
 family and parameters refitted on the whole window, which no holdout can score.
 Every model recommends {manifest.k} unseen items per user and is scored on the same holdout users;
-the table below is the gating protocol's ({manifest.protocol}).
+the table below is the gating protocol's ({protocol}).
 precision@k = hits/k, recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by min(k, |relevant|),
 coverage = share of the catalogue recommended to anyone.
 
@@ -367,20 +395,96 @@ def pull_request_body(manifest: Manifest, champion_manifest: Manifest | None, ca
         else f"| {name} | — | {new[name]:.4f} | — |"
         for name in headline_names(manifest.k)
     )
-    champion = champion_manifest.version if champion_manifest else "none"
+    champion = markdown_text(champion_manifest.version if champion_manifest else "none")
     data = manifest.data
+    name, version, family, protocol = (
+        markdown_text(text)
+        for text in (manifest.model_name, manifest.version, manifest.model.family, manifest.protocol)
+    )
     return (
-        f"Promotes **{manifest.model_name}** to version `{manifest.version}` (champion: `{champion}`), "
-        f"a **{manifest.model.family}** model gated on the {manifest.protocol} protocol.\n\n"
+        f"Promotes **{name}** to version `{version}` (champion: `{champion}`), "
+        f"a **{family}** model gated on the {protocol} protocol.\n\n"
         f"| metric | champion | challenger | change |\n|---|---|---|---|\n{rows}\n\n"
         f"{protocol_tables(manifest)}\n\n"
         f"Data: {data.window.start}..{data.window.end}, "
-        f"{data.train_pairs:,} pairs, hash `{data.content_hash[:16]}`. "
-        f"Code `{manifest.code_version or 'unknown'}`, image `{manifest.image or 'local'}`.\n\n"
+        f"{data.train_pairs:,} pairs, hash `{markdown_text(data.content_hash[:16])}`. "
+        f"Code `{markdown_text(manifest.code_version or 'unknown')}`, image `{markdown_text(manifest.image or 'local')}`."
+        "\n\n"
         + (
-            f"Served model `{BundleFile.MODEL}`: {manifest.trained_on[BundleFile.MODEL]}.\n\n"
+            f"Served model `{BundleFile.MODEL}`: {markdown_text(manifest.trained_on[BundleFile.MODEL])}.\n\n"
             if BundleFile.MODEL in manifest.trained_on
             else ""
         )
-        + f"Model card: {card_uri}\n"
+        + f"Model card: {markdown_text(card_uri)}\n"
     )
+
+
+def versions_table(statuses: Mapping[str, VersionStatus], limit: int = 10) -> str:
+    """Markdown table of the last `limit` versions (newest first) with their states and pull requests."""
+    rows = [
+        f"| {markdown_text(s.version)} | {s.state} | {s.since} | {markdown_text(s.pull_request or '—')} |"
+        for s in sorted(statuses.values(), key=lambda s: s.version, reverse=True)[:limit]
+    ]
+    return "| version | state | since | pull request |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+def registry_listing(
+    champion: str | None, versions: Sequence[tuple[str, VersionStatus | None, Manifest | None]]
+) -> str:
+    """`models list`: the champion, then one row per (version, status, manifest); None: not proposed / unreadable."""
+    lines = [
+        f"champion: {champion or 'none'}",
+        "",
+        "| version | state | created | family | data window | metrics | pull request |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for version, status, manifest in versions:
+        state = status.state if status else "not proposed"
+        pull_request = (status.pull_request if status else None) or "—"
+        if manifest is None:
+            lines.append(f"| {version} | {state} | — | unreadable manifest | — | — | {pull_request} |")
+            continue
+        metrics = " ".join(
+            f"{name} {manifest.metrics.model[name]:.4f}"
+            for name in headline_names(manifest.k)[:3]
+            if name in manifest.metrics.model
+        )
+        window = manifest.data.window
+        lines.append(
+            f"| {version} | {state} | {manifest.created_at[:19]} | {manifest.model.family} "
+            f"| {window.start}..{window.end} | {metrics} | {pull_request} |"
+        )
+    return "\n".join(lines)
+
+
+def version_summary(model_name: str, version: str, manifest: Manifest, status: VersionStatus | None) -> str:
+    """`models show`: one version's manifest summary, metrics and state history."""
+    lines = [
+        f"{model_name} {version}: {status.state if status else 'not proposed'}",
+        f"created {manifest.created_at}, family {manifest.model.family}, params {manifest.model.params}",
+        f"data {manifest.data.window.start}..{manifest.data.window.end}, {manifest.data.train_pairs:,} pairs",
+        f"code {manifest.code_version or 'unknown'}, image {manifest.image or 'local'}, run {manifest.dagster.run_id}",
+    ]
+    lines += [f"  {name}: {value:.4f}" for name, value in manifest.metrics.model.items()]
+    lines += [
+        f"{event.at}  {event.state:<11}  {event.reason}" + (f"  {event.pull_request}" if event.pull_request else "")
+        for event in (status.history if status else ())
+    ]
+    return "\n".join(lines)
+
+
+def versions_diff_table(a: str, b: str, left: Manifest, right: Manifest) -> str:
+    """`models diff`: two versions' metrics, parameters and data side by side."""
+    lines = [f"| | {a} | {b} | change |", "|---|---|---|---|"]
+    for name in sorted(set(left.metrics.model) | set(right.metrics.model)):
+        x, y = left.metrics.model.get(name), right.metrics.model.get(name)
+        change = f"{y - x:+.4f}" if x is not None and y is not None else "—"
+        lines.append(f"| {name} | {x if x is None else f'{x:.4f}'} | {y if y is None else f'{y:.4f}'} | {change} |")
+    for label, x, y in (
+        ("family", left.model.family, right.model.family),
+        ("params", left.model.params, right.model.params),
+        ("window", left.data.window, right.data.window),
+        ("content_hash", left.data.content_hash[:16], right.data.content_hash[:16]),
+    ):
+        lines.append(f"| {label} | {x} | {y} | {'same' if x == y else 'differs'} |")
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
+from recsys_assets.domain.families.topk import pin_blas_to_one_thread
 from recsys_assets.domain.items import as_of
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
 from recsys_assets.domain.names import safe_name
@@ -106,8 +107,13 @@ class ChampionFollower:
         reload_seconds: float = 30.0,
         catalogue_seconds: float = 300.0,
         day: date | None = None,
+        pin_blas: bool = False,
     ) -> None:
         self.store = store
+        # The service process ranks one list at a time on the event loop's thread: with this, BLAS is made
+        # single-threaded for good once a champion is loaded, and no request pays for limiting it again.
+        # Off where the process does other work too (tests serve in their own process).
+        self.pin_blas = pin_blas
         self.model_name = safe_name(model_name, "model name")
         self.metrics = metrics
         self.catalogue = catalogue
@@ -199,6 +205,8 @@ class ChampionFollower:
         closed = self._apply(bundle, snapshot)
         # Built before the swap, so the first request after it pays for nothing.
         bundle.popular([], 1)
+        if self.pin_blas:
+            pin_blas_to_one_thread()  # the model's libraries are loaded by now
         return Champion(
             bundle=bundle,
             version=version,

@@ -85,3 +85,16 @@ def test_bad_input_gives_one_clear_line(store, capsys):
     store.put_object(f"models/{SETTINGS.model_name}/v8/model_card.md", b"# an upload that died")
     code, _, err = models(capsys, "promote", "v8")
     assert code == 2 and "upload never finished" in err
+
+
+@pytest.mark.parametrize("command", [["promote"], ["show"], ["merge"], ["reject"], ["rollback"], ["diff", "v1"]])
+def test_a_version_argument_is_a_version_name_never_a_path(store, capsys, tmp_path, command):
+    # A folder outside the store holding a manifest: `../../outside` once made promote write beside it.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "manifest.json").write_bytes(store.get_object(f"models/{SETTINGS.model_name}/v1/manifest.json"))
+    before = sorted(p for p in tmp_path.rglob("*") if "model_store" not in p.parts)
+    code, out, err = models(capsys, *command, "../../outside")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "version='../../outside' is not a safe name" in err
+    assert sorted(p for p in tmp_path.rglob("*") if "model_store" not in p.parts) == before

@@ -53,6 +53,13 @@ def test_version_1_manifest_is_read_as_version_2():
     assert upgrade_manifest(manifest_v2()) == manifest_v2()
 
 
+@pytest.mark.parametrize("raw", [{}, {"model_name": "jobs"}])
+def test_a_json_object_that_is_no_manifest_is_a_value_error_not_a_key_error(raw):
+    # `models list` and the registry treat a ValueError as "unreadable manifest"; a KeyError was a traceback.
+    with pytest.raises(ValueError, match="not a manifest: no schema_version and no hyperparameters"):
+        Manifest.from_dict(raw)
+
+
 def test_newer_manifest_is_refused_with_a_clear_message():
     raw = {**manifest_v2(), "schema_version": 3}
     with pytest.raises(ValueError, match=r"schema_version 3 is newer than this code understands \(2\)"):

@@ -1,7 +1,18 @@
 """The rendered tables: the same rows in the CLI and the UI, the champion on the gating protocol only."""
 
-from recsys_assets.domain.records import Lift, Manifest, ProtocolResult, TrainingReport
-from recsys_assets.domain.reports import evaluation_tables, evaluation_text, model_card, split_table
+import re
+
+import pytest
+
+from recsys_assets.domain.records import Lift, Manifest, ProtocolResult, SearchTrial, TrainingReport
+from recsys_assets.domain.reports import (
+    evaluation_tables,
+    evaluation_text,
+    markdown_text,
+    model_card,
+    pull_request_body,
+    split_table,
+)
 from recsys_assets_tests.support.records import evaluation, manifest_v2, metrics, summary
 
 
@@ -53,3 +64,48 @@ def test_the_gating_protocols_lifts_show_each_interval_and_the_users_in_the_ui_t
     )  # fmt: skip
     card = model_card(manifest, {"model": {"ndcg@10": 0.25}}, report)
     assert "| popularity | 0.1250 | 0.2500 | +100.0% | [+80.0%, +120.0%] | 45 |" in card
+
+
+HOSTILE = "1.0\n# Pwned\r\n<img src=x onerror=alert(1)> | [click](http://evil) `tick` &amp;"
+
+
+def hostile_documents() -> list[str]:
+    raw = manifest_v2()
+    raw |= {"code_version": HOSTILE, "image": HOSTILE, "trained_on": {"model.npz": HOSTILE}}
+    raw["metrics"] = {"model": metrics(0.25), "baselines": {"popularity": metrics(0.125)}}
+    for protocol in raw["protocols"].values():
+        protocol |= {"model": metrics(0.25), "baselines": {"popularity": metrics(0.125)}}
+    manifest = Manifest.from_dict(raw)
+    report = TrainingReport(
+        model=manifest.model,
+        protocol="global_cut",
+        search=[SearchTrial(family="als", params={"factors": HOSTILE}, validation_ndcg=0.2, k=10, seconds=1.0)],
+        skipped={"bpr": HOSTILE},
+        search_seconds=1.0,
+        training_seconds=1.0,
+        users=5,
+        items=5,
+        interactions=10,
+        host=HOSTILE,
+    )
+    return [
+        model_card(manifest, {"model (als)": metrics(0.25)}, report),
+        pull_request_body(manifest, None, "file:///store/<b>card</b>.md"),
+    ]
+
+
+@pytest.mark.parametrize("document", [0, 1], ids=["model card", "pull request body"])
+def test_text_from_settings_or_data_cannot_inject_markdown_or_html(document):
+    text = hostile_documents()[document]
+    assert "<img" not in text and "<b>" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert not any(line.startswith("# Pwned") for line in text.splitlines())
+    assert not re.search(r"(?<!\\)\]\(http://evil", text) and "&amp;amp;" in text
+    # A value cannot end its table cell: every row of a table keeps its header's number of cells.
+    for table in re.findall(r"(?:^\|.*\|$\n?)+", text, flags=re.MULTILINE):
+        widths = {len(re.split(r"(?<!\\)\|", row)) for row in table.strip().splitlines()}
+        assert len(widths) == 1, table
+
+
+def test_markdown_text_leaves_ordinary_values_alone():
+    for value in ("item_knn", "0.1.0+abc", "ghcr.io/org/img:1.2@sha256:ff", "s3://bucket/models/jobs/v1/model_card.md"):
+        assert markdown_text(value) == value

@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsys_assets.cli import main
@@ -46,6 +47,7 @@ def test_graph_with_items_scores_cold_items_and_serves_new_postings(tmp_path):
     assert bundle.featurizer is not None
     later = generate_catalogue(SMALL_SPEC).slice(0, 1)
     later = later.set_column(0, "item_id", pc.binary_join_element_wise(later["item_id"], "-new", ""))
+    later = later.set_column(6, "closed_date", pa.nulls(1, pa.date32()))  # still open: a closed one is refused
     assert bundle.add_postings(later) == 1
     user = bundle.user_ids[0].as_py()
     lists = [bundle.recommend(user, [], n=len(bundle.item_ids))]

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from recsys_assets.domain.families import topk
 from recsys_assets.domain.items import as_of
 from recsys_assets.resources.catalogue import DuckDBItemCatalogue, ItemCatalogue
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
@@ -115,6 +116,40 @@ def test_a_known_users_list_is_the_bundles_own_list_from_their_history(store, fa
             }
             assert response.headers["X-Model-Version"] == "v1"
             assert response.headers["X-Recommendation-Source"] == "model"
+
+
+@pytest.fixture
+def blas_restored(monkeypatch) -> Iterator[None]:
+    """BLAS thread counts and the pinned flag put back after a test that pins them (it serves in this process)."""
+    controller = topk.blas_controller()
+    before = [(library, library.num_threads) for library in controller.lib_controllers]
+    monkeypatch.setattr(topk, "_blas_pinned", False)
+    yield
+    for library, threads in before:
+        library.set_num_threads(threads)
+
+
+def test_a_service_that_pins_blas_serves_the_same_lists_and_limits_it_no_more_per_request(
+    store, blas_restored, monkeypatch
+):
+    """`serve` pins BLAS to one thread once a champion is loaded, so no request limits and restores it again."""
+    fitted = publish_fitted(store, "v1", "als", ALS)
+    store.write_champion(MODEL, "v1")
+    offline = load_bundle(fitted.uri)
+    expected = {user: offline.recommend(user, offline.seen_item_ids(user), 7) for user in fitted.user_ids[::3]}
+    controller = topk.blas_controller()
+    limits: list[dict] = []
+    limit = controller.limit
+    monkeypatch.setattr(controller, "limit", lambda **kwargs: limits.append(kwargs) or limit(**kwargs))
+    metrics = ServiceMetrics()
+    follower = ChampionFollower(store, MODEL, metrics, reload_seconds=0.05, day=DAY, pin_blas=True)
+    with running(create_app(follower, metrics)) as client:
+        eventually(lambda: served_version(client) == "v1")
+        assert limits == [{"limits": 1, "user_api": "blas"}]
+        assert all(library.num_threads == 1 for library in controller.lib_controllers if library.user_api == "blas")
+        for user, items in expected.items():
+            assert user_list(client, user, n=7).json()["items"] == items
+        assert len(limits) == 1, "a request limited BLAS again"
 
 
 def popularity_order(fitted: FittedBundle) -> list[str]:
