@@ -7,7 +7,7 @@ interval of the lift.
 
 Above `GROUPS` users the resampling is over `GROUPS` seeded random groups of users (each group's
 summed scores), which has the same expected variance as resampling users and keeps 1,000 resamples
-at 200 k users under a tenth of a second (the user-level draw is ~7 s there on this machine).
+at 200 k users at 0.15-0.2 s on this machine under load 11 (the user-level draw took ~7 s).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from recsys_assets.domain.records import Lift
 
 RESAMPLES = 1000
 GROUPS = 2048
-# Resamples drawn per block: bounds the index matrix at RESAMPLE_BLOCK x GROUPS int32 (8 MB).
+# Resamples drawn per block: bounds the index and count matrices at RESAMPLE_BLOCK x GROUPS x 8 bytes (16 MB each).
 RESAMPLE_BLOCK = 1000
 LEVEL = 0.95
 
@@ -42,11 +42,15 @@ def paired_lift(
     units = len(pairs)
     ratios = np.empty(resamples)
     for start in range(0, resamples, RESAMPLE_BLOCK):
-        drawn = rng.integers(0, units, size=(min(RESAMPLE_BLOCK, resamples - start), units), dtype=np.int32)
-        totals = pairs[drawn].sum(axis=1)
+        block = min(RESAMPLE_BLOCK, resamples - start)
+        drawn = rng.integers(0, units, size=(block, units), dtype=np.int64)
+        # How often each resample drew each unit, then one matrix product: a gather-and-sum is 10x slower.
+        drawn += np.arange(block, dtype=np.int64)[:, None] * units
+        counts = np.bincount(drawn.ravel(), minlength=block * units).reshape(block, units).astype(np.float64)
+        totals = counts @ pairs
         # A resample whose reference total is 0 has no ratio; it counts as an unbounded lift either way.
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratios[start : start + len(drawn)] = np.where(totals[:, 1] > 0, totals[:, 0] / totals[:, 1], np.inf)
+            ratios[start : start + block] = np.where(totals[:, 1] > 0, totals[:, 0] / totals[:, 1], np.inf)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(ratios, [tail, 100 - tail], method="nearest")  # no interpolation with inf
     return Lift(
