@@ -274,7 +274,7 @@ def champions(spec_name: str, families: list[str], workdir: Path) -> tuple[Path,
             "trained_model": {
                 "config": {"families": [family], "trials_per_family": 1, "time_budget_seconds": 1e9, "force": True}
             },
-            "model_evaluation": {"config": {"min_relative_lift": -1}},
+            "model_evaluation": {"config": {"baseline_tolerance": 1}},
             "model_bundle": {"config": {"champion_tolerance": 1}},
         }
         config = data / f"run_{family}.json"
