@@ -59,6 +59,8 @@ FIRST_DAY_FILE = "first_day"
 DUCKDB_EVENTS_TABLE = "events"
 # A century of daily partitions: more than any history, and far from what date arithmetic overflows on.
 MAX_WINDOW_DAYS = 36_500
+# Runs kept per asset and day by the retention policy: more would be keeping everything.
+MAX_KEPT_RUNS = 1000
 
 # `RECSYS_*` names that are not fields of `Settings`, and who reads them.
 VERTEX_PREFIX = "RECSYS_VERTEX_"  # one per `VertexTrainingLauncher` field, read through `group()`
@@ -110,7 +112,15 @@ def _whole_days(value: Any) -> Any:
     return int(text)
 
 
+def _run_count(value: Any) -> Any:
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_KEPT_RUNS:
+        raise ValueError(f"must be a whole number of runs, 1 to {MAX_KEPT_RUNS}")
+    return int(text)
+
+
 Choice = BeforeValidator(_lower)
+RunCount = Annotated[int, BeforeValidator(_run_count)]
 WholeDays = Annotated[int, BeforeValidator(_whole_days)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Environment = Annotated[Literal["local", "production"], Choice]
@@ -174,6 +184,14 @@ class Settings(BaseModel):
         0.10,
         ge=0,
         le=1,
+    )
+    retention_runs: RunCount = _setting(
+        "RECSYS_RETENTION_RUNS", "`gc` keeps the artefacts of this many latest runs per asset and day", 3
+    )
+    retention_days: WholeDays = _setting(
+        "RECSYS_RETENTION_DAYS",
+        "`gc` removes the files of rejected, superseded and never-proposed bundles unchanged this many days",
+        30,
     )
 
     # Backend selectors: each field is named after the resource it selects (see resources.BACKENDS).

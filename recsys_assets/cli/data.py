@@ -8,6 +8,9 @@ import sys
 from datetime import date
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
+
 from recsys_assets.cli.command import Command, Context, finite_float, positive_int, share
 from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.events import day_of, rows_per_value
@@ -140,8 +143,25 @@ def _import_events(args: argparse.Namespace, context: Context) -> int:
     print(f"imported {summary} {warehouse.table_ref} (dropped: {report.dropped()})")
     _print_replaced(before, days, dry_run=False)
     if days:
-        print(f"days {min(days)} .. {max(days)}; next: python -m recsys_assets run")
+        print(f"days {min(days)} .. {max(days)}")
+        for line in fitting_settings(events, context.settings.training_window_days):
+            print(line)
+        print("next: python -m recsys_assets run")
     return 0
+
+
+def fitting_settings(events: pa.Table, window_days: int) -> list[str]:
+    """The history's span and the window and global cut that fit it, from each user's first and last event."""
+    from recsys_assets.domain.params import SplitParams
+    from recsys_assets.domain.splitting import history_advice
+
+    spans = events.group_by("user_id").aggregate([("event_ts", "min"), ("event_ts", "max")])
+
+    def days(column: str) -> np.ndarray:
+        seconds = spans[column].cast(pa.timestamp("s", tz="UTC")).cast(pa.int64()).to_numpy()
+        return seconds / 86_400
+
+    return history_advice(days("event_ts_min"), days("event_ts_max"), SplitParams(), window_days)
 
 
 def _import_items_arguments(parser: argparse.ArgumentParser) -> None:

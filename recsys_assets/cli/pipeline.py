@@ -6,6 +6,7 @@ as the asset definitions do, so the window extracted here is the one `training_s
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -154,8 +155,53 @@ def refuse_if_busy(dagster_instance: dg.DagsterInstance, partition_key: str) -> 
         run = busy[0].dagster_run
         raise PartitionBusyError(
             f"run {run.run_id} of partition {partition_key} is {run.status.value}; wait for it to finish, "
-            "or if its process is gone, terminate it in the UI (Runs, Terminate) and run again"
+            f"or if its process is gone, `python -m recsys_assets runs terminate {run.run_id}` and run again"
         )
+
+
+class RunNotTerminated(RuntimeError):
+    """The run is unknown, already finished, or its process is still alive: nothing was changed."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: checks the process exists, sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def terminate_stale_run(dagster_instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    """Mark an unfinished run whose process is gone (a killed CLI) canceled, through the instance's own API.
+
+    Safe by construction: it refuses while any process that recorded an event of the run is alive on
+    this machine (stop it, or let it finish), and never touches a finished run. A run the deployment
+    launched on another machine is terminated in the UI, which asks its run launcher.
+    """
+    run = dagster_instance.get_run_by_id(run_id)
+    if run is None:
+        raise RunNotTerminated(f"no run {run_id} in this Dagster instance ({dagster_home() or 'ephemeral'})")
+    if run.status not in IN_PROGRESS_RUN_STATUSES:
+        raise RunNotTerminated(f"run {run_id} is {run.status.value}: it is not running, nothing to terminate")
+    pids = {
+        record.event_log_entry.dagster_event.pid
+        for record in dagster_instance.get_records_for_run(run_id, limit=10_000).records
+        if record.event_log_entry.dagster_event is not None and record.event_log_entry.dagster_event.pid
+    }
+    alive = sorted(pid for pid in pids if pid is not None and _alive(pid))
+    if alive:
+        raise RunNotTerminated(
+            f"run {run_id} is {run.status.value} and its process {', '.join(map(str, alive))} is alive: "
+            "wait for it, or stop it (kill PID) and terminate again"
+        )
+    dagster_instance.report_run_canceled(
+        run, message="Marked canceled by `python -m recsys_assets runs terminate`: its process was gone."
+    )
+    updated = dagster_instance.get_run_by_id(run_id)
+    assert updated is not None
+    return updated
 
 
 def materialize_partition(

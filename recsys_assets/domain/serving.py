@@ -34,6 +34,7 @@ from recsys_assets.domain.items import conform_items, days_since_epoch
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.names import is_safe_name
 from recsys_assets.domain.records import Manifest
+from recsys_assets.domain.text_files import blank_ids
 
 # Files of bundles written before every family had one format (ALS factors only).
 LEGACY_FACTORS = {"user_factors": "user_factors.npy", "item_factors": "item_factors.npy"}
@@ -207,8 +208,9 @@ class Bundle:
 def _refuse_unservable(postings: pa.Table, today: date) -> None:
     """Refuse `postings` when any has no id, repeats an id, or is closed; the message counts each kind."""
     ids = postings["item_id"]
-    non_null = pc.drop_null(ids)
-    null_ids = ids.null_count
+    blank = filled_numpy(blank_ids(ids), True).astype(bool)
+    non_null = ids.filter(pa.array(~blank))
+    null_ids = int(np.count_nonzero(blank))
     repeated = len(non_null) - pc.count_distinct(non_null).as_py()
     closed = postings["closed_date"]
     already_closed = pc.sum(pc.cast(pc.less_equal(closed, pa.scalar(today, pa.date32())), pa.int64())).as_py() or 0

@@ -114,7 +114,11 @@ def test_movielens_u_data_import_then_run_produces_a_bundle(embedded_env, capsys
     written = write_movielens_u_data(path, MOVIELENS_SPEC)
 
     assert main(["import-events", str(path), "--format", "movielens", "--min-rating", "3"]) == 0
-    assert f"into {MOVIELENS_SPEC.n_days} daily partitions" in capsys.readouterr().out
+    imported = capsys.readouterr().out
+    assert f"into {MOVIELENS_SPEC.n_days} daily partitions" in imported
+    # It ends with the history's span, the window and the cut that fit it, then what to run.
+    assert f"history: {MOVIELENS_SPEC.n_days} days, " in imported and "global cut: " in imported
+    assert imported.strip().splitlines()[-1] == "next: python -m recsys_assets run"
     assert main(["run"]) == 0
     out = capsys.readouterr().out
     assert f"global_cut holdout of partition {MOVIELENS_SPEC.end_date.isoformat()}" in out

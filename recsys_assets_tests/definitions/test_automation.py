@@ -27,7 +27,7 @@ SERVICE_STEPS = {
 def statuses(env: dict[str, str]) -> set[str]:
     settings = Settings.from_env(env)
     automation = [*build_schedules(settings), *build_sensors(settings)]
-    assert len(automation) == 9
+    assert len(automation) == 10
     return {item.default_status.value for item in automation}
 
 
@@ -43,7 +43,7 @@ def test_every_schedule_and_sensor_follows_the_default():
     # The suite runs without RECSYS_AUTOMATION, like `dagster dev`: nothing starts by itself.
     loaded = defs()
     found = [s.default_status.value for s in (*loaded.schedules, *loaded.sensors)]  # type: ignore[union-attr]
-    assert len(found) == 9 and set(found) == {"STOPPED"}
+    assert len(found) == 10 and set(found) == {"STOPPED"}
 
 
 def test_only_the_steps_that_call_services_retry():

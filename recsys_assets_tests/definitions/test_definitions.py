@@ -19,7 +19,8 @@ def test_definitions_load_and_validate():
     repo = DEFS.get_repository_def()
     assert repo.get_job("interactions_job") is not None
     assert repo.get_job("retrain_job") is not None
-    assert sorted(s.name for s in repo.schedule_defs) == ["daily_extract_schedule", "retrain_schedule"]
+    assert repo.get_job("gc_job") is not None
+    assert sorted(s.name for s in repo.schedule_defs) == ["daily_extract_schedule", "gc_schedule", "retrain_schedule"]
     assert [s.name for s in repo.sensor_defs] == [
         "freshness_alerts",
         "freshness_checks_sensor",

@@ -124,6 +124,8 @@ def test_catalogue_quality_counts_duplicates_missing_text_and_inverted_windows()
     quality = measure_quality(bad)
     assert (quality.duplicate_ids, quality.missing_text, quality.closed_before_posted) == (1, 1, 1)
     assert measure_quality(items).duplicate_ids == 0
+    blank = items.set_column(0, "item_id", pa.array(["", " ", None, "NA", "job4", "job5"]))
+    assert (measure_quality(blank).null_ids, measure_quality(blank).duplicate_ids) == (3, 0)
 
 
 def test_snapshot_as_of_a_day_hides_later_postings_and_later_closings():
@@ -258,6 +260,7 @@ def content_bundle(known: pa.Table) -> Bundle:
     ("change", "counted"),
     [
         (lambda t: t.set_column(0, "item_id", pa.array([None, "n1"], pa.string())), "1 without an id"),
+        (lambda t: t.set_column(0, "item_id", pa.array(["  ", "n1"], pa.string())), "1 without an id"),
         (lambda t: t.set_column(0, "item_id", pa.array(["n1", "n1"])), "1 repeated ids"),
         (
             lambda t: t.set_column(6, "closed_date", pa.array([D, None], pa.date32())),
