@@ -19,6 +19,7 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
 from dagster_shared.error import SerializableErrorInfo
 
 from recsys_assets.assets import ASSETS
+from recsys_assets.delivery import DELIVERY_ASSETS
 from recsys_assets.domain import storage
 from recsys_assets.domain.records import BundleRef, EvaluationResult, TrainingReport
 from recsys_assets.partitions import daily_partitions
@@ -28,9 +29,10 @@ from recsys_assets.sensors.partitions import latest_extracts
 from recsys_assets.settings import dagster_home, process_settings
 
 # What a retrain rebuilds after the extract: everything downstream, and the day's catalogue and its features.
-DOWNSTREAM = dg.AssetSelection.assets("interactions").downstream(include_self=False) | dg.AssetSelection.assets(
-    "items", "item_features"
-)
+DOWNSTREAM = (
+    dg.AssetSelection.assets("interactions").downstream(include_self=False)
+    | dg.AssetSelection.assets("items", "item_features")
+) - dg.AssetSelection.assets(*DELIVERY_ASSETS)
 
 
 @dataclass
@@ -277,3 +279,25 @@ def materialize_partition(
         bundle=BundleRef.from_json(storage.read_bytes(bundle_uri)) if bundle_written else None,
         report=TrainingReport.from_json(storage.read_bytes(report_uri)) if storage.exists(report_uri) else None,
     )
+
+
+def materialize_delivery(
+    partition_key: str, resources: Mapping[str, Any], dagster_instance: dg.DagsterInstance | None = None
+) -> list[str]:
+    """The released champion's lists of the day before `partition_key` and of that day, and the outcome of the
+    first measured on the second (the delivery job's assets, one run per day); the failures, if any."""
+    dagster_instance = dagster_instance or instance()
+    failures: list[str] = []
+    before = (date.fromisoformat(partition_key) - timedelta(days=1)).isoformat()
+    days = [before, partition_key] if daily_partitions.has_partition_key(before) else [partition_key]
+    for day in days:
+        result = dg.materialize(
+            ASSETS,
+            selection=list(DELIVERY_ASSETS),
+            resources=resources,
+            instance=dagster_instance,
+            raise_on_error=False,
+            partition_key=day,
+        )
+        failures += _failures(result)
+    return failures

@@ -208,6 +208,13 @@ def delete_tree(uri: str) -> None:
     _bounded(uri, delete)
 
 
+def child_names(uri: str) -> list[str]:
+    """Names of the entries directly under the folder or prefix `uri`, sorted; [] when there is none."""
+    fs, path = _resolve(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(info.base_name for info in infos)
+
+
 def write_json(uri: str, value: Any) -> None:
     write_bytes(uri, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
 
