@@ -181,7 +181,7 @@ class Settings(BaseModel):
     drift_max_unknown_users: float = _setting(
         "RECSYS_DRIFT_MAX_UNKNOWN_USERS",
         "retrain when this share of the active users is unknown to the champion",
-        0.30,
+        0.10,
         ge=0,
         le=1,
     )

@@ -13,7 +13,9 @@ Defaults, from the synthetic job board (README "What triggers a retrain"): a cha
 first 10 days and about 45% after three weeks; on the day a new segment took half of the traffic
 (`seed --drift-from`) that share jumped to 61%. Its hit rate lost about 25% from its first to its
 second week without drift (postings turn over), so with the weekly retrain the decay check rarely
-speaks, and a longer cron gets a retrain in the second week of a stale champion.
+speaks, and a longer cron gets a retrain in the second week of a stale champion. Active users unknown
+to the champion: 0% without drift (every user of the board is active from the start), 19.5% on the
+drift day (newcomers bring half of the new segment's traffic).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 class TriggerThresholds:
     max_decay: float = 0.10
     max_unseen_item_share: float = 0.40
-    max_unknown_user_share: float = 0.30
+    max_unknown_user_share: float = 0.10
     window_days: int = 7
 
 

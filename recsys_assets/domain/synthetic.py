@@ -61,6 +61,9 @@ class SyntheticSpec:
     drift_from: date | None = None
     drift_items_share: float = 0.2
     drift_traffic_share: float = 0.5
+    # Of that traffic, the share that comes from people new to the board (`drift_new_users` x n_users of them).
+    drift_newcomer_share: float = 0.5
+    drift_new_users: float = 0.25
 
     @property
     def start_date(self) -> date:
@@ -70,6 +73,11 @@ class SyntheticSpec:
     def segments(self) -> int:
         """Job segments, the drifted market's new one included."""
         return self.n_segments + (1 if self.drift_from is not None else 0)
+
+    @property
+    def all_users(self) -> int:
+        """Users, the drifted market's newcomers included."""
+        return self.n_users + (max(1, round(self.n_users * self.drift_new_users)) if self.drift_from else 0)
 
     @property
     def drift_day(self) -> int | None:
@@ -177,8 +185,13 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     taste = np.where(rng.random(n_views) < spec.primary_taste, primary, secondary)
     if spec.drift_day is not None:
         # Its own stream: the views before the drift day are those of the undrifted board.
-        moved = np.random.default_rng([spec.seed, 21]).random(n_views) < spec.drift_traffic_share
-        taste = np.where(moved & (view_day >= spec.drift_day), spec.n_segments, taste)
+        drift_rng = np.random.default_rng([spec.seed, 21])
+        moved = (drift_rng.random(n_views) < spec.drift_traffic_share) & (view_day >= spec.drift_day)
+        taste = np.where(moved, spec.n_segments, taste)
+        # Part of the new segment's traffic comes from people who never used the board before.
+        newcomer = moved & (drift_rng.random(n_views) < spec.drift_newcomer_share)
+        newcomers = drift_rng.integers(spec.n_users, spec.all_users, n_views)
+        view_user = np.where(newcomer, newcomers, view_user)
     view_item = np.empty(n_views, dtype=np.int64)
     uniforms = rng.random(n_views)
 
@@ -217,7 +230,7 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     order = np.argsort(offsets, kind="stable")
     return pa.table(
         {
-            "user_id": _ids("u", users[order], spec.n_users),
+            "user_id": _ids("u", users[order], spec.all_users),
             "item_id": _ids("job", items[order], spec.n_items),
             "event_type": pa.DictionaryArray.from_arrays(
                 pa.array(kinds[order], type=pa.int8()), pa.array(EVENT_TYPES)

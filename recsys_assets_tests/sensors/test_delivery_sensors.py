@@ -103,3 +103,31 @@ def test_the_served_lists_follow_new_days_and_a_new_champion(tmp_path):
 def test_a_failed_runs_alert_says_what_started_it():
     alert = RunFailureAlert("r1", "retrain_job", "2026-03-10", "trained_model", "boom", "http://ui/runs/r1", "drift: x")
     assert "started by: drift: x" in alert.text() and alert.payload()["trigger"] == "drift: x"
+
+
+def test_a_decaying_outcome_requests_a_retrain_naming_the_decay(tmp_path):
+    resources = seeded_board(tmp_path)
+    publish(resources, "v1", release=True)
+    sensor = build_outcome_retrain_trigger(SETTINGS)
+    first = date(2026, 3, 1)
+    with dg.instance_for_test() as instance:
+
+        def measured(days: int, hit_rate: float, start: int = 0) -> None:
+            for offset in range(start, start + days):
+                day = (first + timedelta(days=offset)).isoformat()
+                metadata = {"model_version": "v1", "model_hit_rate": hit_rate}
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization("recommendation_outcomes", partition=day, metadata=metadata)
+                )
+                drift = {"champion": "v1", "unseen_item_share": 0.05, "unknown_user_share": 0.0}
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization("recommendations", partition=day, metadata=drift)
+                )
+
+        measured(7, 0.30)
+        measured(6, 0.29, start=7)
+        assert "no outcome decay or drift" in tick(sensor, instance, resources).skip_message  # 13 days: one week only
+        measured(1, 0.10, start=13)  # the second week's mean: (6 x 0.29 + 0.10) / 7 = 0.263, 12.4% below 0.30
+        [request] = tick(sensor, instance, resources).run_requests
+        assert request.partition_key == "2026-03-14"
+        assert request.tags[TRIGGER_TAG].startswith("outcome decay: the 7-day mean hit rate of v1 up to 2026-03-14")
