@@ -344,8 +344,8 @@ def holdout_ceiling(
     """Per protocol, each family's holdout NDCG@k: its best validation trial refitted on the protocol's train.
 
     The selected family is `fitted` (its refits, by protocol); the other families are fitted in order
-    of their validation score until `seconds` are spent, so the ceiling a selection missed is visible
-    without unbounded cost (a family missing from the result was not measured).
+    of their validation score while their search trials say a fit fits in `seconds`, so the ceiling a
+    selection missed is visible without unbounded cost (a family missing from the result was not measured).
     """
     deadline = time.perf_counter() + seconds
     best: dict[str, SearchTrial] = {}
@@ -363,9 +363,11 @@ def holdout_ceiling(
     for family, trial in sorted(best.items(), key=lambda pair: -pair[1].validation_ndcg):
         if family == selection.best.family:
             continue
+        # One fold's fit and scoring in the search: about what a refit costs, so none starts that would overrun.
+        estimate = trial.seconds / max(len(trial.fold_ndcg), 1)
         for protocol, split in splits.items():
-            if time.perf_counter() > deadline:
-                return ceiling
+            if time.perf_counter() + estimate > deadline:
+                break
             model = new_model(family, trial.params, items=items_at(split)).fit(split.train, split.train_ages)
             ceiling[protocol][family] = evaluate(rank_users(model, split.train, k), split.holdout, k)[f"ndcg@{k}"]
     return ceiling
