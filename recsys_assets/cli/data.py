@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from datetime import date
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from recsys_assets.cli.command import Command, Context, finite_float, positive_int, share
+from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.events import day_of, rows_per_value
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.settings import Settings, record_first_day
@@ -29,12 +32,24 @@ def synthetic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events-per-day", type=positive_int, default=SyntheticSpec.events_per_day)
     parser.add_argument("--seed", type=int, default=SyntheticSpec.seed)
     parser.add_argument("--replace", action="store_true", help="overwrite days that already hold events")
+    parser.add_argument(
+        "--drift-from",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="from this day a new segment of postings takes half of the traffic (what the retrain trigger watches)",
+    )
 
 
 def synthetic_spec(args: argparse.Namespace) -> SyntheticSpec:
-    return SyntheticSpec(
+    spec = SyntheticSpec(
         n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day, seed=args.seed
     )
+    drift_from = getattr(args, "drift_from", None)
+    if drift_from is not None and not spec.start_date < drift_from <= spec.end_date:
+        raise ConfigurationError(
+            f"--drift-from {drift_from} is outside the seeded days after the first ({spec.start_date} .. {spec.end_date})"
+        )
+    return dataclasses.replace(spec, drift_from=drift_from)
 
 
 def seed_synthetic(

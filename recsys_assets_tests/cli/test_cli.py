@@ -39,6 +39,12 @@ def test_demo_seeds_an_empty_warehouse_and_prints_the_selection_both_protocols_a
     assert set(manifest["protocols"]) == {"per_user", "global_cut"}
     assert manifest["metrics"]["model"]["ndcg@10"] > manifest["metrics"]["baselines"]["popularity"]["ndcg@10"]
 
+    # Then the day's served lists for three users (popularity's until a release is merged) and the outcome
+    # of the day before's lists against the counterfactual.
+    assert "served lists of " in out and "no champion released yet: these are popularity's lists" in out
+    assert out.count(": popularity none (fallback)") == 3
+    assert "outcome of the lists served on " in out and "for popularity over the last 7 days (lift " in out
+
     # The demo ends with how to serve the new version and a list to ask it for.
     hint = out.strip().splitlines()[-4:]
     assert hint[0] == "Serve the champion over HTTP (it follows promotions without a restart):"

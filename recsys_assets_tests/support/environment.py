@@ -50,6 +50,8 @@ ASSET_KEYS = [
     "model_evaluation",
     "model_bundle",
     "model_release",
+    "recommendations",
+    "recommendation_outcomes",
 ]
 
 
