@@ -21,6 +21,9 @@ kept under `--workdir`, so later runs reuse it. Then, per family:
 - **RSS** of the service with one model loaded, and its peak while it loads the other family's champion
   beside the first (the pointer moved during a fixed-rate load, whose latencies are reported too).
 
+`--reload-lag` measures only the event loop's lag (a 1 ms ticker) while the champions load in a worker
+thread, with Python's default GIL switch interval (5 ms) and the service's while loading (0.5 ms).
+
 Every load is bounded in requests and seconds and goes to 127.0.0.1 only. The 1-minute load average is
 recorded beside every figure: the machine is shared, so figures taken under load must be re-measured.
 """
@@ -271,7 +274,7 @@ def champions(spec_name: str, families: list[str], workdir: Path) -> tuple[Path,
             "trained_model": {
                 "config": {"families": [family], "trials_per_family": 1, "time_budget_seconds": 1e9, "force": True}
             },
-            "model_evaluation": {"config": {"min_relative_lift": -1}},
+            "model_evaluation": {"config": {"baseline_tolerance": 1}},
             "model_bundle": {"config": {"champion_tolerance": 1}},
         }
         config = data / f"run_{family}.json"
@@ -413,6 +416,52 @@ def floor(data: Path, version: str, users: list[str], calls: int) -> dict[str, f
     }
 
 
+def reload_lag(data: Path, versions: dict[str, str], switch_interval: float) -> dict[str, float]:
+    """The event loop's lag while every champion loads in a worker thread, as the service loads a new one:
+    a 1 ms ticker on the loop, with the GIL switch interval set to `switch_interval` during the loads."""
+    from recsys_assets.resources.model_store import LocalModelStore
+    from recsys_assets.service.champion import load_champion_bundle
+    from recsys_assets.settings import SETTINGS
+
+    store = LocalModelStore(root=str(data / "model_store"))
+
+    async def measure() -> dict[str, float]:
+        lags: list[float] = []
+        loading = True
+
+        async def ticker() -> None:
+            while loading:
+                started = time.perf_counter()
+                await asyncio.sleep(0.001)
+                lags.append(time.perf_counter() - started - 0.001)
+
+        task = asyncio.create_task(ticker())
+        default = sys.getswitchinterval()
+        sys.setswitchinterval(switch_interval)
+        started = time.perf_counter()
+        try:
+            for version in versions.values():
+                bundle = await asyncio.to_thread(load_champion_bundle, store, SETTINGS.model_name, version)
+                await asyncio.to_thread(bundle.popular, [], 1)
+        finally:
+            sys.setswitchinterval(default)
+        seconds = time.perf_counter() - started
+        loading = False
+        await task
+        ordered = sorted(lags)
+        return {
+            "switch_interval_ms": switch_interval * 1e3,
+            "load_seconds": seconds,
+            "ticks": len(ordered),
+            "lag_p50_ms": percentile(ordered, 0.5) * 1e3,
+            "lag_p99_ms": percentile(ordered, 0.99) * 1e3,
+            "lag_max_ms": ordered[-1] * 1e3,
+            "load_average": load_average(),
+        }
+
+    return asyncio.run(measure())
+
+
 def user_paths(data: Path, version: str, count: int, out: Path) -> list[str]:
     """`count` random known users of the bundle, written to `out` as request paths (one a line)."""
     import pyarrow.parquet as pq
@@ -518,6 +567,11 @@ def main() -> None:
     parser.add_argument("--floor-calls", type=int, default=5000)
     parser.add_argument("--prepare", action="store_true", help="only seed the data and train the champions")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/recsys-serving-bench"))
+    parser.add_argument(
+        "--reload-lag",
+        action="store_true",
+        help="only the event loop's lag while the champions load, with Python's and the service's switch interval",
+    )
     args = parser.parse_args()
     if args.command == "load":
         if not (0 < args.seconds <= 600 and 0 <= args.rate <= 20_000 and 0 < args.connections <= 256):
@@ -528,6 +582,14 @@ def main() -> None:
             generate(args.port, args.paths.read_text().split(), args.rate, args.seconds, args.connections)
         )
         print(json.dumps(asdict(result)))
+        return
+    if args.reload_lag:
+        from recsys_assets.service.champion import LOADING_SWITCH_INTERVAL
+
+        data, _, versions = champions(args.spec, args.families.split(","), args.workdir)
+        for _ in range(2):  # alternated, so both meet the same load
+            for interval in (0.005, LOADING_SWITCH_INTERVAL):
+                print(json.dumps(reload_lag(data, versions, interval)))
         return
     bench(args)
 

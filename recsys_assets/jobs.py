@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from recsys_assets.delivery import DELIVERY_ASSETS
+
 # Tag on every automatically started run saying what started it (schedule name or sensor reason).
 TRIGGER_TAG = "recsys/trigger"
 # The run queue's concurrency pool for training runs (`deploy/dagster.yaml` limits it to the Vertex quota).
@@ -20,8 +22,17 @@ interactions_job = dg.define_asset_job(
 retrain_job = dg.define_asset_job(
     "retrain_job",
     # The catalogue snapshot and its features are rebuilt with the model: new postings appear daily.
-    selection=dg.AssetSelection.assets("interactions").downstream(include_self=False)
-    | dg.AssetSelection.assets("items", "item_features"),
+    selection=(
+        dg.AssetSelection.assets("interactions").downstream(include_self=False)
+        | dg.AssetSelection.assets("items", "item_features")
+    )
+    - dg.AssetSelection.assets(*DELIVERY_ASSETS),
     description="Rebuild the training set, retrain, evaluate, bundle and release for one partition.",
     tags={POOL_TAG: TRAINING_POOL, "dagster/max_runtime": str(RETRAIN_MAX_RUNTIME_SECONDS)},
+)
+
+delivery_job = dg.define_asset_job(
+    "delivery_job",
+    selection=dg.AssetSelection.assets(*DELIVERY_ASSETS),
+    description="Write the released champion's lists of one day to the warehouse and measure the day before's.",
 )

@@ -10,6 +10,9 @@ into the event log, the run index and the compute log, and classified once (`dom
 - transient or unknown: re-raised as it is, and the asset's retry policy decides (`SERVICE_RETRY_POLICY`).
 
 A `dg.Failure` the body raises on purpose (a verdict, a blocked release) passes through scrubbed.
+
+An interrupt (SIGTERM, Ctrl-C: Dagster raises it inside the step) ends the step for good: Dagster's
+retry policy would otherwise retry an interrupted step, so a CLI run told to stop started it again.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ from recsys_assets.domain.failures import classify, one_line
 from recsys_assets.domain.redaction import scrub, scrub_exception
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
+
+
+def _interrupted() -> dg.Failure:
+    return dg.Failure(
+        description="interrupted (SIGTERM or Ctrl-C): the step stopped and is not retried", allow_retries=False
+    )
+
 
 # Marks a guarded compute function, so a test can check every asset has the guard.
 GUARDED = "__recsys_guarded_step__"
@@ -51,6 +63,8 @@ def guarded_step(fn: F) -> F:
         def generator(*args: Any, **kwargs: Any) -> Any:
             try:
                 return (yield from fn(*args, **kwargs))
+            except INTERRUPTS:
+                error = _interrupted()
             except Exception as exc:
                 error = _translated(exc)
             # Raised outside the handler, so the unscrubbed original is not attached as its context.
@@ -63,6 +77,8 @@ def guarded_step(fn: F) -> F:
     def function(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except INTERRUPTS:
+            error = _interrupted()
         except Exception as exc:
             error = _translated(exc)
         raise error

@@ -58,8 +58,23 @@ def _list(registry: ModelRegistry) -> None:
     print(registry_listing(champion.version if champion else None, rows))
 
 
-def _show(registry: ModelRegistry, version: str) -> None:
+def _show(registry: ModelRegistry, version: str, artifacts_root: str | None = None) -> None:
     print(version_summary(registry.model_name, version, registry.manifest(version), registry.status(version)))
+    if artifacts_root is not None:
+        _print_outcomes(artifacts_root, version)
+
+
+def _print_outcomes(artifacts_root: str, version: str) -> None:
+    """The served lists' outcome on each day this version served them (`recommendation_outcomes`)."""
+    from recsys_assets.delivery.recommendation_outcomes import version_outcomes
+    from recsys_assets.domain.outcomes import outcome_table
+
+    served = version_outcomes(artifacts_root, version)
+    if not served:
+        print("outcome: no measured day of lists served by this version")
+        return
+    print(f"outcome of the lists it served ({len(served)} days):")
+    print(outcome_table(served))
 
 
 def _diff(registry: ModelRegistry, a: str, b: str) -> None:
@@ -87,7 +102,7 @@ def run_models(args: argparse.Namespace, resources: dict[str, Any], model_name: 
         if command == "list":
             _list(registry)
         elif command == "show":
-            _show(registry, args.version)
+            _show(registry, args.version, resources["artifacts"].root_uri)
         elif command == "diff":
             _diff(registry, args.a, args.b)
         elif command in ("promote", "rollback"):

@@ -151,7 +151,7 @@ def generate_catalogue(spec: SyntheticSpec, words_per_posting: int = 8, on_segme
     postings = generate_postings(spec)
     segment = postings["segment"].to_numpy()
     rng = np.random.default_rng([spec.seed, 13])
-    vocab = segment_words(spec.n_segments)
+    vocab = segment_words(spec.segments)
     n = postings.num_rows
     # Each word slot comes from the posting's own segment with probability `on_segment`, else from
     # the common words: one vectorised draw of word indices, joined per row at the end.

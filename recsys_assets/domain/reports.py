@@ -17,7 +17,7 @@ import numpy as np
 
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.metrics import METRIC_NAMES, headline, headline_names
-from recsys_assets.domain.records import EvaluationResult, Manifest, Metrics, SplitCounts, TrainingReport
+from recsys_assets.domain.records import EvaluationResult, Lift, Manifest, Metrics, SplitCounts, TrainingReport
 from recsys_assets.domain.registry import VersionStatus
 from recsys_assets.domain.splitting import PROTOCOLS
 
@@ -75,17 +75,46 @@ def cold_items_table(
     return "\n".join(lines)
 
 
+def lifts_table(lifts: Mapping[str, Lift], k: int, same_as: str | None = None) -> str:
+    """The model's NDCG@k against each reference on the same users: lift and its 95% paired-bootstrap interval."""
+    lines = [
+        f"| against | their ndcg@{k} | model ndcg@{k} | lift | 95% interval | users |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, lift in lifts.items():
+        label = markdown_text(f"{name} (the model's own configuration)" if name == same_as else name)
+        if lift.lift is None or lift.low is None or lift.high is None:
+            change, interval = "-", "-"
+        else:
+            change, interval = f"{lift.lift:+.1%}", f"[{lift.low:+.1%}, {lift.high:+.1%}]"
+        lines.append(f"| {label} | {lift.reference:.4f} | {lift.model:.4f} | {change} | {interval} | {lift.users:,} |")
+    return "\n".join(lines)
+
+
+def gated_lifts(evaluation: EvaluationResult) -> dict[str, Lift]:
+    """The gating protocol's lifts over each baseline, then over the champion when it was scored."""
+    result = evaluation.protocols.get(evaluation.protocol)
+    lifts = dict(result.lifts) if result else {}
+    if evaluation.champion and evaluation.champion_lift:
+        lifts["champion"] = evaluation.champion_lift
+    return lifts
+
+
 def trials_table(report: TrainingReport) -> str:
     """Markdown table of every search trial, then the skipped families."""
-    lines = ["| # | family | params | validation ndcg@k | seconds | state |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| # | family | params | validation ndcg@k (mean) | per fold, latest first | seconds | state |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for number, trial in enumerate(report.search, 1):
         params = markdown_text(", ".join(f"{name}={shown(value)}" for name, value in trial.params.items()))
+        folds = " / ".join(f"{score:.4f}" for score in trial.fold_ndcg)
         lines.append(
-            f"| {number} | {markdown_text(trial.family)} | {params} | {trial.validation_ndcg:.4f} "
+            f"| {number} | {markdown_text(trial.family)} | {params} | {trial.validation_ndcg:.4f} | {folds} "
             f"| {trial.seconds:.2f} | {markdown_text(trial.state)} |"
         )
     lines += [
-        f"| - | {markdown_text(family)} | skipped: {markdown_text(reason)} | | | |"
+        f"| - | {markdown_text(family)} | skipped: {markdown_text(reason)} | | | | |"
         for family, reason in report.skipped.items()
     ]
     return "\n".join(lines)
@@ -109,8 +138,43 @@ def selection_text(report: TrainingReport) -> str:
     """What the CLI prints of a search: every trial, then the selection."""
     return (
         f"\nCandidates tried (validation on the {report.protocol} protocol, {report.search_seconds:.1f} s):\n\n"
-        f"{trials_table(report)}\n\nselected: {report.model.family} {shown(report.model.params)}"
+        f"{trials_table(report)}\n\n{selection_rule_text(report)}selected: {report.model.family} "
+        f"{shown(report.model.params)}"
     )
+
+
+def ceiling_table(report: TrainingReport) -> str:
+    """Per protocol, the selected model's holdout NDCG@k beside every family's best trial refitted ("selected / best")."""
+    if not report.ceiling:
+        return ""
+    families = list(dict.fromkeys(family for scores in report.ceiling.values() for family in scores))
+    lines = [
+        "| protocol | selected / best | " + " | ".join(markdown_text(family) for family in families) + " |",
+        "|---|---|" + "---|" * len(families),
+    ]
+    for protocol, scores in report.ceiling.items():
+        ratio = report.selected_over_best(protocol)
+        shown_ratio = (
+            "-" if ratio is None or ratio[2] <= 0 else f"{ratio[0] / ratio[2]:.3f} ({markdown_text(ratio[1])} best)"
+        )
+        cells = [
+            "-"
+            if family not in scores
+            else f"**{scores[family]:.4f}**"
+            if family == report.model.family
+            else f"{scores[family]:.4f}"
+            for family in families
+        ]
+        lines.append(f"| {markdown_text(protocol)} | {shown_ratio} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def selection_rule_text(report: TrainingReport) -> str:
+    """The rule that picked the selected trial and the families it found tied, as a paragraph (or nothing)."""
+    if not report.selection_rule:
+        return ""
+    tied = f" Tied within noise: {markdown_text(', '.join(report.tied))}." if len(report.tied) > 1 else ""
+    return f"Selection rule: {markdown_text(report.selection_rule)}.{tied}\n\n"
 
 
 def protocol_rows(evaluation: EvaluationResult, protocol: str, family: str) -> dict[str, Metrics]:
@@ -127,6 +191,15 @@ def evaluation_tables(evaluation: EvaluationResult, family: str) -> dict[str, st
     tables = {
         f"metrics_{protocol}": metrics_table(protocol_rows(evaluation, protocol, family))
         for protocol in evaluation.protocols
+    }
+    tables |= {
+        f"lifts_{protocol}": lifts_table(
+            gated_lifts(evaluation) if protocol == evaluation.protocol else result.lifts,
+            evaluation.k,
+            evaluation.same_as,
+        )
+        for protocol, result in evaluation.protocols.items()
+        if result.lifts
     }
     tables |= {
         f"cold_items_{protocol}": cold_items_table(
@@ -149,6 +222,9 @@ def evaluation_text(evaluation: EvaluationResult, family: str, partition_key: st
             "",
             metrics_table(protocol_rows(evaluation, protocol, family)),
         ]
+        lifts = gated_lifts(evaluation) if protocol == evaluation.protocol else result.lifts
+        if lifts:
+            lines += ["", lifts_table(lifts, evaluation.k, evaluation.same_as)]
         if result.cold_items and result.cold_holdout is not None:
             lines += [
                 "",
@@ -220,6 +296,28 @@ def protocol_tables(manifest: Manifest) -> str:
     return "\n\n".join(sections)
 
 
+def ceiling_section(report: TrainingReport) -> str:
+    """The model card's "selected / best" paragraph (empty for reports without it)."""
+    table = ceiling_table(report)
+    if not table:
+        return ""
+    return (
+        "Holdout NDCG@k of each family's best validation trial refitted on each protocol's train split (the "
+        "selected family in bold; a dash: not measured within `ceiling_seconds`):\n\n" + table + "\n"
+    )
+
+
+def lifts_section(manifest: Manifest) -> str:
+    """The gating protocol's lifts with their intervals, for the model card (empty for bundles without them)."""
+    if not manifest.metrics.lifts:
+        return ""
+    return (
+        "\nThe model's NDCG@k lift over each comparison on the same users, with its 95% paired-bootstrap "
+        "interval (resampling users); the gate blocks when the whole interval lies below the tolerance.\n\n"
+        f"{lifts_table(manifest.metrics.lifts, manifest.k)}\n"
+    )
+
+
 def trained_on_list(manifest: Manifest) -> str:
     """One Markdown bullet per model file: the data it was trained on."""
     return "\n".join(f"- `{markdown_text(name)}`: {markdown_text(data)}" for name, data in manifest.trained_on.items())
@@ -265,7 +363,7 @@ precision@k = hits/k, recall@k = hits/|relevant|, MAP@k and NDCG@k normalise by 
 coverage = share of the catalogue recommended to anyone.
 
 {metrics_table(comparison)}
-
+{lifts_section(manifest)}
 ![metrics]({plot_src})
 
 ## Both protocols
@@ -274,8 +372,9 @@ coverage = share of the catalogue recommended to anyone.
 
 ## Candidates tried
 
-{trials_table(report)}
+{selection_rule_text(report)}{trials_table(report)}
 
+{ceiling_section(report)}
 ## Intended use and limits
 
 Ranks open job postings for a signed-in engineer from their past views, bookmarks and

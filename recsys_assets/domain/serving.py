@@ -130,6 +130,10 @@ class Bundle:
 
         The fallback for a user the model cannot rank for; it excludes what the model excludes.
         """
+        return self._ranked(self.popularity_model(), -1, seen_item_ids, n)
+
+    def popularity_model(self) -> Recommender[Any]:
+        """The fallback's model: items by how many users saw them (`history.npz`), excluding what the model excludes."""
         if self._popularity is None:
             if self.history is None:
                 raise BundleIntegrityError(f"bundle {self.uri} has no {BundleFile.HISTORY}: it has no popularity")
@@ -139,7 +143,7 @@ class Bundle:
                 shape=(self.history.shape[0], len(self._items)),
             )
             self._popularity = new_model("popularity").fit(seen).exclude_items(self.model.excluded)
-        return self._ranked(self._popularity, -1, seen_item_ids, n)
+        return self._popularity
 
     def user_rows(self, user_ids: Iterable[Hashable]) -> np.ndarray:
         """Training rows of `user_ids`, -1 for users the model was not trained on."""

@@ -8,9 +8,10 @@ from pydantic import Field
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.evaluation import champion_comparison
+from recsys_assets.domain.families.registry import BASELINES
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
-from recsys_assets.domain.records import EvaluationRequest, EvaluationResult, Manifest, TrainingReport
-from recsys_assets.domain.reports import evaluation_tables
+from recsys_assets.domain.records import EvaluationRequest, EvaluationResult, Manifest, ModelSpec, TrainingReport
+from recsys_assets.domain.reports import evaluation_tables, gated_lifts
 from recsys_assets.evaluation.checks import BEATS_BASELINES
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -25,11 +26,19 @@ class EvaluationConfig(dg.Config):
     new_item_days: int = Field(
         default=7, ge=1, le=365, description="Items posted fewer days ago than this count as new (slot share)."
     )
-    min_relative_lift: float = Field(
-        default=0.05,
+    baseline_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="The release is blocked when the model's NDCG@k is significantly (95% paired interval) more "
+        "than this fraction below a baseline's.",
+    )
+    min_relative_lift: float | None = Field(
+        default=None,
         ge=-1,
         le=10,
-        description="The model's NDCG@k must exceed popularity's and item-kNN's by this fraction (0.05 = 5%).",
+        description="When set, the model's NDCG@k must also be significantly (95% paired interval) more than this "
+        "fraction above each baseline's (0.05 = 5%).",
     )
 
 
@@ -61,6 +70,14 @@ def stage_champion(store: ModelStore, model_name: str, folder: str) -> tuple[str
         return folder, None
     except (FileNotFoundError, BundleIntegrityError, KeyError, TypeError, ValueError) as exc:
         return None, f"the champion cannot be read ({type(exc).__name__}: {exc})"
+
+
+def baseline_configuration(model: ModelSpec) -> str | None:
+    """The baseline whose family and parameters the model has (the gate does not compare it with itself), or None."""
+    return next(
+        (name for name, (family, params) in BASELINES.items() if ModelSpec(family=family, params=params) == model),
+        None,
+    )
 
 
 @dg.asset(
@@ -98,6 +115,7 @@ def model_evaluation(
         new_item_days=config.new_item_days,
         champion=champion,
         champion_unavailable=unavailable,
+        same_as=baseline_configuration(report.model),
     )
     # Scored where the model was trained: the matrices never enter this process.
     refused = refusal(training_launcher.launch(context, request.to_extras()))
@@ -120,6 +138,8 @@ def model_evaluation(
                 f"{protocol}_cold_item_recall@{k}": round(result.cold_items["model"][f"recall@{k}"], 4)
                 for protocol, result in protocols.items()
             },
+            "holdout_users": gated.holdout.users,
+            **{f"lift_over_{name}": lift.text() for name, lift in gated_lifts(evaluation).items()},
             "new_item_share": round(gated.new_item_share.get("model", 0.0), 4),
             "champion_version": evaluation.champion.version if evaluation.champion else "none",
             "champion_comparison": champion_comparison(evaluation),
@@ -130,4 +150,4 @@ def model_evaluation(
             "path": dg.MetadataValue.path(metrics_uri),
         }
     )
-    yield BEATS_BASELINES(evaluation, config.min_relative_lift)
+    yield BEATS_BASELINES(evaluation, config.min_relative_lift, config.baseline_tolerance)

@@ -19,7 +19,7 @@ from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.quality import chunks, consecutive_runs, store_extract
 from recsys_assets.domain.records import SplitRequest, TrainingSetSummary, Window
 from recsys_assets.domain.reports import split_table
-from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, PROTOCOLS
+from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, PROTOCOLS, small_holdouts
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
@@ -134,6 +134,10 @@ def training_set(
         # The data and the configuration decide this: a retry would fail the same way.
         raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {refused}", allow_retries=False)
     summary = TrainingSetSummary.from_json(storage.read_bytes(files.summary))
+    # A small holdout still trains and gates (the lifts' intervals show the noise); the step says so.
+    small = small_holdouts(summary, params)
+    for line in small:
+        context.log.warning(f"window {keys[0]}..{keys[-1]}: {line}")
     per_user, cut = summary.protocols[PER_USER], summary.protocols[GLOBAL_CUT]
     context.log.info(f"training set: {summary.users:,} users, {summary.items:,} items, {per_user.train_pairs:,} pairs")
     return dg.MaterializeResult(
@@ -149,6 +153,9 @@ def training_set(
             "holdout_pairs": per_user.holdout_pairs,
             "holdout_pairs_cold_item": per_user.cold_item_pairs,
             "cut_holdout_pairs_cold_item": cut.cold_item_pairs,
+            "cut_holdout_users": cut.holdout_users,
+            "cut_days": cut.cut_days or params.cut_days,
+            "small_holdouts": "; ".join(small) or "none",
             "splits": dg.MetadataValue.md(split_table(summary)),
             "events": summary.events,
             "duplicates_removed": summary.events - summary.events_deduplicated,

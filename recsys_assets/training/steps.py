@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from recsys_assets.domain import serving, storage
+from recsys_assets.domain.bootstrap import paired_lift
 from recsys_assets.domain.champion import score_champion, shared_items
 from recsys_assets.domain.evaluation import score_protocol
 from recsys_assets.domain.families.base import binary
@@ -101,10 +102,11 @@ def evaluate(request: EvaluationRequest, log: Log) -> EvaluationResult:
     posted = np.full(len(data.item_ids), np.nan) if source is None else source.side(data.item_ids, None).posted
     protocols: dict[str, ProtocolResult] = {}
     closed_at: dict[str, np.ndarray | None] = {}
+    model_by_user: dict[str, np.ndarray] = {}
     for protocol, split_ in data.protocols.items():
         # Every model, baselines included, is scored without the postings closed at the protocol's cut.
         closed_at[protocol] = None if source is None else source.side(data.item_ids, split_.train_reference_day).closed
-        result = protocols[protocol] = score_protocol(
+        result, by_user = score_protocol(
             split_,
             load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol))),
             {
@@ -116,6 +118,7 @@ def evaluate(request: EvaluationRequest, log: Log) -> EvaluationResult:
             new_item_days=request.new_item_days,
             closed=closed_at[protocol],
         )
+        protocols[protocol], model_by_user[protocol] = result, by_user
         scores = {"model": result.model, **result.baselines}
         log(f"{protocol}: " + ", ".join(f"{name} ndcg@{k} {m[f'ndcg@{k}']:.4f}" for name, m in scores.items()))
     gated = protocols[report.protocol]
@@ -135,9 +138,9 @@ def evaluate(request: EvaluationRequest, log: Log) -> EvaluationResult:
         ) as exc:
             unavailable = f"the champion cannot be read ({type(exc).__name__}: {exc})"
             log(f"comparison with the champion impossible: {unavailable}")
-    champion, shared = None, None
+    champion, shared, champion_lift = None, None, None
     if bundle is not None:
-        champion = score_champion(
+        champion, champion_by_user = score_champion(
             bundle,
             gated_split.train,
             gated_split.holdout,
@@ -147,7 +150,11 @@ def evaluate(request: EvaluationRequest, log: Log) -> EvaluationResult:
             excluded=closed_at[report.protocol],
         )
         shared = shared_items(bundle.item_ids, data.item_ids)
-        log(f"champion {champion.version} ({report.protocol}): ndcg@{k} {champion.metrics[f'ndcg@{k}']:.4f}")
+        champion_lift = paired_lift(model_by_user[report.protocol], champion_by_user)
+        log(
+            f"champion {champion.version} ({report.protocol}): ndcg@{k} {champion.metrics[f'ndcg@{k}']:.4f}, "
+            f"model's lift {champion_lift.text()} over {champion_lift.users:,} users"
+        )
         if shared == 0:
             log(
                 f"champion {champion.version} shares no items with this training set: scored as no overlap "
@@ -164,6 +171,8 @@ def evaluate(request: EvaluationRequest, log: Log) -> EvaluationResult:
         training_set=data.summary,
         champion_shared_items=shared,
         champion_unavailable=unavailable,
+        champion_lift=champion_lift,
+        same_as=request.same_as,
     )
     storage.write_bytes(request.output, evaluation.to_json())
     return evaluation

@@ -539,6 +539,11 @@ def test_the_helm_service_is_probed_sized_and_reached_on_the_port_it_listens_on(
     (service_port,) = service["spec"]["ports"]
     assert ports.get(service_port["targetPort"], service_port["targetPort"]) == port
 
+    # A voluntary disruption (a node drain) leaves one replica serving.
+    budget = replay.by_kind(manifests, "PodDisruptionBudget")[SERVE_DEPLOYMENT]["spec"]
+    assert budget["selector"] == deployment["spec"]["selector"]
+    assert 1 <= budget["minAvailable"] < deployment["spec"]["replicas"]
+
     resources = container["resources"]
     assert resources["requests"]["cpu"] and gib(resources["requests"]["memory"]) >= 1
     assert gib(resources["limits"]["memory"]) > SERVE_RELOAD_PEAK_GIB * 1.5, "a reload holds two models"

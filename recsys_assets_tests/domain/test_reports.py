@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from recsys_assets.domain.records import Manifest, ProtocolResult, SearchTrial, TrainingReport
+from recsys_assets.domain.records import Lift, Manifest, ProtocolResult, SearchTrial, TrainingReport
 from recsys_assets.domain.reports import (
     evaluation_tables,
     evaluation_text,
@@ -43,6 +43,27 @@ def test_the_split_table_lists_every_protocol():
         "| per_user | 500 | 100 | 600 | 150 | 40 | 10 | 20 |",
         "| global_cut | 500 | 100 | 600 | 150 | 40 | 10 | 20 |",
     ]
+
+
+def test_the_gating_protocols_lifts_show_each_interval_and_the_users_in_the_ui_the_cli_and_the_card():
+    lift = Lift(users=40, model=0.3, reference=0.1, lift=2.0, low=1.5, high=2.5)
+    champion = Lift(users=40, model=0.3, reference=0.25, lift=0.2, low=-0.05, high=0.45)
+    result = evaluation(
+        0.3, {"popularity": 0.1}, champion=0.25, shared_items=10, lifts={"popularity": lift}, champion_lift=champion
+    )
+    table = evaluation_tables(result, "ease")["lifts_global_cut"]
+    assert table.splitlines()[2:] == [
+        "| popularity | 0.1000 | 0.3000 | +200.0% | [+150.0%, +250.0%] | 40 |",
+        "| champion | 0.2500 | 0.3000 | +20.0% | [-5.0%, +45.0%] | 40 |",
+    ]
+    assert table in evaluation_text(result, "ease", "2024-10-06")
+    manifest = Manifest.from_dict(manifest_v2())
+    report = TrainingReport(
+        model=manifest.model, protocol="global_cut", search=[], search_seconds=1.0, training_seconds=1.0,
+        users=50, items=40, interactions=700, host="test",
+    )  # fmt: skip
+    card = model_card(manifest, {"model": {"ndcg@10": 0.25}}, report)
+    assert "| popularity | 0.1250 | 0.2500 | +100.0% | [+80.0%, +120.0%] | 45 |" in card
 
 
 HOSTILE = "1.0\n# Pwned\r\n<img src=x onerror=alert(1)> | [click](http://evil) `tick` &amp;"

@@ -25,7 +25,7 @@ def test_graph_with_items_scores_cold_items_and_serves_new_postings(tmp_path):
     # Content only, and a gate that lets it through: this test is about cold items, not about which family wins.
     config = {"ops": {**FAST_SELECTION["ops"]}}
     config["ops"]["trained_model"] = {"config": {"families": ["content"], "trials_per_family": 2, "num_threads": 1}}
-    config["ops"]["model_evaluation"] = {"config": {"min_relative_lift": -1.0}}
+    config["ops"]["model_evaluation"] = {"config": {"baseline_tolerance": 1.0}}
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(PARTITION, resources, instance, run_config=config)
         assert outcome.success, outcome.failures

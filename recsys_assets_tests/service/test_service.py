@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -25,7 +26,7 @@ from recsys_assets.domain.items import as_of
 from recsys_assets.resources.catalogue import DuckDBItemCatalogue, ItemCatalogue
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
 from recsys_assets.service.app import HISTORY_ROUTE, USER_ROUTE, create_app
-from recsys_assets.service.champion import ChampionFollower, load_champion_bundle
+from recsys_assets.service.champion import LOADING_SWITCH_INTERVAL, ChampionFollower, load_champion_bundle
 from recsys_assets.service.metrics import ServiceMetrics
 from recsys_assets.serving import load_bundle
 from recsys_assets.settings import SETTINGS
@@ -129,11 +130,13 @@ def blas_restored(monkeypatch) -> Iterator[None]:
         library.set_num_threads(threads)
 
 
-def test_a_service_that_pins_blas_serves_the_same_lists_and_limits_it_no_more_per_request(
+def test_the_service_process_pins_blas_once_and_lets_requests_first_while_a_champion_loads(
     store, blas_restored, monkeypatch
 ):
-    """`serve` pins BLAS to one thread once a champion is loaded, so no request limits and restores it again."""
+    """In `serve`'s process: BLAS pinned to one thread once a champion is loaded (no request limits it again,
+    the lists are the same), and a short GIL switch interval only while a new champion loads."""
     fitted = publish_fitted(store, "v1", "als", ALS)
+    publish_fitted(store, "v2", "als", {**ALS, "random_state": 1})
     store.write_champion(MODEL, "v1")
     offline = load_bundle(fitted.uri)
     expected = {user: offline.recommend(user, offline.seen_item_ids(user), 7) for user in fitted.user_ids[::3]}
@@ -141,8 +144,9 @@ def test_a_service_that_pins_blas_serves_the_same_lists_and_limits_it_no_more_pe
     limits: list[dict] = []
     limit = controller.limit
     monkeypatch.setattr(controller, "limit", lambda **kwargs: limits.append(kwargs) or limit(**kwargs))
+    interval = sys.getswitchinterval()
     metrics = ServiceMetrics()
-    follower = ChampionFollower(store, MODEL, metrics, reload_seconds=0.05, day=DAY, pin_blas=True)
+    follower = ChampionFollower(store, MODEL, metrics, reload_seconds=0.05, day=DAY, service_process=True)
     with running(create_app(follower, metrics)) as client:
         eventually(lambda: served_version(client) == "v1")
         assert limits == [{"limits": 1, "user_api": "blas"}]
@@ -150,6 +154,15 @@ def test_a_service_that_pins_blas_serves_the_same_lists_and_limits_it_no_more_pe
         for user, items in expected.items():
             assert user_list(client, user, n=7).json()["items"] == items
         assert len(limits) == 1, "a request limited BLAS again"
+
+        assert sys.getswitchinterval() == interval
+        store.hold("v2")
+        store.write_champion(MODEL, "v2")
+        store.wait_until_loading()
+        assert sys.getswitchinterval() == LOADING_SWITCH_INTERVAL
+        store.release()
+        eventually(lambda: served_version(client) == "v2")
+        assert sys.getswitchinterval() == interval
 
 
 def popularity_order(fitted: FittedBundle) -> list[str]:
