@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Generic, ParamSpec
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
+)
 
 from recsys_assets.domain.verdict import Verdict
 from recsys_assets.partitions import daily_partitions
@@ -39,13 +42,49 @@ class VerdictCheck(Generic[Judged]):
             description=self.description,
         )
 
+    @property
+    def severity(self) -> dg.AssetCheckSeverity:
+        return dg.AssetCheckSeverity.ERROR if self.blocking else dg.AssetCheckSeverity.WARN
+
+    def on(
+        self,
+        partition_key: str,
+        target: TargetMaterialization | None,
+        *args: Judged.args,
+        **kwargs: Judged.kwargs,
+    ) -> dg.AssetCheckEvaluation:
+        """The verdict as the result of one day of a range run, attached to that day's materialization `target`.
+
+        An `AssetCheckResult` in a range run carries no partition (Dagster 1.13 sets one only for
+        single-partition steps), so the UI would show every day "Skipped": the step yields these instead.
+        """
+        verdict = self.verdict(*args, **kwargs)
+        return dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(self.asset),
+            check_name=self.name,
+            passed=verdict.passed,
+            metadata=verdict.numbers,
+            target_materialization_data=target,
+            severity=self.severity,
+            description=verdict.description,
+            blocking=self.blocking,
+            partition=partition_key,
+        )
+
+    def selected(self, context: dg.AssetExecutionContext) -> bool:
+        return self.spec.key in context.selected_asset_check_keys
+
+    def done(self, context: dg.AssetExecutionContext) -> dg.Output:
+        """The check's step output, yielded once after its per-day results (`on`), which yield none."""
+        return dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(self.spec.key))
+
     def __call__(self, *args: Judged.args, **kwargs: Judged.kwargs) -> dg.AssetCheckResult:
         """The verdict on the arguments as this check's result; its numbers become metadata, which the UI plots."""
         verdict = self.verdict(*args, **kwargs)
         return dg.AssetCheckResult(
             check_name=self.name,
             passed=verdict.passed,
-            severity=dg.AssetCheckSeverity.ERROR if self.blocking else dg.AssetCheckSeverity.WARN,
+            severity=self.severity,
             description=verdict.description,
             metadata=verdict.numbers,
         )
