@@ -5,15 +5,23 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pyarrow as pa
 import pytest
+import yaml
+from dagster._core.execution.execution_result import ExecutionResult
 
 from recsys_assets.assets import ASSETS
+from recsys_assets.cli.pipeline import LOCATION_NAME, run_job
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.synthetic import SyntheticSpec
 from recsys_assets.extract.checks import INTERACTIONS_CHECKS
-from recsys_assets_tests.support.environment import PROJECT_EVENT_LOG, local_resources, seed
+from recsys_assets_tests.support.environment import PROJECT_EVENT_LOG, REPO_ROOT, local_resources, seed
 
 SPEC = SyntheticSpec(n_users=80, n_items=40, n_days=5, events_per_day=60, seed=5, end_date=date(2026, 3, 10))
 DAYS = [(SPEC.end_date - timedelta(days=back)).isoformat() for back in range(SPEC.n_days - 1, -1, -1)]
+
+
+def workspace_location() -> str:
+    (entry,) = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"]
+    return entry["python_module"]["location_name"]
 
 
 @pytest.fixture
@@ -23,14 +31,14 @@ def instance():
         yield instance
 
 
-def extract_range(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        ASSETS,
-        selection=["interactions"],
-        resources=resources,
-        instance=instance,
-        raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
+def extract_range(resources: dict, instance: dg.DagsterInstance) -> ExecutionResult:
+    """The range run `run` and `demo` start: the defined `interactions_job` over DAYS."""
+    return run_job(
+        "interactions_job",
+        resources,
+        instance,
+        {},
+        {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
     )
 
 
@@ -54,6 +62,11 @@ def test_each_day_of_a_range_run_has_its_own_numbers_and_check_results(tmp_path,
 
     result = extract_range(resources, instance)
     assert not result.success  # the broken day's blocking check fails the step
+    # A run of the location's job, so the UI's Overview timeline and the job's Runs tab list it.
+    run = result.dagster_run
+    assert run.job_name == "interactions_job" and run.remote_job_origin is not None
+    assert run.remote_job_origin.location_name == LOCATION_NAME == workspace_location()
+    assert run.remote_job_origin.repository_origin.repository_name == "__repository__"
 
     materializations = {m.partition: m for m in result.asset_materializations_for_node("interactions")}
     assert sorted(materializations) == DAYS
