@@ -33,6 +33,7 @@ from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.sensors.partitions import latest_extracts
 from recsys_assets.settings import dagster_home, process_settings
+from recsys_assets.step_errors import FAILED_CHECKS
 
 # The code location `make dev` loads (workspace.yaml): the UI lists a run under the job of that location.
 LOCATION_NAME = "recsys_assets"
@@ -117,8 +118,8 @@ def _failures(result: ExecutionResult) -> list[str]:
             if cause is not None and cause.cls_name == "DagsterAssetCheckFailedError":
                 continue  # the failed check's own line says which check and by how much
             failure = event.step_failure_data.user_failure_data
-            if failure is not None and "released" in failure.metadata:
-                continue  # a blocked release: the failed check's own line comes with the numbers
+            if failure is not None and ("released" in failure.metadata or FAILED_CHECKS in failure.metadata):
+                continue  # a blocked release or failed check: the check's own line comes with the numbers
             if failure is not None and failure.description:
                 message = failure.description  # a dg.Failure: its description is the whole story
             elif cause is not None:

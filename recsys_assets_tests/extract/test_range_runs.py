@@ -94,6 +94,13 @@ def test_each_day_of_a_range_run_has_its_own_numbers_and_check_results(tmp_path,
     failed = by_check_and_day[("no_null_ids", DAYS[2])]
     assert failed.description == f"{DAYS[2]}: 30 of 40 rows have null ids (75.00%; limit 1.00%)"
 
+    # The step fails with the verdict and its numbers, the first thing the run's page shows.
+    (failure,) = [e.step_failure_data for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.user_failure_data is not None
+    assert failure.user_failure_data.description == f"blocking check failed: no_null_ids: {failed.description}"
+    numbers = {name: value.value for name, value in failure.user_failure_data.metadata.items()}
+    assert numbers == {"failed_checks": ["no_null_ids"], "rows": 30, "share": 0.75, "limit": 0.01}
+
     # The stored history agrees: each day's latest result is its own, and every day has a distinct time.
     records = instance.fetch_materializations(dg.AssetKey("interactions"), limit=100).records
     assert len({record.timestamp for record in records}) == len(DAYS)
