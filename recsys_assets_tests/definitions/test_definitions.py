@@ -1,5 +1,8 @@
 """The code location loads, validates, and has the shape the README describes."""
 
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -134,3 +137,12 @@ def test_every_asset_body_is_guarded_so_its_errors_are_scrubbed_and_classified()
         if not getattr(asset.op.compute_fn.decorated_fn, GUARDED, False)  # type: ignore[union-attr]
     ]
     assert unguarded == []
+
+
+def test_loading_the_code_location_prints_no_dagster_beta_or_preview_warning(tmp_path):
+    # A fresh process with every warning shown, as `dagster dev`'s code server and the CLI start.
+    code = "import recsys_assets.definitions as d; d.defs()"
+    env = {**os.environ, "RECSYS_DATA_DIR": str(tmp_path), "PYTHONWARNINGS": "default"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "BetaWarning" not in done.stderr and "PreviewWarning" not in done.stderr, done.stderr
