@@ -16,5 +16,6 @@ for category, feature in (
     (BetaWarning, r"Parameter `backfill_policy` of function `asset`"),
     (BetaWarning, r"Parameter `allow_nonexistent_upstream_partitions` of initializer `TimeWindowPartitionMapping"),
     (PreviewWarning, r"Specifying a partitions_def on an AssetCheckSpec"),
+    (BetaWarning, r"Class `(LocalFileCodeReference|CodeReferencesMetadataValue)`"),
 ):
     warnings.filterwarnings("ignore", message=feature, category=category)
