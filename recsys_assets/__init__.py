@@ -17,5 +17,7 @@ for category, feature in (
     (BetaWarning, r"Parameter `allow_nonexistent_upstream_partitions` of initializer `TimeWindowPartitionMapping"),
     (PreviewWarning, r"Specifying a partitions_def on an AssetCheckSpec"),
     (BetaWarning, r"Class `(LocalFileCodeReference|CodeReferencesMetadataValue)`"),
+    # Dagster's own Pipes client calls its preview API on every training run.
+    (PreviewWarning, r"Function `PipesMessageReader.expected_writer_count`"),
 ):
     warnings.filterwarnings("ignore", message=feature, category=category)

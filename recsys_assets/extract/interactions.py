@@ -19,6 +19,7 @@ from recsys_assets.domain.events import EVENTS_SCHEMA, rows_per_value
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.quality import ExtractSplit, store_extract
 from recsys_assets.domain.quality import baselines as day_baselines
+from recsys_assets.domain.samples import markdown_sample
 from recsys_assets.extract.checks import (
     INTERACTIONS_CHECKS,
     NO_NULL_IDS,
@@ -91,6 +92,7 @@ def _day_metadata(split: ExtractSplit, layout: ArtifactLayout) -> dict[str, dict
             "items": pc.count_distinct(rows["item_id"]).as_py(),
             "event_types": dg.MetadataValue.json(rows_per_value(rows["event_type"])),
             "path": dg.MetadataValue.path(layout.interactions(key).folder),
+            "sample": dg.MetadataValue.md(markdown_sample(rows)),
         }
     return metadata
 

@@ -158,3 +158,10 @@ def test_every_asset_links_its_own_source_not_the_step_guard():
         # The reference is the asset's decorator; its function follows within a few lines.
         body = "\n".join(source[reference.line_number - 1 : reference.line_number + 12])
         assert f"def {spec.key.to_user_string()}(" in body, (spec.key, reference)
+
+
+def test_table_like_assets_declare_their_column_schema():
+    specs = {spec.key.to_user_string(): spec for spec in definitions.defs().resolve_all_asset_specs()}
+    for table in ("interactions", "items"):
+        schema = specs[table].metadata["dagster/column_schema"]
+        assert schema.columns and all(column.description for column in schema.columns), table

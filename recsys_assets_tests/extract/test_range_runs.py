@@ -78,6 +78,9 @@ def test_each_day_of_a_range_run_has_its_own_numbers_and_check_results(tmp_path,
         assert metadata["path"].endswith(f"interactions/{day}"), metadata["path"]
         assert sum(metadata["event_types"].values()) == valid
         assert metadata["source"] == resources["warehouse"].table_ref
+        # A preview of that day's own rows, beside the column schema.
+        assert metadata["sample"].startswith("| user_id | item_id | event_type | weight | event_ts |"), day
+        assert day in metadata["sample"].splitlines()[2] and f"of {valid:,} rows" in metadata["sample"]
 
     evaluations = [
         e.asset_check_evaluation_data
