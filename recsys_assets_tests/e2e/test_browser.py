@@ -6,6 +6,11 @@ asset, "Materialize all" for the latest partition succeeds, `model_evaluation` a
 show their metrics, the model card with its plot loaded and the checks of that run, and the partition
 sensor ticks once switched on. Each step's screenshot is kept under the test's folder when it fails.
 
+After `demo`, `models merge` and a run whose gate fails, all through the CLI as the README says: the
+Overview timeline lists the CLI's runs, every check of every extracted day passed (screenshot kept in
+test-artifacts/browser/), each day has its own row count, the blocked run's page opens on the
+`beats_baselines` verdict with its numbers, and `model_release` shows the new champion without a run.
+
 Needs Debian's chromium at /usr/bin/chromium (`make browser` installs it) and Playwright for Python.
 """
 
