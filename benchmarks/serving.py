@@ -8,14 +8,21 @@ user runs (`python -m recsys_assets run`, one trial of that family, released wit
 kept under `--workdir`, so later runs reuse it. Then, per family:
 
 - **floor**: the same call the route makes (`service.lists.for_user`: the user's history from the bundle,
-  `Bundle.recommend`), in-process, no HTTP, for the users the load uses;
+  `Bundle.recommend`), in-process, no HTTP, for the users the load uses, with BLAS pinned to one thread as
+  the service pins it;
 - the service, `python -m recsys_assets serve` in its own process, loaded by a second process:
   **fixed rate** (`--rate`, default 200 requests/s, open loop: each request has a scheduled time and its
   latency counts from then, so a stall is not hidden by the client waiting) and **saturation** (`wrk`
   with a Lua script picking a user per request when Debian's `wrk` is installed, else the same
   client closed-loop with `--connections` in flight);
+- **CPU per request**: the service process's CPU time (`/proc/<pid>/stat`) over a load divided by the
+  requests answered, beside the floor's CPU time per call: the ratio is HTTP's cost, and unlike latencies
+  it hardly moves when other processes share the cores;
 - **RSS** of the service with one model loaded, and its peak while it loads the other family's champion
   beside the first (the pointer moved during a fixed-rate load, whose latencies are reported too).
+
+`--reload-lag` measures only the event loop's lag (a 1 ms ticker) while the champions load in a worker
+thread, with Python's default GIL switch interval (5 ms) and the service's while loading (0.5 ms).
 
 Every load is bounded in requests and seconds and goes to 127.0.0.1 only. The 1-minute load average is
 recorded beside every figure: the machine is shared, so figures taken under load must be re-measured.
@@ -84,6 +91,14 @@ class Load:
 
 def load_average() -> float:
     return os.getloadavg()[0]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) `pid` has used so far: unlike latency, it hardly moves with the machine's load."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # Fields after the parenthesised command name; utime and stime are the 14th and 15th of the line.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(sorted_values: list[float], share: float) -> float:
@@ -259,7 +274,7 @@ def champions(spec_name: str, families: list[str], workdir: Path) -> tuple[Path,
             "trained_model": {
                 "config": {"families": [family], "trials_per_family": 1, "time_budget_seconds": 1e9, "force": True}
             },
-            "model_evaluation": {"config": {"min_relative_lift": -1}},
+            "model_evaluation": {"config": {"baseline_tolerance": 1}},
             "model_bundle": {"config": {"champion_tolerance": 1}},
         }
         config = data / f"run_{family}.json"
@@ -364,6 +379,7 @@ class RssSampler:
 
 def floor(data: Path, version: str, users: list[str], calls: int) -> dict[str, float]:
     """`for_user` in-process, as the route calls it, over `calls` of the load's users: mean and percentiles."""
+    from recsys_assets.domain.families.topk import pin_blas_to_one_thread
     from recsys_assets.domain.items import as_of
     from recsys_assets.resources.catalogue import DuckDBItemCatalogue
     from recsys_assets.resources.model_store import LocalModelStore
@@ -372,6 +388,8 @@ def floor(data: Path, version: str, users: list[str], calls: int) -> dict[str, f
     from recsys_assets.settings import SETTINGS
 
     bundle = load_champion_bundle(LocalModelStore(root=str(data / "model_store")), SETTINGS.model_name, version)
+    # As the service does once its champion is loaded: BLAS single-threaded for good, not limited per call.
+    pin_blas_to_one_thread()
     from datetime import UTC, datetime
 
     today = datetime.now(UTC).date()
@@ -381,18 +399,67 @@ def floor(data: Path, version: str, users: list[str], calls: int) -> dict[str, f
     for user in chosen[:50]:
         for_user(bundle, user, 10)
     times = []
+    cpu_started = time.thread_time()
     for user in chosen:
         started = time.perf_counter()
         for_user(bundle, user, 10)
         times.append(time.perf_counter() - started)
+    cpu = time.thread_time() - cpu_started
     ordered = sorted(times)
     return {
+        "cpu_ms_per_call": cpu / len(times) * 1e3,
         "mean_ms": sum(times) / len(times) * 1e3,
         "p50_ms": percentile(ordered, 0.5) * 1e3,
         "p99_ms": percentile(ordered, 0.99) * 1e3,
         "calls_per_second": len(times) / sum(times),
         "load_average": load_average(),
     }
+
+
+def reload_lag(data: Path, versions: dict[str, str], switch_interval: float) -> dict[str, float]:
+    """The event loop's lag while every champion loads in a worker thread, as the service loads a new one:
+    a 1 ms ticker on the loop, with the GIL switch interval set to `switch_interval` during the loads."""
+    from recsys_assets.resources.model_store import LocalModelStore
+    from recsys_assets.service.champion import load_champion_bundle
+    from recsys_assets.settings import SETTINGS
+
+    store = LocalModelStore(root=str(data / "model_store"))
+
+    async def measure() -> dict[str, float]:
+        lags: list[float] = []
+        loading = True
+
+        async def ticker() -> None:
+            while loading:
+                started = time.perf_counter()
+                await asyncio.sleep(0.001)
+                lags.append(time.perf_counter() - started - 0.001)
+
+        task = asyncio.create_task(ticker())
+        default = sys.getswitchinterval()
+        sys.setswitchinterval(switch_interval)
+        started = time.perf_counter()
+        try:
+            for version in versions.values():
+                bundle = await asyncio.to_thread(load_champion_bundle, store, SETTINGS.model_name, version)
+                await asyncio.to_thread(bundle.popular, [], 1)
+        finally:
+            sys.setswitchinterval(default)
+        seconds = time.perf_counter() - started
+        loading = False
+        await task
+        ordered = sorted(lags)
+        return {
+            "switch_interval_ms": switch_interval * 1e3,
+            "load_seconds": seconds,
+            "ticks": len(ordered),
+            "lag_p50_ms": percentile(ordered, 0.5) * 1e3,
+            "lag_p99_ms": percentile(ordered, 0.99) * 1e3,
+            "lag_max_ms": ordered[-1] * 1e3,
+            "load_average": load_average(),
+        }
+
+    return asyncio.run(measure())
 
 
 def user_paths(data: Path, version: str, count: int, out: Path) -> list[str]:
@@ -431,13 +498,17 @@ def bench(args: argparse.Namespace) -> None:
             row["load_seconds"] = time.perf_counter() - started
             row["rss_one_model_gib"] = _rss_bytes(pid) / 2**30
             run_load(port, paths_file, args.rate, min(5.0, args.seconds), args.connections)  # warm-up, not recorded
+            used = cpu_seconds(pid)
             row["fixed"] = asdict(run_load(port, paths_file, args.rate, args.seconds, args.connections))
+            row["fixed"]["service_cpu_ms_per_request"] = (cpu_seconds(pid) - used) / row["fixed"]["requests"] * 1e3
+            used = cpu_seconds(pid)
             saturation = (
                 run_wrk(port, paths_file, args.seconds, args.connections)
                 if shutil.which("wrk")
                 else run_load(port, paths_file, 0, args.seconds, args.connections)
             )
             row["saturation"] = asdict(saturation)
+            row["saturation"]["service_cpu_ms_per_request"] = (cpu_seconds(pid) - used) / saturation.requests * 1e3
             if other:
                 # A promotion while serving at the fixed rate: both models are resident until the swap.
                 with RssSampler(pid) as rss:
@@ -460,19 +531,21 @@ def print_table(args: argparse.Namespace, results: dict[str, dict]) -> None:
     print(f"\n{args.spec}: {args.seconds:g} s per load, {args.connections} connections\n")
     print(
         "| champion | floor p50 / p99 (ms) | fixed rate: achieved, p50 / p99 (ms) | saturation: req/s, p50 / p99 (ms) "
-        "| saturation / floor | RSS one model | RSS during reload | load avg |"
+        "| saturation / floor | CPU per request: floor / service (ratio) | RSS one model | RSS during reload | load avg |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for family, row in results.items():
         fl, fx, sat = row["floor"], row["fixed"], row["saturation"]
         ratio = fl["calls_per_second"] / sat["throughput"]
         reload = f"{row['rss_during_reload_gib']:.2f} GiB" if "rss_during_reload_gib" in row else "—"
         averages = f"{fl['load_average']:.1f} / {fx['load_average']:.1f} / {sat['load_average']:.1f}"
+        service_cpu = sat["service_cpu_ms_per_request"]
+        cpu = f"{fl['cpu_ms_per_call']:.2f} / {service_cpu:.2f} ms ({service_cpu / fl['cpu_ms_per_call']:.2f}x)"
         print(
             f"| {FAMILIES.get(family, family)} | {fl['p50_ms']:.2f} / {fl['p99_ms']:.2f} "
             f"| {fx['throughput']:.0f}/s, {fx['p50_ms']:.1f} / {fx['p99_ms']:.1f} "
             f"| {sat['throughput']:.0f}, {sat['p50_ms']:.1f} / {sat['p99_ms']:.1f} "
-            f"| floor {fl['calls_per_second']:.0f} calls/s = {ratio:.2f}x "
+            f"| floor {fl['calls_per_second']:.0f} calls/s = {ratio:.2f}x | {cpu} "
             f"| {row['rss_one_model_gib']:.2f} GiB | {reload} | {averages} |"
         )
 
@@ -494,6 +567,11 @@ def main() -> None:
     parser.add_argument("--floor-calls", type=int, default=5000)
     parser.add_argument("--prepare", action="store_true", help="only seed the data and train the champions")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/recsys-serving-bench"))
+    parser.add_argument(
+        "--reload-lag",
+        action="store_true",
+        help="only the event loop's lag while the champions load, with Python's and the service's switch interval",
+    )
     args = parser.parse_args()
     if args.command == "load":
         if not (0 < args.seconds <= 600 and 0 <= args.rate <= 20_000 and 0 < args.connections <= 256):
@@ -504,6 +582,14 @@ def main() -> None:
             generate(args.port, args.paths.read_text().split(), args.rate, args.seconds, args.connections)
         )
         print(json.dumps(asdict(result)))
+        return
+    if args.reload_lag:
+        from recsys_assets.service.champion import LOADING_SWITCH_INTERVAL
+
+        data, _, versions = champions(args.spec, args.families.split(","), args.workdir)
+        for _ in range(2):  # alternated, so both meet the same load
+            for interval in (0.005, LOADING_SWITCH_INTERVAL):
+                print(json.dumps(reload_lag(data, versions, interval)))
         return
     bench(args)
 

@@ -1,5 +1,7 @@
 """The asset graph without its resources: what `definitions` assembles and the CLI materializes."""
 
+from recsys_assets.delivery.recommendation_outcomes import recommendation_outcomes
+from recsys_assets.delivery.recommendations import recommendations
 from recsys_assets.evaluation.model_evaluation import model_evaluation
 from recsys_assets.extract.interactions import interactions
 from recsys_assets.extract.items import items
@@ -20,4 +22,6 @@ ASSETS = [
     model_evaluation,
     model_bundle,
     model_release,
+    recommendations,
+    recommendation_outcomes,
 ]

@@ -8,8 +8,10 @@ import dagster as dg
 
 from recsys_assets.asset_attributes import with_source_links
 from recsys_assets.assets import ASSETS
-from recsys_assets.jobs import interactions_job, retrain_job
+from recsys_assets.freshness import FRESHNESS_CHECKS
+from recsys_assets.jobs import delivery_job, interactions_job, retrain_job
 from recsys_assets.resources import build_resources
+from recsys_assets.retention import gc_job
 from recsys_assets.schedules import build_schedules
 from recsys_assets.sensors import build_sensors
 from recsys_assets.settings import process_settings
@@ -23,7 +25,8 @@ def defs() -> dg.Definitions:
     settings = process_settings()
     return dg.Definitions(
         assets=with_source_links(ASSETS),
-        jobs=[interactions_job, retrain_job],
+        asset_checks=FRESHNESS_CHECKS,
+        jobs=[interactions_job, retrain_job, delivery_job, gc_job],
         schedules=build_schedules(settings),
         sensors=build_sensors(settings),
         resources=build_resources(settings),

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from recsys_assets.delivery import DELIVERY_ASSETS
 from recsys_assets.settings import Settings, process_settings
 
 # Tag on every automatically started run saying what started it (schedule name or sensor reason).
@@ -28,8 +29,17 @@ def pool_tags(settings: Settings) -> dict[str, str]:
 retrain_job = dg.define_asset_job(
     "retrain_job",
     # The catalogue snapshot and its features are rebuilt with the model: new postings appear daily.
-    selection=dg.AssetSelection.assets("interactions").downstream(include_self=False)
-    | dg.AssetSelection.assets("items", "item_features"),
+    selection=(
+        dg.AssetSelection.assets("interactions").downstream(include_self=False)
+        | dg.AssetSelection.assets("items", "item_features")
+    )
+    - dg.AssetSelection.assets(*DELIVERY_ASSETS),
     description="Rebuild the training set, retrain, evaluate, bundle and release for one partition.",
     tags={**pool_tags(process_settings()), "dagster/max_runtime": str(RETRAIN_MAX_RUNTIME_SECONDS)},
+)
+
+delivery_job = dg.define_asset_job(
+    "delivery_job",
+    selection=dg.AssetSelection.assets(*DELIVERY_ASSETS),
+    description="Write the released champion's lists of one day to the warehouse and measure the day before's.",
 )

@@ -1,4 +1,4 @@
-"""Cron schedules: the daily extract of yesterday's events, and the periodic retrain.
+"""Cron schedules: the daily extract of yesterday's events, the periodic retrain, and the weekly gc.
 
 `RECSYS_RETRAIN_CRON` (default `0 4 * * 1`, Mondays 04:00) and `RECSYS_RETRAIN_TIMEZONE` (default UTC,
 any IANA name) set when the retrain runs; it always trains on the latest complete day at that moment.
@@ -14,12 +14,16 @@ from recsys_assets.automation import schedule_status
 from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.jobs import TRIGGER_TAG, interactions_job, retrain_job
 from recsys_assets.partitions import daily_partitions
+from recsys_assets.retention import gc_job
 from recsys_assets.settings import Settings
 
 # Two hours after midnight UTC: events of the day that arrive a little late are in before the extract;
 # later ones are picked up by the `new_interaction_partitions` sensor.
 EXTRACT_HOUR_UTC = 2
 EXTRACT_MINUTE = 0
+
+# Sundays 05:00 UTC: after the week's retrains (Mondays 04:00 by default) have long finished.
+GC_CRON = "0 5 * * 0"
 
 DEFAULT_RETRAIN_CRON = Settings.model_fields["retrain_cron"].default
 
@@ -71,10 +75,24 @@ def build_retrain_schedule(
         raise ConfigurationError(f"RECSYS_RETRAIN_CRON={cron!r} is not a 5-field cron expression") from None
 
 
+def build_gc_schedule(status: dg.DefaultScheduleStatus) -> dg.ScheduleDefinition:
+    """The retention policy applied weekly (`gc_job`, what `python -m recsys_assets gc` does)."""
+    return dg.ScheduleDefinition(
+        name="gc_schedule",
+        job=gc_job,
+        cron_schedule=GC_CRON,
+        execution_timezone="UTC",
+        default_status=status,
+        tags={TRIGGER_TAG: "gc_schedule"},
+        description="Removes old run folders and unneeded bundle files (RECSYS_RETENTION_RUNS, _DAYS), weekly.",
+    )
+
+
 def build_schedules(settings: Settings) -> list[Any]:
     """Every schedule, started as `RECSYS_AUTOMATION` says, the retrain at `RECSYS_RETRAIN_CRON`."""
     status = schedule_status(settings)
     return [
         build_daily_extract_schedule(status),
         build_retrain_schedule(settings.retrain_cron, settings.retrain_timezone, status),
+        build_gc_schedule(status),
     ]

@@ -59,6 +59,8 @@ FIRST_DAY_FILE = "first_day"
 DUCKDB_EVENTS_TABLE = "events"
 # A century of daily partitions: more than any history, and far from what date arithmetic overflows on.
 MAX_WINDOW_DAYS = 36_500
+# Runs kept per asset and day by the retention policy: more would be keeping everything.
+MAX_KEPT_RUNS = 1000
 
 # `RECSYS_*` names that are not fields of `Settings`, and who reads them.
 VERTEX_PREFIX = "RECSYS_VERTEX_"  # one per `VertexTrainingLauncher` field, read through `group()`
@@ -110,7 +112,15 @@ def _whole_days(value: Any) -> Any:
     return int(text)
 
 
+def _run_count(value: Any) -> Any:
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_KEPT_RUNS:
+        raise ValueError(f"must be a whole number of runs, 1 to {MAX_KEPT_RUNS}")
+    return int(text)
+
+
 Choice = BeforeValidator(_lower)
+RunCount = Annotated[int, BeforeValidator(_run_count)]
 WholeDays = Annotated[int, BeforeValidator(_whole_days)]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Environment = Annotated[Literal["local", "production"], Choice]
@@ -159,6 +169,35 @@ class Settings(BaseModel):
     )
     retrain_cron: str = _setting("RECSYS_RETRAIN_CRON", "when the retrain schedule runs", "0 4 * * 1")
     retrain_timezone: str = _setting("RECSYS_RETRAIN_TIMEZONE", "the retrain cron's IANA time zone", "UTC")
+    retrain_max_decay: float = _setting(
+        "RECSYS_RETRAIN_MAX_DECAY",
+        "retrain when the champion's 7-day mean hit rate falls this share below its first 7 days",
+        0.10,
+        ge=0,
+        le=1,
+    )
+    drift_max_unseen_items: float = _setting(
+        "RECSYS_DRIFT_MAX_UNSEEN_ITEMS",
+        "retrain when this share of a day's interactions goes to items the champion never saw",
+        0.40,
+        ge=0,
+        le=1,
+    )
+    drift_max_unknown_users: float = _setting(
+        "RECSYS_DRIFT_MAX_UNKNOWN_USERS",
+        "retrain when this share of the active users is unknown to the champion",
+        0.10,
+        ge=0,
+        le=1,
+    )
+    retention_runs: RunCount = _setting(
+        "RECSYS_RETENTION_RUNS", "`gc` keeps the artefacts of this many latest runs per asset and day", 3
+    )
+    retention_days: WholeDays = _setting(
+        "RECSYS_RETENTION_DAYS",
+        "`gc` removes the files of rejected, superseded and never-proposed bundles unchanged this many days",
+        30,
+    )
 
     # Backend selectors: each field is named after the resource it selects (see resources.BACKENDS).
     warehouse: WarehouseBackend = _setting("RECSYS_WAREHOUSE", "events and catalogue: `duckdb` or `bigquery`", "duckdb")
@@ -187,6 +226,11 @@ class Settings(BaseModel):
         "RECSYS_DUCKDB_LOCK_TIMEOUT_SECONDS", "how long a DuckDB writer waits for another's lock", 30.0, ge=0
     )
     items_table: str = _setting("RECSYS_ITEMS_TABLE", "the catalogue table, beside the events", "items")
+    recommendations_table: str = _setting(
+        "RECSYS_RECOMMENDATIONS_TABLE",
+        "the served lists' table, beside the events (day-partitioned)",
+        "recommendations",
+    )
     model_store_dir: Path | None = _setting(
         "RECSYS_MODEL_STORE_DIR", "the local model store", shown="RECSYS_DATA_DIR/model_store"
     )
@@ -283,7 +327,7 @@ class Settings(BaseModel):
             raise ValueError("is in the future: no day would be a partition yet")
         return value
 
-    @field_validator("model_name", "items_table", "bq_table")
+    @field_validator("model_name", "items_table", "recommendations_table", "bq_table")
     @classmethod
     def _safe(cls, value: str) -> str:
         # The message names the value; `_check` adds the variable.
@@ -395,6 +439,11 @@ class Settings(BaseModel):
     @property
     def item_catalogue(self) -> str:
         """The catalogue's backend: the warehouse's (the postings live beside the events)."""
+        return self.warehouse
+
+    @property
+    def recommendation_store(self) -> str:
+        """The served lists' backend: the warehouse's (the lists live beside the events)."""
         return self.warehouse
 
     @property

@@ -15,6 +15,9 @@ A blocking check that fails ends the step with a `dg.Failure` whose description 
 verdict sentence and whose metadata are its numbers: the run's page then opens on "beats_baselines:
 challenger ndcg@10 … < required …" instead of Dagster's "1 blocking asset check failed with ERROR
 severity", which names the check but not why.
+
+An interrupt (SIGTERM, Ctrl-C: Dagster raises it inside the step) ends the step for good: Dagster's
+retry policy would otherwise retry an interrupted step, so a CLI run told to stop started it again.
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 FAILED_CHECKS = "failed_checks"
 # A range run can fail a check on many days: the failure names the first few, the check results hold all.
 FAILED_CHECKS_NAMED = 5
+
+INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
+
+
+def _interrupted() -> dg.Failure:
+    return dg.Failure(
+        description="interrupted (SIGTERM or Ctrl-C): the step stopped and is not retried", allow_retries=False
+    )
+
 
 # Marks a guarded compute function, so a test can check every asset has the guard.
 GUARDED = "__recsys_guarded_step__"
@@ -91,6 +103,8 @@ def guarded_step(fn: F) -> F:
                     if (verdict := _failed_blocking(event)) is not None:
                         failed.append(verdict)
                     yield event
+            except INTERRUPTS:
+                error = _interrupted()
             except Exception as exc:
                 error = _translated(exc)
             else:
@@ -107,6 +121,8 @@ def guarded_step(fn: F) -> F:
     def function(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except INTERRUPTS:
+            error = _interrupted()
         except Exception as exc:
             error = _translated(exc)
         raise error

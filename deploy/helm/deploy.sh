@@ -4,7 +4,7 @@
 #   deploy/helm/deploy.sh <registry>/recsys[:tag]@sha256:<hex> <registry>/recsys-training[:tag]@sha256:<hex>
 #
 # The first image (Dockerfile target `platform`) runs the code server, the webserver, the daemon, the
-# migration and every run; the second (target `training`) is RECSYS_IMAGE, what Vertex AI training jobs run.
+# migration, every run and the online service (recsys-serve); the second (target `training`) is RECSYS_IMAGE, what Vertex AI training jobs run.
 #
 # An upgrade deletes the previous, finished migration Job (a Job's pod template cannot be changed), then runs
 # `helm upgrade --install --rollback-on-failure --wait --wait-for-jobs`: the chart's migrate Job runs
@@ -54,6 +54,7 @@ args=(
     --set-string "dagster-user-deployments.deployments[0].image.repository=$repository"
     --set-string "dagster-user-deployments.deployments[0].image.tag=$tag"
     --set-string "recsys.trainingImage=$training"
+    --set-string "recsys.platformImage=$platform"
 )
 
 if [[ "${DEPLOY_RENDER:-}" == 1 ]]; then

@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-from recsys_assets.cli import data, models, run, serve
+from recsys_assets.cli import data, models, recommend, retention, run, runs, serve
 from recsys_assets.cli.command import Command, Context
 from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.redaction import scrubbed_output
@@ -28,6 +28,9 @@ COMMANDS: tuple[Command, ...] = (
     data.IMPORT_ITEMS,
     models.COMMAND,
     serve.COMMAND,
+    recommend.COMMAND,
+    retention.COMMAND,
+    runs.COMMAND,
 )
 
 DESCRIPTION = "Keeps a recommendation model fresh: seed or import data, run the graph, manage model versions."

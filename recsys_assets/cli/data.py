@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from datetime import date
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
+
 from recsys_assets.cli.command import Command, Context, finite_float, positive_int, share
+from recsys_assets.domain.errors import ConfigurationError
 from recsys_assets.domain.events import day_of, rows_per_value
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets.settings import Settings, record_first_day
@@ -26,12 +32,24 @@ def synthetic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events-per-day", type=positive_int, default=SyntheticSpec.events_per_day)
     parser.add_argument("--seed", type=int, default=SyntheticSpec.seed)
     parser.add_argument("--replace", action="store_true", help="overwrite days that already hold events")
+    parser.add_argument(
+        "--drift-from",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="from this day a new segment of postings takes half of the traffic (what the retrain trigger watches)",
+    )
 
 
 def synthetic_spec(args: argparse.Namespace) -> SyntheticSpec:
-    return SyntheticSpec(
+    spec = SyntheticSpec(
         n_users=args.users, n_items=args.items, n_days=args.days, events_per_day=args.events_per_day, seed=args.seed
     )
+    drift_from = getattr(args, "drift_from", None)
+    if drift_from is not None and not spec.start_date < drift_from <= spec.end_date:
+        raise ConfigurationError(
+            f"--drift-from {drift_from} is outside the seeded days after the first ({spec.start_date} .. {spec.end_date})"
+        )
+    return dataclasses.replace(spec, drift_from=drift_from)
 
 
 def seed_synthetic(
@@ -125,8 +143,25 @@ def _import_events(args: argparse.Namespace, context: Context) -> int:
     print(f"imported {summary} {warehouse.table_ref} (dropped: {report.dropped()})")
     _print_replaced(before, days, dry_run=False)
     if days:
-        print(f"days {min(days)} .. {max(days)}; next: python -m recsys_assets run")
+        print(f"days {min(days)} .. {max(days)}")
+        for line in fitting_settings(events, context.settings.training_window_days):
+            print(line)
+        print("next: python -m recsys_assets run")
     return 0
+
+
+def fitting_settings(events: pa.Table, window_days: int) -> list[str]:
+    """The history's span and the window and global cut that fit it, from each user's first and last event."""
+    from recsys_assets.domain.params import SplitParams
+    from recsys_assets.domain.splitting import history_advice
+
+    spans = events.group_by("user_id").aggregate([("event_ts", "min"), ("event_ts", "max")])
+
+    def days(column: str) -> np.ndarray:
+        seconds = spans[column].cast(pa.timestamp("s", tz="UTC")).cast(pa.int64()).to_numpy()
+        return seconds / 86_400
+
+    return history_advice(days("event_ts_min"), days("event_ts_max"), SplitParams(), window_days)
 
 
 def _import_items_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from recsys_assets.cli.command import Command
 from recsys_assets.domain.layout import serving_pointer_path
-from recsys_assets.domain.metrics import headline_names
 from recsys_assets.domain.registry import TransitionError, VersionStatus, champion_of, rollback_target
+from recsys_assets.domain.reports import registry_listing, version_summary, versions_diff_table
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -54,61 +54,33 @@ def _print_transitions(transitions: list[Transition]) -> None:
 def _list(registry: ModelRegistry) -> None:
     statuses = registry.statuses()
     champion = champion_of(statuses)
-    print(f"champion: {champion.version if champion else 'none'}\n")
-    print("| version | state | created | family | data window | metrics | pull request |")
-    print("|---|---|---|---|---|---|---|")
     # Versions with a bundle, and versions whose bundle became unreadable but whose history remains.
-    for version in sorted(set(registry.store.list_versions(registry.model_name)) | set(statuses)):
-        status = statuses.get(version)
-        state = status.state if status else "not proposed"
-        pull_request = (status.pull_request if status else None) or "—"
-        manifest = registry.readable_manifest(version)
-        if manifest is None:
-            print(f"| {version} | {state} | — | unreadable manifest | — | — | {pull_request} |")
-            continue
-        metrics = " ".join(
-            f"{name} {manifest.metrics.model[name]:.4f}"
-            for name in headline_names(manifest.k)[:3]
-            if name in manifest.metrics.model
-        )
-        window = manifest.data.window
-        print(
-            f"| {version} | {state} | {manifest.created_at[:19]} | {manifest.model.family} "
-            f"| {window.start}..{window.end} | {metrics} | {pull_request} |"
-        )
+    versions = sorted(set(registry.store.list_versions(registry.model_name)) | set(statuses))
+    rows = [(version, statuses.get(version), registry.readable_manifest(version)) for version in versions]
+    print(registry_listing(champion.version if champion else None, rows))
 
 
-def _show(registry: ModelRegistry, version: str) -> None:
-    manifest = registry.manifest(version)
-    status = registry.status(version)
-    print(f"{registry.model_name} {version}: {status.state if status else 'not proposed'}")
-    print(f"created {manifest.created_at}, family {manifest.model.family}, params {manifest.model.params}")
-    print(f"data {manifest.data.window.start}..{manifest.data.window.end}, {manifest.data.train_pairs:,} pairs")
-    print(
-        f"code {manifest.code_version or 'unknown'}, image {manifest.image or 'local'}, run {manifest.dagster.run_id}"
-    )
-    for name, value in manifest.metrics.model.items():
-        print(f"  {name}: {value:.4f}")
-    for event in status.history if status else ():
-        print(
-            f"{event.at}  {event.state:<11}  {event.reason}" + (f"  {event.pull_request}" if event.pull_request else "")
-        )
+def _show(registry: ModelRegistry, version: str, artifacts_root: str | None = None) -> None:
+    print(version_summary(registry.model_name, version, registry.manifest(version), registry.status(version)))
+    if artifacts_root is not None:
+        _print_outcomes(artifacts_root, version)
+
+
+def _print_outcomes(artifacts_root: str, version: str) -> None:
+    """The served lists' outcome on each day this version served them (`recommendation_outcomes`)."""
+    from recsys_assets.delivery.recommendation_outcomes import version_outcomes
+    from recsys_assets.domain.outcomes import outcome_table
+
+    served = version_outcomes(artifacts_root, version)
+    if not served:
+        print("outcome: no measured day of lists served by this version")
+        return
+    print(f"outcome of the lists it served ({len(served)} days):")
+    print(outcome_table(served))
 
 
 def _diff(registry: ModelRegistry, a: str, b: str) -> None:
-    left, right = registry.manifest(a), registry.manifest(b)
-    print(f"| | {a} | {b} | change |\n|---|---|---|---|")
-    for name in sorted(set(left.metrics.model) | set(right.metrics.model)):
-        x, y = left.metrics.model.get(name), right.metrics.model.get(name)
-        change = f"{y - x:+.4f}" if x is not None and y is not None else "—"
-        print(f"| {name} | {x if x is None else f'{x:.4f}'} | {y if y is None else f'{y:.4f}'} | {change} |")
-    for label, x, y in (
-        ("family", left.model.family, right.model.family),
-        ("params", left.model.params, right.model.params),
-        ("window", left.data.window, right.data.window),
-        ("content_hash", left.data.content_hash[:16], right.data.content_hash[:16]),
-    ):
-        print(f"| {label} | {x} | {y} | {'same' if x == y else 'differs'} |")
+    print(versions_diff_table(a, b, registry.manifest(a), registry.manifest(b)))
 
 
 def _proposed(registry: ModelRegistry, version: str) -> VersionStatus:
@@ -157,7 +129,7 @@ def run_models(
         if command == "list":
             _list(registry)
         elif command == "show":
-            _show(registry, args.version)
+            _show(registry, args.version, resources["artifacts"].root_uri)
         elif command == "diff":
             _diff(registry, args.a, args.b)
         elif command in ("promote", "rollback"):

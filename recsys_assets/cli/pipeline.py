@@ -6,6 +6,7 @@ as the asset definitions do, so the window extracted here is the one `training_s
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from dagster_shared.error import SerializableErrorInfo
 from recsys_assets.assets import ASSETS
 from recsys_assets.domain import storage
 from recsys_assets.domain.records import BundleRef, EvaluationResult, TrainingReport
-from recsys_assets.jobs import interactions_job, retrain_job
+from recsys_assets.jobs import delivery_job, interactions_job, retrain_job
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
@@ -157,7 +158,10 @@ def run_job(
     location and module of workspace.yaml, so the UI files the run under its job (and can re-execute it).
     """
     definitions = dg.Definitions(
-        assets=ASSETS, jobs=[interactions_job, retrain_job], resources=resources, executor=dg.in_process_executor
+        assets=ASSETS,
+        jobs=[interactions_job, retrain_job, delivery_job],
+        resources=resources,
+        executor=dg.in_process_executor,
     )
     job_def = definitions.resolve_job_def(job_name)
     origin = RemoteJobOrigin(
@@ -204,8 +208,53 @@ def refuse_if_busy(dagster_instance: dg.DagsterInstance, partition_key: str) -> 
         run = busy[0].dagster_run
         raise PartitionBusyError(
             f"run {run.run_id} of partition {partition_key} is {run.status.value}; wait for it to finish, "
-            "or if its process is gone, terminate it in the UI (Runs, Terminate) and run again"
+            f"or if its process is gone, `python -m recsys_assets runs terminate {run.run_id}` and run again"
         )
+
+
+class RunNotTerminated(RuntimeError):
+    """The run is unknown, already finished, or its process is still alive: nothing was changed."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: checks the process exists, sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def terminate_stale_run(dagster_instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    """Mark an unfinished run whose process is gone (a killed CLI) canceled, through the instance's own API.
+
+    Safe by construction: it refuses while any process that recorded an event of the run is alive on
+    this machine (stop it, or let it finish), and never touches a finished run. A run the deployment
+    launched on another machine is terminated in the UI, which asks its run launcher.
+    """
+    run = dagster_instance.get_run_by_id(run_id)
+    if run is None:
+        raise RunNotTerminated(f"no run {run_id} in this Dagster instance ({dagster_home() or 'ephemeral'})")
+    if run.status not in IN_PROGRESS_RUN_STATUSES:
+        raise RunNotTerminated(f"run {run_id} is {run.status.value}: it is not running, nothing to terminate")
+    pids = {
+        record.event_log_entry.dagster_event.pid
+        for record in dagster_instance.get_records_for_run(run_id, limit=10_000).records
+        if record.event_log_entry.dagster_event is not None and record.event_log_entry.dagster_event.pid
+    }
+    alive = sorted(pid for pid in pids if pid is not None and _alive(pid))
+    if alive:
+        raise RunNotTerminated(
+            f"run {run_id} is {run.status.value} and its process {', '.join(map(str, alive))} is alive: "
+            "wait for it, or stop it (kill PID) and terminate again"
+        )
+    dagster_instance.report_run_canceled(
+        run, message="Marked canceled by `python -m recsys_assets runs terminate`: its process was gone."
+    )
+    updated = dagster_instance.get_run_by_id(run_id)
+    assert updated is not None
+    return updated
 
 
 def materialize_partition(
@@ -279,3 +328,18 @@ def materialize_partition(
         bundle=BundleRef.from_json(storage.read_bytes(bundle_uri)) if bundle_written else None,
         report=TrainingReport.from_json(storage.read_bytes(report_uri)) if storage.exists(report_uri) else None,
     )
+
+
+def materialize_delivery(
+    partition_key: str, resources: Mapping[str, Any], dagster_instance: dg.DagsterInstance | None = None
+) -> list[str]:
+    """The released champion's lists of the day before `partition_key` and of that day, and the outcome of the
+    first measured on the second (the delivery job's assets, one run per day); the failures, if any."""
+    dagster_instance = dagster_instance or instance()
+    failures: list[str] = []
+    before = (date.fromisoformat(partition_key) - timedelta(days=1)).isoformat()
+    days = [before, partition_key] if daily_partitions.has_partition_key(before) else [partition_key]
+    for day in days:
+        result = run_job(delivery_job.name, resources, dagster_instance, {}, {PARTITION_TAG: day})
+        failures += _failures(result)
+    return failures

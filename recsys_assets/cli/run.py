@@ -105,12 +105,65 @@ def _demo(args: argparse.Namespace, context: Context) -> int:
             return status
     status, outcome = materialize(args, context)
     if status == 0 and outcome is not None:
+        status = deliver(context, outcome.partition_key)
+    if status == 0 and outcome is not None:
         from recsys_assets.service.cli import demo_hint
 
         # How to promote what the demo built, serve it and ask it for a list.
         version = outcome.bundle.version if outcome.bundle else None
         print(demo_hint(context.resources["model_store"], context.settings.model_name, version))
     return status
+
+
+def deliver(context: Context, partition_key: str) -> int:
+    """Serve the released champion's lists of the day and the day before, then print three users' lists and the
+    outcome of the day before's lists against the counterfactual."""
+    from recsys_assets.cli.pipeline import materialize_delivery
+    from recsys_assets.cli.recommend import sample_users, served_list_text
+    from recsys_assets.delivery.recommendation_outcomes import outcome_path
+    from recsys_assets.domain import storage
+
+    resources = context.resources
+    print(f"\nserving the released champion's lists of {partition_key} and the day before ...")
+    failures = materialize_delivery(partition_key, resources)
+    if failures:
+        print("\n".join(["delivery failed:", *failures]), file=sys.stderr)
+        return 1
+    day = date.fromisoformat(partition_key)
+    lists = resources["recommendation_store"].read_day(day)
+    print(
+        f"\nserved lists of {partition_key}: {lists.num_rows:,} rows in {resources['recommendation_store'].table_ref}"
+    )
+    if lists.num_rows and lists["model_version"][0].as_py() == "none":
+        print("no champion released yet: these are popularity's lists (merge the release, then run again)")
+    for user in sample_users(lists, 3):
+        print(served_list_text(resources, user, day, limit=5))
+    path = outcome_path(resources["artifacts"].root_uri, partition_key)
+    record = storage.read_json(path) if storage.exists(path) else {}
+    if "hit_rate" in record:
+        print(
+            f"\noutcome of the lists served on {record['served_on']} ({record['version']}), measured on {partition_key}: "
+            f"hit rate {record['hit_rate']:.4f} against {record['counterfactual_hit_rate']:.4f} for popularity over "
+            f"the last 7 days (lift {record['hit_rate'] - record['counterfactual_hit_rate']:+.4f}); NDCG "
+            f"{record['ndcg']:.4f} against {record['counterfactual_ndcg']:.4f}"
+        )
+        trained_until = _trained_until(resources, context.settings.model_name, record["version"])
+        if trained_until and trained_until >= record["served_on"]:
+            print(
+                f"(a backfill: {record['version']} was trained on data up to {trained_until}, so it saw the day it is "
+                "measured on; the daily runs measure each day's lists on the next day's interactions)"
+            )
+    else:
+        print(f"\noutcome of {partition_key}: {record.get('note', 'not measured')}")
+    return 0
+
+
+def _trained_until(resources: dict, model_name: str, version: str) -> str | None:
+    """The last day of `version`'s training data, or None (popularity lists, or an unreadable manifest)."""
+    from recsys_assets.resources.registry import ModelRegistry
+
+    manifest = ModelRegistry(resources["model_store"], model_name).readable_manifest(version)
+    return manifest.data.window.end if manifest else None
 
 
 RUN = Command("run", "run the whole graph on what the warehouse holds", _run_arguments, _materialize)

@@ -18,7 +18,7 @@ from recsys_assets.domain.records import (
     TrainingReport,
     TrainingSetSummary,
 )
-from recsys_assets.domain.reports import metrics_plot, model_card
+from recsys_assets.domain.reports import gated_lifts, metrics_plot, model_card
 from recsys_assets.domain.splitting import PER_USER, PROTOCOLS
 
 # Recorded in every manifest: what a bundle needs to be loaded and reproduced.
@@ -92,12 +92,14 @@ def build_manifest(
         metrics=ManifestMetrics(
             model=headline(evaluation.model, k),
             baselines={name: headline(metrics, k) for name, metrics in evaluation.baselines.items()},
+            lifts=gated_lifts(evaluation),
         ),
         protocol=evaluation.protocol,
         protocols={
             protocol: ProtocolMetrics(
                 model=headline(result.model, k),
                 baselines={name: headline(metrics, k) for name, metrics in result.baselines.items()},
+                lifts=result.lifts,
                 holdout_users=result.holdout.users,
                 cold_items={
                     name: {m: v for m, v in metrics.items() if m in (f"recall@{k}", f"ndcg@{k}", "users_evaluated")}

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from recsys_assets.domain.events import filled_numpy
 from recsys_assets.domain.families.base import binary
-from recsys_assets.domain.metrics import evaluate
+from recsys_assets.domain.metrics import evaluate, ndcg_by_user, ranked_once
 from recsys_assets.domain.records import ChampionScore
 from recsys_assets.domain.serving import Bundle
 
@@ -96,13 +96,19 @@ def score_champion(
     item_ids: pa.Array,
     k: int,
     excluded: np.ndarray | None = None,
-) -> ChampionScore:
-    """The champion's metrics on `holdout`, from the same histories as the challenger's.
+) -> tuple[ChampionScore, np.ndarray]:
+    """The champion's metrics on `holdout`, from the same histories as the challenger's, and its NDCG@k per user.
 
+    The per-user scores (holdout users in row order) pair with the challenger's for the lift's interval.
     A champion that shares no items with the current catalogue scores 0 everywhere; it never
     recommends current items where `excluded` is True (closed at the cut), like the challenger.
     """
-    metrics = evaluate(
-        lambda users: champion_recommendations(champion, seen, user_ids, item_ids, users, k, excluded), holdout, k
+    users = np.flatnonzero(np.diff(holdout.indptr) > 0)
+    rank = ranked_once(
+        lambda users: champion_recommendations(champion, seen, user_ids, item_ids, users, k, excluded),
+        users,
+        holdout.shape[0],
+        k,
     )
-    return ChampionScore(version=champion.version, metrics=metrics)
+    score = ChampionScore(version=champion.version, metrics=evaluate(rank, holdout, k))
+    return score, ndcg_by_user(rank, holdout, k)

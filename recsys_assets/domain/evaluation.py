@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from recsys_assets.domain.bootstrap import paired_lift
 from recsys_assets.domain.families.base import Recommender, rank_users
 from recsys_assets.domain.item_side import new_item_share
-from recsys_assets.domain.metrics import evaluate, ranked_once
-from recsys_assets.domain.records import EvaluationResult, HoldoutSize, ProtocolResult
+from recsys_assets.domain.metrics import evaluate, ndcg_by_user, ranked_once
+from recsys_assets.domain.records import EvaluationResult, HoldoutSize, Lift, ProtocolResult
 from recsys_assets.domain.splitting import ProtocolSplit
 from recsys_assets.domain.verdict import Verdict
 
@@ -33,10 +34,11 @@ def score_protocol(
     posted: np.ndarray,
     new_item_days: int,
     closed: np.ndarray | None = None,
-) -> ProtocolResult:
+) -> tuple[ProtocolResult, np.ndarray]:
     """`model` and every baseline, trained on `split.train`, scored on its holdout and its cold-item holdout.
 
-    Every model is scored without the postings `closed` (closed at the protocol's cut), and its
+    Returns the result (with the model's paired lift over each baseline) and the model's NDCG@k per
+    holdout user, in row order, against which the caller pairs the champion's. Every model is scored without the postings `closed` (closed at the protocol's cut), and its
     share of slots given to postings under `new_item_days` old (by `posted`, at the train end) is measured.
     """
     models = {MODEL: model, **baselines}
@@ -50,12 +52,13 @@ def score_protocol(
         for name, each in models.items()
     }
     results = {name: evaluate(rank, holdout, k) for name, rank in rankers.items()}
+    by_user = {name: ndcg_by_user(rank, holdout, k) for name, rank in rankers.items()}
     # A collaborative model cannot rank an item it never saw: its cold-item metrics are zero by construction.
     cold_results = {name: evaluate(rank, cold, k) for name, rank in rankers.items()}
     shares = {
         name: new_item_share(rank(users), posted, split.train_end, new_item_days) for name, rank in rankers.items()
     }
-    return ProtocolResult(
+    result = ProtocolResult(
         model=results[MODEL],
         baselines={name: results[name] for name in baselines},
         holdout=HoldoutSize(users=int(results[MODEL]["users_evaluated"]), pairs=int(holdout.nnz)),
@@ -63,30 +66,92 @@ def score_protocol(
         cold_holdout=HoldoutSize(users=int(cold_results[MODEL]["users_evaluated"]), pairs=int(cold.nnz)),
         new_item_share={name: round(value, 4) for name, value in shares.items()},
         new_item_days=new_item_days,
+        lifts={name: paired_lift(by_user[MODEL], by_user[name]) for name in baselines},
     )
+    return result, by_user[MODEL]
 
 
-def gate(evaluation: EvaluationResult, lift: float) -> Verdict:
-    """Whether the model beats every baseline's NDCG@k on the gating protocol by `lift` (0.05 = 5%)."""
+def point_lift(model: float, reference: float, users: int) -> Lift:
+    """The lift of two mean scores with no interval: what an evaluation without per-user scores can say."""
+    if reference <= 0:
+        return Lift(users=users, model=model, reference=reference)
+    lift = model / reference - 1
+    return Lift(users=users, model=model, reference=reference, lift=lift, low=lift, high=lift)
+
+
+def baseline_lifts(evaluation: EvaluationResult) -> dict[str, Lift]:
+    """The model's lift over each baseline on the gating protocol (point lifts where no interval was recorded)."""
     ndcg = f"ndcg@{evaluation.k}"
+    recorded = evaluation.protocols[evaluation.protocol].lifts if evaluation.protocol in evaluation.protocols else {}
+    return {
+        name: recorded.get(name)
+        or point_lift(evaluation.model[ndcg], metrics[ndcg], int(evaluation.model.get("users_evaluated", 0)))
+        for name, metrics in evaluation.baselines.items()
+    }
+
+
+def gate(evaluation: EvaluationResult, min_relative_lift: float | None, tolerance: float) -> Verdict:
+    """Whether the model is not significantly worse than any baseline by more than `tolerance` (0.02 = 2%).
+
+    Significantly: the 95% interval of its paired lift lies wholly below -`tolerance`. With
+    `min_relative_lift` set, the interval must also lie wholly above it ("significantly better by").
+    A model that is a baseline's configuration is not compared with that baseline.
+    """
+    ndcg = f"ndcg@{evaluation.k}"
+    lifts = baseline_lifts(evaluation)
+    compared = {name: lift for name, lift in lifts.items() if name != evaluation.same_as}
+    worse = [name for name, lift in compared.items() if lift.significantly_below(-tolerance)]
+    short = (
+        []
+        if min_relative_lift is None
+        else [name for name, lift in compared.items() if not lift.significantly_above(min_relative_lift)]
+    )
+    passed = not worse and not short
+    users = max((lift.users for lift in lifts.values()), default=evaluation.holdout.users)
     model = evaluation.model[ndcg]
-    baselines = {name: metrics[ndcg] for name, metrics in evaluation.baselines.items()}
-    required = {name: score * (1 + lift) for name, score in baselines.items()}
-    passed = all(model > floor for floor in required.values())
-    reasons = ", ".join(f"{name} {baselines[name]:.4f} (needs > {required[name]:.4f})" for name in baselines)
-    numbers: dict[str, float | int | str] = {"challenger": round(model, 4), "margin": lift}
-    numbers |= {name: round(score, 4) for name, score in baselines.items()}
-    numbers |= {f"required_over_{name}": round(floor, 4) for name, floor in required.items()}
+    listed = ", ".join(
+        f"{name} {lift.reference:.4f}: {lift.text()}"
+        + (" (the model's own configuration: not gated)" if name == evaluation.same_as else "")
+        for name, lift in lifts.items()
+    )
+    if worse:
+        outcome = f"significantly worse than {', '.join(worse)} by more than the {tolerance:.0%} tolerance"
+    elif short:
+        outcome = f"not significantly more than {min_relative_lift:.0%} better than {', '.join(short)}"
+    else:
+        outcome = f"not significantly worse than any baseline by more than {tolerance:.0%}"
+        if min_relative_lift is not None:
+            outcome += f", and significantly more than {min_relative_lift:.0%} better than each"
+    numbers: dict[str, float | int | str] = {
+        "challenger": round(model, 4),
+        "users": users,
+        "tolerance": tolerance,
+        "min_relative_lift": "off" if min_relative_lift is None else min_relative_lift,
+        "protocol": evaluation.protocol,
+        "same_as": evaluation.same_as or "none",
+    }
+    for name, lift in lifts.items():
+        numbers[name] = round(lift.reference, 4)
+        if lift.lift is not None and lift.low is not None and lift.high is not None:
+            numbers |= {
+                f"lift_over_{name}": round(lift.lift, 4),
+                f"lift_low_{name}": round(lift.low, 4),
+                f"lift_high_{name}": round(lift.high, 4),
+            }
     return Verdict(
         passed=passed,
-        description=f"{evaluation.protocol}: model {ndcg} {model:.4f} {'beats' if passed else 'does not beat'} "
-        f"{reasons} by {lift:.0%}",
-        numbers=numbers | {"protocol": evaluation.protocol},
+        description=f"{evaluation.protocol}, {users:,} users: model {ndcg} {model:.4f}, lift (95% interval) over "
+        f"{listed}: {outcome}",
+        numbers=numbers,
     )
 
 
 def champion_gate(evaluation: EvaluationResult, tolerance: float) -> Verdict:
-    """Whether the model's NDCG@k is within `tolerance` (0.02 = 2%) of the champion's; passed with no champion."""
+    """Whether the model is not significantly worse than the champion by more than `tolerance` (0.02 = 2%).
+
+    Significantly: the 95% interval of the paired lift over the champion lies wholly below -`tolerance`.
+    Passed with no champion, or one that cannot be read.
+    """
     ndcg = f"ndcg@{evaluation.k}"
     champion = evaluation.champion
     challenger = evaluation.model[ndcg]
@@ -100,22 +165,29 @@ def champion_gate(evaluation: EvaluationResult, tolerance: float) -> Verdict:
             ),
             numbers={"challenger": round(challenger, 4), "margin": tolerance},
         )
-    floor = champion.metrics[ndcg] * (1 - tolerance)
-    passed = challenger >= floor
+    lift = evaluation.champion_lift or point_lift(
+        challenger, champion.metrics[ndcg], int(evaluation.model.get("users_evaluated", 0))
+    )
+    passed = not lift.significantly_below(-tolerance)
     no_overlap = "; it shares no items with the new data" if evaluation.champion_shared_items == 0 else ""
+    verdict = "not significantly worse" if passed else "significantly worse"
+    numbers: dict[str, float | int | str] = {
+        "challenger": round(challenger, 4),
+        "champion": round(champion.metrics[ndcg], 4),
+        "margin": tolerance,
+        "users": lift.users,
+        "champion_version": champion.version,
+    }
+    if lift.lift is not None and lift.low is not None and lift.high is not None:
+        numbers |= {"lift": round(lift.lift, 4), "lift_low": round(lift.low, 4), "lift_high": round(lift.high, 4)}
     return Verdict(
         passed=passed,
         description=(
-            f"challenger {ndcg} {challenger:.4f} {'>=' if passed else '<'} floor {floor:.4f} "
-            f"(champion {champion.version} {champion.metrics[ndcg]:.4f} - {tolerance:.0%}{no_overlap})"
+            f"challenger {ndcg} {challenger:.4f} against champion {champion.version} {champion.metrics[ndcg]:.4f}: "
+            f"lift {lift.text()} (95% interval, {lift.users:,} users), {verdict} than the champion by more than "
+            f"{tolerance:.0%}{no_overlap}"
         ),
-        numbers={
-            "challenger": round(challenger, 4),
-            "champion": round(champion.metrics[ndcg], 4),
-            "floor": round(floor, 4),
-            "margin": tolerance,
-            "champion_version": champion.version,
-        },
+        numbers=numbers,
     )
 
 

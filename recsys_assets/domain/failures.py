@@ -36,6 +36,9 @@ PERMANENT_ERRNOS = frozenset(
         errno.EFBIG,
     }
 )
+# A local write that meets these cannot succeed on a retry either: the folder cannot be created where
+# the setting points (`/proc/x`: ENOENT), or the file system refuses the file.
+PERMANENT_WRITE_ERRNOS = PERMANENT_ERRNOS | {errno.ENOENT, errno.EEXIST, errno.EINVAL, errno.ENODEV, errno.ENXIO}
 # Exception class names of the cloud clients (botocore, google.api_core, requests, urllib3, grpc,
 # PyGithub, MLflow) that mean "the service could not be reached or asked us to slow down".
 TRANSIENT_NAMES = frozenset(
@@ -147,11 +150,26 @@ def _own_verdict(exc: BaseException) -> Verdict:
 
 
 def classify(exc: BaseException) -> Verdict:
-    """Transient when any exception in the chain is; else permanent when `exc` itself or a cause is; else unknown."""
-    verdicts = [_own_verdict(link) for link in causes(exc)]
+    """The verdict the outermost exception that declares one carries (its raiser knew what failed); else
+    transient when any exception in the chain is, permanent when one is, unknown otherwise.
+
+    A declaration wins over the chain because the chain holds what the raiser already handled: e.g.
+    pathlib's `mkdir(parents=True)` fails on `/proc/x` with a FileNotFoundError raised while handling another.
+    """
+    chain = list(causes(exc))
+    for link in chain:
+        declared = getattr(link, "verdict", None)
+        if declared in ("transient", "permanent"):
+            return declared
+    verdicts = [_own_verdict(link) for link in chain]
     if "transient" in verdicts:
         return "transient"
     return "permanent" if "permanent" in verdicts else "unknown"
+
+
+def local_write_verdict(exc: OSError) -> Verdict:
+    """The verdict of `exc`, met writing to a local file system (no eventual consistency to wait for)."""
+    return "permanent" if exc.errno in PERMANENT_WRITE_ERRNOS else classify(exc)
 
 
 def one_line(exc: BaseException) -> str:

@@ -11,14 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from recsys_assets.domain.event_importer import ImportRejectedError
 from recsys_assets.domain.items import ITEM_COLUMNS, ITEMS_SCHEMA, conform_items
+from recsys_assets.domain.text_files import (
+    PARQUET_SUFFIXES,
+    ImportRejectedError,
+    check_file,
+    connect,
+    header,
+    parquet_columns,
+    read_text_csv,
+    refuse_nul,
+    row_errors,
+    text_ids,
+)
 
 # MovieLens 100k `u.item`: id | title | release date | video release date | IMDb URL | 19 genre flags.
 U_ITEM_GENRES = (
@@ -44,6 +55,7 @@ U_ITEM_GENRES = (
 )
 U_ITEM_COLUMNS = ("item_id", "title", "release_date", "video_release_date", "imdb_url", *U_ITEM_GENRES)
 MOVIES_CSV_COLUMNS = ("movieId", "title", "genres")
+DATE_COLUMNS = tuple(field.name for field in ITEMS_SCHEMA if field.type == pa.date32())
 
 
 @dataclass(frozen=True)
@@ -57,13 +69,6 @@ class ItemImportReport:
 
     def dropped(self) -> str:
         return f"{self.null_ids} null ids, {self.duplicate_ids} repeated ids (the first row of each id is kept)"
-
-
-def _check(path: Path) -> None:
-    if not path.is_file():
-        raise ImportRejectedError(f"{path} does not exist or is not a regular file")
-    if path.stat().st_size == 0:
-        raise ImportRejectedError(f"{path} is empty (0 bytes)")
 
 
 def _u_item(path: Path) -> pa.Table:
@@ -86,21 +91,46 @@ def _u_item(path: Path) -> pa.Table:
 
 
 def _movies_csv(path: Path) -> pa.Table:
-    try:
-        raw = pacsv.read_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(MOVIES_CSV_COLUMNS, pa.string()))
-        )
-    except pa.ArrowInvalid as exc:
-        raise ImportRejectedError(f"{path} is not a MovieLens movies.csv file: {exc}") from exc
-    missing = [c for c in MOVIES_CSV_COLUMNS if c not in raw.column_names]
+    names = header(path)
+    missing = [c for c in MOVIES_CSV_COLUMNS if c not in names]
     if missing:
-        raise ImportRejectedError(
-            f"{path} (MovieLens movies.csv) is missing columns {missing}; found {raw.column_names}"
-        )
+        raise ImportRejectedError(f"{path} (MovieLens movies.csv) is missing columns {missing}; found {names[:20]}")
+    raw = _csv_columns(path, names, dict(zip(("item_id", "title", "genres"), MOVIES_CSV_COLUMNS, strict=True)))
     genres = pc.replace_substring(pc.fill_null(raw["genres"], pa.scalar("")), "|", " ")
     genre_list: Any = raw["genres"].fill_null(pa.scalar("unknown"))
     first = pc.list_element(pc.split_pattern(genre_list, "|"), 0)
-    return _movies(raw["movieId"], raw["title"], genres, first)
+    return _movies(raw["item_id"], raw["title"], genres, first)
+
+
+def _csv_columns(path: Path, names: list[str], wanted: dict[str, str]) -> pa.Table:
+    """The CSV `path` (header `names`) as text columns named like `wanted`'s keys from its values' columns.
+
+    A row of another width, an unreadable or over-long row, an unclosed quote or a NUL refuses the file:
+    a catalogue is small, and a half-read one would drop postings silently.
+    """
+    con = connect()
+    try:
+        relation = read_text_csv(con, path, len(names), has_header=True, delimiter=",")
+        # Only this module's own column names are written into the query, never the file's.
+        raw = relation.select(
+            ", ".join(
+                f"c{names.index(source)} AS {target}" if source in names else f"NULL::VARCHAR AS {target}"
+                for target, source in wanted.items()
+            )
+        ).to_arrow_table()
+        errors = row_errors(con, path)
+    except duckdb.Error as exc:
+        raise ImportRejectedError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+    if errors.total:
+        raise ImportRejectedError(
+            f"{path}: {errors.short} rows with fewer fields than the header, {errors.long} with more, "
+            f"{errors.oversize} over the row size limit and {errors.unreadable} otherwise unreadable; "
+            "nothing was imported"
+        )
+    refuse_nul(path, raw)
+    return raw
 
 
 def _movies(ids: Any, titles: Any, genres: Any, category: Any) -> pa.Table:
@@ -108,7 +138,7 @@ def _movies(ids: Any, titles: Any, genres: Any, category: Any) -> pa.Table:
     nulls = pa.nulls(len(ids), pa.date32())
     return pa.table(
         {
-            "item_id": pc.utf8_trim_whitespace(ids),
+            "item_id": text_ids(ids),
             "title": titles,
             "description": genres,
             "category": category,
@@ -121,37 +151,61 @@ def _movies(ids: Any, titles: Any, genres: Any, category: Any) -> pa.Table:
 
 
 def _catalogue(path: Path) -> pa.Table:
-    """A CSV/Parquet catalogue: `item_id` required, the other contract columns optional."""
-    if path.suffix in (".parquet", ".pq"):
-        try:
-            raw = pq.read_table(path)
-        except pa.ArrowInvalid as exc:
-            raise ImportRejectedError(f"{path} is not a readable Parquet file: {exc}") from exc
-    else:
-        try:
-            raw = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-        except pa.ArrowInvalid as exc:
-            raise ImportRejectedError(f"{path} is not a readable CSV file: {exc}") from exc
-    if "item_id" not in raw.column_names:
+    """A CSV/Parquet catalogue: `item_id` required, the other contract columns optional, every column read as text."""
+    parquet = path.suffix in PARQUET_SUFFIXES
+    names = parquet_columns(path, ITEM_COLUMNS, ("item_id",)) if parquet else header(path)
+    if "item_id" not in names:
         raise ImportRejectedError(
             f"{path} is missing the required column item_id; expected item_id plus optional "
-            f"{list(ITEM_COLUMNS[1:])}, found {raw.column_names}"
+            f"{list(ITEM_COLUMNS[1:])}, found {names[:20]}"
         )
-    columns = {}
-    for field in ITEMS_SCHEMA:
-        if field.name not in raw.column_names:
-            columns[field.name] = pa.nulls(raw.num_rows, field.type)
-            continue
-        column = raw[field.name]
-        try:
-            columns[field.name] = (
-                column.cast(pa.string()).cast(field.type) if field.type == pa.date32() else column.cast(field.type)
+    raw = _parquet_columns(path, names) if parquet else _csv_columns(path, names, {name: name for name in ITEM_COLUMNS})
+    con = connect()
+    try:
+        con.register("raw", raw)
+        dates = ", ".join(
+            f"count(*) FILTER (WHERE nullif(trim({c}), '') IS NOT NULL AND TRY_CAST(trim({c}) AS DATE) IS NULL), "
+            f"first({c}) FILTER (WHERE nullif(trim({c}), '') IS NOT NULL AND TRY_CAST(trim({c}) AS DATE) IS NULL)"
+            for c in DATE_COLUMNS
+        )
+        bad = con.execute(f"SELECT {dates} FROM raw").fetchall()[0]
+        for i, name in enumerate(DATE_COLUMNS):
+            if bad[2 * i]:
+                raise ImportRejectedError(
+                    f"{path}: column {name} is not date (YYYY-MM-DD dates): {bad[2 * i]} values such as "
+                    f"{bad[2 * i + 1][:40]!r}"
+                )
+        typed = con.sql(
+            "SELECT "
+            + ", ".join(f"TRY_CAST(trim({c}) AS DATE) AS {c}" if c in DATE_COLUMNS else c for c in ITEM_COLUMNS)
+            + " FROM raw"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return typed.set_column(0, "item_id", text_ids(typed["item_id"])).cast(ITEMS_SCHEMA)
+
+
+def _parquet_columns(path: Path, names: list[str]) -> pa.Table:
+    """The contract's columns of the Parquet catalogue `path` as text (absent ones null)."""
+    con = connect()
+    try:
+        # Only the contract's own column names are written into the query, never the file's.
+        raw = (
+            con.read_parquet(str(path))
+            .select(
+                ", ".join(
+                    f'CAST("{name}" AS VARCHAR) AS {name}' if name in names else f"NULL::VARCHAR AS {name}"
+                    for name in ITEM_COLUMNS
+                )
             )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ImportRejectedError(
-                f"{path}: column {field.name} is not {field.type} (YYYY-MM-DD dates): {exc}"
-            ) from exc
-    return pa.table(columns, schema=ITEMS_SCHEMA)
+            .to_arrow_table()
+        )
+    except duckdb.Error as exc:
+        raise ImportRejectedError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+    refuse_nul(path, raw)
+    return raw
 
 
 def read_items_file(path: str | Path, fmt: str = "items") -> tuple[pa.Table, ItemImportReport]:
@@ -167,7 +221,7 @@ def read_items_file(path: str | Path, fmt: str = "items") -> tuple[pa.Table, Ite
         ImportRejectedError: the file is missing, empty, unreadable or lacks required columns.
     """
     path = Path(path)
-    _check(path)
+    check_file(path, "an item catalogue")
     if fmt == "movielens":
         table = _movies_csv(path) if path.suffix == ".csv" else _u_item(path)
     elif fmt == "items":

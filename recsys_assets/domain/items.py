@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from recsys_assets.domain.events import filled_numpy
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_postings
+from recsys_assets.domain.text_files import blank_ids
 
 ITEMS_SCHEMA = pa.schema(
     [
@@ -72,9 +73,10 @@ class CatalogueQuality:
 
 
 def measure_quality(catalogue: pa.Table) -> CatalogueQuality:
-    """Counts of duplicate ids, null ids, rows with neither title nor description, and inverted windows."""
+    """Counts of duplicate ids, null (or blank) ids, rows with neither title nor description, and inverted windows."""
     ids = catalogue["item_id"]
-    non_null = pc.drop_null(ids)
+    blank = filled_numpy(blank_ids(ids), True).astype(bool)
+    non_null = ids.filter(pa.array(~blank))
     # Lengths of the trimmed texts, nulls as empty: a posting has text when any of them is non-empty.
     lengths = [filled_numpy(pc.utf8_length(pc.utf8_trim_whitespace(catalogue[c])), 0) for c in TEXT_COLUMNS]
     no_text = np.logical_and.reduce([length == 0 for length in lengths]) if lengths else np.zeros(0, bool)
@@ -82,7 +84,7 @@ def measure_quality(catalogue: pa.Table) -> CatalogueQuality:
     return CatalogueQuality(
         rows=catalogue.num_rows,
         duplicate_ids=len(non_null) - pc.count_distinct(non_null).as_py(),
-        null_ids=ids.null_count,
+        null_ids=int(np.count_nonzero(blank)),
         missing_text=int(np.count_nonzero(no_text)),
         closed_before_posted=int(np.count_nonzero(inverted.astype(bool))),
     )
@@ -149,7 +151,7 @@ def generate_catalogue(spec: SyntheticSpec, words_per_posting: int = 8, on_segme
     postings = generate_postings(spec)
     segment = postings["segment"].to_numpy()
     rng = np.random.default_rng([spec.seed, 13])
-    vocab = segment_words(spec.n_segments)
+    vocab = segment_words(spec.segments)
     n = postings.num_rows
     # Each word slot comes from the posting's own segment with probability `on_segment`, else from
     # the common words: one vectorised draw of word indices, joined per row at the end.

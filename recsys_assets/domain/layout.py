@@ -155,6 +155,13 @@ class BundleRefFiles:
         return join(self.folder, "bundle.json")
 
 
+# The assets whose artefacts live per run (`<root>/<asset>/<partition>/runs/<run_id>/`); the day's
+# extract (`interactions`) is shared by every run of the day instead.
+RUN_ASSETS = ("items", "item_features", "training_set", "trained_model", "baseline_models", "model_evaluation",
+              "model_bundle")  # fmt: skip
+RUNS_FOLDER = "runs"
+
+
 @dataclass(frozen=True)
 class ArtifactLayout:
     """Addresses of every intermediate artefact under one root URI (local folder, s3:// or gs://).
@@ -169,7 +176,7 @@ class ArtifactLayout:
     run: str
 
     def _folder(self, asset: str, partition_key: str) -> str:
-        return join(self.root, asset, partition_key, "runs", self.run)
+        return join(self.root, asset, partition_key, RUNS_FOLDER, self.run)
 
     def interactions(self, partition_key: str) -> InteractionsFiles:
         return InteractionsFiles(join(self.root, "interactions", partition_key))

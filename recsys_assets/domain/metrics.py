@@ -36,11 +36,8 @@ def headline(metrics: Mapping[str, float], k: int) -> dict[str, float]:
     return {name: metrics[name] for name in headline_names(k)}
 
 
-def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_items: int) -> dict[str, float]:
-    """Metrics of `recommendations` (users x k item indices, -1 for an empty slot) against `relevant`.
-
-    Row u of `recommendations` is for row u of `relevant`; users without relevant items are skipped.
-    """
+def _hits(recommendations: np.ndarray, relevant: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Hit indicators (evaluated users x k) and |R| of every user with relevant items, in row order."""
     n_users, k = recommendations.shape
     n_relevant = np.diff(relevant.indptr)
     evaluated = n_relevant > 0
@@ -51,23 +48,47 @@ def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_item
     # Sparse fancy indexing looks every (user, item) pair up at once.
     if filled.any():  # scipy returns a (1, 0) matrix for an empty lookup
         hits[filled] = np.asarray(relevant[rows[filled], cols[filled]]).ravel() > 0
-    hits = hits.reshape(n_users, k)[evaluated]
-    n_rel = n_relevant[evaluated]
-    cutoff = np.minimum(n_rel, k)
+    return hits.reshape(n_users, k)[evaluated], n_relevant[evaluated]
 
+
+def _ndcg(hits: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
+    """NDCG@k of each row of `hits` (users x k), its ideal DCG from min(k, |R|) hits at the top."""
+    k = hits.shape[1]
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discounts)[cutoff - 1]
+    ideal = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    return (hits * discounts).sum(axis=1) / ideal
+
+
+def ranking_metrics(recommendations: np.ndarray, relevant: sp.csr_matrix, n_items: int) -> dict[str, float]:
+    """Metrics of `recommendations` (users x k item indices, -1 for an empty slot) against `relevant`.
+
+    Row u of `recommendations` is for row u of `relevant`; users without relevant items are skipped.
+    """
+    k = recommendations.shape[1]
+    hits, n_rel = _hits(recommendations, relevant)
+    cutoff = np.minimum(n_rel, k)
     precision_at_i = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
     n_hits = hits.sum(axis=1)
-    recommended = np.unique(cols[filled])
+    cols = recommendations.ravel()
+    recommended = np.unique(cols[cols >= 0])
     return {
         f"precision@{k}": float(np.mean(n_hits / k)) if len(n_rel) else 0.0,
         f"recall@{k}": float(np.mean(n_hits / n_rel)) if len(n_rel) else 0.0,
-        f"ndcg@{k}": float(np.mean((hits * discounts).sum(axis=1) / ideal)) if len(n_rel) else 0.0,
+        f"ndcg@{k}": float(np.mean(_ndcg(hits, n_rel))) if len(n_rel) else 0.0,
         f"map@{k}": float(np.mean((precision_at_i * hits).sum(axis=1) / cutoff)) if len(n_rel) else 0.0,
         "coverage": float(len(recommended) / n_items) if n_items else 0.0,
-        "users_evaluated": int(evaluated.sum()),
+        "users_evaluated": len(n_rel),
     }
+
+
+def ndcg_by_user(rank: Ranker, relevant: sp.csr_matrix, k: int) -> np.ndarray:
+    """NDCG@k of `rank`'s list for every user with relevant items, in row order: what a paired comparison resamples."""
+    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+    recommendations = np.full((len(users), k), -1, dtype=np.int64)
+    if len(users):
+        recommendations[:] = rank(users)
+    hits, n_rel = _hits(recommendations, relevant[users])
+    return _ndcg(hits, n_rel)
 
 
 def ranked_once(rank: Ranker, users: np.ndarray, n_users: int, k: int) -> Ranker:

@@ -38,6 +38,12 @@ class SplitParams(BaseModel):
         description="Global time cut protocol: the last this many days are the holdout, the days before them "
         "the validation split, everything earlier trains.",
     )
+    min_holdout_users: int = Field(
+        default=200,
+        ge=1,
+        description="The global cut widens (in steps of cut_days, up to 4 x cut_days and a third of the data's "
+        "span) until its holdout has this many scorable users; fewer are reported in one line.",
+    )
 
 
 # The evaluation protocols by name (splitting.PROTOCOLS builds each; a test checks the two agree).
@@ -51,7 +57,8 @@ class SelectionParams(BaseModel):
 
     # Plain strings (checked below): Dagster's run config cannot express a list of literals.
     families: list[str] = Field(
-        # Cheapest first: each family gets an equal share of the budget the ones before it left.
+        # Cheapest first: in round 1 each family gets an equal share of the half of the budget the ones
+        # before it left; round 2 gives the rest to the better half of them.
         # BPR is available but not a default: it was the weakest family on every data set measured
         # here (benchmarks/README.md), and its share is better spent on ALS. The content families come
         # last (a hybrid blends the best collaborative trial); without item features they are skipped.
@@ -64,7 +71,20 @@ class SelectionParams(BaseModel):
         # Sized so search + final fits + evaluation stay within ~120 s at 10 M events (benchmarks/README.md).
         default=45.0,
         gt=0,
-        description="Whole search budget; each family gets an equal share of what is left.",
+        description="Whole search budget: half for every family's first points, the rest for the better half.",
+    )
+    validation_folds: int = Field(
+        default=2,
+        ge=1,
+        le=5,
+        description="Rolling-origin validation folds: each trial is fitted on the history before each and "
+        "scored on it; families are compared on the mean.",
+    )
+    ceiling_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="Time spent refitting each other family's best trial on every protocol's train split, to "
+        "report the selected model's holdout score beside the best family's (0: off).",
     )
     validation_users: int = Field(
         default=20_000, ge=1, description="Validation users sampled (seeded) to score each trial."

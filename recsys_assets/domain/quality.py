@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import bad_weights, day_of, filled_numpy
 from recsys_assets.domain.layout import ArtifactLayout
+from recsys_assets.domain.text_files import blank_ids
 
 EPOCH = date(1970, 1, 1)
 
@@ -65,12 +66,13 @@ def _per_day(flags: np.ndarray, day_index: np.ndarray, in_range: np.ndarray, day
 def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
     """Classify every row of `table` (the events contract) against the partition days `keys`.
 
-    A row is rejected when an id is null, its weight is missing, negative, not finite or absurd, or its day is not one
-    of `keys`. Each day is counted on its own: one broken day must not hide inside a multi-day run.
+    A row is rejected when an id is null or blank (`text_files.blank_ids`), its weight is missing, negative, not finite
+    or absurd, or its day is not one of `keys`. Each day is counted on its own: one broken day must not hide inside a
+    multi-day run.
     """
     row_days = filled_numpy(day_of(table["event_ts"]).cast(pa.int32()), -1)
     key_days = np.array([epoch_day(k) for k in keys])
-    null_ids = filled_numpy(pc.or_kleene(pc.is_null(table["user_id"]), pc.is_null(table["item_id"])), True)
+    null_ids = filled_numpy(pc.or_kleene(blank_ids(table["user_id"]), blank_ids(table["item_id"])), True)
     bad_weight = bad_weights(table["weight"])
     # Each row's position among the sorted partition days; it is outside when that day is not its own.
     day_index = np.searchsorted(key_days, row_days)

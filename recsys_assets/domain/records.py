@@ -57,6 +57,10 @@ class ProtocolCounts(Record):
     )
     fit_end: float = Field(description="End of the data `fit` covers, in days since the epoch.")
     train_end: float = Field(description="End of the data `train` covers, in days since the epoch.")
+    cut_days: int | None = Field(
+        default=None,
+        description="A global cut's held-out days: cut_days, widened to hold out min_holdout_users (None: per-user).",
+    )
 
 
 class SplitCounts(Record):
@@ -124,6 +128,9 @@ class SearchTrial(Record):
     k: int
     seconds: float
     state: Literal["complete", "pruned", "failed"] = "complete"
+    fold_ndcg: list[float] = Field(
+        default_factory=list, description="Validation NDCG@k per rolling-origin fold, latest first (the mean above)."
+    )
 
 
 class TrainingReport(Record):
@@ -140,6 +147,20 @@ class TrainingReport(Record):
     interactions: int
     full_interactions: int = Field(default=0, description="Pairs of the whole window the served model is refitted on.")
     host: str
+    selection_rule: str = Field(default="", description="How the selected trial was chosen, ties included.")
+    tied: list[str] = Field(default_factory=list, description="Families tied within noise with the leader.")
+    ceiling: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per protocol, each family's holdout NDCG@k (its best trial refitted): selected / best.",
+    )
+
+    def selected_over_best(self, protocol: str) -> tuple[float, str, float] | None:
+        """The selected family's holdout score on `protocol`, the best family and its score; None if not measured."""
+        scores = self.ceiling.get(protocol, {})
+        if self.model.family not in scores:
+            return None
+        best = max(scores, key=lambda family: scores[family])
+        return scores[self.model.family], best, scores[best]
 
     def best_trial(self) -> SearchTrial | None:
         complete = [trial for trial in self.search if trial.state == "complete"]
@@ -154,6 +175,34 @@ class ChampionScore(Record):
 class HoldoutSize(Record):
     users: int
     pairs: int
+
+
+class Lift(Record):
+    """The model's mean NDCG@k over a reference's on the same users, minus one, with its 95% paired-bootstrap interval.
+
+    `lift`, `low` and `high` are None when the reference scores 0 on every user (no ratio exists).
+    """
+
+    users: int
+    model: float
+    reference: float
+    lift: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def significantly_below(self, floor: float) -> bool:
+        """Whether the whole interval lies below `floor` (-0.02: significantly more than 2% worse)."""
+        return self.high is not None and self.high < floor
+
+    def significantly_above(self, floor: float) -> bool:
+        """Whether the whole interval lies above `floor` (0.05: significantly more than 5% better)."""
+        return self.model > 0 if self.low is None else self.low > floor
+
+    def text(self) -> str:
+        """`+3.1% [-0.4%, +6.5%]`, or the two scores when the reference scored nothing."""
+        if self.lift is None or self.low is None or self.high is None:
+            return f"{self.model:.4f} against {self.reference:.4f}"
+        return f"{self.lift:+.1%} [{self.low:+.1%}, {self.high:+.1%}]"
 
 
 class ProtocolResult(Record):
@@ -171,6 +220,9 @@ class ProtocolResult(Record):
         default_factory=dict, description="Share of filled recommendation slots given to items under N days old."
     )
     new_item_days: int | None = None
+    lifts: dict[str, Lift] = Field(
+        default_factory=dict, description="The model's NDCG@k lift over each baseline on the same holdout users."
+    )
 
 
 class EvaluationResult(Record):
@@ -192,6 +244,10 @@ class EvaluationResult(Record):
     champion_shared_items: int | None = None
     # Why a promoted champion could not be scored (unreadable manifest, missing or corrupt files).
     champion_unavailable: str | None = None
+    champion_lift: Lift | None = Field(default=None, description="The model's NDCG@k lift over the champion's.")
+    same_as: str | None = Field(
+        default=None, description="The baseline whose configuration the model is: the gate does not compare them."
+    )
 
 
 class BundleRef(Record):
@@ -216,6 +272,9 @@ class ManifestData(Record):
 class ManifestMetrics(Record):
     model: Metrics
     baselines: dict[str, Metrics]
+    lifts: dict[str, Lift] = Field(
+        default_factory=dict, description="NDCG@k lift over each baseline and the champion, with its 95% interval."
+    )
 
 
 class ProtocolMetrics(ManifestMetrics):
@@ -284,6 +343,9 @@ def upgrade_manifest(raw: dict[str, Any]) -> dict[str, Any]:
     if version == MANIFEST_SCHEMA_VERSION:
         return raw
     if version == 1:
+        if "hyperparameters" not in raw:
+            # A JSON object that is no manifest ({} or a stray file): refused like any other invalid manifest.
+            raise ValueError("not a manifest: no schema_version and no hyperparameters")
         upgraded = {key: value for key, value in raw.items() if key != "hyperparameters"}
         upgraded["model"] = {"family": "als", "params": raw["hyperparameters"]}
         upgraded["schema_version"] = MANIFEST_SCHEMA_VERSION

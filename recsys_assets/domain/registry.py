@@ -103,12 +103,3 @@ def index(statuses: Mapping[str, VersionStatus]) -> dict[str, object]:
             for version, s in sorted(statuses.items())
         },
     }
-
-
-def versions_table(statuses: Mapping[str, VersionStatus], limit: int = 10) -> str:
-    """Markdown table of the last `limit` versions (newest first) with their states and pull requests."""
-    rows = [
-        f"| {s.version} | {s.state} | {s.since} | {s.pull_request or '—'} |"
-        for s in sorted(statuses.values(), key=lambda s: s.version, reverse=True)[:limit]
-    ]
-    return "| version | state | since | pull request |\n|---|---|---|---|\n" + "\n".join(rows)

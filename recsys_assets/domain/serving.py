@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import operator
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -30,10 +32,38 @@ from recsys_assets.domain.families.registry import load_model, new_model, restor
 from recsys_assets.domain.item_features import ItemFeaturizer
 from recsys_assets.domain.items import conform_items, days_since_epoch
 from recsys_assets.domain.layout import BundleFile
+from recsys_assets.domain.names import is_safe_name
 from recsys_assets.domain.records import Manifest
+from recsys_assets.domain.text_files import blank_ids
 
 # Files of bundles written before every family had one format (ALS factors only).
 LEGACY_FACTORS = {"user_factors": "user_factors.npy", "item_factors": "item_factors.npy"}
+
+
+class ServingInputError(ValueError):
+    """An argument of a serving call is out of bounds (the message names it); nothing was changed."""
+
+
+def list_length(n: object, catalogue_size: int) -> int:
+    """`n` as a list length: a whole number of at least 1, clamped to the catalogue size (no list is longer)."""
+    if isinstance(n, bool):
+        raise ServingInputError(f"n must be a whole number of at least 1, got {n!r}")
+    try:
+        length = operator.index(n)  # type: ignore[arg-type]
+    except TypeError:
+        raise ServingInputError(f"n must be a whole number of at least 1, got {str(n)[:40]!r}") from None
+    if length < 1:
+        raise ServingInputError(f"n must be a whole number of at least 1, got {length}")
+    return min(length, catalogue_size)
+
+
+def seen_collection(seen_item_ids: object) -> Iterable[Hashable]:
+    """`seen_item_ids` when it is a collection of ids; a bare string would be read one character per id."""
+    if isinstance(seen_item_ids, str | bytes) or not isinstance(seen_item_ids, Iterable):
+        raise ServingInputError(
+            f"seen_item_ids must be a collection of item ids (a list or set), got {type(seen_item_ids).__name__}"
+        )
+    return seen_item_ids
 
 
 @dataclass
@@ -100,6 +130,10 @@ class Bundle:
 
         The fallback for a user the model cannot rank for; it excludes what the model excludes.
         """
+        return self._ranked(self.popularity_model(), -1, seen_item_ids, n)
+
+    def popularity_model(self) -> Recommender[Any]:
+        """The fallback's model: items by how many users saw them (`history.npz`), excluding what the model excludes."""
         if self._popularity is None:
             if self.history is None:
                 raise BundleIntegrityError(f"bundle {self.uri} has no {BundleFile.HISTORY}: it has no popularity")
@@ -109,7 +143,7 @@ class Bundle:
                 shape=(self.history.shape[0], len(self._items)),
             )
             self._popularity = new_model("popularity").fit(seen).exclude_items(self.model.excluded)
-        return self._ranked(self._popularity, -1, seen_item_ids, n)
+        return self._popularity
 
     def user_rows(self, user_ids: Iterable[Hashable]) -> np.ndarray:
         """Training rows of `user_ids`, -1 for users the model was not trained on."""
@@ -119,17 +153,24 @@ class Bundle:
         """Columns of `item_ids`, -1 for items outside the bundle's catalogue."""
         return np.array([self._item_column.get(item, -1) for item in item_ids], dtype=np.int64)
 
-    def add_postings(self, postings: pa.Table) -> int:
+    def add_postings(self, postings: pa.Table, today: date | None = None) -> int:
         """Make new postings (catalogue contract rows) recommendable from their features, without a retrain.
 
         Postings the bundle already knows are skipped; returns how many were added.
 
+        Args:
+            postings: rows of the catalogue contract.
+            today: postings closed on or before this day are refused (default: today in UTC).
+
         Raises:
+            ServingInputError: a posting has no id, an id repeats, or a posting is closed (on or before
+                `today`, or before it was posted); the message counts each and nothing is added.
             ValueError: the bundle has no feature transformer or its family cannot score new postings.
         """
         if self.featurizer is None:
             raise ValueError(f"bundle {self.uri} carries no item feature transformer: it cannot score new postings")
         postings = conform_items(postings)
+        _refuse_unservable(postings, today or datetime.now(UTC).date())
         new = postings.filter(pc.invert(pc.is_in(postings["item_id"], value_set=self.item_ids)))
         if new.num_rows == 0:
             return 0
@@ -139,12 +180,23 @@ class Bundle:
         return new.num_rows
 
     def recommend(self, user_id: Hashable, seen_item_ids: Iterable[Hashable], n: int = 10) -> list:
-        """Up to `n` item ids for `user_id`, never one of `seen_item_ids` (unknown ids are ignored)."""
+        """Up to `n` item ids for `user_id`, never one of `seen_item_ids` (unknown ids are ignored).
+
+        Raises:
+            ServingInputError: `n` is not a whole number of at least 1 (a larger `n` than the catalogue
+                is clamped to it), or `seen_item_ids` is not a collection.
+        """
+        if not isinstance(user_id, Hashable):
+            raise ServingInputError(f"user_id must be an id (text or a number), got {type(user_id).__name__}")
         return self._ranked(self.model, self._user_row.get(user_id, -1), seen_item_ids, n)
 
     def _ranked(self, model: Recommender[Any], row: int, seen_item_ids: Iterable[Hashable], n: int) -> list:
         """`model`'s top `n` item ids for training row `row` (-1: unknown) with history `seen_item_ids`."""
-        columns = self.item_columns(seen_item_ids)
+        n = list_length(n, len(self._items))
+        try:
+            columns = self.item_columns(seen_collection(seen_item_ids))
+        except TypeError:  # an unhashable element: a list or dict where an id belongs
+            raise ServingInputError("seen_item_ids must hold item ids (text or numbers), not lists or maps") from None
         columns = np.unique(columns[columns >= 0])
         seen = sp.csr_matrix(
             (np.ones(len(columns), np.float32), columns, np.array([0, len(columns)])), shape=(1, len(self._items))
@@ -153,8 +205,40 @@ class Bundle:
         return [self._items[column] for column in ranked if column >= 0]
 
 
+def _refuse_unservable(postings: pa.Table, today: date) -> None:
+    """Refuse `postings` when any has no id, repeats an id, or is closed; the message counts each kind."""
+    ids = postings["item_id"]
+    blank = filled_numpy(blank_ids(ids), True).astype(bool)
+    non_null = ids.filter(pa.array(~blank))
+    null_ids = int(np.count_nonzero(blank))
+    repeated = len(non_null) - pc.count_distinct(non_null).as_py()
+    closed = postings["closed_date"]
+    already_closed = pc.sum(pc.cast(pc.less_equal(closed, pa.scalar(today, pa.date32())), pa.int64())).as_py() or 0
+    inverted = pc.sum(pc.cast(pc.less(closed, postings["posted_date"]), pa.int64())).as_py() or 0
+    if null_ids or repeated or already_closed or inverted:
+        raise ServingInputError(
+            f"add_postings refused {postings.num_rows} postings: {null_ids} without an id, {repeated} repeated ids, "
+            f"{already_closed} closed on or before {today}, {inverted} closed before they were posted; "
+            "nothing was added"
+        )
+
+
+def _safe_file_name(name: str) -> bool:
+    """Whether a manifest's file name is a relative path of safe segments (never `..`, never absolute)."""
+    return all(is_safe_name(segment) for segment in name.split("/"))
+
+
 def verified_files(uri: str, manifest: Manifest, read: Callable[[str], bytes]) -> dict[str, bytes]:
-    """Every file the manifest lists, read by name and checked against its SHA-256."""
+    """Every file the manifest lists, read by name and checked against its SHA-256.
+
+    Every name is checked before any is read: a manifest naming `../../../dev/zero` must not be followed.
+    """
+    unsafe = [name for name in manifest.files if not _safe_file_name(name)]
+    if unsafe:
+        raise BundleIntegrityError(
+            f"bundle {uri}: its manifest lists {len(unsafe)} file names that are not relative names inside the "
+            f"bundle, e.g. {unsafe[0][:80]!r}; nothing was read"
+        )
     files = {}
     for name, expected in manifest.files.items():
         try:

@@ -41,6 +41,9 @@ FIT, VALIDATION, HOLDOUT = 0, 1, 2
 DUCKDB_MEMORY_LIMIT = "2GB"
 # The day (since the epoch, fractional) a pair was first seen, in the pairs query.
 FIRST_DAY_SQL = f"epoch(first_ts) / {DAY_SECONDS}"
+# The global cut widens in steps of cut_days up to this many times it, and while the holdout, the
+# validation and the fit before them (3 x the cut) still fit in the data's span.
+MAX_CUT_WIDENING = 4
 
 # The age in days at a reference day of every entry of a matrix (`PairAges`).
 AgeLookup = Callable[[sp.csr_matrix, float], sp.csr_matrix]
@@ -90,6 +93,57 @@ class ProtocolSplit:
     @cached_property
     def train_ages(self) -> sp.csr_matrix:
         return self.age_at(self.train, self.train_end)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One rolling-origin validation fold: fitted on `fit` (with its ages), scored on `validation` (binary)."""
+
+    fit: sp.csr_matrix
+    fit_ages: sp.csr_matrix
+    validation: sp.csr_matrix
+
+
+def _entries(matrix: sp.csr_matrix, keep: np.ndarray, data: np.ndarray | None = None) -> sp.csr_matrix:
+    """The stored entries of `matrix` where `keep` holds (in storage order), with `data` instead of its own."""
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    values = (matrix.data if data is None else data)[keep]
+    return sp.csr_matrix((values, (rows[keep], matrix.indices[keep])), shape=matrix.shape)
+
+
+def rolling_folds(split: ProtocolSplit, count: int, validation_fraction: float) -> list[Fold]:
+    """`count` time-ordered validation folds, newest first: fold 0 is the split's own fit/validation, each
+    next one validates on the newest block of the previous fold's fit and fits on what precedes it.
+
+    The block is the same shape as the split's validation: after a global cut, the last
+    `train_end - fit_end` days of the fit (ages measured from each fold's own end); per user, each
+    user's newest `validation_fraction` of their fit items (at least one, for users with two or more).
+    Validation pairs of users with no fit history left are dropped, as the split drops them.
+    """
+    folds = [Fold(split.fit, split.fit_ages, split.validation)]
+    days = split.train_end - split.fit_end
+    for _ in range(count - 1):
+        fit, ages = folds[-1].fit, folds[-1].fit_ages
+        age = ages.data.astype(np.float64)
+        if split.shared_cut:
+            newest = age < days
+        else:
+            rows = np.repeat(np.arange(fit.shape[0]), np.diff(fit.indptr))
+            order = np.lexsort((age, rows))  # by user, newest first
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order)) - fit.indptr[rows[order]]
+            per_user = np.diff(fit.indptr)
+            block = np.where(per_user >= 2, np.maximum(1, np.floor(per_user * validation_fraction)), 0)
+            newest = rank < block[rows]
+        earlier = _entries(fit, ~newest)
+        shift = days if split.shared_cut else 0.0
+        earlier_ages = _entries(ages, ~newest, (age - shift).astype(np.float32))
+        has_history = (np.diff(earlier.indptr) > 0).astype(np.float32)
+        validation = _entries(fit, newest, np.ones(fit.nnz, dtype=np.float32))
+        validation = sp.csr_matrix(sp.diags(has_history) @ validation)
+        validation.eliminate_zeros()
+        folds.append(Fold(earlier, earlier_ages, validation))
+    return folds
 
 
 def _pair_keys(matrix: sp.csr_matrix) -> np.ndarray:
@@ -275,19 +329,101 @@ def per_user_split(pairs: Pairs, params: SplitParams, ages: AgeLookup) -> Protoc
     return ProtocolSplit(PER_USER, **split, fit_end=end, train_end=end, counts=counts, shared_cut=False, age_at=ages)
 
 
-def global_cut_labels(params: SplitParams, end_day: float) -> str:
-    """Pairs first seen in the last `cut_days` days held out, the `cut_days` before them validate, the rest fit.
+def widened_cut_sql(params: SplitParams, end_day: float) -> str:
+    """SQL for the global cut's length in days: the shortest of cut_days x 1..MAX_CUT_WIDENING whose holdout
+    has `min_holdout_users` users with history before it, else the longest that fits the data's span.
 
-    The end is midnight after the last event.
+    A length fits when 3 x it (fit, validation and holdout) is within the span; cut_days itself always
+    counts (a span too short for it is the split's problem, reported with its numbers). A user with
+    history before day x and a pair after it is a user whose newest pair is after x minus one whose
+    oldest is: two counts over each user's first and last ranked rows (`recency` 1 and `n`), no join.
     """
-    cut, validation_cut = end_day - params.cut_days, end_day - 2 * params.cut_days
-    return f"""CASE WHEN {FIRST_DAY_SQL} >= {cut!r} THEN {HOLDOUT}
-                    WHEN {FIRST_DAY_SQL} >= {validation_cut!r} THEN {VALIDATION}
+    cut = int(params.cut_days)
+    lengths = " UNION ALL ".join(f"SELECT {cut * m} AS d" for m in range(1, MAX_CUT_WIDENING + 1))
+    since = f"({FIRST_DAY_SQL}) >= {end_day!r} - lengths.d"
+    counted = f"""SELECT lengths.d AS d,
+                         sum(CASE WHEN recency = 1 AND {since} THEN 1 ELSE 0 END)
+                         - sum(CASE WHEN recency = n AND {since} THEN 1 ELSE 0 END) AS users
+                  FROM ranked CROSS JOIN ({lengths}) AS lengths
+                  WHERE recency = 1 OR recency = n
+                  GROUP BY lengths.d"""
+    fits = f"3 * counted.d <= {end_day!r} - (SELECT floor(min({FIRST_DAY_SQL})) FROM ranked)"
+    return f"""(SELECT coalesce(min(CASE WHEN counted.users >= {int(params.min_holdout_users)} THEN counted.d END),
+                                max(counted.d), {cut})
+               FROM ({counted}) AS counted WHERE {fits} OR counted.d = {cut})"""
+
+
+def holdout_users_by_cut(user_first: np.ndarray, user_last: np.ndarray, end_day: float, days: np.ndarray) -> np.ndarray:
+    """For each cut length in `days`, the users with history before the cut and a pair after it (the labels' rule)."""
+    cut = end_day - days[:, None]
+    return ((user_last[None, :] >= cut) & (user_first[None, :] < cut)).sum(axis=1)
+
+
+def history_advice(user_first: np.ndarray, user_last: np.ndarray, params: SplitParams, window_days: int) -> list[str]:
+    """What a history (each user's first and last day, since the epoch) fits: the window to train on and the cut.
+
+    The cut is the shortest multiple of `cut_days` whose holdout has `min_holdout_users` users with
+    history before it, keeping 3 x the cut within the history (fit, validation, holdout).
+    """
+    if not len(user_first):
+        return []
+    first, end = float(np.floor(user_first.min())), float(np.floor(user_last.max())) + 1
+    span = round(end - first)
+    lines = [f"history: {span} days, {len(user_first):,} users"]
+    if window_days < span:
+        lines.append(
+            f"RECSYS_TRAINING_WINDOW_DAYS={window_days} trains on its last {window_days} days only: set "
+            f"RECSYS_TRAINING_WINDOW_DAYS={span} to train on all of it"
+        )
+    else:
+        lines.append(f"RECSYS_TRAINING_WINDOW_DAYS={window_days} covers all of it")
+    lengths = params.cut_days * np.arange(1, max(span // (3 * params.cut_days), 1) + 1)
+    users = holdout_users_by_cut(user_first, user_last, end, lengths)
+    enough = np.flatnonzero(users >= params.min_holdout_users)
+    if enough.size:
+        days = int(lengths[enough[0]])
+        lines.append(
+            f"global cut: {days} days hold out about {int(users[enough[0]]):,} users with history before them "
+            f"(training_set.min_holdout_users={params.min_holdout_users}); set training_set.cut_days={days} in a "
+            f"run config (run --config FILE) over a window of at least {3 * days} days"
+            if days > params.cut_days * MAX_CUT_WIDENING
+            else f"global cut: {days} days hold out about {int(users[enough[0]]):,} users with history before them "
+            f"(training_set.cut_days={params.cut_days} widens to it by itself over a window of at least {3 * days} days)"
+        )
+    else:
+        best = int(np.argmax(users))
+        lines.append(
+            f"global cut: no cut up to {int(lengths[-1])} days (a third of the history) holds out "
+            f"training_set.min_holdout_users={params.min_holdout_users} users with history before it (at most "
+            f"{int(users[best]):,}, at {int(lengths[best])} days): its verdicts will be noisy; gate on per_user "
+            "(trained_model.protocol) or lower training_set.min_holdout_users"
+        )
+    return lines
+
+
+def global_cut_labels(params: SplitParams, end_day: float) -> str:
+    """Pairs first seen in the cut's last days held out, as many days before them validate, the rest fit.
+
+    The cut is `cut_days`, widened to hold out `min_holdout_users` (`widened_cut_sql`); the end is
+    midnight after the last event.
+    """
+    days = widened_cut_sql(params, end_day)
+    return f"""CASE WHEN {FIRST_DAY_SQL} >= {end_day!r} - {days} THEN {HOLDOUT}
+                    WHEN {FIRST_DAY_SQL} >= {end_day!r} - 2 * {days} THEN {VALIDATION}
                     ELSE {FIT} END"""
 
 
+def cut_length(pairs: Pairs, params: SplitParams) -> int:
+    """The global cut's length in days as its labels drew it: the multiple of cut_days its earliest held-out pair is in."""
+    held = pairs.first_day[pairs.labels[GLOBAL_CUT] == HOLDOUT]
+    if not held.size:
+        return params.cut_days
+    steps = int(np.ceil((pairs.end_day - float(held.min())) / params.cut_days - 1e-9))
+    return params.cut_days * max(steps, 1)
+
+
 def global_cut_split(pairs: Pairs, params: SplitParams, ages: AgeLookup) -> ProtocolSplit:
-    """The global time cut: trained before the last `cut_days` days, scored on them (what deployment sees)."""
+    """The global time cut: trained before the cut's last days, scored on them (what deployment sees)."""
     label = pairs.labels[GLOBAL_CUT]
     is_fit, is_validation, is_holdout = label == FIT, label == VALIDATION, label == HOLDOUT
     train, fit = pairs.matrix(is_fit | is_validation), pairs.matrix(is_fit)
@@ -301,8 +437,9 @@ def global_cut_split(pairs: Pairs, params: SplitParams, ages: AgeLookup) -> Prot
         "holdout": pairs.matrix(is_holdout & warm_user & warm_item, ones=True),
         "cold_holdout": pairs.matrix(is_holdout & warm_user & ~warm_item, ones=True),
     }
-    fit_end, train_end = pairs.end_day - 2 * params.cut_days, pairs.end_day - params.cut_days
-    counts = _counts(split, pairs.held_out[GLOBAL_CUT], fit_end, train_end)
+    days = cut_length(pairs, params)
+    fit_end, train_end = pairs.end_day - 2 * days, pairs.end_day - days
+    counts = _counts(split, pairs.held_out[GLOBAL_CUT], fit_end, train_end).model_copy(update={"cut_days": days})
     return ProtocolSplit(
         GLOBAL_CUT, **split, fit_end=fit_end, train_end=train_end, counts=counts, shared_cut=True, age_at=ages
     )
@@ -330,7 +467,7 @@ def global_cut_problem(counts: SplitCounts, params: SplitParams) -> str | None:
     empty = [name for name, n in pairs.items() if n == 0]
     if not empty:
         return None
-    days, cut = max(round(counts.end_day - counts.first_day), 0), params.cut_days
+    days, cut = max(round(counts.end_day - counts.first_day), 0), split.cut_days or params.cut_days
     return (
         f"training_set.cut_days={cut} is too long for {days} days of data: the global time cut holds "
         f"out the last {cut} days, validates on the {cut} before them and fits on what is "
@@ -383,6 +520,28 @@ PROTOCOLS: dict[str, ProtocolDefinition] = {
 def split_problem(counts: SplitCounts, params: SplitParams) -> str | None:
     """The first protocol's reason its split leaves nothing to train or score on (one line), or None."""
     return next((p for p in (d.problem(counts, params) for d in PROTOCOLS.values()) if p is not None), None)
+
+
+def small_holdouts(counts: SplitCounts, params: SplitParams) -> list[str]:
+    """One line per protocol whose holdout has fewer than `min_holdout_users` users, naming what to change."""
+    lines = []
+    days = max(round(counts.end_day - counts.first_day), 0)
+    for name, split in counts.protocols.items():
+        if split.holdout_users >= params.min_holdout_users:
+            continue
+        widened = (
+            f" (the cut widened from {params.cut_days} to {split.cut_days} days)"
+            if (split.cut_days and split.cut_days > params.cut_days)
+            else ""
+        )
+        lines.append(
+            f"{name}: the holdout has {split.holdout_users:,} users{widened}, fewer than "
+            f"training_set.min_holdout_users={params.min_holdout_users} over {days} days of data: its verdicts "
+            "are noisy (see each lift's interval); widen RECSYS_TRAINING_WINDOW_DAYS"
+            + (" or raise training_set.cut_days" if split.cut_days else "")
+            + " or lower training_set.min_holdout_users"
+        )
+    return lines
 
 
 def content_hash(files: Mapping[str, bytes], folder: str) -> str:

@@ -2,6 +2,12 @@
 
 The training entrypoint runs in other processes and containers (subprocess, Docker, Vertex AI),
 so artefacts are addressed by URI and read with the same code wherever the code runs.
+
+Object-store calls are bounded: pyarrow's GCS client retries for up to 15 minutes and waits 2 minutes
+on a connection that accepts and never answers, inside C++, where no Python signal handler runs (a
+SIGTERM would wait for it). Each remote call therefore runs on a daemon thread the caller waits for,
+interruptibly, at most `REMOTE_CALL_TIMEOUT_SECONDS`. A `gs://` URI takes pyarrow's options as its
+query: `endpoint_override=host:port`, `scheme=http`, `anonymous=true` (a local stand-in), `retry_limit_seconds`.
 """
 
 from __future__ import annotations
@@ -9,14 +15,20 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import scipy.sparse as sp
+
+from recsys_assets.domain.failures import Verdict, local_write_verdict
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,39 +41,163 @@ def join(base: str, *parts: str) -> str:
     return f"{joined}?{query}" if query else joined
 
 
+# How long one object-store call may take, retries included, before it counts as an outage (transient).
+REMOTE_CALL_TIMEOUT_SECONDS = 120.0
+
+
+class StorageError(OSError):
+    """An artefact could not be written; the text names the URI, and `verdict` says whether a retry can help."""
+
+    def __init__(self, errno: int | None, text: str, verdict: Verdict):
+        super().__init__(errno, text)
+        self.verdict = verdict
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class StorageTimeout(TimeoutError):
+    """An object store did not answer in time (an outage: transient)."""
+
+
+def _gcs(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's GCS file system for `uri`, its options from the query, retrying no longer than a call may take."""
+    parts = urlsplit(uri)
+    options = dict(parse_qsl(parts.query))
+    unknown = set(options) - {"endpoint_override", "scheme", "anonymous", "retry_limit_seconds"}
+    if unknown:
+        raise ValueError(f"{uri.split('?')[0]}: unknown gs:// option(s) {', '.join(sorted(unknown))}")
+    limit = float(options.get("retry_limit_seconds", REMOTE_CALL_TIMEOUT_SECONDS))
+    fs = pafs.GcsFileSystem(
+        anonymous=options.get("anonymous", "false").lower() == "true",
+        endpoint_override=options.get("endpoint_override"),
+        scheme=options.get("scheme", "https"),
+        retry_time_limit=timedelta(seconds=min(limit, REMOTE_CALL_TIMEOUT_SECONDS)),
+    )
+    return fs, f"{parts.netloc}{parts.path}".rstrip("/")
+
+
 def _resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     if "://" not in uri:
         return pafs.LocalFileSystem(), uri
+    if uri.lower().startswith("gs://"):
+        return _gcs(uri)
     return pafs.FileSystem.from_uri(uri)
 
 
+def _bounded(uri: str, call: Callable[[], T]) -> T:
+    """`call()` (I/O at `uri`); on an object store on a daemon thread, waited for interruptibly and at most
+    `REMOTE_CALL_TIMEOUT_SECONDS` (then StorageTimeout: the thread is abandoned, it holds no lock of ours)."""
+    if "://" not in uri:
+        return call()
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=f"storage {uri.split('?')[0]}", daemon=True).start()
+    if not done.wait(REMOTE_CALL_TIMEOUT_SECONDS):
+        raise StorageTimeout(f"{uri.split('?')[0]}: no answer within {REMOTE_CALL_TIMEOUT_SECONDS:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def write_bytes(uri: str, data: bytes) -> None:
-    """Write `data` at `uri`; local writes go through a temporary name so readers never see half a file."""
-    fs, path = _resolve(uri)
-    parent = path.rsplit("/", 1)[0]
-    fs.create_dir(parent, recursive=True)
-    if isinstance(fs, pafs.LocalFileSystem):
-        tmp = f"{path}.tmp"
+    """Write `data` at `uri`; local writes go through a temporary name so readers never see half a file,
+    and a failed local write leaves nothing behind and fails naming the path (permanent when a retry cannot help).
+    """
+    if "://" in uri:
+        _bounded(uri, lambda: _write_remote(uri, data))
+        return
+    fs = pafs.LocalFileSystem()
+    tmp = f"{uri}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        fs.create_dir(uri.rsplit("/", 1)[0], recursive=True)
         with fs.open_output_stream(tmp) as out:
             out.write(data)
-        fs.move(tmp, path)
-    else:
-        with fs.open_output_stream(path) as out:
-            out.write(data)
+        fs.move(tmp, uri)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        detail = " ".join(str(exc).split())
+        raise StorageError(exc.errno, f"cannot write {uri}: {detail}", local_write_verdict(exc)) from exc
+
+
+def _write_remote(uri: str, data: bytes) -> None:
+    fs, path = _resolve(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as out:
+        out.write(data)
 
 
 def read_bytes(uri: str) -> bytes:
-    fs, path = _resolve(uri)
-    try:
+    def read() -> bytes:
+        fs, path = _resolve(uri)
         with fs.open_input_stream(path) as src:
             return src.read()
+
+    try:
+        return _bounded(uri, read)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"no artefact at {uri}") from exc
 
 
 def exists(uri: str) -> bool:
+    def info() -> bool:
+        fs, path = _resolve(uri)
+        return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    return _bounded(uri, info)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file under a listed folder: its path relative to that folder, size in bytes and last change."""
+
+    relative: str
+    size: int
+    modified: datetime
+
+
+def list_files(uri: str) -> list[StoredFile]:
+    """Every file under the folder `uri`, recursively (none when it does not exist)."""
+
+    def listing() -> list[StoredFile]:
+        fs, path = _resolve(uri)
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        base = path.rstrip("/") + "/"
+        return [
+            StoredFile(info.path.removeprefix(base), info.size or 0, info.mtime or datetime.fromtimestamp(0, UTC))
+            for info in infos
+            if info.type == pafs.FileType.File
+        ]
+
+    return _bounded(uri, listing)
+
+
+def delete_tree(uri: str) -> None:
+    """Remove the folder `uri` and everything under it (nothing when it does not exist)."""
+
+    def delete() -> None:
+        fs, path = _resolve(uri)
+        if fs.get_file_info(path).type != pafs.FileType.NotFound:
+            fs.delete_dir(path)
+
+    _bounded(uri, delete)
+
+
+def child_names(uri: str) -> list[str]:
+    """Names of the entries directly under the folder or prefix `uri`, sorted; [] when there is none."""
     fs, path = _resolve(uri)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(info.base_name for info in infos)
 
 
 def write_json(uri: str, value: Any) -> None:
@@ -73,9 +209,37 @@ def read_json(uri: str) -> Any:
 
 
 def _in_parallel(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """`work` on every item, a thread per core, results in order; Parquet, NumPy and file I/O release the GIL."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        return list(pool.map(work, items))
+    """`work` on every item, a thread per core, results in order; Parquet, NumPy and file I/O release the GIL.
+
+    Daemon threads, joined interruptibly: a caller stopped by SIGTERM leaves at once instead of waiting
+    for workers that wait on an object store (a ThreadPoolExecutor's workers are joined at exit).
+    """
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException] = []
+    pending = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while not errors:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index] = work(items[index])
+            except BaseException as exc:  # handed to the caller's thread
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(os.cpu_count() or 1, len(items)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def sparse_to_bytes(matrix: sp.csr_matrix) -> bytes:
@@ -96,11 +260,10 @@ def read_sparse(uris: Sequence[str]) -> list[sp.csr_matrix]:
     """
 
     def read(uri: str) -> sp.csr_matrix:
-        fs, path = _resolve(uri)
-        if not isinstance(fs, pafs.LocalFileSystem):
+        if "://" in uri:
             return sparse_from_bytes(read_bytes(uri))
         try:
-            return sp.csr_matrix(sp.load_npz(path))
+            return sp.csr_matrix(sp.load_npz(uri))
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"no artefact at {uri}") from exc
 

@@ -56,10 +56,33 @@ class SyntheticSpec:
     closed_interest_days: int = 14
     # Share of users whose primary segment moves to another one on a day inside the window.
     drift_share: float = 0.35
+    # Market drift (`seed --drift-from DAY`): from this day a new segment of postings opens (the last
+    # `drift_items_share` of the catalogue) and takes `drift_traffic_share` of every day's views.
+    drift_from: date | None = None
+    drift_items_share: float = 0.2
+    drift_traffic_share: float = 0.5
+    # Of that traffic, the share that comes from people new to the board (`drift_new_users` x n_users of them).
+    drift_newcomer_share: float = 0.5
+    drift_new_users: float = 0.25
 
     @property
     def start_date(self) -> date:
         return self.end_date - timedelta(days=self.n_days - 1)
+
+    @property
+    def segments(self) -> int:
+        """Job segments, the drifted market's new one included."""
+        return self.n_segments + (1 if self.drift_from is not None else 0)
+
+    @property
+    def all_users(self) -> int:
+        """Users, the drifted market's newcomers included."""
+        return self.n_users + (max(1, round(self.n_users * self.drift_new_users)) if self.drift_from else 0)
+
+    @property
+    def drift_day(self) -> int | None:
+        """The day index (0 = `start_date`) the drift starts, or None."""
+        return None if self.drift_from is None else (self.drift_from - self.start_date).days
 
 
 @dataclass(frozen=True)
@@ -82,7 +105,14 @@ def _catalogue(spec: SyntheticSpec, rng: np.random.Generator) -> _Catalogue:
     lifetime = rng.integers(spec.min_lifetime_days, spec.max_lifetime_days + 1, spec.n_items)
     # Postings open before the window too, so the first day already has a live catalogue.
     opens = rng.integers(-spec.max_lifetime_days, spec.n_days, spec.n_items)
-    return _Catalogue(segment, popularity, opens, opens + lifetime)
+    closes = opens + lifetime
+    if spec.drift_day is not None:
+        # The new segment's postings open from the drift day on (a few a day) and stay open to the end.
+        new = np.arange(spec.n_items - max(1, round(spec.n_items * spec.drift_items_share)), spec.n_items)
+        segment[new] = spec.n_segments
+        opens[new] = spec.drift_day + np.arange(len(new)) % 3
+        closes[new] = spec.n_days + spec.max_lifetime_days
+    return _Catalogue(segment, popularity, opens, closes)
 
 
 def _ids(prefix: str, indices: np.ndarray, size: int) -> pa.Array:
@@ -127,16 +157,17 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     """Events in the interactions contract for `spec.n_days` days ending at `spec.end_date`."""
     catalogue_rng, user_rng, rng = _streams(spec)
     catalogue = _catalogue(spec, catalogue_rng)
-    k = spec.n_segments
+    k = spec.segments
 
-    user_primary = user_rng.integers(0, k, spec.n_users)
-    user_secondary = (user_primary + user_rng.integers(1, k, spec.n_users)) % k
+    # Users' tastes are among the market's first segments: the drifted segment is new to all of them.
+    user_primary = user_rng.integers(0, spec.n_segments, spec.n_users)
+    user_secondary = (user_primary + user_rng.integers(1, spec.n_segments, spec.n_users)) % spec.n_segments
     user_activity = user_rng.pareto(1.5, spec.n_users) + 1.0
     user_activity /= user_activity.sum()
     # Drifting users take a new primary segment from a day inside the window; their old one
     # stays as a weaker interest, so history still says something about them.
     drifts = user_rng.random(spec.n_users) < spec.drift_share
-    drift_to = (user_primary + user_rng.integers(1, k, spec.n_users)) % k
+    drift_to = (user_primary + user_rng.integers(1, spec.n_segments, spec.n_users)) % spec.n_segments
     drift_day = np.where(drifts, user_rng.integers(1, max(spec.n_days, 2), spec.n_users), np.iinfo(np.int32).max)
 
     # Segment affinity: strong on the diagonal, a little for neighbouring segments.
@@ -152,6 +183,15 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     primary = np.where(drifted, drift_to[view_user], user_primary[view_user])
     secondary = np.where(drifted, user_primary[view_user], user_secondary[view_user])
     taste = np.where(rng.random(n_views) < spec.primary_taste, primary, secondary)
+    if spec.drift_day is not None:
+        # Its own stream: the views before the drift day are those of the undrifted board.
+        drift_rng = np.random.default_rng([spec.seed, 21])
+        moved = (drift_rng.random(n_views) < spec.drift_traffic_share) & (view_day >= spec.drift_day)
+        taste = np.where(moved, spec.n_segments, taste)
+        # Part of the new segment's traffic comes from people who never used the board before.
+        newcomer = moved & (drift_rng.random(n_views) < spec.drift_newcomer_share)
+        newcomers = drift_rng.integers(spec.n_users, spec.all_users, n_views)
+        view_user = np.where(newcomer, newcomers, view_user)
     view_item = np.empty(n_views, dtype=np.int64)
     uniforms = rng.random(n_views)
 
@@ -190,7 +230,7 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     order = np.argsort(offsets, kind="stable")
     return pa.table(
         {
-            "user_id": _ids("u", users[order], spec.n_users),
+            "user_id": _ids("u", users[order], spec.all_users),
             "item_id": _ids("job", items[order], spec.n_items),
             "event_type": pa.DictionaryArray.from_arrays(
                 pa.array(kinds[order], type=pa.int8()), pa.array(EVENT_TYPES)

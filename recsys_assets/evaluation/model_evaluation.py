@@ -9,13 +9,14 @@ from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.domain import serving, storage
+from recsys_assets.domain.bootstrap import paired_lift
 from recsys_assets.domain.champion import score_champion, shared_items
 from recsys_assets.domain.evaluation import champion_comparison, score_protocol
 from recsys_assets.domain.families.registry import BASELINES, load_model
 from recsys_assets.domain.item_side import ItemSource
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
-from recsys_assets.domain.records import EvaluationResult, Manifest, ProtocolResult, TrainingReport
-from recsys_assets.domain.reports import evaluation_tables
+from recsys_assets.domain.records import EvaluationResult, Manifest, ModelSpec, ProtocolResult, TrainingReport
+from recsys_assets.domain.reports import evaluation_tables, gated_lifts
 from recsys_assets.domain.serving import Bundle, open_bundle
 from recsys_assets.domain.splitting import TrainingSet
 from recsys_assets.evaluation.checks import BEATS_BASELINES
@@ -31,11 +32,19 @@ class EvaluationConfig(dg.Config):
     new_item_days: int = Field(
         default=7, ge=1, le=365, description="Items posted fewer days ago than this count as new (slot share)."
     )
-    min_relative_lift: float = Field(
-        default=0.05,
+    baseline_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="The release is blocked when the model's NDCG@k is significantly (95% paired interval) more "
+        "than this fraction below a baseline's.",
+    )
+    min_relative_lift: float | None = Field(
+        default=None,
         ge=-1,
         le=10,
-        description="The model's NDCG@k must exceed popularity's and item-kNN's by this fraction (0.05 = 5%).",
+        description="When set, the model's NDCG@k must also be significantly (95% paired interval) more than this "
+        "fraction above each baseline's (0.05 = 5%).",
     )
 
 
@@ -82,6 +91,14 @@ def load_champion(store: ModelStore, model_name: str, protocol: str) -> Bundle |
         raise ChampionUnreadableError(f"{type(exc).__name__}: {exc}") from exc
 
 
+def baseline_configuration(model: ModelSpec) -> str | None:
+    """The baseline whose family and parameters the model has (the gate does not compare it with itself), or None."""
+    return next(
+        (name for name, (family, params) in BASELINES.items() if ModelSpec(family=family, params=params) == model),
+        None,
+    )
+
+
 def item_source(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> ItemSource | None:
     """This partition's item features with each posting's open window, or None without a catalogue."""
     layout = artifacts.optional_layout_of(context, "item_features")
@@ -110,10 +127,11 @@ def model_evaluation(
     posted = np.full(len(data.item_ids), np.nan) if source is None else source.side(data.item_ids, None).posted
     protocols: dict[str, ProtocolResult] = {}
     closed_at: dict[str, np.ndarray | None] = {}
+    model_by_user: dict[str, np.ndarray] = {}
     for protocol, split in data.protocols.items():
         # Every model, baselines included, is scored without the postings closed at the protocol's cut.
         closed_at[protocol] = None if source is None else source.side(data.item_ids, split.train_reference_day).closed
-        result = protocols[protocol] = score_protocol(
+        result, by_user = score_protocol(
             split,
             load_model(report.model.family, report.model.params, storage.read_bytes(trained.model(protocol))),
             {
@@ -125,6 +143,7 @@ def model_evaluation(
             new_item_days=config.new_item_days,
             closed=closed_at[protocol],
         )
+        protocols[protocol], model_by_user[protocol] = result, by_user
         scores = {"model": result.model, **result.baselines}
         context.log.info(
             f"{protocol}: "
@@ -139,9 +158,9 @@ def model_evaluation(
     except ChampionUnreadableError as exc:
         champion_bundle, unavailable = None, f"the champion cannot be read ({exc})"
         context.log.warning(f"comparison with the champion impossible: {unavailable}")
-    champion, shared = None, None
+    champion, shared, champion_lift = None, None, None
     if champion_bundle is not None:
-        champion = score_champion(
+        champion, champion_by_user = score_champion(
             champion_bundle,
             gated_split.train,
             gated_split.holdout,
@@ -151,8 +170,10 @@ def model_evaluation(
             excluded=closed_at[report.protocol],
         )
         shared = shared_items(champion_bundle.item_ids, data.item_ids)
+        champion_lift = paired_lift(model_by_user[report.protocol], champion_by_user)
         context.log.info(
-            f"champion {champion.version} ({report.protocol}): ndcg@{k} {champion.metrics[f'ndcg@{k}']:.4f}"
+            f"champion {champion.version} ({report.protocol}): ndcg@{k} {champion.metrics[f'ndcg@{k}']:.4f}, "
+            f"model's lift {champion_lift.text()} over {champion_lift.users:,} users"
         )
         if shared == 0:
             context.log.warning(
@@ -171,6 +192,8 @@ def model_evaluation(
         training_set=data.summary,
         champion_shared_items=shared,
         champion_unavailable=unavailable,
+        champion_lift=champion_lift,
+        same_as=baseline_configuration(report.model),
     )
     metrics_uri = artifacts.layout(context.run).model_evaluation(key).metrics
     storage.write_bytes(metrics_uri, evaluation.to_json())
@@ -188,6 +211,8 @@ def model_evaluation(
                 f"{protocol}_cold_item_recall@{k}": round(result.cold_items["model"][f"recall@{k}"], 4)
                 for protocol, result in protocols.items()
             },
+            "holdout_users": gated.holdout.users,
+            **{f"lift_over_{name}": lift.text() for name, lift in gated_lifts(evaluation).items()},
             "new_item_share": round(gated.new_item_share.get("model", 0.0), 4),
             "champion_version": champion.version if champion else "none",
             "champion_comparison": champion_comparison(evaluation),
@@ -198,4 +223,4 @@ def model_evaluation(
             "path": dg.MetadataValue.path(metrics_uri),
         }
     )
-    yield BEATS_BASELINES(evaluation, config.min_relative_lift)
+    yield BEATS_BASELINES(evaluation, config.min_relative_lift, config.baseline_tolerance)

@@ -13,7 +13,14 @@ from recsys_assets.domain.params import SplitParams
 from recsys_assets.domain.quality import consecutive_runs, store_extract
 from recsys_assets.domain.records import TrainingSetSummary, Window
 from recsys_assets.domain.reports import split_table
-from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, build_training_set, content_hash, split_problem
+from recsys_assets.domain.splitting import (
+    GLOBAL_CUT,
+    PER_USER,
+    build_training_set,
+    content_hash,
+    small_holdouts,
+    split_problem,
+)
 from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -108,6 +115,10 @@ def training_set(
     if problem is not None:
         # The data and the configuration decide this: a retry would fail the same way.
         raise dg.Failure(description=f"window {keys[0]}..{keys[-1]}: {problem}", allow_retries=False)
+    # A small holdout still trains and gates (the lifts' intervals show the noise); the step says so.
+    small = small_holdouts(data.counts, params)
+    for line in small:
+        context.log.warning(f"window {keys[0]}..{keys[-1]}: {line}")
     files = layout.training_set(context.partition_key)
     payloads = data.to_files(files)
     summary = TrainingSetSummary(
@@ -136,6 +147,9 @@ def training_set(
             "holdout_pairs": per_user.holdout_pairs,
             "holdout_pairs_cold_item": per_user.cold_item_pairs,
             "cut_holdout_pairs_cold_item": cut.cold_item_pairs,
+            "cut_holdout_users": cut.holdout_users,
+            "cut_days": cut.cut_days or params.cut_days,
+            "small_holdouts": "; ".join(small) or "none",
             "splits": dg.MetadataValue.md(split_table(summary)),
             "events": summary.events,
             "duplicates_removed": summary.events - summary.events_deduplicated,

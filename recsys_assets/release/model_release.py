@@ -11,7 +11,8 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.layout import serving_pointer_path
 from recsys_assets.domain.names import safe_relative_path
 from recsys_assets.domain.records import BundleRef
-from recsys_assets.domain.registry import TransitionError, champion_of, versions_table
+from recsys_assets.domain.registry import TransitionError, champion_of
+from recsys_assets.domain.reports import versions_table
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.release.model_bundle import RELEASE_TAG
 from recsys_assets.resources.artifacts import ArtifactStore

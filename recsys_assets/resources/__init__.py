@@ -7,6 +7,7 @@ graph, and production switches backends by configuration only:
 |---------------------|-----------------------------|------------------|--------------|
 | warehouse           | RECSYS_WAREHOUSE            | duckdb           | bigquery     |
 | item_catalogue      | RECSYS_WAREHOUSE (same)     | duckdb           | bigquery     |
+| recommendation_store| RECSYS_WAREHOUSE (same)     | duckdb           | bigquery     |
 | model_store         | RECSYS_MODEL_STORE          | local            | s3           |
 | secrets             | RECSYS_SECRETS              | local            | gcp          |
 | release_publisher   | RECSYS_RELEASE              | local            | github       |
@@ -30,6 +31,7 @@ from recsys_assets.resources.alerts import AlertNotifier
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.catalogue import DuckDBItemCatalogue
 from recsys_assets.resources.model_store import LocalModelStore
+from recsys_assets.resources.recommendation_store import DuckDBRecommendationStore
 from recsys_assets.resources.release import LocalReleasePublisher
 from recsys_assets.resources.secrets import LocalSecretStore, SecretStore
 from recsys_assets.resources.tracking import MlflowTracker, NoExperimentTracker
@@ -123,6 +125,20 @@ def _bigquery_catalogue(settings: Settings, built: Mapping[str, Any]) -> Any:
     return BigQueryItemCatalogue(warehouse=_bigquery_warehouse(settings, "items_table"))
 
 
+def _duckdb_recommendations(settings: Settings, built: Mapping[str, Any]) -> DuckDBRecommendationStore:
+    return DuckDBRecommendationStore(
+        path=str(settings.warehouse_path),
+        table=settings.recommendations_table,
+        lock_timeout_seconds=settings.duckdb_lock_timeout_seconds,
+    )
+
+
+def _bigquery_recommendations(settings: Settings, built: Mapping[str, Any]) -> Any:
+    from recsys_assets.resources.bigquery_recommendation_store import BigQueryRecommendationStore
+
+    return BigQueryRecommendationStore(warehouse=_bigquery_warehouse(settings, "recommendations_table"))
+
+
 def _gcp_secrets(settings: Settings, built: Mapping[str, Any]) -> SecretStore:
     # Imported here so the embedded default does not load gRPC and the Google client.
     from recsys_assets.resources.gcp_secrets import GcpSecretManagerStore
@@ -213,6 +229,10 @@ BACKENDS: dict[str, dict[str, Backend]] = {
     "item_catalogue": {
         "duckdb": Backend(_duckdb_catalogue, "duckdb"),
         "bigquery": Backend(_bigquery_catalogue, "bigquery"),
+    },
+    "recommendation_store": {
+        "duckdb": Backend(_duckdb_recommendations, "duckdb"),
+        "bigquery": Backend(_bigquery_recommendations, "bigquery"),
     },
     "model_store": {
         "local": Backend(lambda s, _: LocalModelStore(root=str(s.model_store_root)), "filesystem"),

@@ -1,4 +1,4 @@
-"""Run-failure alerts to Slack (dagster-slack, token from the secrets resource) and to a generic JSON webhook."""
+"""Run-failure and stale-asset alerts to Slack (dagster-slack, token from the secrets resource) and to a generic JSON webhook."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from dagster_slack import SlackResource
 from pydantic import Field
 from slack_sdk.errors import SlackApiError
 
-from recsys_assets.domain.alerts import RunFailureAlert
+from recsys_assets.domain.alerts import RunFailureAlert, StaleAssetAlert
 from recsys_assets.resources.secrets import SecretStore
+
+# What the notifier delivers: a failed run or a stale asset.
+Alert = RunFailureAlert | StaleAssetAlert
 
 
 class AlertDeliveryError(RuntimeError):
@@ -35,13 +38,17 @@ class AlertNotifier(dg.ConfigurableResource):
         """The run's page in the Dagster UI."""
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}"
 
+    def asset_url(self, asset: str) -> str:
+        """The asset's page in the Dagster UI."""
+        return f"{self.ui_url.rstrip('/')}/assets/{asset}"
+
     def targets(self) -> list[str]:
         """Where alerts go, for logs: channel names, never URLs."""
         return ([f"slack:{self.slack_channel}"] if self.slack_channel else []) + (
             [f"webhook:{self.webhook_url_secret}"] if self.webhook_url_secret else []
         )
 
-    def send(self, alert: RunFailureAlert) -> None:
+    def send(self, alert: Alert) -> None:
         """Deliver to every configured target; the others are still tried when one fails.
 
         Raises:
@@ -60,9 +67,9 @@ class AlertNotifier(dg.ConfigurableResource):
                 # The exception text holds the URL, which is a credential: report the type only.
                 failures.append(f"webhook {self.webhook_url_secret}: {type(exc).__name__}")
         if failures:
-            raise AlertDeliveryError(f"alert for run {alert.run_id} not delivered to " + "; ".join(failures))
+            raise AlertDeliveryError(f"alert for {alert.subject} not delivered to " + "; ".join(failures))
 
-    def _send_slack(self, alert: RunFailureAlert, channel: str) -> None:
+    def _send_slack(self, alert: Alert, channel: str) -> None:
         token = self.secrets.access(self.slack_token_secret).value
         client = SlackResource(token=token).get_client()
         client.timeout = int(self.timeout_seconds)
@@ -70,7 +77,7 @@ class AlertNotifier(dg.ConfigurableResource):
             client.base_url = self.slack_api_url.rstrip("/") + "/"
         client.chat_postMessage(channel=channel, text=alert.text())
 
-    def _send_webhook(self, alert: RunFailureAlert, url_secret: str) -> None:
+    def _send_webhook(self, alert: Alert, url_secret: str) -> None:
         url = self.secrets.access(url_secret).value
         response = requests.post(url, json=alert.payload(), timeout=self.timeout_seconds)
         response.raise_for_status()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
-import tempfile
+import shutil
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -17,8 +19,8 @@ import dagster as dg
 from pydantic import Field
 
 from recsys_assets.domain.errors import BundleIntegrityError
-from recsys_assets.domain.failures import Verdict
-from recsys_assets.domain.layout import ModelStoreKeys
+from recsys_assets.domain.failures import Verdict, local_write_verdict
+from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
 
 
 class BundleExistsError(RuntimeError):
@@ -74,6 +76,10 @@ class ModelStore(dg.ConfigurableResource, ABC):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under `prefix`."""
 
+    def object_sizes(self, prefix: str) -> dict[str, int]:
+        """The size in bytes of every key under `prefix` (a backend whose listing has sizes overrides this)."""
+        return {key: len(self.get_object(key) or b"") for key in self.list_keys(prefix)}
+
     @abstractmethod
     def uri(self, key: str) -> str:
         """Address of `key` a person can open (file path or s3:// URI)."""
@@ -110,25 +116,34 @@ class ModelStore(dg.ConfigurableResource, ABC):
 
         Files go first and are read back and checksummed; `manifest.json` goes last with a
         conditional write, so a version is complete exactly when its manifest exists and an
-        existing version is never overwritten. A failure midway leaves no manifest; retrying
-        the same version rewrites the orphaned files.
+        existing version is never overwritten. A failure midway leaves no manifest, and the files
+        it uploaded are deleted again (as far as the store lets: its error is the one raised).
         """
         keys = ModelStoreKeys(model_name)
         prefix = keys.bundle_prefix(version)
         if self.get_object(keys.manifest(version)) is not None:
             raise BundleExistsError(f"bundle {model_name}/{version} already exists at {self.uri(prefix)}")
-        checksums = {}
-        for name, data in files.items():
-            key = prefix + name
-            self.put_object(key, data)
-            checksums[name] = sha256(data)
-            stored = self.get_object(key)
-            if stored is None or sha256(stored) != checksums[name]:
-                raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
-        manifest = {**manifest, "files": checksums}
-        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        if not self.put_object_if_absent(keys.manifest(version), body):
-            raise BundleExistsError(f"bundle {model_name}/{version} was completed by another run")
+        written: list[str] = []
+        try:
+            checksums = {}
+            for name, data in files.items():
+                key = prefix + name
+                written.append(key)
+                self.put_object(key, data)
+                checksums[name] = sha256(data)
+                stored = self.get_object(key)
+                if stored is None or sha256(stored) != checksums[name]:
+                    raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
+            manifest = {**manifest, "files": checksums}
+            body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            if not self.put_object_if_absent(keys.manifest(version), body):
+                written.clear()  # the files are the other run's now
+                raise BundleExistsError(f"bundle {model_name}/{version} was completed by another run")
+        except BaseException:
+            for key in written:
+                with contextlib.suppress(Exception):  # the store may be what failed
+                    self.delete_object(key)
+            raise
         return self.uri(prefix)
 
     def read_champion(self, model_name: str) -> dict[str, Any] | None:
@@ -153,6 +168,10 @@ class ModelStore(dg.ConfigurableResource, ABC):
         self.delete_object(ModelStoreKeys(model_name).champion)
 
 
+# Under the local store's root, outside `models/`: bundles are assembled here, then renamed into place.
+STAGING_FOLDER = ".staging"
+
+
 class LocalModelStore(ModelStore):
     """Model store on the local filesystem (the embedded default)."""
 
@@ -160,6 +179,46 @@ class LocalModelStore(ModelStore):
 
     def _path(self, key: str) -> Path:
         return Path(self.root) / key
+
+    def publish_bundle(
+        self, model_name: str, version: str, files: Mapping[str, bytes], manifest: dict[str, Any]
+    ) -> str:
+        """Assemble the bundle under a temporary folder, then rename it into place: a version folder
+        appears complete or not at all (a full disk or a kill midway leaves no half-written version)."""
+        keys = ModelStoreKeys(model_name)
+        final = self._path(keys.bundle_prefix(version))
+        if (final / BundleFile.MANIFEST).is_file():
+            raise BundleExistsError(f"bundle {model_name}/{version} already exists at {final}/")
+        staging = self._path(STAGING_FOLDER) / f"{version}-{uuid.uuid4().hex[:8]}"
+        try:
+            ModelStore.publish_bundle(type(self)(root=str(staging)), model_name, version, files, manifest)
+            self._rename_into_place(staging / keys.bundle_prefix(version), final, f"{model_name}/{version}")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.uri(keys.bundle_prefix(version))
+
+    def _rename_into_place(self, assembled: Path, final: Path, name: str) -> None:
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(assembled, final)  # atomic; fails on a non-empty target
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                if (final / BundleFile.MANIFEST).is_file():
+                    raise BundleExistsError(f"bundle {name} was completed by another run") from None
+                # Files without a manifest: left by a version of this code that wrote in place.
+                shutil.rmtree(final)
+                os.rename(assembled, final)
+        except BundleExistsError:
+            raise
+        except OSError as exc:
+            raise self._error(exc, f"cannot move bundle {name} into place") from exc
+
+    def _error(self, exc: OSError, action: str) -> ModelStoreError:
+        error = ModelStoreError(exc.errno, f"model store {self.root}: {action}: {exc.strerror or exc}")
+        error.verdict = local_write_verdict(exc)
+        return error
 
     def put_object(self, key: str, data: bytes) -> None:
         with self._writing(key, data) as tmp:
@@ -176,21 +235,25 @@ class LocalModelStore(ModelStore):
 
     @contextlib.contextmanager
     def _writing(self, key: str, data: bytes) -> Iterator[str]:
-        """A temporary file next to `key` holding `data`; removed afterwards unless moved into place."""
+        """A temporary file next to `key` holding `data`; removed afterwards unless moved into place.
+
+        Created with the mode every other file gets (0666 less the umask, 0644 as a rule), not
+        tempfile's 0600: a serving process running as another user reads the bundle.
+        """
         path = self._path(key)
-        tmp = None
+        tmp = str(path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}")
+        created = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".tmp-") as out:
-                tmp = out.name
+            descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            created = True
+            with os.fdopen(descriptor, "wb") as out:
                 out.write(data)
             yield tmp
         except OSError as exc:
-            raise ModelStoreError(
-                exc.errno, f"model store {self.root}: cannot write {key}: {exc.strerror or exc}"
-            ) from exc
+            raise self._error(exc, f"cannot write {key}") from exc
         finally:
-            if tmp is not None and os.path.exists(tmp):
+            if created and os.path.exists(tmp):
                 os.unlink(tmp)
 
     def get_object(self, key: str) -> bytes | None:
@@ -207,6 +270,9 @@ class LocalModelStore(ModelStore):
         return sorted(
             str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
         )
+
+    def object_sizes(self, prefix: str) -> dict[str, int]:
+        return {key: self._path(key).stat().st_size for key in self.list_keys(prefix)}
 
     def uri(self, key: str) -> str:
         return str(self._path(key))

@@ -151,13 +151,16 @@ class S3ModelStore(ModelStore):
             self._s3().delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def list_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+        return sorted(self.object_sizes(prefix))
+
+    def object_sizes(self, prefix: str) -> dict[str, int]:
+        sizes: dict[str, int] = {}
         strip = len(self._key(""))
         with self._errors("ListObjectsV2", prefix):
             paginator = self._s3().get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-                keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
-        return sorted(keys)
+                sizes.update((item["Key"][strip:], item["Size"]) for item in page.get("Contents", []))
+        return sizes
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

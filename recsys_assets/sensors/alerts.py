@@ -7,6 +7,7 @@ import dagster as dg
 from recsys_assets.automation import sensor_status
 from recsys_assets.domain.alerts import RunFailureAlert, last_line
 from recsys_assets.domain.redaction import scrub
+from recsys_assets.jobs import TRIGGER_TAG
 from recsys_assets.resources.alerts import AlertNotifier
 from recsys_assets.settings import Settings
 
@@ -38,6 +39,7 @@ def failure_alert(context: dg.RunFailureSensorContext, notifier: AlertNotifier) 
         # by anything else (a run worker that crashed, an older version of this code).
         cause=scrub(cause),
         run_url=notifier.run_url(run.run_id),
+        trigger=scrub(run.tags[TRIGGER_TAG]) if TRIGGER_TAG in run.tags else None,
     )
 
 

@@ -109,7 +109,7 @@ def create_app(follower: ChampionFollower, metrics: ServiceMetrics, limits: Limi
         return champion
 
     def answer(route: str, champion: Champion, n: int, result: Recommendations, **extra: object) -> JSONResponse:
-        metrics.lists.labels(route, result.source).inc()
+        metrics.listed(route, result.source)
         body = {
             **extra,
             "model_version": champion.version,

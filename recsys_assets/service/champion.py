@@ -9,13 +9,17 @@ thread while the old version keeps serving; a version that fails is refused and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
+from recsys_assets.domain.families.topk import pin_blas_to_one_thread
 from recsys_assets.domain.items import as_of
 from recsys_assets.domain.layout import BundleFile, ModelStoreKeys
 from recsys_assets.domain.names import safe_name
@@ -26,6 +30,8 @@ from recsys_assets.resources.model_store import ModelStore
 from recsys_assets.service.metrics import ServiceMetrics
 
 LOG = logging.getLogger("recsys_assets.service")
+# The GIL switch interval while a champion loads beside the requests (seconds; Python's default is 0.005).
+LOADING_SWITCH_INTERVAL = 0.0005
 
 
 class StoreUnreachable(RuntimeError):
@@ -106,8 +112,14 @@ class ChampionFollower:
         reload_seconds: float = 30.0,
         catalogue_seconds: float = 300.0,
         day: date | None = None,
+        service_process: bool = False,
     ) -> None:
         self.store = store
+        # True in `serve`'s own process, which does nothing but answer requests on the event loop's thread: the
+        # follower then sets process-wide state for them (BLAS single-threaded for good once a champion is
+        # loaded, so no request limits it again; a short GIL switch interval while a new one loads). Off where
+        # the process does other work too (tests serve in their own process).
+        self.service_process = service_process
         self.model_name = safe_name(model_name, "model name")
         self.metrics = metrics
         self.catalogue = catalogue
@@ -165,7 +177,8 @@ class ChampionFollower:
         LOG.info("loading champion %s/%s", self.model_name, version)
         started = time.perf_counter()
         try:
-            champion = await asyncio.to_thread(self._prepared, version, self._snapshot, self._snapshot_day)
+            with self._requests_first():
+                champion = await asyncio.to_thread(self._prepared, version, self._snapshot, self._snapshot_day)
         except StoreUnreachable as exc:
             self._failed(f"cannot read champion {self.model_name}/{version}: {exc}")
             return
@@ -199,6 +212,8 @@ class ChampionFollower:
         closed = self._apply(bundle, snapshot)
         # Built before the swap, so the first request after it pays for nothing.
         bundle.popular([], 1)
+        if self.service_process:
+            pin_blas_to_one_thread()  # the model's libraries are loaded by now
         return Champion(
             bundle=bundle,
             version=version,
@@ -207,6 +222,26 @@ class ChampionFollower:
             catalogue_day=snapshot_day if closed is not None else None,
             closed_items=closed if closed is not None else _excluded(bundle),
         )
+
+    @contextlib.contextmanager
+    def _requests_first(self) -> Iterator[None]:
+        """While a champion loads in its thread: in the service's process, a GIL switch interval of 0.5 ms.
+
+        The loading thread runs Python (id maps, checksums) for seconds; each time a request's handling lets
+        the GIL go (socket I/O, NumPy), the loader keeps it for up to the switch interval (5 ms by default)
+        before the request may go on, so a request waited tens of milliseconds and, at 200 requests/s, the
+        queue grew to seconds for the length of the load (benchmarks/README.md). The loader runs a little
+        slower instead.
+        """
+        if not self.service_process:
+            yield
+            return
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(LOADING_SWITCH_INTERVAL)
+        try:
+            yield
+        finally:
+            sys.setswitchinterval(interval)
 
     @staticmethod
     def _apply(bundle: Bundle, snapshot: pa.Table | None) -> int | None:

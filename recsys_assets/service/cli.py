@@ -74,6 +74,7 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         reload_seconds=args.reload_seconds,
         catalogue_seconds=args.catalogue_seconds,
         day=args.day,
+        service_process=True,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     print(f"serving the champion of {settings.model_name} from {store.uri('')} on http://{args.host}:{args.port}")

@@ -1,15 +1,18 @@
 """The lists the service returns, from a loaded bundle: the model's where it can rank, else the fallback.
 
 No HTTP here: the routes call these, and so can a batch job or a test that must agree with them.
-A known user's list is exactly `Bundle.recommend(user_id, bundle.seen_item_ids(user_id), n)`.
+A user's list is `domain.served_lists.recommend_lists` for that one user: the function that writes the
+daily `recommendations` table, so the service and the table agree for the same champion and day.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Literal
 
+from recsys_assets.domain.served_lists import recommend_lists
 from recsys_assets.domain.serving import Bundle
 
 Source = Literal["model", "fallback"]
@@ -26,15 +29,19 @@ class Recommendations:
     unknown_items: int = 0
 
 
-def for_user(bundle: Bundle, user_id: Hashable, n: int) -> Recommendations:
-    """A user's list: the model's from their history in the bundle, the popularity fallback for a stranger."""
-    if not bundle.knows_user(user_id):
-        return Recommendations(bundle.popular([], n), "fallback", "unknown user: the model was not trained on them")
-    seen = bundle.seen_item_ids(user_id)
-    items = bundle.recommend(user_id, seen, n)
-    if items:
+def for_user(bundle: Bundle, user_id: Hashable, n: int, day: date | None = None) -> Recommendations:
+    """A user's list: their rows of the daily `recommendations` table, computed by the same function.
+
+    The model's list from their history in the bundle; the popularity fallback for a stranger or a
+    user the model ranks nothing for.
+    """
+    rows = recommend_lists(bundle, [str(user_id)], n, day or datetime.now(UTC).date())
+    items = rows["item_id"].to_pylist()
+    if rows.num_rows and rows["source"][0].as_py() == "model":
         return Recommendations(items, "model")
-    return Recommendations(bundle.popular(seen, n), "fallback", "the model ranks no item for this user")
+    if not bundle.knows_user(user_id):
+        return Recommendations(items, "fallback", "unknown user: the model was not trained on them")
+    return Recommendations(items, "fallback", "the model ranks no item for this user")
 
 
 def for_history(bundle: Bundle, history: Sequence[Hashable], n: int) -> Recommendations:

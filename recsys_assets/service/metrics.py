@@ -91,6 +91,27 @@ class ServiceMetrics:
             self.reloads.labels(outcome)
             self.catalogue_refreshes.labels(outcome)
         self._served: tuple[str, str, str] | None = None
+        # Each request's series, looked up once per label set rather than per request (`labels()` validates
+        # and locks). The label values are bounded: route templates, known methods, statuses, two sources.
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._list_series: dict[tuple[str, str], Any] = {}
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One answered request: counted and timed under its route template, method and status."""
+        series = self._request_series.get((route, method, status))
+        if series is None:
+            labels = (route, method, str(status))
+            series = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._request_series[(route, method, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
+
+    def listed(self, route: str, source: str) -> None:
+        """One list returned by `route`, from `source` (model or fallback)."""
+        series = self._list_series.get((route, source))
+        if series is None:
+            series = self._list_series[(route, source)] = self.lists.labels(route, source)
+        series.inc()
 
     def serving(self, model_name: str, version: str, family: str) -> None:
         """The version now served: its info series replaces the previous one's."""
@@ -130,6 +151,4 @@ class MetricsMiddleware:
             # Starlette's router leaves the matched route in the scope; its path is the template.
             route = getattr(scope.get("route"), "path", UNMATCHED)
             method = scope["method"] if scope["method"] in METHODS else "other"
-            labels = (route, method, str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+            self.metrics.request(route, method, status, time.perf_counter() - started)

@@ -28,8 +28,8 @@ from recsys_assets.domain.item_side import ItemSide, ItemSource
 from recsys_assets.domain.layout import ItemFiles, ModelFiles, TrainingSetFiles
 from recsys_assets.domain.params import Protocol
 from recsys_assets.domain.records import TrainingReport, TrainingRequest
-from recsys_assets.domain.reports import trials_table
-from recsys_assets.domain.selection import select_model
+from recsys_assets.domain.reports import ceiling_table, trials_table
+from recsys_assets.domain.selection import holdout_ceiling, select_model
 from recsys_assets.domain.splitting import PER_USER, TrainingSet
 from recsys_assets.pipes.worker import TRAINING_REFUSED, open_training_pipes
 
@@ -61,12 +61,24 @@ def run(pipes: PipesContext) -> TrainingReport:
     )
     output = ModelFiles(request.output)
     # The selection is refitted on every protocol's training data, so each protocol scores the same choice.
+    refits = {}
     for protocol, split in data.protocols.items():
         model = new_model(
             selection.best.family, selection.best.params, items=items_at(split.train_reference_day, split.train_end)
         )
         model.fit(split.train, split.train_ages)
         storage.write_bytes(output.model(protocol), model.to_bytes())
+        refits[protocol] = model
+    # The ceiling the selection may have missed: each family's best trial on each holdout, time-boxed.
+    ceiling = holdout_ceiling(
+        data.protocols,
+        selection,
+        refits,
+        settings.k,
+        settings.ceiling_seconds,
+        lambda split: items_at(split.train_reference_day, split.train_end),
+    )
+    del refits
     # What is served: the same choice refitted on the whole window, so it knows the latest days too.
     # Postings closed by the end of the window are never served; later ones are scored from their features.
     served_items = None if source is None else source.side(data.item_ids, data.counts.end_day)
@@ -86,6 +98,9 @@ def run(pipes: PipesContext) -> TrainingReport:
         interactions=int(train.nnz),
         full_interactions=int(data.full.nnz),
         host=os.uname().nodename,
+        selection_rule=selection.rule,
+        tied=list(selection.tied),
+        ceiling=ceiling,
     )
     storage.write_bytes(output.report, report.to_json())
     return report
@@ -128,6 +143,13 @@ def _main() -> None:
                     "type": "float",
                 },
                 "trials": {"raw_value": trials_table(report), "type": "md"},
+                "selected_over_best": {"raw_value": ceiling_table(report) or "not measured", "type": "md"},
+                "selection_rule": {"raw_value": report.selection_rule, "type": "text"},
+                **{
+                    f"{protocol}_selected_over_best": {"raw_value": round(ratio[0] / ratio[2], 4), "type": "float"}
+                    for protocol in report.ceiling
+                    if (ratio := report.selected_over_best(protocol)) is not None and ratio[2] > 0
+                },
                 "search_seconds": {"raw_value": report.search_seconds, "type": "float"},
                 "training_seconds": {"raw_value": report.training_seconds, "type": "float"},
                 "interactions": {"raw_value": report.interactions, "type": "int"},

@@ -39,6 +39,12 @@ def test_demo_seeds_an_empty_warehouse_and_prints_the_selection_both_protocols_a
     assert set(manifest["protocols"]) == {"per_user", "global_cut"}
     assert manifest["metrics"]["model"]["ndcg@10"] > manifest["metrics"]["baselines"]["popularity"]["ndcg@10"]
 
+    # Then the day's served lists for three users (popularity's until a release is merged) and the outcome
+    # of the day before's lists against the counterfactual.
+    assert "served lists of " in out and "no champion released yet: these are popularity's lists" in out
+    assert out.count(": popularity none (fallback)") == 3
+    assert "outcome of the lists served on " in out and "for popularity over the last 7 days (lift " in out
+
     # The demo ends with how to serve the new version and a list to ask it for.
     hint = out.strip().splitlines()[-4:]
     assert hint[0] == "Serve the champion over HTTP (it follows promotions without a restart):"
@@ -108,7 +114,11 @@ def test_movielens_u_data_import_then_run_produces_a_bundle(embedded_env, capsys
     written = write_movielens_u_data(path, MOVIELENS_SPEC)
 
     assert main(["import-events", str(path), "--format", "movielens", "--min-rating", "3"]) == 0
-    assert f"into {MOVIELENS_SPEC.n_days} daily partitions" in capsys.readouterr().out
+    imported = capsys.readouterr().out
+    assert f"into {MOVIELENS_SPEC.n_days} daily partitions" in imported
+    # It ends with the history's span, the window and the cut that fit it, then what to run.
+    assert f"history: {MOVIELENS_SPEC.n_days} days, " in imported and "global cut: " in imported
+    assert imported.strip().splitlines()[-1] == "next: python -m recsys_assets run"
     assert main(["run"]) == 0
     out = capsys.readouterr().out
     assert f"global_cut holdout of partition {MOVIELENS_SPEC.end_date.isoformat()}" in out

@@ -10,7 +10,18 @@ from recsys_assets.cli.command import Command, Context
 
 def test_every_command_has_a_name_and_help_once():
     names = [command.name for command in cli.COMMANDS]
-    assert names == ["demo", "seed", "run", "import-events", "import-items", "models", "serve"]
+    assert names == [
+        "demo",
+        "seed",
+        "run",
+        "import-events",
+        "import-items",
+        "models",
+        "serve",
+        "recommend",
+        "gc",
+        "runs",
+    ]
     assert all(command.help for command in cli.COMMANDS)
 
 

@@ -108,3 +108,16 @@ def test_merge_and_reject_show_on_model_release_at_once(store, capsys, tmp_path,
         ("v1", "proposed", "none"),
     ]
     assert all(r.partition_key == "2026-02-28" for r in records)
+
+
+@pytest.mark.parametrize("command", [["promote"], ["show"], ["merge"], ["reject"], ["rollback"], ["diff", "v1"]])
+def test_a_version_argument_is_a_version_name_never_a_path(store, capsys, tmp_path, command):
+    # A folder outside the store holding a manifest: `../../outside` once made promote write beside it.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "manifest.json").write_bytes(store.get_object(f"models/{SETTINGS.model_name}/v1/manifest.json"))
+    before = sorted(p for p in tmp_path.rglob("*") if "model_store" not in p.parts)
+    code, out, err = models(capsys, *command, "../../outside")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "version='../../outside' is not a safe name" in err
+    assert sorted(p for p in tmp_path.rglob("*") if "model_store" not in p.parts) == before

@@ -13,13 +13,21 @@ from recsys_assets.schedules import build_schedules
 from recsys_assets.sensors import build_sensors
 from recsys_assets.settings import Settings
 
-SERVICE_STEPS = {"interactions", "items", "trained_model", "model_bundle", "model_release"}
+SERVICE_STEPS = {
+    "interactions",
+    "items",
+    "trained_model",
+    "model_bundle",
+    "model_release",
+    "recommendations",
+    "recommendation_outcomes",
+}
 
 
 def statuses(env: dict[str, str]) -> set[str]:
     settings = Settings.from_env(env)
     automation = [*build_schedules(settings), *build_sensors(settings)]
-    assert len(automation) == 5
+    assert len(automation) == 10
     return {item.default_status.value for item in automation}
 
 
@@ -35,12 +43,12 @@ def test_every_schedule_and_sensor_follows_the_default():
     # The suite runs without RECSYS_AUTOMATION, like `dagster dev`: nothing starts by itself.
     loaded = defs()
     found = [s.default_status.value for s in (*loaded.schedules, *loaded.sensors)]  # type: ignore[union-attr]
-    assert len(found) == 5 and set(found) == {"STOPPED"}
+    assert len(found) == 10 and set(found) == {"STOPPED"}
 
 
 def test_only_the_steps_that_call_services_retry():
     policies = {asset.key.to_user_string(): asset.op.retry_policy for asset in ASSETS}
-    assert len(policies) == 9
+    assert len(policies) == 11
     assert {name for name, policy in policies.items() if policy is not None} == SERVICE_STEPS
     assert {policies[name] for name in SERVICE_STEPS} == {SERVICE_RETRY_POLICY}
 

@@ -23,12 +23,18 @@ def test_definitions_load_and_validate():
     repo = DEFS.get_repository_def()
     assert repo.get_job("interactions_job") is not None
     assert repo.get_job("retrain_job") is not None
-    assert sorted(s.name for s in repo.schedule_defs) == ["daily_extract_schedule", "retrain_schedule"]
+    assert repo.get_job("gc_job") is not None
+    assert sorted(s.name for s in repo.schedule_defs) == ["daily_extract_schedule", "gc_schedule", "retrain_schedule"]
     assert [s.name for s in repo.sensor_defs] == [
+        "freshness_alerts",
+        "freshness_checks_sensor",
         "new_interaction_partitions",
+        "outcome_retrain_trigger",
         "release_pull_requests",
         "run_failure_alerts",
+        "served_lists",
     ]
+    assert repo.get_job("delivery_job") is not None
 
 
 def test_asset_graph_snapshot():
@@ -47,9 +53,12 @@ def test_asset_graph_snapshot():
         "model_evaluation": ["baseline_models", "item_features", "trained_model"],
         "model_bundle": ["model_evaluation"],
         "model_release": ["model_bundle"],
+        "recommendations": ["interactions", "items"],
+        "recommendation_outcomes": ["interactions", "recommendations"],
     }
     checks = sorted(f"{c.asset_key.to_user_string()}:{c.name}" for c in graph.asset_check_keys)
     assert checks == [
+        "interactions:freshness_check",
         "interactions:no_null_ids",
         "interactions:non_negative_weights",
         "interactions:row_count_stable",
@@ -59,6 +68,9 @@ def test_asset_graph_snapshot():
         "items:unique_item_ids",
         "model_bundle:not_worse_than_champion",
         "model_evaluation:beats_baselines",
+        "model_release:freshness_check",
+        "recommendations:freshness_check",
+        "recommendations:no_seen_or_closed_items",
     ]
     for key in graph.get_all_asset_keys():
         node = graph.get(key)

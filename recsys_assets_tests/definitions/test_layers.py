@@ -19,7 +19,7 @@ import recsys_assets
 PACKAGE_ROOT = Path(recsys_assets.__file__).parent
 BENCHMARKS = PACKAGE_ROOT.parent / "benchmarks"
 SETTINGS_READER = "recsys_assets.settings"
-ASSET_PACKAGES = ("extract", "features", "training", "evaluation", "release")
+ASSET_PACKAGES = ("extract", "features", "training", "evaluation", "release", "delivery")
 
 
 def module_name(path: Path) -> str:

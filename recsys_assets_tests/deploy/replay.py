@@ -680,3 +680,106 @@ def last_error_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     causes = [line for line in lines if re.search(r"Error|error:", line)]
     return (causes or lines or ["(no output)"])[-1].strip()
+
+
+# --- the online service --------------------------------------------------------------------------------------
+
+SERVE_COMMAND = ("python", "-m", "recsys_assets", "serve")
+# The settings that name the model store's key pair: the service's must be its own, read-only pair.
+CREDENTIAL_SETTINGS = ("s3_access_key_secret", "s3_secret_key_secret")
+
+
+def is_serve(workload: Workload) -> bool:
+    return tuple(workload.command[: len(SERVE_COMMAND)]) == SERVE_COMMAND
+
+
+@dataclass
+class ServeLaunch:
+    """What `python -m recsys_assets serve` does with a workload's command and environment, up to listening."""
+
+    arguments: Any  # argparse.Namespace
+    settings_read: dict[str, Any]  # every setting the process read while starting: field -> value
+    listen: tuple[str, int]  # the host and port uvicorn is asked to bind
+    resources: dict[str, Any]  # the model store and item catalogue it built
+    app: Any  # the ASGI app uvicorn would serve (its lifespan, which starts following the champion, not run)
+
+
+def serve_launch(workload: Workload) -> ServeLaunch:
+    """The serve command started for real in the workload's environment: its arguments through the CLI's own
+    parser, its settings read by `Settings.from_env`, its resources and app built by `run_serve`; only
+    `uvicorn.run` is a recorder (nothing listens, nothing is fetched: clients connect on first use).
+
+    Every settings field the process reads on the way is recorded, so a setting the service starts reading
+    later is covered without a list to keep. A refused setting raises ConfigurationError, as the process would.
+    """
+    import uvicorn
+
+    from recsys_assets import resources as resources_module
+    from recsys_assets.cli import parser
+    from recsys_assets.service.cli import run_serve
+    from recsys_assets.settings import Settings
+
+    assert is_serve(workload), f"{workload.name} does not run the serve command: {workload.command}"
+    arguments = parser().parse_args(workload.command[len(SERVE_COMMAND) - 1 :])
+    read: dict[str, Any] = {}
+    fields = frozenset(Settings.model_fields)
+
+    class RecordingSettings(Settings):
+        def __getattribute__(self, name: str) -> Any:
+            value = super().__getattribute__(name)
+            if name in fields:
+                read[name] = value
+            return value
+
+    listened: list[tuple[Any, str, int]] = []
+    built: dict[str, Any] = {}
+    build_serving_resources = resources_module.build_serving_resources
+
+    def recording_build(settings: Any) -> dict[str, Any]:
+        built.update(build_serving_resources(settings))
+        return built
+
+    def recording_run(app: Any, host: str, port: int, **_: Any) -> None:
+        listened.append((app, host, port))
+
+    with (
+        process_environment(workload.env),
+        mock.patch.object(uvicorn, "run", recording_run),
+        mock.patch.object(resources_module, "build_serving_resources", recording_build),
+    ):
+        settings = RecordingSettings.from_env(workload.env)
+        assert run_serve(arguments, settings) == 0
+    ((app, host, port),) = listened
+    return ServeLaunch(arguments=arguments, settings_read=read, listen=(host, port), resources=built, app=app)
+
+
+def serve_errors(serve: Workload, code_server: Workload) -> list[str]:
+    """Why the service would not serve what the code server releases, or would hold more than a reader's rights:
+    every setting it reads must be the code server's (same store, bucket, prefix, model, catalogue), except the
+    model store's key pair, which must be named and be another pair than the code server's; no credential value
+    and no database password in its environment."""
+    from recsys_assets.domain.errors import ConfigurationError
+    from recsys_assets.settings import Settings
+
+    try:
+        launch = serve_launch(serve)
+    except ConfigurationError as error:
+        return [f"{serve.name}: does not start: {error}"]
+    errors = []
+    released = Settings.from_env(code_server.env)
+    for name, value in launch.settings_read.items():
+        if name not in CREDENTIAL_SETTINGS and value != getattr(released, name):
+            errors.append(f"{serve.name}: reads {name}={value!r}, the code server {getattr(released, name)!r}")
+    if launch.settings_read.get("model_store") == "s3":
+        for name in CREDENTIAL_SETTINGS:
+            mine, theirs = launch.settings_read.get(name), getattr(released, name)
+            if not mine or mine == theirs:
+                errors.append(f"{serve.name}: {name} is {mine!r}, not a read-only pair of its own")
+    leaked = sorted(
+        key
+        for key in serve.env
+        if key.startswith(("RECSYS_SECRET_", "AWS_", "GOOGLE_APPLICATION_CREDENTIALS")) or key == "DAGSTER_PG_PASSWORD"
+    )
+    if leaked:
+        errors.append(f"{serve.name}: credentials in its environment: {leaked}")
+    return errors

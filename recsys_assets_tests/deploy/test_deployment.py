@@ -225,6 +225,7 @@ def test_an_upgrade_migrates_rolls_back_on_failure_and_checks_the_code_server(ma
     # The same chart version, values and images as the render the other tests check.
     assert upgrade[upgrade.index("--version") + 1] == "1.13.27"
     assert f"recsys.trainingImage={TRAINING_IMAGE}" in upgrade
+    assert f"recsys.platformImage={PLATFORM_IMAGE}" in upgrade  # the online service's image
     assert upgrade[upgrade.index("--values") + 1] == str(DEPLOY / "helm" / "values.yaml")
     assert smoke[3:] == [
         "exec",
@@ -330,7 +331,8 @@ def assert_definitions_load(workloads: list[Workload], tmp_path: Path) -> None:
 
 
 def helm_replay(manifests, platform, tmp_path) -> tuple[list[Workload], Workload, dict[str, Any]]:
-    workloads = replay.helm_workloads(manifests, platform.env)
+    """The Dagster workloads (the online service has checks of its own, below) and a run pod of the code server."""
+    workloads = [w for w in replay.helm_workloads(manifests, platform.env) if not replay.is_serve(w)]
     names = {w.name for w in workloads}
     assert {
         CODE_SERVER,
@@ -404,7 +406,9 @@ def test_broken_helm_copies_fail(manifests, chart, platform, tmp_path):
 
 
 def compose_replay(deploy_dir: Path, platform, tmp_path) -> tuple[list[Workload], Workload, dict[str, Any]]:
-    workloads = replay.compose_workloads(replay.render_compose(deploy_dir), platform)
+    """The Dagster services (the online service has checks of its own, below) and a run container."""
+    config = replay.render_compose(deploy_dir)
+    workloads = [w for w in replay.compose_workloads(config, platform) if not replay.is_serve(w)]
     names = {w.name.removeprefix("compose service ") for w in workloads}
     assert {"migrate", "code-server", "webserver", "daemon"} <= names
     code_server = next(w for w in workloads if w.name.endswith("code-server"))
@@ -452,6 +456,123 @@ def test_broken_compose_copies_fail(deploy_copy, platform, tmp_path):
     assert "RECSYS_WAREHOUSE" not in run.env and backends(run)["warehouse"] == "duckdb"
     with pytest.raises(AssertionError):
         assert_production_settings([run], code_server)
+
+
+# --- the online service (fast: its start is replayed in this process, nothing listens) ------------------------
+
+SERVE_DEPLOYMENT = "recsys-serve"
+# benchmarks/README.md: the service's peak RSS while a reload holds two 10 M-event models.
+SERVE_RELOAD_PEAK_GIB = 0.71
+
+
+def serve_and_code_server(workloads: list[Workload]) -> tuple[Workload, Workload]:
+    (serve,) = [w for w in workloads if replay.is_serve(w)]
+    code_server = next(w for w in workloads if w.name in (CODE_SERVER, "compose service code-server"))
+    return serve, code_server
+
+
+def probe_answers(launch: replay.ServeLaunch) -> dict[str, int]:
+    """The probed routes of the app the service would serve, before any champion is loaded."""
+    import asyncio
+
+    import httpx
+
+    async def ask() -> dict[str, int]:
+        # httpx's ASGI transport runs no lifespan: the app does not start following the champion in the store.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=launch.app), base_url="http://serve") as client:
+            return {path: (await client.get(path)).status_code for path in ("/healthz", "/readyz")}
+
+    return asyncio.run(ask())
+
+
+def test_the_helm_service_serves_what_the_code_server_releases_with_a_read_only_key(manifests, platform):
+    serve, code_server = serve_and_code_server(replay.helm_workloads(manifests, platform.env))
+    assert serve.name == f"Deployment/{SERVE_DEPLOYMENT}" and serve.image == PLATFORM_IMAGE
+    assert replay.serve_errors(serve, code_server) == []
+    launch = replay.serve_launch(serve)
+    assert {"model_store", "s3_bucket", "s3_prefix", "model_name", "warehouse", "items_table"} <= set(
+        launch.settings_read
+    )
+    store = launch.resources["model_store"]
+    assert (store.bucket, store.access_key_secret) == ("my-model-store", "model-store-reader-access-key-id")
+    # Its own identity: a Kubernetes service account bound to a Google one, not the Dagster pods' account.
+    pod = replay.pod_template(replay.by_kind(manifests, "Deployment")[SERVE_DEPLOYMENT])
+    account = replay.by_kind(manifests, "ServiceAccount")[pod["serviceAccountName"]]
+    assert pod["serviceAccountName"] != "dagster"
+    assert account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith("recsys-serve@")
+
+    def broken(change) -> list[str]:
+        copied = copy.deepcopy(manifests)
+        (container,) = replay.pod_template(replay.by_kind(copied, "Deployment")[SERVE_DEPLOYMENT])["containers"]
+        change(container)
+        return replay.serve_errors(*serve_and_code_server(replay.helm_workloads(copied, platform.env)))
+
+    # Without the settings: a local store, another catalogue; without its key pair: the code server's (read-write).
+    assert any("model_store" in e for e in broken(lambda c: c.pop("envFrom")))
+    assert any("s3_secret_key_secret" in e for e in broken(lambda c: c["env"].pop()))
+    leaked = broken(lambda c: c["env"].append({"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}))
+    assert any("AWS_SECRET_ACCESS_KEY" in e for e in leaked)
+
+
+def test_the_helm_service_is_probed_sized_and_reached_on_the_port_it_listens_on(manifests, platform):
+    deployment = replay.by_kind(manifests, "Deployment")[SERVE_DEPLOYMENT]
+    pod = replay.pod_template(deployment)
+    (container,) = pod["containers"]
+    serve, _ = serve_and_code_server(replay.helm_workloads(manifests, platform.env))
+    launch = replay.serve_launch(serve)
+    host, port = launch.listen
+    assert host == "0.0.0.0" and port > 1023, "reachable from the kubelet and the Service; uid 10001 binds above 1023"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": port}
+
+    probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert probes["readinessProbe"]["path"] == "/readyz"
+    assert probes["livenessProbe"]["path"] == probes["startupProbe"]["path"] == "/healthz"
+    assert {ports.get(p["port"], p["port"]) for p in probes.values()} == {port}
+    # The app answers them: alive at once, ready only once a verified champion is served.
+    assert probe_answers(launch) == {"/healthz": 200, "/readyz": 503}
+
+    service = replay.by_kind(manifests, "Service")[SERVE_DEPLOYMENT]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    (service_port,) = service["spec"]["ports"]
+    assert ports.get(service_port["targetPort"], service_port["targetPort"]) == port
+
+    # A voluntary disruption (a node drain) leaves one replica serving.
+    budget = replay.by_kind(manifests, "PodDisruptionBudget")[SERVE_DEPLOYMENT]["spec"]
+    assert budget["selector"] == deployment["spec"]["selector"]
+    assert 1 <= budget["minAvailable"] < deployment["spec"]["replicas"]
+
+    resources = container["resources"]
+    assert resources["requests"]["cpu"] and gib(resources["requests"]["memory"]) >= 1
+    assert gib(resources["limits"]["memory"]) > SERVE_RELOAD_PEAK_GIB * 1.5, "a reload holds two models"
+
+
+def test_the_compose_service_serves_what_the_code_server_releases_with_a_read_only_key(deploy_copy, platform):
+    config = replay.render_compose(deploy_copy)
+    serve, code_server = serve_and_code_server(replay.compose_workloads(config, platform))
+    assert serve.name == "compose service serve" and serve.image == PLATFORM_IMAGE
+    assert replay.serve_errors(serve, code_server) == []
+    launch = replay.serve_launch(serve)
+    host, port = launch.listen
+    service = config["services"]["serve"]
+    # No login: published on the VM's loopback only; healthy once it serves a verified champion.
+    (published,) = service["ports"]
+    assert (published["host_ip"], published["target"]) == ("127.0.0.1", port) and host == "0.0.0.0"
+    assert f"http://127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
+    assert probe_answers(launch)["/readyz"] == 503
+    assert "depends_on" not in service, "it needs no database nor migration"
+    assert int(service["mem_limit"]) / 2**30 > SERVE_RELOAD_PEAK_GIB * 1.5
+
+    def broken(change) -> list[str]:
+        copied = copy.deepcopy(config)
+        change(copied["services"]["serve"]["environment"])
+        return replay.serve_errors(*serve_and_code_server(replay.compose_workloads(copied, platform)))
+
+    assert any("RECSYS_S3_BUCKET" in e for e in broken(lambda env: env.pop("RECSYS_S3_BUCKET")))
+    assert any("s3_access_key_secret" in e for e in broken(lambda env: env.pop("RECSYS_S3_ACCESS_KEY_SECRET")))
+    assert any("DAGSTER_PG_PASSWORD" in e for e in broken(lambda env: env.update(DAGSTER_PG_PASSWORD="x")))
 
 
 def test_the_readme_deploys_the_way_these_tests_render():

@@ -60,8 +60,22 @@ def pinned_for(lock: str, name: str, python: str) -> str | None:
 
 
 LOCKS = {
-    "dev.txt": ("TRAINING_REQUIRES", "ORCHESTRATION_REQUIRES", "DEPLOY_REQUIRES", "MLFLOW_REQUIRES", "DEV_REQUIRES"),
-    "platform.txt": ("TRAINING_REQUIRES", "ORCHESTRATION_REQUIRES", "DEPLOY_REQUIRES", "MLFLOW_REQUIRES"),
+    "dev.txt": (
+        "TRAINING_REQUIRES",
+        "ORCHESTRATION_REQUIRES",
+        "DEPLOY_REQUIRES",
+        "MLFLOW_REQUIRES",
+        "SERVE_REQUIRES",
+        "DEV_REQUIRES",
+    ),
+    # The platform image runs the online service too (deploy/: `serve`, `recsys-serve`).
+    "platform.txt": (
+        "TRAINING_REQUIRES",
+        "ORCHESTRATION_REQUIRES",
+        "DEPLOY_REQUIRES",
+        "MLFLOW_REQUIRES",
+        "SERVE_REQUIRES",
+    ),
     "training.txt": ("TRAINING_REQUIRES",),
 }
 

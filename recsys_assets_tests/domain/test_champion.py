@@ -47,7 +47,7 @@ def champion_recommendations(users: np.ndarray, k: int) -> np.ndarray:
 
 
 def score_champion(holdout: list[tuple[int, int]], k: int):
-    return scoring.score_champion(CHAMPION, TRAIN, matrix(holdout), USERS, ITEMS, k)
+    return scoring.score_champion(CHAMPION, TRAIN, matrix(holdout), USERS, ITEMS, k)[0]
 
 
 def test_recommendations_are_current_catalogue_indices():
@@ -102,7 +102,7 @@ def test_a_champion_sharing_no_items_scores_zero_and_says_so():
         item_ids=pa.array(["p", "q", "r", "s", "t", "u"]),
     )
     assert scoring.shared_items(stranger.item_ids, ITEMS) == 0
-    score = scoring.score_champion(stranger, TRAIN, matrix([(0, B), (1, E)]), USERS, ITEMS, k=3)
+    score, _ = scoring.score_champion(stranger, TRAIN, matrix([(0, B), (1, E)]), USERS, ITEMS, k=3)
     assert score.metrics["ndcg@3"] == 0.0 and score.metrics["coverage"] == 0.0
     assert scoring.shared_items(CHAMPION.item_ids, ITEMS) == 5
 
@@ -114,5 +114,5 @@ def test_postings_closed_at_the_cut_are_excluded_from_the_champions_lists_too():
     # user 0's champion ranking is x, c, b, f, e: "x" is gone and "c" closed at the current cut
     assert recs.tolist() == [[B, F, E]]
     assert CHAMPION.model.excluded is None  # the champion's own mask is left as it was
-    score = scoring.score_champion(CHAMPION, TRAIN, matrix([(0, C)]), USERS, ITEMS, 3, excluded=closed)
+    score, _ = scoring.score_champion(CHAMPION, TRAIN, matrix([(0, C)]), USERS, ITEMS, 3, excluded=closed)
     assert score.metrics["recall@3"] == 0.0

@@ -23,7 +23,7 @@ from recsys_assets.domain.params import SelectionParams, SplitParams
 from recsys_assets.domain.records import HoldoutSize, ProtocolResult
 from recsys_assets.domain.reports import cold_items_table
 from recsys_assets.domain.selection import select_model
-from recsys_assets.domain.serving import Bundle
+from recsys_assets.domain.serving import Bundle, ServingInputError
 from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, build_training_set
 from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
 from recsys_assets_tests.support.catalogue import D, catalogue, side_of
@@ -124,6 +124,8 @@ def test_catalogue_quality_counts_duplicates_missing_text_and_inverted_windows()
     quality = measure_quality(bad)
     assert (quality.duplicate_ids, quality.missing_text, quality.closed_before_posted) == (1, 1, 1)
     assert measure_quality(items).duplicate_ids == 0
+    blank = items.set_column(0, "item_id", pa.array(["", " ", None, "NA", "job4", "job5"]))
+    assert (measure_quality(blank).null_ids, measure_quality(blank).duplicate_ids) == (3, 0)
 
 
 def test_snapshot_as_of_a_day_hides_later_postings_and_later_closings():
@@ -236,6 +238,47 @@ def test_serving_recommends_a_posting_that_appeared_after_the_bundle_from_its_fe
     assert bundle.recommend("u2", ["job3", "job4"], n=1) == ["job5"]
     assert bundle.recommend("someone-new", ["job3"], n=2)[0] in ("job4", "job5")
     assert bundle.recommend("u0", ["job0", "job1"], n=1) == ["job2"]
+
+
+def content_bundle(known: pa.Table) -> Bundle:
+    featurizer, features = fit_features(known)
+    source = ItemSource(
+        features, known["item_id"], days_since_epoch(known["posted_date"]), days_since_epoch(known["closed_date"])
+    )
+    model = new_model("content", {}, items=source.side(known["item_id"].combine_chunks(), None)).fit(HISTORY[:, :5])
+    return Bundle(
+        uri="memory",
+        version="v1",
+        model=model,
+        user_ids=pa.array(["u0", "u1", "u2", "u3"]),
+        item_ids=known["item_id"].combine_chunks(),
+        featurizer=ItemFeaturizer.from_bytes(featurizer.to_bytes()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "counted"),
+    [
+        (lambda t: t.set_column(0, "item_id", pa.array([None, "n1"], pa.string())), "1 without an id"),
+        (lambda t: t.set_column(0, "item_id", pa.array(["  ", "n1"], pa.string())), "1 without an id"),
+        (lambda t: t.set_column(0, "item_id", pa.array(["n1", "n1"])), "1 repeated ids"),
+        (
+            lambda t: t.set_column(6, "closed_date", pa.array([D, None], pa.date32())),
+            "1 closed on or before 2026-03-02",
+        ),
+        (
+            lambda t: t.set_column(6, "closed_date", pa.array([None, D - timedelta(days=1)], pa.date32())),
+            "1 closed before they were posted",
+        ),
+    ],
+)
+def test_add_postings_refuses_null_repeated_and_closed_postings_with_counts(change, counted):
+    bundle = content_bundle(catalogue().slice(0, 5))
+    fresh = catalogue().slice(4, 2).set_column(0, "item_id", pa.array(["n0", "n1"]))
+    with pytest.raises(ServingInputError, match=counted):
+        bundle.add_postings(change(fresh), today=D + timedelta(days=1))
+    assert len(bundle.item_ids) == 5  # nothing was added
+    assert bundle.add_postings(fresh, today=D + timedelta(days=1)) == 2
 
 
 def test_a_collaborative_bundle_refuses_new_postings_with_the_reason():

@@ -21,20 +21,20 @@ def test_every_model_is_scored_on_the_same_holdout_and_cold_items_and_closed_pos
     popularity = new_model("popularity").fit(train)
     # The split's train data ends on day 0: the known postings are 30 days old, the new ones 3.
     posted = np.array([-30.0] * n_items + [-3.0, -3.0])
-    result = score_protocol(split, knn, {"popularity": popularity}, k=2, posted=posted, new_item_days=7)
+    result, _ = score_protocol(split, knn, {"popularity": popularity}, k=2, posted=posted, new_item_days=7)
     assert result.model["recall@2"] == 1.0 and result.baselines["popularity"]["recall@2"] < 1.0
     assert result.holdout.users == n_users and result.holdout.pairs == holdout.nnz
     # A collaborative model never ranks a posting it did not train on: zero on cold items, by construction.
     assert result.cold_items["model"]["recall@2"] == 0.0 and result.cold_holdout.pairs == 2
     assert result.new_item_share == {"model": 0.0, "popularity": 0.0} and result.new_item_days == 7
     everything_new = np.full(n_items + 2, -3.0)
-    shares = score_protocol(split, knn, {}, k=2, posted=everything_new, new_item_days=7).new_item_share
+    shares = score_protocol(split, knn, {}, k=2, posted=everything_new, new_item_days=7)[0].new_item_share
     assert shares == {"model": 1.0}
 
     # Closing each user's held-out item leaves item-kNN with nothing to hit.
     closed = np.zeros(n_items + 2, dtype=bool)
     closed[np.unique(holdout.indices)] = True
-    result = score_protocol(split, knn, {}, k=2, posted=posted, new_item_days=7, closed=closed)
+    result, _ = score_protocol(split, knn, {}, k=2, posted=posted, new_item_days=7, closed=closed)
     assert result.model["recall@2"] == 0.0 and result.baselines == {}
 
 

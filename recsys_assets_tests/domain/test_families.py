@@ -229,14 +229,22 @@ class TestEASE(FamilyContract):
     family = "ease"
     params = EASEParams(regularization=1.0)
 
-    def test_matches_the_closed_form(self):
+    def test_matches_the_closed_form_with_lambda_relative_to_the_mean_gram_diagonal(self):
         matrix = small_matrix()
         model = new_model("ease", {"regularization": 2.0}).fit(matrix)
         x = matrix.toarray().astype(np.float64)
-        p = np.linalg.inv(x.T @ x + 2.0 * np.eye(5))
+        gram = x.T @ x
+        p = np.linalg.inv(gram + 2.0 * np.diag(gram).mean() * np.eye(5))
         b = -p / np.diag(p)[None, :]
         np.fill_diagonal(b, 0.0)
         np.testing.assert_allclose(model.arrays()["weights"], b, rtol=1e-4, atol=1e-5)
+
+    def test_the_same_regularization_means_the_same_whatever_the_confidences_scale(self):
+        # Ratings 4-5 instead of ones: the Gram matrix grows ~20x, and the fitted weights do not change.
+        matrix = small_matrix()
+        scaled = matrix * 4.5
+        weights = [new_model("ease", {"regularization": 1.0}).fit(m).arrays()["weights"] for m in (matrix, scaled)]
+        np.testing.assert_allclose(weights[0], weights[1], rtol=1e-4, atol=1e-5)
 
     def test_is_skipped_over_its_memory_budget_with_the_numbers(self):
         assert ease_memory_bytes(30_000) == 4 * 4 * 30_000**2

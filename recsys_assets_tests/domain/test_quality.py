@@ -66,3 +66,21 @@ def test_rows_outside_the_partition_days_or_without_a_timestamp_are_rejected_and
     assert split.rows_outside == 3 and sorted(split.rejected["item_id"].to_pylist()) == ["j0", "j4", "j5"]
     assert split.rows_per_day == {"2026-01-02": 2, "2026-01-03": 0, "2026-01-04": 1}
     assert [split.valid["item_id"][lo:hi].to_pylist() for _, lo, hi in split.day_bounds] == [["j1", "j3"], [], ["j2"]]
+
+
+def test_blank_warehouse_ids_are_null_ids_as_in_the_importers():
+    ids = ["j1", "", "  ", None, "NA"]
+    ts = datetime(2026, 1, 2, 12, tzinfo=UTC)
+    table = pa.table(
+        {
+            "user_id": ["u"] * len(ids),
+            "item_id": ids,
+            "event_type": ["view"] * len(ids),
+            "weight": [1.0] * len(ids),
+            "event_ts": [ts] * len(ids),
+        },
+        schema=EVENTS_SCHEMA,
+    )
+    split = split_extract(table, ["2026-01-02"])
+    assert split.valid["item_id"].to_pylist() == ["j1", "NA"]
+    assert split.null_ids.rows == 3

@@ -46,11 +46,18 @@ def test_version_1_manifest_is_read_as_version_2():
     assert manifest.protocol == "per_user" and manifest.protocols == {}  # older manifests had one protocol
     assert manifest.trained_on == {} and manifest.data.full_pairs == 0  # nor a served refit
     current = manifest_v2()
-    del current["data"]["full_pairs"]
+    del current["data"]["full_pairs"], current["metrics"]["lifts"]
     assert manifest == Manifest.from_dict({**current, "protocol": "per_user", "protocols": {}, "trained_on": {}})
     assert "hyperparameters" not in json.loads(manifest.to_json())
     assert "hyperparameters" in raw  # upgrading copies: the caller's dict is left alone
     assert upgrade_manifest(manifest_v2()) == manifest_v2()
+
+
+@pytest.mark.parametrize("raw", [{}, {"model_name": "jobs"}])
+def test_a_json_object_that_is_no_manifest_is_a_value_error_not_a_key_error(raw):
+    # `models list` and the registry treat a ValueError as "unreadable manifest"; a KeyError was a traceback.
+    with pytest.raises(ValueError, match="not a manifest: no schema_version and no hyperparameters"):
+        Manifest.from_dict(raw)
 
 
 def test_newer_manifest_is_refused_with_a_clear_message():

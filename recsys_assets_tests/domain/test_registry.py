@@ -9,8 +9,8 @@ from recsys_assets.domain.registry import (
     fold,
     index,
     rollback_target,
-    versions_table,
 )
+from recsys_assets.domain.reports import versions_table
 from recsys_assets_tests.support.records import event
 
 

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_assets.domain.families.base import rank_users
+from recsys_assets.domain.families.base import HALF_LIVES, rank_users
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.metrics import evaluate
 from recsys_assets.domain.params import SelectionParams
-from recsys_assets.domain.records import SearchTrial
-from recsys_assets.domain.selection import best_half_life, sample_users, select_model
+from recsys_assets.domain.records import ModelSpec, SearchTrial, TrainingReport
+from recsys_assets.domain.reports import ceiling_table
+from recsys_assets.domain.selection import best_half_life, holdout_ceiling, sample_users, select_model, span_days
 from recsys_assets.domain.splitting import ProtocolSplit
 from recsys_assets_tests.support.families import BLOCK, block_matrix, hand_split, one_day_old
 
@@ -30,7 +31,12 @@ def test_selection_records_every_trial_and_picks_a_family_that_finds_the_blocks(
     assert selection.best.family in ("item_knn", "ease")
     best = max(selection.trials, key=lambda t: t.validation_ndcg)
     assert best.validation_ndcg > max(t.validation_ndcg for t in selection.trials if t.family == "popularity")
-    assert selection.best.params == {**best.params} and any("selected" in line for line in logged)
+    assert any("selected" in line for line in logged)
+    # Families are compared on the mean over two rolling-origin folds, the tie rule recorded.
+    assert all(len(t.fold_ndcg) == 2 and t.validation_ndcg == pytest.approx(np.mean(t.fold_ndcg), abs=1e-5)
+               for t in selection.trials)  # fmt: skip
+    assert "2 rolling-origin fold(s)" in selection.rule and "latest fold" in selection.rule
+    assert selection.best.family in selection.tied
 
 
 def test_validation_counts_pairs_of_postings_unseen_in_fit_as_misses_of_a_collaborative_model():
@@ -50,8 +56,9 @@ def test_validation_counts_pairs_of_postings_unseen_in_fit_as_misses_of_a_collab
     k = settings.k
     # The cold pairs stay relevant: item-kNN hits every warm pair and none of the cold ones, which lowers its score.
     assert evaluate(rank, warm, k)[f"recall@{k}"] == 1.0 and evaluate(rank, cold, k)[f"recall@{k}"] == 0.0
-    assert trial.validation_ndcg == pytest.approx(evaluate(rank, validation, k)[f"ndcg@{k}"])
-    assert trial.validation_ndcg < evaluate(rank, warm, k)[f"ndcg@{k}"] - 0.1
+    # The latest fold is the split's own validation.
+    assert trial.fold_ndcg[0] == pytest.approx(evaluate(rank, validation, k)[f"ndcg@{k}"])
+    assert trial.fold_ndcg[0] < evaluate(rank, warm, k)[f"ndcg@{k}"] - 0.1
 
 
 def test_ease_is_skipped_with_its_reason_over_the_memory_budget():
@@ -82,7 +89,7 @@ def test_a_repeated_parameter_set_is_not_fitted_twice():
     settings = SelectionParams(families=["popularity"], trials_per_family=8)
     selection = select_model(block_protocol(), settings, lambda _: None)
     params = [repr(sorted(t.params.items())) for t in selection.trials]
-    assert len(params) == len(set(params)) <= len(("off", 3.0, 7.0, 14.0, 30.0, 90.0))
+    assert len(params) == len(set(params)) <= len(HALF_LIVES)
 
 
 def test_validation_users_are_a_seeded_sample():
@@ -94,9 +101,11 @@ def test_validation_users_are_a_seeded_sample():
 
 def test_popularity_maps_every_decay_and_later_families_start_from_the_best_one():
     settings = SelectionParams(families=["popularity", "item_knn"], trials_per_family=6, num_threads=1)
-    selection = select_model(block_protocol(), settings, lambda _: None)
+    data = block_protocol()
+    selection = select_model(data, settings, lambda _: None)
     popularity = [t.params["half_life_days"] for t in selection.trials if t.family == "popularity"]
-    assert popularity == [None, 3.0, 7.0, 14.0, 30.0, 90.0]
+    # Each a fraction of the days the fit split covers.
+    assert popularity == [None] + [round(fraction * span_days(data), 1) for fraction in HALF_LIVES[1:]]
     assert next(t for t in selection.trials if t.family == "item_knn").params["half_life_days"] is None  # the baseline
 
     def trial(half_life, score, state="complete"):
@@ -109,5 +118,45 @@ def test_popularity_maps_every_decay_and_later_families_start_from_the_best_one(
             state=state,
         )
 
-    assert best_half_life([]) == "off" and best_half_life([trial(None, 0.2), trial(7.0, 0.1)]) == "off"
-    assert best_half_life([trial(None, 0.2), trial(7.0, 0.3), trial(3.0, 0.9, "pruned")]) == 7.0
+    # Half-lives are searched as fractions of the span fitted on: 7 of 28 days is a quarter.
+    assert best_half_life([], 28.0) == "off" and best_half_life([trial(None, 0.2), trial(7.0, 0.1)], 28.0) == "off"
+    assert best_half_life([trial(None, 0.2), trial(7.0, 0.3), trial(3.0, 0.9, "pruned")], 28.0) == 0.25
+    assert best_half_life([trial(None, 0.2), trial(50.0, 0.3)], 200.0) == 0.25
+
+
+def test_every_family_gets_its_first_points_and_then_the_better_half_shares_the_rest():
+    settings = SelectionParams(families=["recent_popularity", "item_knn", "ease"], trials_per_family=5, num_threads=1)
+    logged: list[str] = []
+    selection = select_model(block_protocol(), settings, logged.append)
+    tried = {family: [t for t in selection.trials if t.family == family] for family in settings.families}
+    best = {family: max(t.validation_ndcg for t in family_trials) for family, family_trials in tried.items()}
+    worst = min(best, key=lambda family: best[family])
+    # Round 1 gives each family its two first points; round 2 continues the two best of the three only.
+    assert len(tried[worst]) == 2
+    assert all(len(family_trials) > 2 for family, family_trials in tried.items() if family != worst)
+    assert any(line.startswith("round 2 (by promise): ") and worst not in line for line in logged)
+
+
+def test_the_ceiling_scores_every_familys_best_trial_on_the_holdout_within_its_time():
+    data = block_protocol()
+    settings = SelectionParams(families=["popularity", "item_knn"], trials_per_family=2, num_threads=1)
+    selection = select_model(data, settings, lambda _: None)
+    refit = new_model(selection.best.family, selection.best.params).fit(data.train, data.train_ages)
+    ceiling = holdout_ceiling({"per_user": data}, selection, {"per_user": refit}, 10, 60.0, lambda split: None)
+    assert set(ceiling["per_user"]) == {"popularity", "item_knn"}
+    direct = evaluate(rank_users(refit, data.train, 10), data.holdout, 10)["ndcg@10"]
+    assert ceiling["per_user"][selection.best.family] == direct
+    # Without time, only the selected model (already fitted) is scored.
+    assert set(
+        holdout_ceiling({"per_user": data}, selection, {"per_user": refit}, 10, 0.0, lambda s: None)["per_user"]
+    ) == {selection.best.family}
+    report = TrainingReport(
+        model=ModelSpec(family="item_knn", params={}), protocol="per_user", search=[], search_seconds=1.0,
+        training_seconds=1.0, users=1, items=1, interactions=1, host="test",
+        ceiling={"per_user": {"item_knn": 0.2, "popularity": 0.25}, "global_cut": {"item_knn": 0.3}},
+    )  # fmt: skip
+    assert report.selected_over_best("per_user") == (0.2, "popularity", 0.25)
+    assert ceiling_table(report).splitlines()[2:] == [
+        "| per_user | 0.800 (popularity best) | **0.2000** | 0.2500 |",
+        "| global_cut | 1.000 (item_knn best) | **0.3000** | - |",
+    ]

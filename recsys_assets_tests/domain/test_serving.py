@@ -12,7 +12,8 @@ import scipy.sparse as sp
 from recsys_assets.domain import storage
 from recsys_assets.domain.families.base import rank_users
 from recsys_assets.domain.families.registry import new_model
-from recsys_assets.serving import BundleIntegrityError, load_bundle
+from recsys_assets.domain.serving import open_bundle
+from recsys_assets.serving import BundleIntegrityError, ServingInputError, load_bundle
 from recsys_assets_tests.support.families import block_matrix
 from recsys_assets_tests.support.records import manifest_v2
 
@@ -141,3 +142,45 @@ def test_a_history_that_does_not_fit_the_id_maps_or_a_missing_one_is_refused(tmp
     write_bundle(tmp_path, "popularity", {})
     with pytest.raises(BundleIntegrityError, match=r"has no history\.npz: it cannot tell what a user saw"):
         load_bundle(str(tmp_path)).seen_item_ids("u0")
+
+
+def test_n_is_a_whole_number_from_1_and_clamped_to_the_catalogue(tmp_path):
+    _, items, _ = write_bundle(tmp_path, "popularity", {})
+    bundle = load_bundle(str(tmp_path))
+    # 10**9 would allocate gigabytes inside the family's top-k: the list is clamped to the catalogue first.
+    assert len(bundle.recommend("u0", [], n=10**9)) == len(items)
+    assert bundle.recommend("u0", [], n=np.int64(2)) == bundle.recommend("u0", [], n=2)  # type: ignore[arg-type]
+    for bad in (-1, 0, 2.5, "3", True, None):
+        with pytest.raises(ServingInputError, match="n must be a whole number of at least 1"):
+            bundle.recommend("u0", [], n=bad)  # type: ignore[arg-type]
+
+
+def test_seen_item_ids_must_be_a_collection_not_a_bare_string(tmp_path):
+    _, items, _ = write_bundle(tmp_path, "popularity", {})
+    bundle = load_bundle(str(tmp_path))
+    with pytest.raises(ServingInputError, match="seen_item_ids must be a collection of item ids"):
+        bundle.recommend("u0", items[0], n=3)
+    with pytest.raises(ServingInputError, match="got int"):
+        bundle.recommend("u0", 7, n=3)  # type: ignore[arg-type]
+    with pytest.raises(ServingInputError, match="seen_item_ids must hold item ids"):
+        bundle.recommend("u0", [[items[0]]], n=3)  # type: ignore[list-item]
+    with pytest.raises(ServingInputError, match="user_id must be an id"):
+        bundle.recommend(["u0"], [], n=3)  # type: ignore[arg-type]
+    assert items[0] not in bundle.recommend("u0", {items[0]}, n=len(items))
+
+
+@pytest.mark.parametrize("name", ["../../../dev/zero", "/dev/zero", "evaluated/../../x", "a//b", ""])
+def test_a_manifest_naming_a_file_outside_the_bundle_is_refused_before_any_read(tmp_path, name):
+    write_bundle(tmp_path, "popularity", {})
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["files"][name] = "0" * 64
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    read = []
+
+    def reader(file: str) -> bytes:
+        read.append(file)
+        return (tmp_path / file).read_bytes()
+
+    with pytest.raises(BundleIntegrityError, match="not relative names inside the bundle"):
+        open_bundle(str(tmp_path), reader)
+    assert read == ["manifest.json"]

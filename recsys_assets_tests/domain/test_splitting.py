@@ -1,11 +1,13 @@
 """The training set deduplicates, weights, filters and splits each user by time."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.sparse as sp
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA
@@ -19,8 +21,12 @@ from recsys_assets.domain.splitting import (
     TrainingSet,
     build_training_set,
     content_hash,
+    history_advice,
+    rolling_folds,
+    small_holdouts,
     split_problem,
 )
+from recsys_assets_tests.support.families import hand_split
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PARAMS = SplitParams(
@@ -249,3 +255,93 @@ def test_a_window_shorter_than_two_cuts_gives_an_empty_fit_split_with_empty_ages
     cut = build_training_set(events(rows), params).protocols[GLOBAL_CUT]
     assert cut.fit.nnz == 0 and cut.fit_ages.nnz == 0 and cut.fit_ages.shape == cut.fit.shape
     assert cut.train_ages.nnz == cut.train.nnz
+
+
+def test_the_global_cut_widens_until_its_holdout_has_enough_users_and_says_so_when_it_cannot():
+    # 12 days of data (days 0..11). Everyone starts on day 0; their last pair is on the day given.
+    last_day = {"u0": 11, "u1": 9, "u2": 9, "u3": 5}
+    rows = [(user, f"j{day}", "view", 1.0, 24 * day + 1) for user, last in last_day.items() for day in (0, 1, last)]
+    # Every item is known from day 0, so every held-out pair is scorable.
+    rows += [("seen-all", f"j{day}", "view", 1.0, 3) for day in range(12)]
+    # A user whose whole history is in the last days has nothing to train on: never counted as a holdout user.
+    rows += [("new", f"j{item}", "view", 1.0, 24 * day + 2) for item, day in ((9, 10), (10, 10), (11, 11))]
+    params = PARAMS.model_copy(update={"cut_days": 2, "min_user_items": 2, "min_holdout_users": 3})
+    data = build_training_set(events(rows), params)
+    cut = data.protocols[GLOBAL_CUT]
+    # 2 days hold out u0 only; 4 days (twice the cut) also u1 and u2.
+    assert cut.counts.cut_days == 4 and cut.counts.holdout_users == 3
+    assert (cut.fit_end, cut.train_end) == (data.counts.end_day - 8, data.counts.end_day - 4)
+    assert small_holdouts(data.counts, params) == []
+
+    # 10 users cannot be had: the cut widens as far as the span allows (3 x 4 days <= 12; 3 x 6 > 12) and says so.
+    wanting = params.model_copy(update={"min_holdout_users": 10})
+    data = build_training_set(events(rows), wanting)
+    assert data.protocols[GLOBAL_CUT].counts.cut_days == 4
+    assert small_holdouts(data.counts, wanting) == [
+        "per_user: the holdout has 6 users, fewer than training_set.min_holdout_users=10 over 12 days of data: "
+        "its verdicts are noisy (see each lift's interval); widen RECSYS_TRAINING_WINDOW_DAYS or lower "
+        "training_set.min_holdout_users",
+        "global_cut: the holdout has 3 users (the cut widened from 2 to 4 days), fewer than "
+        "training_set.min_holdout_users=10 over 12 days of data: its verdicts are noisy (see each lift's "
+        "interval); widen RECSYS_TRAINING_WINDOW_DAYS or raise training_set.cut_days or lower "
+        "training_set.min_holdout_users",
+    ]
+    # Enough users at the configured cut: it is not widened.
+    assert (
+        build_training_set(events(rows), params.model_copy(update={"min_holdout_users": 1}))
+        .protocols[GLOBAL_CUT]
+        .counts.cut_days
+        == 2
+    )
+
+
+def test_an_imported_history_is_told_the_window_and_the_cut_that_fit_it():
+    # 300 users over 90 days (days 0..89): user u starts on day u % 30 and ends on day 89 - u % 60.
+    users = np.arange(300)
+    first, last = (users % 30).astype(float), (89 - users % 60).astype(float) + 0.5
+    params = SplitParams(cut_days=7, min_holdout_users=200)
+    # 7 days: users ending on day 83 or later (7 of every 60): 35; 14 days: 70; ... 28 days: 140; 35 days: 175,
+    # and those must start before the cut too (all do).
+    assert history_advice(first, last, params, window_days=28) == [
+        "history: 90 days, 300 users",
+        "RECSYS_TRAINING_WINDOW_DAYS=28 trains on its last 28 days only: set RECSYS_TRAINING_WINDOW_DAYS=90 to "
+        "train on all of it",
+        "global cut: no cut up to 28 days (a third of the history) holds out training_set.min_holdout_users=200 "
+        "users with history before it (at most 140, at 28 days): its verdicts will be noisy; gate on per_user "
+        "(trained_model.protocol) or lower training_set.min_holdout_users",
+    ]
+    fewer = SplitParams(cut_days=7, min_holdout_users=100)
+    assert history_advice(first, last, fewer, window_days=120)[1:] == [
+        "RECSYS_TRAINING_WINDOW_DAYS=120 covers all of it",
+        "global cut: 21 days hold out about 105 users with history before them (training_set.cut_days=7 widens to "
+        "it by itself over a window of at least 63 days)",
+    ]
+
+
+def test_rolling_folds_peel_the_newest_block_off_each_fit_by_hand():
+    # User 0 saw items 0..4 (item 4 newest: ages 5..1 days), user 1 items 0 and 1 (ages 2 and 1), user 2 item 3.
+    rows, cols = [0, 0, 0, 0, 0, 1, 1, 2], [0, 1, 2, 3, 4, 0, 1, 3]
+    ages = np.array([5, 4, 3, 2, 1, 2, 1, 1], dtype=np.float32)
+    fit = sp.csr_matrix((np.full(8, 3.0, dtype=np.float32), (rows, cols)), shape=(3, 5))
+    age_matrix = sp.csr_matrix((ages, (rows, cols)), shape=(3, 5))
+    validation = sp.csr_matrix(([1.0], ([2], [4])), shape=(3, 5), dtype=np.float32)
+    split = dataclasses.replace(hand_split(fit, validation), age_at=lambda matrix, day: age_matrix)
+
+    # Per user, a quarter of each user's fit items (at least one, from users with two or more) validate fold 1.
+    first, second = rolling_folds(split, 2, validation_fraction=0.25)
+    assert first.fit is split.fit and first.validation is split.validation
+    assert second.validation.toarray().tolist() == [[0, 0, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert second.fit.toarray().tolist() == [[3, 3, 3, 3, 0], [3, 0, 0, 0, 0], [0, 0, 0, 3, 0]]
+    assert second.fit_ages.toarray().tolist() == [[5, 4, 3, 2, 0], [2, 0, 0, 0, 0], [0, 0, 0, 1, 0]]
+
+    # After a global cut of 2 days, fold 1 validates on the fit's last 2 days; ages count from its own end.
+    cut = dataclasses.replace(split, shared_cut=True, fit_end=10.0, train_end=12.0)
+    folds = rolling_folds(cut, 3, validation_fraction=0.25)
+    # User 2's single pair is 1 day old and they have nothing before it: not scored.
+    assert folds[1].validation.toarray().tolist() == [[0, 0, 0, 0, 1], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert folds[1].fit.toarray().tolist() == [[3, 3, 3, 3, 0], [3, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert folds[1].fit_ages.toarray().tolist() == [[3, 2, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    # Fold 2: the 2 days before that (items 2 and 3, 1 and 0 days old then) validate, items 0 and 1 fit;
+    # user 1 is left with no history before them.
+    assert folds[2].validation.toarray().tolist() == [[0, 0, 1, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]
+    assert folds[2].fit.toarray().tolist() == [[3, 3, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]

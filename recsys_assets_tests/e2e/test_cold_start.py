@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsys_assets.cli import main
@@ -24,7 +25,7 @@ def test_graph_with_items_scores_cold_items_and_serves_new_postings(tmp_path):
     # Content only, and a gate that lets it through: this test is about cold items, not about which family wins.
     config = {"ops": {**FAST_SELECTION["ops"]}}
     config["ops"]["trained_model"] = {"config": {"families": ["content"], "trials_per_family": 2, "num_threads": 1}}
-    config["ops"]["model_evaluation"] = {"config": {"min_relative_lift": -1.0}}
+    config["ops"]["model_evaluation"] = {"config": {"baseline_tolerance": 1.0}}
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(PARTITION, resources, instance, run_config=config)
         assert outcome.success, outcome.failures
@@ -46,6 +47,7 @@ def test_graph_with_items_scores_cold_items_and_serves_new_postings(tmp_path):
     assert bundle.featurizer is not None
     later = generate_catalogue(SMALL_SPEC).slice(0, 1)
     later = later.set_column(0, "item_id", pc.binary_join_element_wise(later["item_id"], "-new", ""))
+    later = later.set_column(6, "closed_date", pa.nulls(1, pa.date32()))  # still open: a closed one is refused
     assert bundle.add_postings(later) == 1
     user = bundle.user_ids[0].as_py()
     lists = [bundle.recommend(user, [], n=len(bundle.item_ids))]

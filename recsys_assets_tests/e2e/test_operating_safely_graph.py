@@ -28,7 +28,7 @@ WEAK = {
     "ops": {
         **FAST_SELECTION["ops"],
         "trained_model": {"config": {"families": ["popularity"], "trials_per_family": 1}},
-        "model_evaluation": {"config": {"min_relative_lift": -1.0}},
+        "model_evaluation": {"config": {"baseline_tolerance": 1.0}},
     }
 }
 
@@ -70,7 +70,7 @@ def test_each_run_builds_its_bundle_from_its_own_files_and_a_blocked_release_say
     captured = capsys.readouterr()
     last = captured.err.strip().splitlines()[-1]
     assert last.startswith("release blocked: not_worse_than_champion: challenger ndcg@10 0.")
-    assert " < floor 0." in last and f"champion {champion.bundle.version}" in last
+    assert f"champion {champion.bundle.version}" in last and "users), significantly worse than the champion" in last
     assert f"model bundle {challenger.bundle.version} (written, not released)" in captured.out
 
 

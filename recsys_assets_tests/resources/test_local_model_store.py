@@ -1,13 +1,16 @@
 """The local model store keeps the all-or-nothing, write-once bundle protocol."""
 
 import json
+import os
 
 import pytest
 
-from recsys_assets.resources.model_store import BundleExistsError, LocalModelStore
+from recsys_assets.domain.failures import classify
+from recsys_assets.resources.model_store import STAGING_FOLDER, BundleExistsError, LocalModelStore, ModelStoreError
 
 # What a serving process catches: the one BundleIntegrityError, whichever store or loader raised it.
 from recsys_assets.serving import BundleIntegrityError
+from recsys_assets_tests.support.filesystems import file_size_limit, read_only
 
 FILES = {"item_factors.npy": b"\x93NUMPY factors", "model_card.md": b"# card"}
 
@@ -70,3 +73,44 @@ def test_champion_pointer_only_names_complete_bundles(tmp_path):
     store.publish_bundle("m", "v1", FILES, {"version": "v1"})
     store.write_champion("m", "v1", release="pr-1")
     assert store.read_champion("m")["version"] == "v1" and store.read_champion("m")["release"] == "pr-1"
+
+
+def test_bundle_files_are_readable_by_other_users_like_every_other_file(tmp_path):
+    store = LocalModelStore(root=str(tmp_path))
+    store.publish_bundle("m", "v1", FILES, {"version": "v1"})
+    store.write_champion("m", "v1")
+    bundle = tmp_path / "models/m/v1"
+    paths = [bundle, *bundle.iterdir(), tmp_path / "models/m/champion.json"]
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in paths}
+    # 0666/0777 less the umask: what `open()` and `mkdir` give every other file (0644/0755 under umask 022).
+    umask = os.umask(0)
+    os.umask(umask)
+    expected = {name: oct((0o777 if name == "v1" else 0o666) & ~umask) for name in modes}
+    assert modes == expected and expected["manifest.json"] != oct(0o600)
+
+
+def test_a_full_disk_fails_naming_the_path_and_leaves_no_version_folder(tmp_path):
+    store = LocalModelStore(root=str(tmp_path))
+    big = {"model.npz": b"x" * 200_000, "model_card.md": b"# card"}
+    with file_size_limit(100_000), pytest.raises(ModelStoreError) as raised:
+        store.publish_bundle("m", "v1", big, {"version": "v1"})
+    assert classify(raised.value) == "permanent"
+    assert str(tmp_path) in str(raised.value) and "File too large" in str(raised.value)
+    assert not (tmp_path / "models/m/v1").exists() and list((tmp_path / STAGING_FOLDER).iterdir()) == []
+    assert store.list_versions("m") == []
+
+
+@pytest.mark.parametrize("root", ["/proc/recsys-models", "/proc"])
+def test_a_store_where_nothing_can_be_written_is_a_permanent_error_naming_it(root):
+    with pytest.raises(ModelStoreError, match=f"model store {root}") as raised:
+        LocalModelStore(root=root).publish_bundle("m", "v1", FILES, {"version": "v1"})
+    assert classify(raised.value) == "permanent"
+
+
+def test_a_read_only_store_is_a_permanent_error_and_keeps_what_it_holds(tmp_path):
+    store = LocalModelStore(root=str(tmp_path))
+    store.publish_bundle("m", "v1", FILES, {"version": "v1"})
+    with read_only(tmp_path), pytest.raises(ModelStoreError) as raised:
+        store.publish_bundle("m", "v2", FILES, {"version": "v2"})
+    assert classify(raised.value) == "permanent" and str(tmp_path) in str(raised.value)
+    assert store.list_versions("m") == ["v1"] and not (tmp_path / "models/m/v2").exists()

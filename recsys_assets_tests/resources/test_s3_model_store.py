@@ -70,10 +70,10 @@ class FailingStore(S3ModelStore):
         super().put_object(key, data)
 
 
-def test_failure_midway_leaves_no_manifest_and_a_retry_completes(s3_standin, tmp_path):
+def test_failure_midway_leaves_nothing_behind_and_a_retry_completes(s3_standin, tmp_path):
     with pytest.raises(ModelStoreError):
         make_store(s3_standin, tmp_path, FailingStore).publish_bundle("m", "v1", FILES, {"version": "v1"})
-    assert s3_standin.keys() == [f"{PREFIX}/models/m/v1/item_factors.npy"]  # an orphan, but no manifest
+    assert s3_standin.keys() == []  # no manifest, and the file uploaded before the failure deleted again
 
     store = make_store(s3_standin, tmp_path)
     assert store.read_manifest("m", "v1") is None and store.list_versions("m") == []

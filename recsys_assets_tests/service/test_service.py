@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -20,11 +21,12 @@ import pyarrow as pa
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from recsys_assets.domain.families import topk
 from recsys_assets.domain.items import as_of
 from recsys_assets.resources.catalogue import DuckDBItemCatalogue, ItemCatalogue
 from recsys_assets.resources.model_store import LocalModelStore, ModelStore
 from recsys_assets.service.app import HISTORY_ROUTE, USER_ROUTE, create_app
-from recsys_assets.service.champion import ChampionFollower, load_champion_bundle
+from recsys_assets.service.champion import LOADING_SWITCH_INTERVAL, ChampionFollower, load_champion_bundle
 from recsys_assets.service.metrics import ServiceMetrics
 from recsys_assets.serving import load_bundle
 from recsys_assets.settings import SETTINGS
@@ -115,6 +117,52 @@ def test_a_known_users_list_is_the_bundles_own_list_from_their_history(store, fa
             }
             assert response.headers["X-Model-Version"] == "v1"
             assert response.headers["X-Recommendation-Source"] == "model"
+
+
+@pytest.fixture
+def blas_restored(monkeypatch) -> Iterator[None]:
+    """BLAS thread counts and the pinned flag put back after a test that pins them (it serves in this process)."""
+    controller = topk.blas_controller()
+    before = [(library, library.num_threads) for library in controller.lib_controllers]
+    monkeypatch.setattr(topk, "_blas_pinned", False)
+    yield
+    for library, threads in before:
+        library.set_num_threads(threads)
+
+
+def test_the_service_process_pins_blas_once_and_lets_requests_first_while_a_champion_loads(
+    store, blas_restored, monkeypatch
+):
+    """In `serve`'s process: BLAS pinned to one thread once a champion is loaded (no request limits it again,
+    the lists are the same), and a short GIL switch interval only while a new champion loads."""
+    fitted = publish_fitted(store, "v1", "als", ALS)
+    publish_fitted(store, "v2", "als", {**ALS, "random_state": 1})
+    store.write_champion(MODEL, "v1")
+    offline = load_bundle(fitted.uri)
+    expected = {user: offline.recommend(user, offline.seen_item_ids(user), 7) for user in fitted.user_ids[::3]}
+    controller = topk.blas_controller()
+    limits: list[dict] = []
+    limit = controller.limit
+    monkeypatch.setattr(controller, "limit", lambda **kwargs: limits.append(kwargs) or limit(**kwargs))
+    interval = sys.getswitchinterval()
+    metrics = ServiceMetrics()
+    follower = ChampionFollower(store, MODEL, metrics, reload_seconds=0.05, day=DAY, service_process=True)
+    with running(create_app(follower, metrics)) as client:
+        eventually(lambda: served_version(client) == "v1")
+        assert limits == [{"limits": 1, "user_api": "blas"}]
+        assert all(library.num_threads == 1 for library in controller.lib_controllers if library.user_api == "blas")
+        for user, items in expected.items():
+            assert user_list(client, user, n=7).json()["items"] == items
+        assert len(limits) == 1, "a request limited BLAS again"
+
+        assert sys.getswitchinterval() == interval
+        store.hold("v2")
+        store.write_champion(MODEL, "v2")
+        store.wait_until_loading()
+        assert sys.getswitchinterval() == LOADING_SWITCH_INTERVAL
+        store.release()
+        eventually(lambda: served_version(client) == "v2")
+        assert sys.getswitchinterval() == interval
 
 
 def popularity_order(fitted: FittedBundle) -> list[str]:

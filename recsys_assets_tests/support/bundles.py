@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from recsys_assets.domain import storage
+from recsys_assets.domain import served_lists, storage
 from recsys_assets.domain.families.base import Recommender, binary
 from recsys_assets.domain.families.registry import new_model
 from recsys_assets.domain.layout import BundleFile
@@ -90,3 +90,32 @@ def publish_fitted(
     }
     uri = store.publish_bundle(SETTINGS.model_name, version, files, manifest)
     return FittedBundle(version, uri, model, user_ids, item_ids, binary(matrix))
+
+
+def publish_from_events(
+    store: ModelStore,
+    version: str,
+    events: pa.Table,
+    item_ids: list[str],
+    family: str = "item_knn",
+    params: dict[str, Any] | None = None,
+) -> FittedBundle:
+    """A real bundle of `family` fitted on `events` (user and item ids as they are), over the catalogue `item_ids`."""
+    user_ids = sorted(set(events["user_id"].to_pylist()))
+    matrix = served_lists.interaction_matrix(pa.array(user_ids, pa.string()), pa.array(item_ids, pa.string()), events)
+    model = new_model(family, params).fit(matrix)
+    files = {
+        BundleFile.MODEL: model.to_bytes(),
+        BundleFile.USER_IDS: storage.table_to_bytes(pa.table({"user_id": user_ids})),
+        BundleFile.ITEM_IDS: storage.table_to_bytes(pa.table({"item_id": item_ids})),
+        BundleFile.HISTORY: storage.sparse_to_bytes(matrix),
+    }
+    manifest = {
+        **manifest_v2(),
+        "model_name": SETTINGS.model_name,
+        "version": version,
+        "model": {"family": family, "params": model.params.model_dump(mode="json")},
+        "champion": None,
+    }
+    uri = store.publish_bundle(SETTINGS.model_name, version, files, manifest)
+    return FittedBundle(version, uri, model, user_ids, item_ids, matrix)

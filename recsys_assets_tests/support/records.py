@@ -6,6 +6,7 @@ from recsys_assets.domain.records import (
     ChampionScore,
     EvaluationResult,
     HoldoutSize,
+    Lift,
     ProtocolCounts,
     ProtocolResult,
     TrainingSetSummary,
@@ -40,12 +41,19 @@ def manifest_v2() -> dict:
         "model": {"family": "als", "params": PARAMS},
         "k": 10,
         "holdout_users": 45,
-        "metrics": {"model": {"ndcg@10": 0.25}, "baselines": {"popularity": {"ndcg@10": 0.125}}},
+        "metrics": {
+            "model": {"ndcg@10": 0.25},
+            "baselines": {"popularity": {"ndcg@10": 0.125}},
+            "lifts": {
+                "popularity": {"users": 45, "model": 0.25, "reference": 0.125, "lift": 1.0, "low": 0.8, "high": 1.2}
+            },
+        },
         "protocol": "global_cut",
         "protocols": {
             "global_cut": {
                 "model": {"ndcg@10": 0.25},
                 "baselines": {"popularity": {"ndcg@10": 0.125}},
+                "lifts": {},
                 "holdout_users": 45,
                 "cold_items": {"model": {"recall@10": 0.4}, "popularity": {"recall@10": 0.0}},
                 "cold_pairs": 12,
@@ -55,6 +63,7 @@ def manifest_v2() -> dict:
             "per_user": {
                 "model": {"ndcg@10": 0.3},
                 "baselines": {"popularity": {"ndcg@10": 0.1}},
+                "lifts": {},
                 "holdout_users": 50,
                 "cold_items": {},
                 "cold_pairs": 0,
@@ -73,7 +82,7 @@ def manifest_v1() -> dict:
     """The previous schema: no schema_version, ALS hyperparameters at the top level."""
     raw = manifest_v2()
     del raw["schema_version"], raw["model"], raw["protocol"], raw["protocols"], raw["trained_on"]
-    del raw["data"]["full_pairs"]
+    del raw["data"]["full_pairs"], raw["metrics"]["lifts"]
     raw["hyperparameters"] = {k: v for k, v in PARAMS.items() if k != "half_life_days"}
     return raw
 
@@ -111,12 +120,19 @@ def evaluation(
     champion: float | None = None,
     shared_items: int | None = None,
     unavailable: str | None = None,
+    lifts: dict[str, Lift] | None = None,
+    champion_lift: Lift | None = None,
+    same_as: str | None = None,
 ) -> EvaluationResult:
-    """An evaluation on the global cut whose NDCG@10 are `model`, `baselines` (by name) and `champion`."""
+    """An evaluation on the global cut whose NDCG@10 are `model`, `baselines` (by name) and `champion`.
+
+    Without `lifts` (paired-bootstrap lifts by baseline) the gates compare the means with no interval.
+    """
     result = ProtocolResult(
         model=metrics(model),
         baselines={name: metrics(ndcg) for name, ndcg in baselines.items()},
         holdout=HoldoutSize(users=40, pairs=150),
+        lifts=lifts or {},
     )
     return EvaluationResult(
         k=10,
@@ -129,4 +145,6 @@ def evaluation(
         training_set=summary(),
         champion_shared_items=shared_items,
         champion_unavailable=unavailable,
+        champion_lift=champion_lift,
+        same_as=same_as,
     )
