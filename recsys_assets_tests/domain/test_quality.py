@@ -83,4 +83,4 @@ def test_blank_warehouse_ids_are_null_ids_as_in_the_importers():
     )
     split = split_extract(table, ["2026-01-02"])
     assert split.valid["item_id"].to_pylist() == ["j1", "NA"]
-    assert split.null_ids.rows == 3
+    assert [day.null_ids for day in split.days] == [3]
