@@ -279,7 +279,7 @@ def test_the_ui_after_make_demo(tmp_path, request, browser_page, monkeypatch):
     env = fresh_environment(tmp_path)
 
     demo = cli(env, *DEMO)
-    assert "BetaWarning" not in demo.stdout and "PreviewWarning" not in demo.stdout, demo.stdout
+    assert not any(f"{kind}Warning" in demo.stdout for kind in ("Beta", "Preview", "Supersession")), demo.stdout
     version = re.search(r"^model bundle (\S+): ", demo.stdout, re.MULTILINE)
     assert version, demo.stdout
     version = version.group(1)
