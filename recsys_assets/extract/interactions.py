@@ -165,7 +165,7 @@ def _day_results(
 @guarded_step
 def interactions(
     context: dg.AssetExecutionContext, config: ExtractConfig, warehouse: Warehouse, artifacts: ArtifactStore
-) -> Iterator[dg.AssetCheckEvaluation | dg.MaterializeResult]:
+) -> Iterator[dg.AssetCheckEvaluation | dg.MaterializeResult | dg.Output]:
     """Daily extract of user-item interaction events from the warehouse, one Parquet file per day."""
     window = context.partition_time_window
     keys = context.partition_keys
