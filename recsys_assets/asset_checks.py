@@ -5,7 +5,7 @@ The checks themselves are declared beside their assets (`extract/checks.py`, `ev
 a step holds into a `Verdict`; calling it gives the `AssetCheckResult` the step yields.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, ParamSpec
 
@@ -69,6 +69,26 @@ class VerdictCheck(Generic[Judged]):
             description=verdict.description,
             blocking=self.blocking,
             partition=partition_key,
+        )
+
+    def over_days(self, verdicts: Sequence[tuple[str, Verdict]]) -> dg.AssetCheckResult:
+        """One result for a range's per-day `verdicts` (day, verdict): passed if every day passed, naming the failed days.
+
+        Its numbers are those of the first failed day (else the last day), plus the counts of days.
+        """
+        failed = [(day, verdict) for day, verdict in verdicts if not verdict.passed]
+        shown = failed[0][1] if failed else verdicts[-1][1]
+        if failed:
+            named = ", ".join(day for day, _ in failed[:5]) + (", ..." if len(failed) > 5 else "")
+            description = f"{len(failed)} of {len(verdicts)} days fail ({named}); first: {shown.description}"
+        else:
+            description = f"all {len(verdicts)} days pass; last: {shown.description}"
+        return dg.AssetCheckResult(
+            check_name=self.name,
+            passed=not failed,
+            severity=self.severity,
+            description=description,
+            metadata={**shown.numbers, "days": len(verdicts), "failed_days": len(failed)},
         )
 
     def selected(self, context: dg.AssetExecutionContext) -> bool:

@@ -117,3 +117,14 @@ def test_every_spec_names_its_asset_and_the_daily_partitions():
     assert all(spec.partitions_def is not None and spec.description for spec in specs)
     assert [check.spec.blocking for check in checks.INTERACTIONS_CHECKS] == [True, True, True, False]
     assert {spec.asset_key.to_user_string() for spec in specs} == {"interactions", "items"}
+
+
+def test_one_result_over_a_long_range_names_its_failed_days():
+    split = split_extract(rows(("u", 1.0, 1), (None, 1.0, 2), ("u", 1.0, 30)), DAYS)
+    verdicts = [(day.day, checks.null_ids(day, 0.2)) for day in split.days]
+    result = checks.NO_NULL_IDS.over_days(verdicts)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.description == (
+        "1 of 2 days fail (2026-03-01); first: 2026-03-01: 1 of 2 rows have null ids (50.00%; limit 20.00%)"
+    )
+    assert result.metadata["failed_days"].value == 1 and result.metadata["days"].value == 2

@@ -126,3 +126,32 @@ def test_a_single_day_run_reports_the_same_way(tmp_path, instance):
     ]
     assert {(e.check_name, e.partition) for e in evaluations} == {(c.name, DAYS[-1]) for c in INTERACTIONS_CHECKS}
     assert all(e.passed for e in evaluations)
+
+
+def test_a_range_longer_than_a_quarter_gets_one_result_per_check_naming_its_failed_days(
+    tmp_path, instance, monkeypatch
+):
+    # Five days stand in for a history import: results per day would cost 4 writes a day.
+    monkeypatch.setattr("recsys_assets.extract.interactions.PER_DAY_RESULTS_MAX", 3)
+    resources = local_resources(tmp_path)
+    rows_per_day = seed(resources, SPEC)
+    result = extract_range(resources, instance)
+    assert result.success
+    evaluations = {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    }
+    assert set(evaluations) == {check.name for check in INTERACTIONS_CHECKS}
+    nulls = evaluations["no_null_ids"]
+    assert (
+        nulls.passed
+        and nulls.description
+        == f"all 5 days pass; last: {DAYS[-1]}: 0 of {rows_per_day[DAYS[-1]]} rows have null ids (0.00%; limit 1.00%)"
+    )
+    assert nulls.metadata["days"].value == 5 and nulls.metadata["failed_days"].value == 0
+    # Each day's materialization keeps its own numbers.
+    materializations = {m.partition: m for m in result.asset_materializations_for_node("interactions")}
+    assert {day: m.metadata["dagster/row_count"].value for day, m in materializations.items()} == {
+        day: rows_per_day[day] for day in DAYS
+    }
