@@ -150,17 +150,21 @@ def _own_verdict(exc: BaseException) -> Verdict:
 
 
 def classify(exc: BaseException) -> Verdict:
-    """The verdict the outermost exception that declares one carries (its raiser knew what failed); else
-    transient when any exception in the chain is, permanent when one is, unknown otherwise.
+    """The verdict of `exc` from its whole chain of causes, the first rule that applies:
 
-    A declaration wins over the chain because the chain holds what the raiser already handled: e.g.
-    pathlib's `mkdir(parents=True)` fails on `/proc/x` with a FileNotFoundError raised while handling another.
+    1. the outermost exception that declares a verdict (its raiser knew what failed);
+    2. permanent when a file system refused for good anywhere in the chain (read-only, full,
+       permission: `PERMANENT_ERRNOS`), whatever was handled on the way: pathlib's
+       `mkdir(parents=True)` raises EROFS while handling a FileNotFoundError of its own;
+    3. transient when any exception in the chain is, permanent when one is, unknown otherwise.
     """
     chain = list(causes(exc))
     for link in chain:
         declared = getattr(link, "verdict", None)
         if declared in ("transient", "permanent"):
             return declared
+    if any(isinstance(link, OSError) and link.errno in PERMANENT_ERRNOS for link in chain):
+        return "permanent"
     verdicts = [_own_verdict(link) for link in chain]
     if "transient" in verdicts:
         return "transient"

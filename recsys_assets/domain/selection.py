@@ -80,6 +80,12 @@ def tie_rule(folds: int) -> str:
     )
 
 
+def ran(study: optuna.Study) -> int:
+    """Trials a study has run (its enqueued points that have not run yet are trials too, waiting)."""
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=finished))
+
+
 def span_days(data: ProtocolSplit) -> float:
     """Days the data fitted on covers (its oldest pair's age at the fit's end): what decay half-lives scale with."""
     ages = data.fit_ages
@@ -279,9 +285,7 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
         return max((t.validation_ndcg for t in trials if t.family == family and t.state == "complete"), default=-1.0)
 
     ranked = sorted((f for f in studies if best_score(f) >= 0), key=best_score, reverse=True)
-    promising = [
-        f for f in ranked[: max(1, -(-len(ranked) // 2))] if len(studies[f].trials) < settings.trials_per_family
-    ]
+    promising = [f for f in ranked[: max(1, -(-len(ranked) // 2))] if ran(studies[f]) < settings.trials_per_family]
     if promising:
         log(f"round 2 (by promise): {', '.join(promising)}")
     for position, family in enumerate(promising):
@@ -290,14 +294,14 @@ def select_model(data: ProtocolSplit, settings: SelectionParams, log: Log, items
             break
         run(
             family,
-            settings.trials_per_family - len(studies[family].trials),
+            settings.trials_per_family - ran(studies[family]),
             remaining / (len(promising) - position),
             blends[family],
         )
     for family, study in studies.items():
         done = sum(1 for t in trials if t.family == family and t.state == "complete")
         if done < settings.trials_per_family:
-            log(f"{family}: {done} of {settings.trials_per_family} trials completed ({len(study.trials)} started)")
+            log(f"{family}: {done} of {settings.trials_per_family} trials completed ({ran(study)} run)")
     complete = [position for position, t in enumerate(trials) if t.state == "complete"]
     if not complete:
         raise ValueError(f"no family completed a trial ({skipped})")
@@ -340,8 +344,8 @@ def holdout_ceiling(
     """Per protocol, each family's holdout NDCG@k: its best validation trial refitted on the protocol's train.
 
     The selected family is `fitted` (its refits, by protocol); the other families are fitted in order
-    of their validation score until `seconds` are spent, so the ceiling a selection missed is visible
-    without unbounded cost (a family missing from the result was not measured).
+    of their validation score while their search trials say a fit fits in `seconds`, so the ceiling a
+    selection missed is visible without unbounded cost (a family missing from the result was not measured).
     """
     deadline = time.perf_counter() + seconds
     best: dict[str, SearchTrial] = {}
@@ -359,9 +363,11 @@ def holdout_ceiling(
     for family, trial in sorted(best.items(), key=lambda pair: -pair[1].validation_ndcg):
         if family == selection.best.family:
             continue
+        # One fold's fit and scoring in the search: about what a refit costs, so none starts that would overrun.
+        estimate = trial.seconds / max(len(trial.fold_ndcg), 1)
         for protocol, split in splits.items():
-            if time.perf_counter() > deadline:
-                return ceiling
+            if time.perf_counter() + estimate > deadline:
+                break
             model = new_model(family, trial.params, items=items_at(split)).fit(split.train, split.train_ages)
             ceiling[protocol][family] = evaluate(rank_users(model, split.train, k), split.holdout, k)[f"ndcg@{k}"]
     return ceiling

@@ -43,6 +43,9 @@ def join(base: str, *parts: str) -> str:
 
 # How long one object-store call may take, retries included, before it counts as an outage (transient).
 REMOTE_CALL_TIMEOUT_SECONDS = 120.0
+# Object-store transfers go in pieces of this size, each a call of its own: the deadline bounds a
+# stall, never the time a large file takes on a slow link.
+REMOTE_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 class StorageError(OSError):
@@ -114,7 +117,7 @@ def write_bytes(uri: str, data: bytes) -> None:
     and a failed local write leaves nothing behind and fails naming the path (permanent when a retry cannot help).
     """
     if "://" in uri:
-        _bounded(uri, lambda: _write_remote(uri, data))
+        _write_remote(uri, data)
         return
     fs = pafs.LocalFileSystem()
     tmp = f"{uri}.tmp-{uuid.uuid4().hex[:8]}"
@@ -132,19 +135,31 @@ def write_bytes(uri: str, data: bytes) -> None:
 
 def _write_remote(uri: str, data: bytes) -> None:
     fs, path = _resolve(uri)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as out:
-        out.write(data)
+    _bounded(uri, lambda: fs.create_dir(path.rsplit("/", 1)[0], recursive=True))
+    out = _bounded(uri, lambda: fs.open_output_stream(path))
+    view = memoryview(data)
+    for start in range(0, len(view), REMOTE_CHUNK_BYTES):
+        chunk = view[start : start + REMOTE_CHUNK_BYTES]
+        _bounded(uri, lambda chunk=chunk: out.write(chunk))
+    _bounded(uri, out.close)  # the upload completes here: until then the object does not exist
+
+
+def _read_remote(uri: str) -> bytes:
+    fs, path = _resolve(uri)
+    source = _bounded(uri, lambda: fs.open_input_stream(path))
+    chunks = []
+    while chunk := _bounded(uri, lambda: source.read(REMOTE_CHUNK_BYTES)):
+        chunks.append(chunk)
+    _bounded(uri, source.close)
+    return b"".join(chunks)
 
 
 def read_bytes(uri: str) -> bytes:
-    def read() -> bytes:
-        fs, path = _resolve(uri)
-        with fs.open_input_stream(path) as src:
-            return src.read()
-
     try:
-        return _bounded(uri, read)
+        if "://" in uri:
+            return _read_remote(uri)
+        with pafs.LocalFileSystem().open_input_stream(uri) as source:
+            return source.read()
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"no artefact at {uri}") from exc
 

@@ -20,6 +20,7 @@ import pytest
 from recsys_assets.assets import ASSETS
 from recsys_assets.domain import storage
 from recsys_assets.domain.failures import classify
+from recsys_assets.resources import build_resources
 from recsys_assets_tests.support.environment import REPO_ROOT, local_env, local_resources, seed
 
 PARTITION = "2026-01-05"
@@ -100,6 +101,20 @@ def test_an_object_store_where_nothing_listens_fails_within_its_retry_limit():
     assert time.monotonic() - started < 30 and classify(err.value) == "transient"
 
 
+def test_artefacts_round_trip_through_a_gcs_stand_in_in_bounded_pieces(vertex_messages_gcs, monkeypatch):
+    # The GCS stand-in (gcp-storage-emulator, the one the Vertex tests use) speaks GCS's JSON API to
+    # pyarrow's real client; pieces of 1 kB so a file takes several bounded calls.
+    monkeypatch.setattr(storage, "REMOTE_CHUNK_BYTES", 1000)
+    host = vertex_messages_gcs.endpoint_url.removeprefix("http://")
+    root = f"gs://{vertex_messages_gcs.bucket}/artifacts?endpoint_override={host}&scheme=http&anonymous=true"
+    data = bytes(range(256)) * 20
+    storage.write_bytes(storage.join(root, "a", "runs", "r1", "x.bin"), data)
+    assert storage.read_bytes(storage.join(root, "a", "runs", "r1", "x.bin")) == data
+    assert [(f.relative, f.size) for f in storage.list_files(storage.join(root, "a"))] == [("runs/r1/x.bin", 5120)]
+    storage.delete_tree(storage.join(root, "a", "runs", "r1"))
+    assert not storage.exists(storage.join(root, "a", "runs", "r1", "x.bin"))
+
+
 @pytest.mark.slow  # a CLI process (about 10 s of imports and the extract's start)
 def test_sigterm_ends_a_run_waiting_on_an_object_store_that_never_answers(tmp_path, silent_port):
     env = {**os.environ, **local_env(tmp_path, RECSYS_ARTIFACTS_URI=gcs_uri(silent_port))}
@@ -134,3 +149,33 @@ def test_sigterm_ends_a_run_waiting_on_an_object_store_that_never_answers(tmp_pa
             process.wait()
     assert process.returncode == 1
     assert output.rstrip().splitlines()[-1].startswith("run failed: interactions: interrupted (SIGTERM"), output[-2000:]
+
+
+@pytest.mark.slow  # two materializations
+def test_a_read_only_model_store_fails_the_release_at_once_naming_it(tmp_path, monkeypatch):
+    from recsys_assets.release.model_release import model_release
+    from recsys_assets_tests.cli.test_registry_repair import written_bundle
+    from recsys_assets_tests.support.filesystems import read_only
+
+    for name, value in local_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    resources = build_resources()
+    store = tmp_path / "model_store"
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            [written_bundle], partition_key="2026-02-28", resources=resources, instance=instance
+        ).success
+        with read_only(store):
+            result = dg.materialize(
+                [written_bundle, model_release],
+                selection=["model_release"],
+                partition_key="2026-02-28",
+                resources=resources,
+                instance=instance,
+                raise_on_error=False,
+            )
+    assert not result.success
+    assert [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY] == []
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    description = failure.step_failure_data.user_failure_data.description
+    assert str(store) in description and "Read-only file system" in description and "\n" not in description
