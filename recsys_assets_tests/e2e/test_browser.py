@@ -85,16 +85,19 @@ def fresh_environment(tmp_path: Path) -> dict[str, str]:
 
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """`python -m recsys_assets ARGS` as a user types it; output (both streams) in `.stdout`."""
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "recsys_assets", *args],
         cwd=REPO_ROOT,
         env=env,
-        check=check,
         timeout=900,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    if check and done.returncode != 0:
+        # The command's own last lines say why (a crash shows its signal as a negative status).
+        pytest.fail(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}")
+    return done
 
 
 @contextmanager
