@@ -29,17 +29,16 @@ def epoch_day(key: str) -> int:
 
 
 @dataclass(frozen=True)
-class DayShare:
-    """The worst day of one kind of malformed row."""
+class DayQuality:
+    """One partition day of an extract: its rows read (inside the day) and how many of them are malformed."""
 
+    day: str
     rows: int
-    worst_day: str
-    worst_rows: int
-    worst_day_rows: int
+    null_ids: int
+    bad_weights: int
 
-    @property
-    def worst_share(self) -> float:
-        return self.worst_rows / max(self.worst_day_rows, 1)
+    def share(self, malformed: int) -> float:
+        return malformed / max(self.rows, 1)
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,7 @@ class ExtractSplit:
     rejected: pa.Table
     rows_per_day: dict[str, int]
     day_bounds: list[tuple[str, int, int]]
-    null_ids: DayShare
-    bad_weights: DayShare
+    days: list[DayQuality]  # one per partition day, in order: each day is judged on its own
     rows_outside: int
     rows_read: int
 
@@ -60,24 +58,17 @@ class ExtractSplit:
         return self.rows_outside / max(self.rows_read, 1)
 
 
-def _worst(flags: np.ndarray, day_index: np.ndarray, in_range: np.ndarray, keys: Sequence[str]) -> DayShare:
-    rows_in_day = np.bincount(day_index[in_range], minlength=len(keys))
-    per_day = np.bincount(day_index[in_range & flags], minlength=len(keys))
-    shares = per_day / np.maximum(rows_in_day, 1)
-    worst = int(np.argmax(shares)) if len(keys) else 0
-    return DayShare(
-        rows=int(per_day.sum()),
-        worst_day=keys[worst],
-        worst_rows=int(per_day[worst]),
-        worst_day_rows=int(rows_in_day[worst]),
-    )
+def _per_day(flags: np.ndarray, day_index: np.ndarray, in_range: np.ndarray, days: int) -> np.ndarray:
+    """How many rows of each partition day have `flags` set."""
+    return np.bincount(day_index[in_range & flags], minlength=days)
 
 
 def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
     """Classify every row of `table` (the events contract) against the partition days `keys`.
 
-    A row is rejected when an id is null or blank (`text_files.blank_ids`), its weight is missing, negative, not finite or absurd, or its day is not one
-    of `keys`. Shares are judged per day: one broken day must not hide inside a multi-day run.
+    A row is rejected when an id is null or blank (`text_files.blank_ids`), its weight is missing, negative, not finite
+    or absurd, or its day is not one of `keys`. Each day is counted on its own: one broken day must not hide inside a
+    multi-day run.
     """
     row_days = filled_numpy(day_of(table["event_ts"]).cast(pa.int32()), -1)
     key_days = np.array([epoch_day(k) for k in keys])
@@ -107,8 +98,16 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
         rejected=table.filter(pa.array(rejected)),
         rows_per_day={key: hi - lo for key, lo, hi in bounds},
         day_bounds=bounds,
-        null_ids=_worst(null_ids, day_index, ~outside, keys),
-        bad_weights=_worst(bad_weight, day_index, ~outside, keys),
+        days=[
+            DayQuality(key, int(rows), int(nulls), int(weights))
+            for key, rows, nulls, weights in zip(
+                keys,
+                _per_day(np.ones(len(row_days), dtype=bool), day_index, ~outside, len(keys)),
+                _per_day(null_ids, day_index, ~outside, len(keys)),
+                _per_day(bad_weight, day_index, ~outside, len(keys)),
+                strict=True,
+            )
+        ],
         rows_outside=int(outside.sum()),
         rows_read=table.num_rows,
     )
@@ -117,6 +116,21 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
 def median_rows(previous_counts: Sequence[int]) -> float | None:
     """The row-count baseline: the median of the previous days' counts (None without history)."""
     return statistics.median(previous_counts) if previous_counts else None
+
+
+def baselines(known: dict[str, int], rows_per_day: dict[str, int], history_days: int) -> dict[str, float | None]:
+    """Each day's row-count baseline: the median of the `history_days` days before it that have a count.
+
+    `known` holds days extracted earlier (their file footers); a range's own earlier days count too,
+    so every day of a range is judged as it would have been extracted alone, day after day.
+    """
+    counts = {**known, **rows_per_day}
+    result = {}
+    for key in rows_per_day:  # one entry per day, not per row
+        first = date.fromisoformat(key)
+        before = [(first - timedelta(days=back)).isoformat() for back in range(1, history_days + 1)]
+        result[key] = median_rows([counts[day] for day in before if day in counts])
+    return result
 
 
 def collapsed_days(rows_per_day: dict[str, int], baseline: float | None, collapse_ratio: float) -> list[str]:
