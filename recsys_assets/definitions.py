@@ -6,6 +6,7 @@ builds no resource, and the settings are read once, here, and passed to what dep
 
 import dagster as dg
 
+from recsys_assets.asset_attributes import with_source_links
 from recsys_assets.assets import ASSETS
 from recsys_assets.freshness import FRESHNESS_CHECKS
 from recsys_assets.jobs import delivery_job, interactions_job, retrain_job
@@ -23,7 +24,7 @@ def defs() -> dg.Definitions:
     """The code location, for this process's settings."""
     settings = process_settings()
     return dg.Definitions(
-        assets=ASSETS,
+        assets=with_source_links(ASSETS),
         asset_checks=FRESHNESS_CHECKS,
         jobs=[interactions_job, retrain_job, delivery_job, gc_job],
         schedules=build_schedules(settings),

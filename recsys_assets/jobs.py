@@ -3,6 +3,7 @@
 import dagster as dg
 
 from recsys_assets.delivery import DELIVERY_ASSETS
+from recsys_assets.settings import Settings, process_settings
 
 # Tag on every automatically started run saying what started it (schedule name or sensor reason).
 TRIGGER_TAG = "recsys/trigger"
@@ -19,6 +20,12 @@ interactions_job = dg.define_asset_job(
     description="Extract one day of interactions from the warehouse.",
 )
 
+
+def pool_tags(settings: Settings) -> dict[str, str]:
+    """The training pool's tag when training runs on Vertex AI (its quota is what the pool limits), else none."""
+    return {POOL_TAG: TRAINING_POOL} if settings.training_launcher == "vertex" else {}
+
+
 retrain_job = dg.define_asset_job(
     "retrain_job",
     # The catalogue snapshot and its features are rebuilt with the model: new postings appear daily.
@@ -28,7 +35,7 @@ retrain_job = dg.define_asset_job(
     )
     - dg.AssetSelection.assets(*DELIVERY_ASSETS),
     description="Rebuild the training set, retrain, evaluate, bundle and release for one partition.",
-    tags={POOL_TAG: TRAINING_POOL, "dagster/max_runtime": str(RETRAIN_MAX_RUNTIME_SECONDS)},
+    tags={**pool_tags(process_settings()), "dagster/max_runtime": str(RETRAIN_MAX_RUNTIME_SECONDS)},
 )
 
 delivery_job = dg.define_asset_job(

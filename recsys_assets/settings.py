@@ -155,7 +155,12 @@ class Settings(BaseModel):
     training_window_days: WholeDays = _setting(
         "RECSYS_TRAINING_WINDOW_DAYS", "days of events a model is trained on", 28
     )
-    model_name: str = _setting("RECSYS_MODEL_NAME", "the model's name in the store and the registry", "jobs-als")
+    model_name: str = _setting(
+        "RECSYS_MODEL_NAME",
+        "the product's name in the store and the registry, whatever family is selected (each version's "
+        "manifest and model card name its family)",
+        "jobs-als",
+    )
     code_version: str | None = _setting(
         "RECSYS_CODE_VERSION", "the code's commit, set by the image build", shown="`git rev-parse HEAD`"
     )

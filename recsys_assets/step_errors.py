@@ -11,6 +11,11 @@ into the event log, the run index and the compute log, and classified once (`dom
 
 A `dg.Failure` the body raises on purpose (a verdict, a blocked release) passes through scrubbed.
 
+A blocking check that fails ends the step with a `dg.Failure` whose description is the check's
+verdict sentence and whose metadata are its numbers: the run's page then opens on "beats_baselines:
+challenger ndcg@10 … < required …" instead of Dagster's "1 blocking asset check failed with ERROR
+severity", which names the check but not why.
+
 An interrupt (SIGTERM, Ctrl-C: Dagster raises it inside the step) ends the step for good: Dagster's
 retry policy would otherwise retry an interrupted step, so a CLI run told to stop started it again.
 """
@@ -28,6 +33,11 @@ from recsys_assets.domain.failures import classify, one_line
 from recsys_assets.domain.redaction import scrub, scrub_exception
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The metadata key that marks a step failure as the failed blocking checks' verdicts (the CLI prints the checks instead).
+FAILED_CHECKS = "failed_checks"
+# A range run can fail a check on many days: the failure names the first few, the check results hold all.
+FAILED_CHECKS_NAMED = 5
 
 INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
 
@@ -55,18 +65,52 @@ def _translated(exc: Exception) -> BaseException:
     return failure
 
 
+def _failed_blocking(event: Any) -> tuple[str, str, dict[str, Any]] | None:
+    """(check, verdict sentence, numbers) of a failed blocking check result, else None."""
+    if isinstance(event, dg.AssetCheckEvaluation):
+        failed = not event.passed and event.blocking and event.severity == dg.AssetCheckSeverity.ERROR
+    elif isinstance(event, dg.AssetCheckResult):  # blocking checks report ERROR severity (asset_checks.py)
+        failed = not event.passed and event.severity == dg.AssetCheckSeverity.ERROR
+    else:
+        return None
+    if not failed:
+        return None
+    return event.check_name or "check", event.description or "failed", dict(event.metadata)
+
+
+def verdict_failure(failed: list[tuple[str, str, dict[str, Any]]]) -> dg.Failure:
+    """The step failure for failed blocking checks: their sentences, and the first one's numbers."""
+    lines = [f"{name}: {sentence}" for name, sentence, _ in failed[:FAILED_CHECKS_NAMED]]
+    if len(failed) > FAILED_CHECKS_NAMED:
+        lines.append(f"and {len(failed) - FAILED_CHECKS_NAMED} more failed results (see the checks)")
+    numbers = failed[0][2]
+    return dg.Failure(
+        description="blocking check failed: " + "; ".join(lines),
+        metadata={FAILED_CHECKS: dg.MetadataValue.json(sorted({n for n, _, _ in failed})), **numbers},
+        allow_retries=False,
+    )
+
+
 def guarded_step(fn: F) -> F:
     """Decorate an asset's compute function (plain or generator): scrubbed, classified errors."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def generator(*args: Any, **kwargs: Any) -> Any:
+            failed: list[tuple[str, str, dict[str, Any]]] = []
             try:
-                return (yield from fn(*args, **kwargs))
+                for event in fn(*args, **kwargs):
+                    if (verdict := _failed_blocking(event)) is not None:
+                        failed.append(verdict)
+                    yield event
             except INTERRUPTS:
                 error = _interrupted()
             except Exception as exc:
                 error = _translated(exc)
+            else:
+                if not failed:
+                    return None
+                error = verdict_failure(failed)
             # Raised outside the handler, so the unscrubbed original is not attached as its context.
             raise error
 

@@ -18,6 +18,8 @@ from recsys_assets.domain.registry import TransitionError, VersionStatus, champi
 from recsys_assets.domain.reports import registry_listing, version_summary, versions_diff_table
 
 if TYPE_CHECKING:
+    import dagster as dg
+
     from recsys_assets.resources.registry import ModelRegistry, Transition
     from recsys_assets.resources.release import ReleasePublisher
 
@@ -89,10 +91,35 @@ def _proposed(registry: ModelRegistry, version: str) -> VersionStatus:
     return status
 
 
-def run_models(args: argparse.Namespace, resources: dict[str, Any], model_name: str) -> int:
+def _report(
+    registry: ModelRegistry, transitions: list[Transition], dagster_instance: dg.DagsterInstance | None
+) -> None:
+    """Record each change as an observation of `model_release`, so its page shows it at once (no run needed)."""
+    if not transitions:
+        return
+    from recsys_assets.cli.pipeline import instance
+    from recsys_assets.release.model_release import release_observation
+
+    dagster_instance = dagster_instance or instance()
+    for transition in transitions:
+        dagster_instance.report_runless_asset_event(release_observation(registry, transition))
+
+
+def run_models(
+    args: argparse.Namespace,
+    resources: dict[str, Any],
+    model_name: str,
+    dagster_instance: dg.DagsterInstance | None = None,
+) -> int:
     """Run one `models` subcommand; 2 with a one-line message on bad input."""
     from recsys_assets.resources.model_store import ModelStoreError
-    from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release, sync_registry
+    from recsys_assets.resources.registry import (
+        ModelRegistry,
+        Transition,
+        UnknownVersionError,
+        propose_release,
+        sync_registry,
+    )
     from recsys_assets.resources.release import LocalReleasePublisher
 
     registry = ModelRegistry(resources["model_store"], model_name, resources["tracker"])
@@ -115,21 +142,29 @@ def run_models(args: argparse.Namespace, resources: dict[str, Any], model_name: 
             champion = registry.champion()
             reason = f"{command} from {champion.version if champion else 'no champion'}"
             result = propose_release(registry, publisher, version, pointer_path, reason)
+            _report(registry, [Transition(version, "proposed", reason)] if result.created else [], dagster_instance)
             print(f"{version} proposed ({'opened' if result.created else 'already open'}): {result.url}")
             print("the champion moves when the pull request is merged")
         elif command == "reject":
             status = _proposed(registry, args.version)
             publisher.close(status.pull_request_id)  # type: ignore[arg-type]
             registry.record(args.version, "rejected", "rejected from the command line")
+            _report(
+                registry, [Transition(args.version, "rejected", "rejected from the command line")], dagster_instance
+            )
             print(f"{args.version} rejected; {status.pull_request} closed")
         elif command == "merge":
             if not isinstance(publisher, LocalReleasePublisher):
                 raise TransitionError("merge is for the local publisher; merge the pull request on GitHub instead")
             status = _proposed(registry, args.version)
             publisher.merge(status.pull_request_id, pointer_path)  # type: ignore[arg-type]
-            _print_transitions(sync_registry(registry, publisher, pointer_path))
+            transitions = sync_registry(registry, publisher, pointer_path)
+            _report(registry, transitions, dagster_instance)
+            _print_transitions(transitions)
         elif command == "sync":
-            _print_transitions(sync_registry(registry, publisher, pointer_path))
+            transitions = sync_registry(registry, publisher, pointer_path)
+            _report(registry, transitions, dagster_instance)
+            _print_transitions(transitions)
     except (UnknownVersionError, TransitionError, ValueError) as exc:
         _print_quarantined(registry, str(exc))
         print(f"models {command}: {exc}", file=sys.stderr)

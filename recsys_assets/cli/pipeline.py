@@ -8,31 +8,37 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
+from dagster._core.execution.api import create_execution_plan, execute_run
+from dagster._core.execution.execution_result import ExecutionResult
+from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from dagster._core.storage.tags import PARTITION_NAME_TAG as PARTITION_TAG
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_shared.error import SerializableErrorInfo
 
 from recsys_assets.assets import ASSETS
-from recsys_assets.delivery import DELIVERY_ASSETS
 from recsys_assets.domain import storage
 from recsys_assets.domain.records import BundleRef, EvaluationResult, TrainingReport
+from recsys_assets.jobs import delivery_job, interactions_job, retrain_job
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.warehouse import Warehouse
 from recsys_assets.sensors.partitions import latest_extracts
 from recsys_assets.settings import dagster_home, process_settings
+from recsys_assets.step_errors import FAILED_CHECKS
 
-# What a retrain rebuilds after the extract: everything downstream, and the day's catalogue and its features.
-DOWNSTREAM = (
-    dg.AssetSelection.assets("interactions").downstream(include_self=False)
-    | dg.AssetSelection.assets("items", "item_features")
-) - dg.AssetSelection.assets(*DELIVERY_ASSETS)
+# The code location `make dev` loads (workspace.yaml): the UI lists a run under the job of that location.
+LOCATION_NAME = "recsys_assets"
+DEFINITIONS_MODULE = "recsys_assets.definitions"
 
 
 @dataclass
@@ -103,7 +109,7 @@ def _innermost(error: SerializableErrorInfo) -> SerializableErrorInfo:
     return error
 
 
-def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+def _failures(result: ExecutionResult) -> list[str]:
     """One line per cause: each failed step's own exception, each failed blocking check with its numbers."""
     reasons = []
     for event in result.all_events:
@@ -113,8 +119,8 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
             if cause is not None and cause.cls_name == "DagsterAssetCheckFailedError":
                 continue  # the failed check's own line says which check and by how much
             failure = event.step_failure_data.user_failure_data
-            if failure is not None and "released" in failure.metadata:
-                continue  # a blocked release: the failed check's own line comes with the numbers
+            if failure is not None and ("released" in failure.metadata or FAILED_CHECKS in failure.metadata):
+                continue  # a blocked release or failed check: the check's own line comes with the numbers
             if failure is not None and failure.description:
                 message = failure.description  # a dg.Failure: its description is the whole story
             elif cause is not None:
@@ -136,6 +142,53 @@ def _config_for(run_config: Mapping[str, Any], assets: set[str]) -> dict[str, An
     """`run_config` restricted to the ops of `assets`: each run validates only its own ops."""
     ops = {name: value for name, value in run_config.get("ops", {}).items() if name in assets}
     return {**run_config, "ops": ops}
+
+
+def run_job(
+    job_name: str,
+    resources: Mapping[str, Any],
+    dagster_instance: dg.DagsterInstance,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> ExecutionResult:
+    """Run the defined job `job_name` in this process, recorded as a run of the code location's job.
+
+    `materialize` would record an `__ephemeral_asset_job__` run with no code location: the UI's
+    Overview timeline skips such runs and the job's Runs tab never lists them. The origin names the
+    location and module of workspace.yaml, so the UI files the run under its job (and can re-execute it).
+    """
+    definitions = dg.Definitions(
+        assets=ASSETS,
+        jobs=[interactions_job, retrain_job, delivery_job],
+        resources=resources,
+        executor=dg.in_process_executor,
+    )
+    job_def = definitions.resolve_job_def(job_name)
+    origin = RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(
+            code_location_origin=ManagedGrpcPythonEnvCodeLocationOrigin(
+                LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE),
+                location_name=LOCATION_NAME,
+            ),
+            repository_name=SINGLETON_REPOSITORY_NAME,
+        ),
+        job_name=job_name,
+    )
+    job = InMemoryJob(job_def)
+    plan = create_execution_plan(
+        job,
+        run_config=run_config,
+        tags=tags,
+        instance_ref=dagster_instance.get_ref() if dagster_instance.is_persistent else None,
+    )
+    run = dagster_instance.create_run_for_job(
+        job_def=job_def,
+        execution_plan=plan,
+        run_config=run_config,
+        tags={**job_def.run_tags, **tags},
+        remote_job_origin=origin,
+    )
+    return execute_run(job, run, dagster_instance)
 
 
 class PartitionBusyError(RuntimeError):
@@ -226,26 +279,22 @@ def materialize_partition(
     # One range run from the first to the last day that needs it (unchanged days between are redone).
     extracted = (days[0], days[-1]) if days else None
     if extracted:
-        extract = dg.materialize(
-            ASSETS,
-            selection=["interactions"],
-            resources=resources,
-            instance=dagster_instance,
-            raise_on_error=False,
-            run_config=_config_for(run_config, {"interactions"}),
-            tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
+        extract = run_job(
+            interactions_job.name,
+            resources,
+            dagster_instance,
+            _config_for(run_config, {"interactions"}),
+            {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
         )
         failures = _failures(extract)
         if not extract.success:
             return PipelineOutcome(partition_key, False, failures, None, None, extracted=extracted)
-    retrain = dg.materialize(
-        ASSETS,
-        selection=DOWNSTREAM,
-        resources=resources,
-        instance=dagster_instance,
-        raise_on_error=False,
-        partition_key=partition_key,
-        run_config=_config_for(run_config, {a.key.to_user_string() for a in ASSETS} - {"interactions"}),
+    retrain = run_job(
+        retrain_job.name,
+        resources,
+        dagster_instance,
+        _config_for(run_config, {a.key.to_user_string() for a in ASSETS} - {"interactions"}),
+        {PARTITION_TAG: partition_key},
     )
     failures += _failures(retrain)
     artifacts: ArtifactStore = resources["artifacts"]
@@ -291,13 +340,6 @@ def materialize_delivery(
     before = (date.fromisoformat(partition_key) - timedelta(days=1)).isoformat()
     days = [before, partition_key] if daily_partitions.has_partition_key(before) else [partition_key]
     for day in days:
-        result = dg.materialize(
-            ASSETS,
-            selection=list(DELIVERY_ASSETS),
-            resources=resources,
-            instance=dagster_instance,
-            raise_on_error=False,
-            partition_key=day,
-        )
+        result = run_job(delivery_job.name, resources, dagster_instance, {}, {PARTITION_TAG: day})
         failures += _failures(result)
     return failures

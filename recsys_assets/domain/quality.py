@@ -29,17 +29,16 @@ def epoch_day(key: str) -> int:
 
 
 @dataclass(frozen=True)
-class DayShare:
-    """The worst day of one kind of malformed row."""
+class DayQuality:
+    """One partition day of an extract: its rows read (inside the day) and how many of them are malformed."""
 
+    day: str
     rows: int
-    worst_day: str
-    worst_rows: int
-    worst_day_rows: int
+    null_ids: int
+    bad_weights: int
 
-    @property
-    def worst_share(self) -> float:
-        return self.worst_rows / max(self.worst_day_rows, 1)
+    def share(self, malformed: int) -> float:
+        return malformed / max(self.rows, 1)
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,7 @@ class ExtractSplit:
     rejected: pa.Table
     rows_per_day: dict[str, int]
     day_bounds: list[tuple[str, int, int]]
-    null_ids: DayShare
-    bad_weights: DayShare
+    days: list[DayQuality]  # one per partition day, in order: each day is judged on its own
     rows_outside: int
     rows_read: int
 
@@ -60,24 +58,17 @@ class ExtractSplit:
         return self.rows_outside / max(self.rows_read, 1)
 
 
-def _worst(flags: np.ndarray, day_index: np.ndarray, in_range: np.ndarray, keys: Sequence[str]) -> DayShare:
-    rows_in_day = np.bincount(day_index[in_range], minlength=len(keys))
-    per_day = np.bincount(day_index[in_range & flags], minlength=len(keys))
-    shares = per_day / np.maximum(rows_in_day, 1)
-    worst = int(np.argmax(shares)) if len(keys) else 0
-    return DayShare(
-        rows=int(per_day.sum()),
-        worst_day=keys[worst],
-        worst_rows=int(per_day[worst]),
-        worst_day_rows=int(rows_in_day[worst]),
-    )
+def _per_day(flags: np.ndarray, day_index: np.ndarray, in_range: np.ndarray, days: int) -> np.ndarray:
+    """How many rows of each partition day have `flags` set."""
+    return np.bincount(day_index[in_range & flags], minlength=days)
 
 
 def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
     """Classify every row of `table` (the events contract) against the partition days `keys`.
 
-    A row is rejected when an id is null or blank (`text_files.blank_ids`), its weight is missing, negative, not finite or absurd, or its day is not one
-    of `keys`. Shares are judged per day: one broken day must not hide inside a multi-day run.
+    A row is rejected when an id is null or blank (`text_files.blank_ids`), its weight is missing, negative, not finite
+    or absurd, or its day is not one of `keys`. Each day is counted on its own: one broken day must not hide inside a
+    multi-day run.
     """
     row_days = filled_numpy(day_of(table["event_ts"]).cast(pa.int32()), -1)
     key_days = np.array([epoch_day(k) for k in keys])
@@ -107,8 +98,16 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
         rejected=table.filter(pa.array(rejected)),
         rows_per_day={key: hi - lo for key, lo, hi in bounds},
         day_bounds=bounds,
-        null_ids=_worst(null_ids, day_index, ~outside, keys),
-        bad_weights=_worst(bad_weight, day_index, ~outside, keys),
+        days=[
+            DayQuality(key, int(rows), int(nulls), int(weights))
+            for key, rows, nulls, weights in zip(
+                keys,
+                _per_day(np.ones(len(row_days), dtype=bool), day_index, ~outside, len(keys)),
+                _per_day(null_ids, day_index, ~outside, len(keys)),
+                _per_day(bad_weight, day_index, ~outside, len(keys)),
+                strict=True,
+            )
+        ],
         rows_outside=int(outside.sum()),
         rows_read=table.num_rows,
     )
@@ -117,6 +116,21 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
 def median_rows(previous_counts: Sequence[int]) -> float | None:
     """The row-count baseline: the median of the previous days' counts (None without history)."""
     return statistics.median(previous_counts) if previous_counts else None
+
+
+def baselines(known: dict[str, int], rows_per_day: dict[str, int], history_days: int) -> dict[str, float | None]:
+    """Each day's row-count baseline: the median of the `history_days` days before it that have a count.
+
+    `known` holds days extracted earlier (their file footers); a range's own earlier days count too,
+    so every day of a range is judged as it would have been extracted alone, day after day.
+    """
+    counts = {**known, **rows_per_day}
+    result = {}
+    for key in rows_per_day:  # one entry per day, not per row
+        first = date.fromisoformat(key)
+        before = [(first - timedelta(days=back)).isoformat() for back in range(1, history_days + 1)]
+        result[key] = median_rows([counts[day] for day in before if day in counts])
+    return result
 
 
 def collapsed_days(rows_per_day: dict[str, int], baseline: float | None, collapse_ratio: float) -> list[str]:
@@ -139,52 +153,14 @@ def store_extract(layout: ArtifactLayout, table: pa.Table, keys: Sequence[str]) 
     return split
 
 
-# Days read from the warehouse per query when extracting a range: ~1 M events (a few hundred MiB) at
-# 300 k events a day, so the process extracting a 100-day window never holds it all at once.
+# Days read from the warehouse per query when training_set extracts missing window days: ~1 M events
+# (a few hundred MiB) at 300 k events a day, so it never holds a long run of days at once.
 EXTRACT_DAYS_PER_READ = 4
 
 
 def chunks(keys: Sequence[str], size: int = EXTRACT_DAYS_PER_READ) -> list[list[str]]:
     """`keys` (consecutive days) in runs of at most `size`."""
     return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
-
-
-def _worse(a: DayShare, b: DayShare) -> DayShare:
-    return DayShare(
-        rows=a.rows + b.rows,
-        **{k: v for k, v in vars(max(a, b, key=lambda share: share.worst_share)).items() if k != "rows"},
-    )
-
-
-def combine_splits(parts: Sequence[ExtractSplit]) -> ExtractSplit:
-    """The statistics of one split made of `parts` (extracts of consecutive runs of days), without their rows.
-
-    The worst day of each kind of malformed row is the worst over the parts; `valid` holds no rows (each
-    part's rows were written when it was extracted), `rejected` every part's quarantined rows.
-    """
-    first = parts[0]
-    combined = first
-    for part in parts[1:]:
-        combined = ExtractSplit(
-            valid=combined.valid,
-            rejected=pa.concat_tables([combined.rejected, part.rejected]),
-            rows_per_day=combined.rows_per_day | part.rows_per_day,
-            day_bounds=[],
-            null_ids=_worse(combined.null_ids, part.null_ids),
-            bad_weights=_worse(combined.bad_weights, part.bad_weights),
-            rows_outside=combined.rows_outside + part.rows_outside,
-            rows_read=combined.rows_read + part.rows_read,
-        )
-    return ExtractSplit(
-        valid=first.valid.slice(0, 0),
-        rejected=combined.rejected,
-        rows_per_day=combined.rows_per_day,
-        day_bounds=[],
-        null_ids=combined.null_ids,
-        bad_weights=combined.bad_weights,
-        rows_outside=combined.rows_outside,
-        rows_read=combined.rows_read,
-    )
 
 
 def consecutive_runs(keys: Sequence[str]) -> list[list[str]]:

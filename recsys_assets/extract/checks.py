@@ -1,44 +1,45 @@
 """The extracts' data-quality checks, each a spec and a pure verdict on the numbers the step measured.
 
 Every check is yielded in-step by its asset, after the materialization, from the data the step holds
-in memory: `NO_NULL_IDS(split, limit)` is the `AssetCheckResult`.
+in memory: `NO_NULL_IDS(day, limit)` is the `AssetCheckResult`, and `NO_NULL_IDS.on(day.day, target, day, limit)`
+the result of one day of a range run.
 """
 
 from collections.abc import Sequence
 
 from recsys_assets.asset_checks import VerdictCheck
 from recsys_assets.domain.items import CatalogueQuality
-from recsys_assets.domain.quality import DayShare, ExtractSplit, collapsed_days
+from recsys_assets.domain.quality import DayQuality, ExtractSplit, collapsed_days
 from recsys_assets.domain.verdict import Verdict
 
 
-def _worst_day(share: DayShare, label: str, limit: float) -> Verdict:
-    """Whether the worst day's share of `label` rows stays under `limit`."""
+def _day_share(day: DayQuality, malformed: int, label: str, limit: float) -> Verdict:
+    """Whether the day's share of `label` rows stays under `limit`."""
+    share = day.share(malformed)
     return Verdict(
-        passed=share.worst_share <= limit,
-        description=f"worst day {share.worst_day}: {share.worst_rows} of {share.worst_day_rows} rows have {label} "
-        f"({share.worst_share:.2%}; limit {limit:.2%}); {share.rows} in the run",
-        numbers={
-            "rows": share.rows,
-            "worst_day": share.worst_day,
-            "worst_share": round(share.worst_share, 6),
-            "limit": limit,
-        },
+        passed=share <= limit,
+        description=f"{day.day}: {malformed} of {day.rows} rows have {label} ({share:.2%}; limit {limit:.2%})",
+        numbers={"rows": malformed, "share": round(share, 6), "limit": limit},
     )
 
 
-def null_ids(split: ExtractSplit, limit: float) -> Verdict:
-    return _worst_day(split.null_ids, "null ids", limit)
+def null_ids(day: DayQuality, limit: float) -> Verdict:
+    return _day_share(day, day.null_ids, "null ids", limit)
 
 
-def bad_weights(split: ExtractSplit, limit: float) -> Verdict:
-    return _worst_day(split.bad_weights, "negative or missing weights", limit)
+def bad_weights(day: DayQuality, limit: float) -> Verdict:
+    return _day_share(day, day.bad_weights, "negative or missing weights", limit)
 
 
 def outside_partition(split: ExtractSplit, keys: Sequence[str], limit: float) -> Verdict:
-    """Whether the share of rows dated outside the partition days `keys` stays under `limit`."""
+    """Whether the share of rows dated outside the partition days `keys` stays under `limit`.
+
+    A row dated outside the days read belongs to none of them: the share is the run's, reported on each day.
+    """
     share = split.share_outside
-    outside = f"{split.rows_outside} of {split.rows_read} rows have timestamps outside {keys[0]}..{keys[-1]}"
+    outside = (
+        f"{split.rows_outside} of {split.rows_read} rows read for {keys[0]}..{keys[-1]} have timestamps outside it"
+    )
     return Verdict(
         share <= limit,
         f"{outside} ({share:.2%}; limit {limit:.2%})",
@@ -46,13 +47,15 @@ def outside_partition(split: ExtractSplit, keys: Sequence[str], limit: float) ->
     )
 
 
-def row_counts(rows_per_day: dict[str, int], baseline: float | None, collapse_ratio: float) -> Verdict:
-    """Whether no day is empty or under `collapse_ratio` x `baseline` (the previous days' median)."""
-    collapsed = collapsed_days(rows_per_day, baseline, collapse_ratio)
+def row_count(day: str, rows: int, baseline: float | None, collapse_ratio: float) -> Verdict:
+    """Whether the day is neither empty nor under `collapse_ratio` x `baseline` (the previous days' median)."""
+    collapsed = bool(collapsed_days({day: rows}, baseline, collapse_ratio))
+    median = "no previous days" if baseline is None else f"median of previous days {baseline:,.0f}"
     return Verdict(
         not collapsed,
-        f"empty or collapsed days: {', '.join(collapsed)}" if collapsed else "row counts look normal",
-        {"median_previous_rows": baseline or 0, "min_rows": min(rows_per_day.values(), default=0)},
+        f"{day}: {rows:,} rows, {'empty or collapsed' if collapsed else 'normal'} ({median}; "
+        f"warns under {collapse_ratio:.0%} of it)",
+        {"rows": rows, "median_previous_rows": round(baseline or 0, 1)},
     )
 
 
@@ -97,7 +100,7 @@ ROW_COUNT_STABLE = VerdictCheck(
     "interactions",
     "row_count_stable",
     "The day is neither empty nor collapsed against the previous days.",
-    row_counts,
+    row_count,
     blocking=False,
 )
 INTERACTIONS_CHECKS = [NO_NULL_IDS, TIMESTAMPS_INSIDE_PARTITION, NON_NEGATIVE_WEIGHTS, ROW_COUNT_STABLE]

@@ -15,12 +15,29 @@ from pydantic import Field
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
-from recsys_assets.domain.items import as_of, measure_quality
+from recsys_assets.domain.items import ITEMS_SCHEMA, as_of, measure_quality
+from recsys_assets.domain.samples import markdown_sample
 from recsys_assets.extract.checks import CLOSED_AFTER_POSTED, ITEMS_CHECKS, POSTINGS_HAVE_TEXT, UNIQUE_ITEM_IDS
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.catalogue import ItemCatalogue
 from recsys_assets.step_errors import guarded_step
+
+COLUMN_DESCRIPTIONS = {
+    "item_id": "The posting's id (a job).",
+    "title": "The job title.",
+    "description": "The posting's text and skills.",
+    "category": "Job category.",
+    "location": "Where the job is.",
+    "posted_date": "The day it was posted.",
+    "closed_date": "The day it closed, if known by the partition's day (else empty).",
+}
+COLUMN_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn(field.name, str(field.type), description=COLUMN_DESCRIPTIONS[field.name])
+        for field in ITEMS_SCHEMA
+    ]
+)
 
 
 class ItemsConfig(dg.Config):
@@ -33,6 +50,7 @@ class ItemsConfig(dg.Config):
     partitions_def=daily_partitions,
     retry_policy=SERVICE_RETRY_POLICY,
     group_name=GROUP,
+    metadata={"dagster/column_schema": COLUMN_SCHEMA},
     **asset_attributes("warehouse", extra_kinds=("parquet",)),
     check_specs=[check.spec for check in ITEMS_CHECKS],
 )
@@ -57,6 +75,7 @@ def items(
             "open_postings": open_now,
             "source": item_catalogue.table_ref,
             "path": dg.MetadataValue.path(files.items),
+            "sample": dg.MetadataValue.md(markdown_sample(snapshot)),
         }
     )
     yield UNIQUE_ITEM_IDS(quality)

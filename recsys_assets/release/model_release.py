@@ -17,11 +17,33 @@ from recsys_assets.partitions import daily_partitions
 from recsys_assets.release.model_bundle import RELEASE_TAG
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.model_store import ModelStore
-from recsys_assets.resources.registry import ModelRegistry, UnknownVersionError, propose_release
+from recsys_assets.resources.registry import ModelRegistry, Transition, UnknownVersionError, propose_release
 from recsys_assets.resources.release import ReleasePublisher
 from recsys_assets.resources.tracking import ExperimentTracker
 from recsys_assets.settings import SETTINGS
 from recsys_assets.step_errors import guarded_step
+
+
+def release_observation(registry: ModelRegistry, transition: Transition) -> dg.AssetObservation:
+    """A registry change (merge, reject, rollback, proposal) as an observation of the version's `model_release`.
+
+    The CLI and the release sensor record one per change, so the asset shows the new state and
+    champion at once instead of the last run's.
+    """
+    statuses = registry.statuses()
+    status, champion = statuses.get(transition.version), champion_of(statuses)
+    return dg.AssetObservation(
+        asset_key="model_release",
+        partition=registry.manifest(transition.version).dagster.partition,
+        metadata={
+            "version": transition.version,
+            "state": transition.state,
+            "reason": transition.reason,
+            "champion": champion.version if champion else "none",
+            "pending": dg.MetadataValue.json(sorted(v for v, s in statuses.items() if s.state == "proposed")),
+            "pull_request": (status.pull_request if status else None) or "none",
+        },
+    )
 
 
 class ReleaseConfig(dg.Config):

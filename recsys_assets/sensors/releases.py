@@ -22,8 +22,9 @@ from recsys_assets.domain.failures import one_line
 from recsys_assets.domain.layout import serving_pointer_path
 from recsys_assets.domain.redaction import scrub_exception
 from recsys_assets.domain.registry import VersionStatus
+from recsys_assets.release.model_release import release_observation
 from recsys_assets.resources.model_store import ModelStore
-from recsys_assets.resources.registry import ModelRegistry, Transition, sync_registry
+from recsys_assets.resources.registry import ModelRegistry, sync_registry
 from recsys_assets.resources.release import ReleasePublisher
 from recsys_assets.resources.tracking import ExperimentTracker
 from recsys_assets.settings import Settings
@@ -54,20 +55,6 @@ def parse_cursor(raw: str | None) -> str | None:
     if not isinstance(data, dict) or not isinstance(data.get("after"), str | None):
         raise ValueError("cursor is not a JSON object with an 'after' version")
     return data.get("after")
-
-
-def _observation(registry: ModelRegistry, transition: Transition) -> dg.AssetObservation:
-    status = registry.status(transition.version)
-    return dg.AssetObservation(
-        asset_key="model_release",
-        partition=registry.manifest(transition.version).dagster.partition,
-        metadata={
-            "version": transition.version,
-            "state": transition.state,
-            "reason": transition.reason,
-            "pull_request": (status.pull_request if status else None) or "none",
-        },
-    )
 
 
 def build_release_pull_requests(settings: Settings) -> dg.SensorDefinition:
@@ -126,4 +113,4 @@ def follow_release_pull_requests(
         )
     for transition in transitions:
         context.log.info(f"{transition.version} -> {transition.state}: {transition.reason}")
-    return dg.SensorResult(asset_events=[_observation(registry, t) for t in transitions], cursor=cursor)
+    return dg.SensorResult(asset_events=[release_observation(registry, t) for t in transitions], cursor=cursor)

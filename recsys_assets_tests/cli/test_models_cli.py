@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 
 from recsys_assets.cli import main
@@ -85,6 +86,28 @@ def test_bad_input_gives_one_clear_line(store, capsys):
     store.put_object(f"models/{SETTINGS.model_name}/v8/model_card.md", b"# an upload that died")
     code, _, err = models(capsys, "promote", "v8")
     assert code == 2 and "upload never finished" in err
+
+
+def test_merge_and_reject_show_on_model_release_at_once(store, capsys, tmp_path, monkeypatch):
+    # The persistent instance the UI reads (DAGSTER_HOME), as after `make demo`.
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    models(capsys, "promote", "v1")
+    models(capsys, "merge", "v1")
+    models(capsys, "promote", "v2")
+    models(capsys, "reject", "v2")
+
+    with dg.DagsterInstance.get() as instance:
+        records = instance.fetch_observations(dg.AssetKey("model_release"), limit=10).records
+    latest_first = [{name: value.value for name, value in r.asset_observation.metadata.items()} for r in records]
+    assert [(m["version"], m["state"], m["champion"]) for m in latest_first] == [
+        ("v2", "rejected", "v1"),
+        ("v2", "proposed", "v1"),
+        ("v1", "released", "v1"),
+        ("v1", "proposed", "none"),
+    ]
+    assert all(r.partition_key == "2026-02-28" for r in records)
 
 
 @pytest.mark.parametrize("command", [["promote"], ["show"], ["merge"], ["reject"], ["rollback"], ["diff", "v1"]])

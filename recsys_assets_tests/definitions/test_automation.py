@@ -8,7 +8,7 @@ import pytest
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.definitions import ASSETS, defs
 from recsys_assets.domain.errors import ConfigurationError
-from recsys_assets.jobs import POOL_TAG, TRAINING_POOL, retrain_job
+from recsys_assets.jobs import POOL_TAG, TRAINING_POOL, pool_tags, retrain_job
 from recsys_assets.schedules import build_schedules
 from recsys_assets.sensors import build_sensors
 from recsys_assets.settings import Settings
@@ -71,6 +71,8 @@ def test_a_failed_blocking_check_is_not_retried():
     assert "blocking asset check" in failure.step_failure_data.error.message  # type: ignore[union-attr]
 
 
-def test_retrain_runs_in_the_training_pool_with_a_maximum_runtime():
-    assert retrain_job.tags[POOL_TAG] == TRAINING_POOL
+def test_retrain_runs_in_the_training_pool_on_vertex_only_with_a_maximum_runtime():
+    assert pool_tags(Settings.from_env({"RECSYS_TRAINING_LAUNCHER": "vertex"})) == {POOL_TAG: TRAINING_POOL}
+    assert pool_tags(Settings.from_env({"RECSYS_TRAINING_LAUNCHER": "subprocess"})) == {}
+    assert POOL_TAG not in retrain_job.tags  # this process trains locally: no Vertex pool tag on its runs
     assert int(retrain_job.tags["dagster/max_runtime"]) > 0

@@ -24,7 +24,7 @@ def test_non_finite_negative_missing_and_absurd_weights_are_rejected():
     )
     split = split_extract(table, ["2026-01-02"])
     assert split.valid["item_id"].to_pylist() == ["j0", "j1", "j7"]
-    assert split.bad_weights.rows == 5
+    assert [day.bad_weights for day in split.days] == [5]
 
 
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
@@ -83,4 +83,4 @@ def test_blank_warehouse_ids_are_null_ids_as_in_the_importers():
     )
     split = split_extract(table, ["2026-01-02"])
     assert split.valid["item_id"].to_pylist() == ["j1", "NA"]
-    assert split.null_ids.rows == 3
+    assert [day.null_ids for day in split.days] == [3]

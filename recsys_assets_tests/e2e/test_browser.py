@@ -6,6 +6,11 @@ asset, "Materialize all" for the latest partition succeeds, `model_evaluation` a
 show their metrics, the model card with its plot loaded and the checks of that run, and the partition
 sensor ticks once switched on. Each step's screenshot is kept under the test's folder when it fails.
 
+After `demo`, `models merge` and a run whose gate fails, all through the CLI as the README says: the
+Overview timeline lists the CLI's runs, every check of every extracted day passed (screenshot kept in
+test-artifacts/browser/), each day has its own row count, the blocked run's page opens on the
+`beats_baselines` verdict with its numbers, and `model_release` shows the new champion without a run.
+
 Needs Debian's chromium at /usr/bin/chromium (`make browser` installs it) and Playwright for Python.
 """
 
@@ -19,11 +24,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import requests
 
+from recsys_assets.resources import build_resources
 from recsys_assets_tests.support.environment import ASSET_KEYS
 from recsys_assets_tests.support.standins.bigquery import free_port
 
@@ -64,19 +72,37 @@ def stop_group(process: subprocess.Popen, grace_seconds: float = 10) -> None:
     process.wait(timeout=grace_seconds)
 
 
-@pytest.fixture
-def dagster_dev(tmp_path: Path, request) -> Iterator[str]:
-    """`dagster dev` on a free port, with a fresh DAGSTER_HOME and data folder seeded through the CLI."""
+def fresh_environment(tmp_path: Path) -> dict[str, str]:
+    """A fresh DAGSTER_HOME (with the project's dagster.yaml) and data folder under `tmp_path`."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     # No RECSYS_PARTITIONS_START: the partitions start where the seeded data does, as on a fresh clone.
     env = {key: value for key, value in os.environ.items() if key != "RECSYS_PARTITIONS_START"}
     env.update(RECSYS_DATA_DIR=str(tmp_path / "data"), DAGSTER_HOME=str(home))
-    # The default 28-day window filled: "Materialize all" runs with the default 7-day global cut.
-    seed = [sys.executable, "-m", "recsys_assets", "seed", "--users", "600", "--items", "300", "--days", "28"]
-    subprocess.run([*seed, "--events-per-day", "900"], cwd=REPO_ROOT, env=env, check=True, timeout=300)
+    return env
 
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`python -m recsys_assets ARGS` as a user types it; output (both streams) in `.stdout`."""
+    done = subprocess.run(
+        [sys.executable, "-m", "recsys_assets", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=900,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if check and done.returncode != 0:
+        # The command's own last lines say why (a crash shows its signal as a negative status).
+        pytest.fail(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}")
+    return done
+
+
+@contextmanager
+def running_dagster_dev(tmp_path: Path, env: dict[str, str], request) -> Iterator[str]:
+    """`dagster dev` on a free loopback port for `env`; its log is kept as an artefact when the test fails."""
     port = free_port()
     with open(tmp_path / "dagster_dev.log", "wb") as log:
         process = subprocess.Popen(
@@ -106,6 +132,16 @@ def dagster_dev(tmp_path: Path, request) -> Iterator[str]:
         if failed_in(request):
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(tmp_path / "dagster_dev.log", ARTIFACTS / f"{request.node.name}-dagster_dev.log")
+
+
+@pytest.fixture
+def dagster_dev(tmp_path: Path, request) -> Iterator[str]:
+    """`dagster dev` with a fresh DAGSTER_HOME and data folder seeded through the CLI."""
+    env = fresh_environment(tmp_path)
+    # The default 28-day window filled: "Materialize all" runs with the default 7-day global cut.
+    cli(env, "seed", "--users", "600", "--items", "300", "--days", "28", "--events-per-day", "900")
+    with running_dagster_dev(tmp_path, env, request) as base:
+        yield base
 
 
 def failed_in(request) -> bool:
@@ -233,3 +269,84 @@ def check_attached_to_run(page, base: str, asset: str, check: str, partition: st
     # The check's execution history links the run that produced it.
     page.get_by_text("Execution history", exact=True).click()
     expect(page.locator(f"a[href*='{run_id[:8]}']").first).to_be_visible()
+
+
+DEMO = ["demo", "--users", "600", "--items", "300", "--days", "28", "--events-per-day", "900"]
+INTERACTIONS_CHECKS = ["no_null_ids", "timestamps_inside_partition", "non_negative_weights", "row_count_stable"]
+
+
+def test_the_ui_after_make_demo(tmp_path, request, browser_page, monkeypatch):
+    """After `demo`, `models merge` and a run whose gate fails, the UI tells the truth without another run."""
+    page, steps = browser_page
+    expect = pytest.importorskip("playwright.sync_api").expect
+    env = fresh_environment(tmp_path)
+
+    demo = cli(env, *DEMO)
+    assert not any(f"{kind}Warning" in demo.stdout for kind in ("Beta", "Preview", "Supersession")), demo.stdout
+    version = re.search(r"^model bundle (\S+): ", demo.stdout, re.MULTILINE)
+    assert version, demo.stdout
+    version = version.group(1)
+    assert f"{version} -> released" in cli(env, "models", "merge", version).stdout
+    # A retrain whose gate cannot pass: beats_baselines fails, the release is blocked.
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(
+        "ops:\n"
+        "  trained_model: {config: {force: true, trials_per_family: 1}}\n"
+        "  model_evaluation: {config: {min_relative_lift: 10.0}}\n"
+    )
+    failed_run = cli(env, "run", "--config", str(strict), check=False)
+    assert failed_run.returncode == 1 and "beats_baselines" in failed_run.stdout, failed_run.stdout
+
+    # What the UI reads, from the same instance: every day's checks passed, each day its own row count.
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    monkeypatch.setenv("RECSYS_DATA_DIR", env["RECSYS_DATA_DIR"])
+    warehouse_rows = {p.partition_key: p.total_rows for p in build_resources(env)["warehouse"].list_partitions()}
+    with dg.DagsterInstance.get() as instance:
+        for check in INTERACTIONS_CHECKS:
+            history = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(dg.AssetKey("interactions"), check), limit=1000
+            )
+            latest = {}
+            for record in history:  # latest first
+                latest.setdefault(record.partition, record.status.value)
+            assert set(latest) == set(warehouse_rows), check
+            assert set(latest.values()) == {"SUCCEEDED"}, (check, latest)
+        days = dg.AssetRecordsFilter(asset_key=dg.AssetKey("interactions"), asset_partitions=list(warehouse_rows))
+        row_counts = {}
+        for record in instance.fetch_materializations(days, limit=1000).records:  # latest first
+            metadata = record.asset_materialization.metadata
+            row_counts.setdefault(record.partition_key, metadata["dagster/row_count"].value)
+        assert row_counts == warehouse_rows
+        (blocked,) = instance.get_runs(
+            dg.RunsFilter(job_name="retrain_job", statuses=[dg.DagsterRunStatus.FAILURE]), limit=1
+        )
+        release = instance.fetch_observations(dg.AssetKey("model_release"), limit=1).records[0]
+        assert release.asset_observation.metadata["champion"].value == version
+
+    with running_dagster_dev(tmp_path, env, request) as base:
+        # The Overview timeline lists the demo's runs under their jobs.
+        page.goto(f"{base}/overview/activity/timeline")
+        dismiss_community_modal(page)
+        expect(page.get_by_text("interactions_job").first).to_be_visible()
+        expect(page.get_by_text("retrain_job").first).to_be_visible()
+        steps.shot("overview-timeline")
+
+        # Every check of every extracted day passed: the screenshot is kept as the evidence.
+        page.goto(f"{base}/assets/interactions?view=checks")
+        for check in INTERACTIONS_CHECKS:
+            expect(page.get_by_text(check, exact=True).first).to_be_visible()
+        expect(page.get_by_text("Skipped", exact=True)).to_have_count(0)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "after-demo-interactions-checks.png"), full_page=True)
+
+        # The blocked run's page opens on the failed gate's verdict and numbers.
+        page.goto(f"{base}/runs/{blocked.run_id}")
+        expect(page.get_by_text(re.compile(r"blocking check failed: beats_baselines")).first).to_be_visible()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "blocked-run-first-screen.png"), full_page=False)
+
+        # After `models merge`, model_release shows the new champion without another run.
+        page.goto(f"{base}/assets/model_release?view=events")
+        expect(page.get_by_text("released", exact=True).first).to_be_visible()
+        expect(page.get_by_text(version).first).to_be_visible()
+        steps.shot("model-release-champion")
