@@ -255,7 +255,8 @@ def test_bigquery_runs_the_pair_pipeline_and_its_pairs_give_the_in_memory_matric
         schema=EVENTS_SCHEMA,
     )
     judged = split_extract(broken, [ts.astimezone(UTC).date().isoformat()])
-    assert (judged.null_ids.rows, judged.bad_weights.rows, judged.rows_outside) == (6, 2, 0)
+    (day,) = judged.days
+    assert (day.null_ids, day.bad_weights, judged.rows_outside) == (6, 2, 0)
     warehouse = bigquery_standin.warehouse()
     warehouse.replace_days(pa.concat_tables([generated, broken]))
     catalogue = generate_postings(spec)["item_id"]
