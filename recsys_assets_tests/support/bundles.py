@@ -71,25 +71,9 @@ def publish_fitted(
     `excluded` is the build-time mask of closed postings the model is saved with.
     """
     matrix = interaction_matrix() if matrix is None else matrix
-    model = new_model(family, params).fit(matrix).exclude_items(excluded)
     user_ids = [f"u{row:04d}" for row in range(matrix.shape[0])]
     item_ids = [f"j{column:04d}" for column in range(matrix.shape[1])]
-    files = {
-        BundleFile.MODEL: model.to_bytes(),
-        BundleFile.USER_IDS: storage.table_to_bytes(pa.table({"user_id": user_ids})),
-        BundleFile.ITEM_IDS: storage.table_to_bytes(pa.table({"item_id": item_ids})),
-    }
-    if with_history:
-        files[BundleFile.HISTORY] = storage.sparse_to_bytes(binary(matrix))
-    manifest = {
-        **manifest_v2(),
-        "model_name": SETTINGS.model_name,
-        "version": version,
-        "model": {"family": family, "params": model.params.model_dump(mode="json")},
-        "champion": None,
-    }
-    uri = store.publish_bundle(SETTINGS.model_name, version, files, manifest)
-    return FittedBundle(version, uri, model, user_ids, item_ids, binary(matrix))
+    return _publish(store, version, family, params, matrix, user_ids, item_ids, excluded, with_history)
 
 
 def publish_from_events(
@@ -103,13 +87,29 @@ def publish_from_events(
     """A real bundle of `family` fitted on `events` (user and item ids as they are), over the catalogue `item_ids`."""
     user_ids = sorted(set(events["user_id"].to_pylist()))
     matrix = served_lists.interaction_matrix(pa.array(user_ids, pa.string()), pa.array(item_ids, pa.string()), events)
-    model = new_model(family, params).fit(matrix)
+    return _publish(store, version, family, params, matrix, user_ids, item_ids)
+
+
+def _publish(
+    store: ModelStore,
+    version: str,
+    family: str,
+    params: dict[str, Any] | None,
+    matrix: sp.csr_matrix,
+    user_ids: list[str],
+    item_ids: list[str],
+    excluded: np.ndarray | None = None,
+    with_history: bool = True,
+) -> FittedBundle:
+    model = new_model(family, params).fit(matrix).exclude_items(excluded)
+    history = binary(matrix)
     files = {
         BundleFile.MODEL: model.to_bytes(),
         BundleFile.USER_IDS: storage.table_to_bytes(pa.table({"user_id": user_ids})),
         BundleFile.ITEM_IDS: storage.table_to_bytes(pa.table({"item_id": item_ids})),
-        BundleFile.HISTORY: storage.sparse_to_bytes(matrix),
     }
+    if with_history:
+        files[BundleFile.HISTORY] = storage.sparse_to_bytes(history)
     manifest = {
         **manifest_v2(),
         "model_name": SETTINGS.model_name,
@@ -118,4 +118,4 @@ def publish_from_events(
         "champion": None,
     }
     uri = store.publish_bundle(SETTINGS.model_name, version, files, manifest)
-    return FittedBundle(version, uri, model, user_ids, item_ids, matrix)
+    return FittedBundle(version, uri, model, user_ids, item_ids, history)
