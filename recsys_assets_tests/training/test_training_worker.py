@@ -1,5 +1,8 @@
 """The training entrypoint tells a service error (retried) from bad data or configuration (refused)."""
 
+import subprocess
+import sys
+
 import botocore.exceptions
 import pytest
 
@@ -29,3 +32,11 @@ def _raised_from(error: Exception, cause: Exception) -> Exception:
 )
 def test_only_service_errors_are_left_to_the_retry_policy(error, service):
     assert is_service_error(error) is service
+
+
+def test_the_training_child_starts_without_importing_dagster():
+    # Every retrain starts the child several times (split, baselines, training, evaluation): Dagster's
+    # import (about 0.9 s) in each would be most of the run's fixed cost on small data.
+    probe = "import sys, recsys_assets.training.worker; print('dagster' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"
