@@ -351,13 +351,15 @@ def test_pipeline_trains_on_fake_vertex(tmp_path, vertex_standin, vertex_message
     seed(resources)
     with dg.instance_for_test() as instance:
         outcome = materialize_partition(SMALL_SPEC.end_date.isoformat(), resources, instance, run_config=FAST_SELECTION)
-        assert outcome.success, [*outcome.failures, vertex_standin.only_job.log[-2000:]]
+        assert outcome.success, [*outcome.failures, *(job.log[-2000:] for job in vertex_standin.jobs.values())]
         event = instance.get_latest_materialization_event(dg.AssetKey("trained_model"))
         als = {k: v.value for k, v in event.asset_materialization.metadata.items()}
         worker_logs = [entry.user_message for entry in instance.all_logs(event.run_id)]
     assert als["vertex_job_state"] == "SUCCEEDED" and als["launcher"] == "VertexTrainingLauncher"
     assert als["search_trials"] >= 4 and als["image"] == IMAGE and als["vertex_run_seconds"] > 0
-    assert vertex_standin.only_job.process.returncode == 0
+    # One custom job per step of the training child: the split, the baselines, the search and refit, the evaluation.
+    assert len(vertex_standin.jobs) == 4
+    assert all(job.process.returncode == 0 for job in vertex_standin.jobs.values())
     assert any(m.startswith("loaded training set") for m in worker_logs), "the worker's Pipes logs did not arrive"
     assert outcome.bundle is not None
     (manifest_path,) = (tmp_path / "model_store" / "models").glob("*/*/manifest.json")
