@@ -28,9 +28,9 @@ test: $(VENV)/.installed emulators browser tools
 	$(PY) -m pytest --durations=10; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$status
 
-## test-fast: the quick tier a developer runs often
+## test-fast: the quick tier a developer runs often (one worker per core: pytest-xdist)
 test-fast: $(VENV)/.installed tools
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q -n auto
 
 ## dev: the Dagster UI on http://127.0.0.1:3000
 dev: $(VENV)/.installed
