@@ -601,6 +601,17 @@ def environment_variable(name: str) -> str | None:
     return os.environ.get(name)
 
 
+def process_environment() -> dict[str, str]:
+    """This process's whole environment, for a child process started with it (as `subprocess` does)."""
+    return dict(os.environ)
+
+
+def replace_environment(env: Mapping[str, str]) -> None:
+    """Make `env` this process's environment: a warm child takes its caller's (recsys_assets.pipes.warm_python)."""
+    os.environ.clear()
+    os.environ.update(env)
+
+
 def dagster_home() -> str | None:
     """`DAGSTER_HOME`: the persistent Dagster instance's folder, if this process has one."""
     return os.environ.get("DAGSTER_HOME") or None

@@ -37,23 +37,31 @@ _PR_SET_PDEATHSIG = 1
 
 
 def stop_with_orchestrator() -> None:
-    """Die with the orchestrator that launched this process (local subprocess launches only).
+    """Die with the orchestrator that launched this process, when it said so in `ORCHESTRATOR_PID_ENV`.
 
     A killed run worker cannot forward a termination, and a training that outlives it keeps
-    writing into the run's folders. Linux delivers SIGKILL to this process when its parent dies
-    (the parent-death signal); the parent check afterwards covers a parent that died before that.
-    Elsewhere (containers, Vertex AI) the launcher cancels the job instead.
+    writing into the run's folders. Elsewhere (containers, Vertex AI) the launcher cancels the job
+    instead; a child of the warm starter (`recsys_assets.pipes.warm_python`) dies with the starter,
+    which dies with the orchestrator.
     """
     from recsys_assets.settings import environment_variable
 
     expected = environment_variable(ORCHESTRATOR_PID_ENV)
-    if not expected or not sys.platform.startswith("linux"):
+    if expected:
+        die_with_parent(int(expected))
+
+
+def die_with_parent(expected: int) -> None:
+    """Have Linux kill this process when its parent dies (the parent-death signal); exit now if the parent
+    is no longer `expected` (it died before the signal was set). A no-op elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != int(expected):
-        os._exit(1)  # the orchestrator is already gone
+    if os.getppid() != expected:
+        os._exit(1)  # the parent is already gone
 
 
 def _channel(

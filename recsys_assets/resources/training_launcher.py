@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import os
 import re
-import sys
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import dagster as dg
+from dagster import PipesTempFileContextInjector, PipesTempFileMessageReader
+from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from recsys_assets.pipes.worker import ORCHESTRATOR_PID_ENV, TRAINING_REFUSED
+from recsys_assets.pipes.warm_python import TRAINING_ENV, run_module
+from recsys_assets.pipes.worker import TRAINING_REFUSED
 from recsys_assets.resources.image_ref import require_pinned_image
+from recsys_assets.settings import process_environment
 
 if TYPE_CHECKING:
     # Imported lazily at run time: the Vertex AI client takes over half a second to import.
     from recsys_assets.pipes.vertex import PipesVertexCustomJobClient, VertexJobSpec
 
-TRAINING_COMMAND = ["python", "-m", "recsys_assets.train"]
-
-# implicit's ALS is multithreaded itself; a multithreaded BLAS underneath it makes it much slower.
-# OMP_NUM_THREADS is deliberately absent: implicit's own workers are OpenMP threads, and pinning
-# OpenMP to one thread halved ALS's speed on two cores (issue 14; figures in benchmarks/README.md).
-TRAINING_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+TRAINING_MODULE = "recsys_assets.train"
+TRAINING_COMMAND = ["python", "-m", TRAINING_MODULE]
 
 
 class TrainingLauncher(dg.ConfigurableResource, ABC):
@@ -54,14 +53,33 @@ def refusal(invocation: dg.PipesClientCompletedInvocation) -> str | None:
 
 
 class SubprocessTrainingLauncher(TrainingLauncher):
-    """Trains in a local child process (the embedded default)."""
+    """Trains in a local child process (the embedded default), forked warm with the libraries imported."""
+
+    termination_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="How long an interrupted step's child may take to stop before it is killed."
+    )
 
     def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
-        # The worker stops when this process dies (see recsys_assets.pipes.worker.stop_with_orchestrator).
-        env = {**TRAINING_ENV, ORCHESTRATOR_PID_ENV: str(os.getpid())}
-        return dg.PipesSubprocessClient(env=env).run(
-            command=[sys.executable, *TRAINING_COMMAND[1:]], context=context, extras=dict(extras)
-        )
+        # What `PipesSubprocessClient.run` does, with the child forked warm (recsys_assets.pipes.warm_python)
+        # instead of a fresh interpreter importing the libraries again: about 1.3 s a step.
+        with dg.open_pipes_session(
+            context=context,
+            context_injector=PipesTempFileContextInjector(),
+            message_reader=PipesTempFileMessageReader(),
+            extras=dict(extras),
+        ) as session:
+            env = {**process_environment(), **TRAINING_ENV, **session.get_bootstrap_env_vars()}
+            with run_module(TRAINING_MODULE, [], env) as process:
+                try:
+                    status = process.wait()
+                except dg.DagsterExecutionInterruptedError:
+                    context.log.info("[pipes] execution interrupted, sending SIGINT to the training child")
+                    process.send_signal(signal.SIGINT)
+                    process.wait(timeout=self.termination_timeout_seconds)
+                    raise
+            if status != 0:
+                raise DagsterPipesExecutionError(f"External execution process failed with code {status}")
+        return dg.PipesClientCompletedInvocation(session)
 
 
 # A container spec's environment is readable by anyone who can inspect the job (holders of

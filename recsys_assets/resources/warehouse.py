@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -24,6 +22,11 @@ from pydantic import Field
 from recsys_assets.domain import pair_pipeline
 from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
 from recsys_assets.domain.pair_pipeline import PairsRequest, catalogue_table
+from recsys_assets.pipes.warm_python import run_module
+from recsys_assets.settings import process_environment
+
+# The embedded warehouse's engine process (`python -m` this module).
+PAIRS_JOB_MODULE = "recsys_assets.domain.pairs_job"
 
 # DuckDB names the process holding a file lock: "Conflicting lock is held in /usr/bin/python3 (PID 123)".
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.*?)(?: by user \S+)?\.?(?:\s+See also|$)", re.DOTALL)
@@ -222,16 +225,19 @@ class DuckDBWarehouse(Warehouse):
                 pq.write_table(catalogue_table(request.catalogue_ids), spec["catalogue"])
             spec_path = Path(folder) / "spec.json"
             spec_path.write_text(json.dumps(spec))
-            done = subprocess.run(
-                [sys.executable, "-m", "recsys_assets.domain.pairs_job", str(spec_path)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            # Forked warm (the libraries already imported), output kept in files of the spec's folder.
+            with open(Path(folder) / "stdout", "w+") as out, open(Path(folder) / "stderr", "w+") as err:
+                with run_module(
+                    PAIRS_JOB_MODULE, [str(spec_path)], process_environment(), stdout=out.fileno(), stderr=err.fileno()
+                ) as job:
+                    status = job.wait()
+                out.seek(0)
+                err.seek(0)
+                stdout, stderr = out.read(), err.read()
+        if status != 0:
+            reason = (stderr.strip().splitlines() or [f"exit status {status}"])[-1]
             raise WarehouseUnavailable(f"DuckDB could not build the pairs of {request.files.folder}: {reason}")
-        return done.stdout.strip().splitlines()[-1]
+        return stdout.strip().splitlines()[-1]
 
     def existing_partitions(self) -> list[WarehousePartition]:
         if not Path(self.path).exists():
