@@ -26,15 +26,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy.event
 from dagster import DagsterEventType, Field, StringSource
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from recsys_assets.settings import batch_range_run_events, dagster_home
 
@@ -42,6 +44,10 @@ from recsys_assets.settings import batch_range_run_events, dagster_home
 CACHED_ENGINES = 16
 # What Dagster batches (execute_step.py) and what dagster-postgres writes as one batch.
 BATCHED_EVENT_TYPES = frozenset({DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION})
+
+
+def _commit_without_fsync(connection: Any, _record: Any) -> None:
+    connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def distinct_milliseconds(events: Sequence[EventLogEntry]) -> list[EventLogEntry]:
@@ -98,17 +104,31 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
         Dagster builds and disposes a SQLAlchemy engine for every connection (about 0.5 ms): a run stores
         each event through 2-6 of them, and a range run's per-day check results are hundreds of events.
-        The engine keeps no connection (`NullPool`), so each transaction still opens its own SQLite
-        connection, as Dagster's does, and processes share nothing.
+
+        A run's shard keeps no connection (`NullPool`), as Dagster's does: closing the last connection
+        checkpoints the write-ahead log into `<run>.db`, whose modification is what the UI's live log
+        view watches. The index shard, which nothing watches, keeps its connections open: otherwise each
+        of its transactions also pays a checkpoint and an fsync on close, which made each check result
+        cost about 17 ms (112 results, 1.9 s, in a 28-day first run; benchmarks/README.md). The index
+        also commits without an fsync (`synchronous=NORMAL`: safe when a process is killed, in WAL mode):
+        it mirrors the run shards, so what a power cut could take from it, `dagster instance reindex`
+        rebuilds.
         """
         with self._db_lock:
             engine = self._engines.get(shard)
             if engine is None:
                 engine = create_engine(
                     self.conn_string_for_shard(shard),
-                    poolclass=NullPool,
-                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                    **(
+                        # Threads of one process (the daemon's, the webserver's) each check out their own.
+                        {"poolclass": QueuePool, "pool_size": 2, "max_overflow": 8}
+                        if shard == INDEX_SHARD_NAME
+                        else {"poolclass": NullPool}
+                    ),
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
                 )
+                if shard == INDEX_SHARD_NAME:
+                    sqlalchemy.event.listen(engine, "connect", _commit_without_fsync)
                 if shard not in self._initialized_dbs:
                     self._initdb(engine)
                     self._initialized_dbs.add(shard)

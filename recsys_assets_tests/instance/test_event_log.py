@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -148,3 +149,50 @@ def test_a_run_worker_writes_a_range_in_one_batch_with_nothing_set_in_its_enviro
         assert len(planned) == 1  # one for the range, not one per day
         assert sorted(instance.get_materialized_partitions(dg.AssetKey("daily"))) == keys
     assert count_file.read_text().split("\n")[:-1] == [f"batch {len(keys)}"]
+
+
+@dg.asset(
+    partitions_def=DAYS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[dg.AssetCheckSpec("positive", asset="checked")],
+)
+def checked(context: dg.AssetExecutionContext):
+    """A range-run asset with a check result per day, like `interactions`."""
+    yield dg.MaterializeResult()
+    for key in context.partition_keys:
+        yield dg.AssetCheckEvaluation(asset_key=context.asset_key, check_name="positive", passed=True, partition=key)
+    yield dg.AssetCheckResult(check_name="positive", passed=True)
+
+
+def test_per_day_check_results_read_back_and_the_live_log_view_sees_a_running_runs_events(tmp_path):
+    with dg.instance_for_test(overrides={"event_log_storage": PROJECT_EVENT_LOG}, temp_dir=str(tmp_path)) as instance:
+        assert isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage)
+        keys = DAYS.get_partition_keys()[:5]
+        result = dg.materialize(
+            [checked],
+            instance=instance,
+            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        )
+        assert result.success
+        # Every day's result reached the index (the pooled shard), as the UI's check tab reads it.
+        executions = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(checked.key, "positive"), limit=100
+        )
+        assert sorted(e.partition for e in executions if e.partition) == keys
+
+        # The UI's live view of a running run watches the run's .db file: a new event must reach it.
+        seen: list[str] = []
+        storage, run_id = instance.event_log_storage, result.run_id
+
+        def on_event(entry, _cursor):
+            seen.append(entry.message)
+
+        storage.watch(run_id, storage.get_records_for_run(run_id).cursor, on_event)
+        try:
+            instance.report_engine_event("still running", instance.get_run_by_id(run_id))
+            deadline = time.monotonic() + 10
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            storage.end_watch(run_id, on_event)
+        assert "still running" in seen
