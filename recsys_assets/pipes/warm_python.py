@@ -34,10 +34,11 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
-from pathlib import Path
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 # What the starter imports before it forks, with everything they import: all a child needs, but its settings.
 ENTRYPOINTS = ("recsys_assets.train", "recsys_assets.domain.pairs_job")
@@ -113,18 +114,24 @@ class _Starter:
         from recsys_assets.settings import process_environment
 
         self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with theirs:
+        # Its own output only says why it could not start: never the caller's descriptors of the moment,
+        # which belong to one step's captured output.
+        with theirs, tempfile.TemporaryFile() as errors:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(theirs.fileno()), str(os.getpid())],
                 env={**process_environment(), **TRAINING_ENV},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                stderr=errors,
                 pass_fds=[theirs.fileno()],
             )
-        ready, _ = _receive(self._socket)
-        if ready is None or "ready" not in ready:
-            self.close()
-            raise RuntimeError("the warm Python starter ended before it was ready")
+            theirs.close()
+            ready, _ = _receive(self._socket)
+            if ready is None or "ready" not in ready:
+                self.close()
+                errors.seek(0)
+                reason = (errors.read().decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+                raise RuntimeError(f"the warm Python starter could not start: {reason}")
 
     def alive(self) -> bool:
         return self.process.poll() is None
