@@ -18,7 +18,7 @@ from recsys_assets.domain.records import (
     TrainingReport,
     TrainingSetSummary,
 )
-from recsys_assets.domain.reports import gated_lifts, metrics_plot, model_card
+from recsys_assets.domain.reports import gated_lifts, model_card
 from recsys_assets.domain.splitting import PER_USER, PROTOCOLS
 
 # Recorded in every manifest: what a bundle needs to be loaded and reproduced.
@@ -131,11 +131,13 @@ def bundle_files(
     item_ids: bytes,
     report: TrainingReport,
     history: bytes,
+    plot: bytes,
 ) -> dict[str, bytes]:
     """Every file of a bundle except the manifest, by its name in the bundle.
 
     `model` is the served model (refitted on the whole window); `evaluated` the model each protocol scored;
-    `history` the binary users x items matrix of that window (what each user saw, `BundleFile.HISTORY`).
+    `history` the binary users x items matrix of that window (what each user saw, `BundleFile.HISTORY`);
+    `plot` the metrics plot of `comparison` (`reports.metrics_plot`).
     """
     return {
         BundleFile.MODEL: model,
@@ -144,6 +146,6 @@ def bundle_files(
         BundleFile.ITEM_IDS: item_ids,
         BundleFile.HISTORY: history,
         BundleFile.TRAINING_REPORT: report.to_json(),
-        BundleFile.METRICS_PLOT: metrics_plot(comparison),
+        BundleFile.METRICS_PLOT: plot,
         BundleFile.MODEL_CARD: model_card(manifest, comparison, report).encode(),
     }

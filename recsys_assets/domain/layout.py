@@ -150,6 +150,11 @@ class EvaluationFiles:
         return join(self.folder, "metrics.json")
 
     @property
+    def plot(self) -> str:
+        """The bundle's metrics plot, drawn by the evaluation step (where the plotting library is already loaded)."""
+        return join(self.folder, "metrics.png")
+
+    @property
     def champion(self) -> str:
         """Where the champion bundle's files are staged for the evaluation step (which verifies them)."""
         return join(self.folder, "champion")

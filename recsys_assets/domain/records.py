@@ -147,6 +147,9 @@ class EvaluationRequest(Record):
     baselines: str = Field(description="Folder (URI) of the fitted baselines.")
     item_features: str | None = Field(default=None, description="Folder (URI) of the item features, if built.")
     output: str = Field(description="URI the evaluation (`metrics.json`) is written to.")
+    plot: str | None = Field(
+        default=None, description="URI the bundle's metrics plot (PNG) is drawn to, beside the evaluation."
+    )
     k: int
     new_item_days: int
     champion: str | None = Field(

@@ -111,6 +111,7 @@ def model_evaluation(
         baselines=artifacts.layout_of(context, "baseline_models").baseline_models(key).folder,
         item_features=None if item_features is None else item_features.item_features(key).folder,
         output=files.metrics,
+        plot=files.plot,
         k=k,
         new_item_days=config.new_item_days,
         champion=champion,

@@ -39,9 +39,12 @@ import threading
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 # What the starter imports before it forks, with everything they import: all a child needs, but its settings.
 ENTRYPOINTS = ("recsys_assets.train", "recsys_assets.domain.pairs_job")
+# Imported by a step only when it runs (the evaluation draws the bundle's plot): half a second each time.
+LAZY_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 # BLAS libraries size their thread pools when they load, in the starter: implicit's ALS is
 # multithreaded itself, and a multithreaded BLAS underneath it makes it much slower. OMP_NUM_THREADS
 # is deliberately absent: implicit's own workers are OpenMP threads, and pinning OpenMP to one thread
@@ -111,23 +114,31 @@ class _Starter:
     """The orchestrator's handle on one starter process."""
 
     def __init__(self) -> None:
+        """Start the starter process; its imports go on while the caller goes on (`ready` waits for them)."""
         from recsys_assets.settings import process_environment
 
         self._socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # Its own output only says why it could not start: never the caller's descriptors of the moment,
         # which belong to one step's captured output.
-        with theirs, tempfile.TemporaryFile() as errors:
+        self._errors: IO[bytes] | None = tempfile.TemporaryFile()  # noqa: SIM115 (closed once the starter is ready)
+        with theirs:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(theirs.fileno()), str(os.getpid())],
                 env={**process_environment(), **TRAINING_ENV},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=errors,
+                stderr=self._errors,
                 pass_fds=[theirs.fileno()],
             )
-            theirs.close()
-            ready, _ = _receive(self._socket)
-            if ready is None or "ready" not in ready:
+
+    def ready(self) -> None:
+        """Wait until the starter has its imports done; raise with its last line of output if it failed."""
+        if self._errors is None:
+            return
+        with self._errors as errors:
+            self._errors = None
+            message, _ = _receive(self._socket)
+            if message is None or "ready" not in message:
                 self.close()
                 errors.seek(0)
                 reason = (errors.read().decode(errors="replace").strip().splitlines() or ["no output"])[-1]
@@ -137,6 +148,7 @@ class _Starter:
         return self.process.poll() is None
 
     def start(self, module: str, args: Sequence[str], env: Mapping[str, str], stdout: int, stderr: int) -> WarmProcess:
+        self.ready()
         request = {"module": module, "args": list(args), "env": dict(env), "cwd": os.getcwd()}
         _send(self._socket, request, [stdout, stderr])
         started, _ = _receive(self._socket)
@@ -158,6 +170,9 @@ class _Starter:
         return int(ended["status"])
 
     def close(self) -> None:
+        if self._errors is not None:
+            self._errors.close()
+            self._errors = None
         self._socket.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
@@ -195,6 +210,13 @@ def starter() -> Iterator[_Starter]:
         raise
     with _lock:
         _idle.append(held)
+
+
+def prestart() -> None:
+    """Have an idle starter doing its imports now (a run's first step), unless this process has one."""
+    with _lock:
+        if not any(idle.alive() for idle in _idle):
+            _idle.append(_Starter())
 
 
 def run_module(
@@ -263,8 +285,8 @@ def _child(request: dict, fds: list[int], starter_pid: int) -> None:
 
 def _preload() -> None:
     """Import the entrypoints and everything they import."""
-    for entrypoint in ENTRYPOINTS:
-        importlib.import_module(entrypoint)
+    for module in (*ENTRYPOINTS, *LAZY_IMPORTS):
+        importlib.import_module(module)
 
 
 def _serve(sock: socket.socket) -> None:

@@ -12,7 +12,7 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.bundle import build_manifest, bundle_files, new_version
 from recsys_assets.domain.layout import BundleFile
 from recsys_assets.domain.records import BundleRef, DagsterRun, EvaluationResult, TrainingReport
-from recsys_assets.domain.reports import comparison_table, model_card, png_data_uri
+from recsys_assets.domain.reports import comparison_table, metrics_plot, model_card, png_data_uri
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.release.checks import NOT_WORSE_THAN_CHAMPION
 from recsys_assets.resources.artifacts import ArtifactStore
@@ -94,6 +94,10 @@ def model_bundle(
         # What each user saw in the served model's window: the online service excludes it and ranks from it.
         # Written by the split step as it is shipped, so the matrix is never rebuilt here.
         history=storage.read_bytes(training_files.history),
+        # Drawn by the evaluation step; an evaluation from before it drew one gets it drawn here.
+        plot=storage.read_bytes(evaluation_files.plot)
+        if storage.exists(evaluation_files.plot)
+        else metrics_plot(comparison),
     )
     transformer = item_transformer(context, artifacts)
     if transformer is not None:

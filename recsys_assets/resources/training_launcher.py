@@ -13,7 +13,7 @@ from dagster import PipesTempFileContextInjector, PipesTempFileMessageReader
 from dagster._core.errors import DagsterPipesExecutionError
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from recsys_assets.pipes.warm_python import TRAINING_ENV, run_module
+from recsys_assets.pipes.warm_python import TRAINING_ENV, prestart, run_module
 from recsys_assets.pipes.worker import TRAINING_REFUSED
 from recsys_assets.resources.image_ref import require_pinned_image
 from recsys_assets.settings import process_environment
@@ -58,6 +58,10 @@ class SubprocessTrainingLauncher(TrainingLauncher):
     termination_timeout_seconds: float = Field(
         default=20.0, gt=0, description="How long an interrupted step's child may take to stop before it is killed."
     )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # At the start of a run that trains: the starter's imports overlap the steps before the first child.
+        prestart()
 
     def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         # What `PipesSubprocessClient.run` does, with the child forked warm (recsys_assets.pipes.warm_python)

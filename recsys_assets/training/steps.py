@@ -38,6 +38,7 @@ from recsys_assets.domain.records import (
     TrainingReport,
     TrainingSetSummary,
 )
+from recsys_assets.domain.reports import comparison_table, metrics_plot
 from recsys_assets.domain.splitting import PROTOCOLS, TrainingSet, split_problem, training_set_from_pairs
 
 Log = Callable[[str], None]
@@ -175,4 +176,6 @@ def evaluate(request: EvaluationRequest, log: Log) -> EvaluationResult:
         same_as=request.same_as,
     )
     storage.write_bytes(request.output, evaluation.to_json())
+    if request.plot is not None:
+        storage.write_bytes(request.plot, metrics_plot(comparison_table(evaluation)))
     return evaluation

@@ -101,6 +101,9 @@ def test_full_graph_materializes_with_real_values(tmp_path, instance):
         assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
     assert pa.parquet.read_table(bundle / "item_ids.parquet").num_rows == training["items"]
     assert (bundle / "metrics.png").read_bytes().startswith(b"\x89PNG")
+    # Drawn by the evaluation step (in the warm child, where the plotting library is loaded), shipped as is.
+    drawn = [path.read_bytes() for path in tmp_path.glob("**/model_evaluation/**/metrics.png")]
+    assert drawn == [(bundle / "metrics.png").read_bytes()]
     card = (bundle / "model_card.md").read_text()
     assert "![metrics](metrics.png)" in card and "### global_cut (gates the release)" in card
     assert "### per_user" in card and "## Candidates tried" in card
