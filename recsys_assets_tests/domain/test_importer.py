@@ -188,7 +188,7 @@ def test_future_and_before_start_rows_are_set_aside_and_reported(tmp_path):
     [
         ("empty.csv", b"", "is empty"),
         ("binary.csv", b"\x00\x01\x02garbage", "is binary"),
-        ("packed.csv", gzip.compress(b"user_id,item_id,timestamp\n"), "gzip-compressed but named .csv"),
+        ("packed.csv", gzip.compress(b"user_id,item_id,timestamp\n", mtime=0), "gzip-compressed but named .csv"),
         ("fake.parquet", b"user_id,item_id\n", "is not a Parquet file"),
     ],
 )
