@@ -88,6 +88,7 @@ def test_bad_input_gives_one_clear_line(store, capsys):
     assert code == 2 and "upload never finished" in err
 
 
+@pytest.mark.slow
 def test_merge_and_reject_show_on_model_release_at_once(store, capsys, tmp_path, monkeypatch):
     # The persistent instance the UI reads (DAGSTER_HOME), as after `make demo`.
     home = tmp_path / "dagster_home"

@@ -73,6 +73,7 @@ def bundle_files(data: Path, version: str) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_file()}
 
 
+@pytest.mark.slow
 def test_gc_removes_old_runs_keeping_the_latest_and_the_running(data, capsys):
     with dg.DagsterInstance.get() as instance:
         instance.add_run(DagsterRun(job_name="retrain_job", run_id="running", status=DagsterRunStatus.STARTED))
@@ -96,6 +97,7 @@ def test_gc_removes_old_runs_keeping_the_latest_and_the_running(data, capsys):
     assert not (data / "model_store" / ".staging" / "v9-0123abcd").exists()
 
 
+@pytest.mark.slow
 def test_gc_prunes_unneeded_bundles_never_the_champion_proposed_or_rollback_target(data, capsys):
     registry_fixture(data, capsys)
     states = models(capsys, "list")

@@ -60,6 +60,7 @@ def status(run_id: str) -> str:
         return run.status.value
 
 
+@pytest.mark.slow
 def test_a_run_left_started_by_a_killed_cli_is_named_then_terminated(home, capsys):
     run_id = killed_cli_run()
     assert status(run_id) == "STARTED"
@@ -77,6 +78,7 @@ def test_a_run_left_started_by_a_killed_cli_is_named_then_terminated(home, capsy
     assert "is CANCELED: it is not running" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_run_whose_process_is_alive_is_never_terminated(home, capsys):
     refusals = []
 

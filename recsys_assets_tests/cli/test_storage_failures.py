@@ -38,6 +38,7 @@ def extract(resources: dict) -> dg.ExecuteInProcessResult:
         )
 
 
+@pytest.mark.slow
 def test_an_artefact_folder_that_cannot_exist_fails_the_step_at_once_naming_it(tmp_path):
     resources = local_resources(tmp_path, RECSYS_ARTIFACTS_URI="/proc/recsys-artifacts")
     seed(resources)
@@ -81,6 +82,7 @@ def gcs_uri(port: int) -> str:
     return f"gs://recsys-artifacts/root?endpoint_override=127.0.0.1:{port}&scheme=http&anonymous=true"
 
 
+@pytest.mark.slow
 def test_an_object_store_that_never_answers_fails_in_bounded_time_as_an_outage(silent_port, monkeypatch):
     monkeypatch.setattr(storage, "REMOTE_CALL_TIMEOUT_SECONDS", 2.0)
     started = time.monotonic()
@@ -91,6 +93,7 @@ def test_an_object_store_that_never_answers_fails_in_bounded_time_as_an_outage(s
     assert time.monotonic() - started < 10 and classify(err.value) == "transient"
 
 
+@pytest.mark.slow
 def test_an_object_store_where_nothing_listens_fails_within_its_retry_limit():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from recsys_assets import definitions
 from recsys_assets.asset_attributes import CODE_VERSION, GROUP, OWNERS, TAGS, kinds
@@ -152,6 +153,7 @@ def test_every_asset_body_is_guarded_so_its_errors_are_scrubbed_and_classified()
     assert unguarded == []
 
 
+@pytest.mark.slow
 def test_loading_the_code_location_prints_no_dagster_beta_preview_or_supersession_warning(tmp_path):
     # A fresh process with every warning shown, as `dagster dev`'s code server and the CLI start.
     code = "import recsys_assets.definitions as d; d.defs()"

@@ -44,6 +44,7 @@ def materialization(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in event.metadata.items()}
 
 
+@pytest.mark.slow
 def test_the_released_champions_lists_are_written_once_per_day_never_a_proposed_versions(board):
     publish(board, "v1", release=True)
     publish(board, "v2", release=False)  # proposed, waiting for review: never served

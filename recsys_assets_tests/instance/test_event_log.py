@@ -67,6 +67,7 @@ def read_back(instance: dg.DagsterInstance) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_a_range_run_is_written_as_one_batch_and_reads_back_like_dagsters_own_storage():
     with dg.instance_for_test() as default:
         default_single_writes = run_range(default)

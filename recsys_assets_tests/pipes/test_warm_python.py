@@ -33,9 +33,13 @@ def _parent(pid: int) -> int:
 def _run(tmp_path: Path, args: list[str], **env: str) -> tuple[int, str, str]:
     """Run the test child warm with `env` added; its exit status, stdout and stderr."""
     out_path, err_path = tmp_path / "out", tmp_path / "err"
-    with open(out_path, "w") as out, open(err_path, "w") as err, run_module(
-        CHILD, args, {**process_environment(), "PYTHONPATH": REPO, **env}, stdout=out.fileno(), stderr=err.fileno()
-    ) as child:
+    with (
+        open(out_path, "w") as out,
+        open(err_path, "w") as err,
+        run_module(
+            CHILD, args, {**process_environment(), "PYTHONPATH": REPO, **env}, stdout=out.fileno(), stderr=err.fileno()
+        ) as child,
+    ):
         status = child.wait(timeout=60)
     return status, out_path.read_text(), err_path.read_text()
 

@@ -105,6 +105,7 @@ def test_a_failed_runs_alert_says_what_started_it():
     assert "started by: drift: x" in alert.text() and alert.payload()["trigger"] == "drift: x"
 
 
+@pytest.mark.slow
 def test_a_decaying_outcome_requests_a_retrain_naming_the_decay(tmp_path):
     resources = seeded_board(tmp_path)
     publish(resources, "v1", release=True)
