@@ -21,6 +21,7 @@ creates this storage from dagster.yaml, so it is where the batch size is set: no
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,6 +43,9 @@ from recsys_assets.settings import batch_range_run_events, dagster_home
 
 # Shards whose SQLAlchemy engine a process keeps (a run's shard and the index); older ones are disposed.
 CACHED_ENGINES = 16
+# Check results held for one run-shard transaction at most (a 28-day first run has 112, an 8,000-day
+# history import gets one per check: `extract.interactions.PER_DAY_RESULTS_MAX`).
+HELD_CHECKS_MAX = 500
 # What Dagster batches (execute_step.py) and what dagster-postgres writes as one batch.
 BATCHED_EVENT_TYPES = frozenset({DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION})
 
@@ -69,6 +73,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._held_checks: list[EventLogEntry] = []
+        self._held_lock = threading.Lock()
         super().__init__(base_dir, inst_data=inst_data)
         # Dagster takes the batch size from the process environment only (no instance setting).
         batch_range_run_events()
@@ -140,10 +146,49 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def store_event(self, event: EventLogEntry) -> None:
+        """Dagster's `store_event`, except that a step's consecutive check results share one run-shard transaction.
+
+        A check result is held until the next event that is not one (of any run), at most
+        `HELD_CHECKS_MAX`: every step emits its output and success or failure events after its check
+        results, so they are stored before the step ends. Dagster passes check results one by one (it
+        batches materializations only), and each cost a run-shard transaction with a checkpoint on close
+        (112 for a 28-day first run).
+        """
+        if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION and event.run_id:
+            with self._held_lock:
+                self._held_checks.append(event)
+                if len(self._held_checks) < HELD_CHECKS_MAX:
+                    return
+        self._store_held_checks()
+        if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or not event.run_id:
+            super().store_event(event)
+
+    def _store_held_checks(self) -> None:
+        """Store the held check results: one run-shard transaction per run, then each one's index rows as Dagster does."""
+        with self._held_lock:
+            held, self._held_checks = self._held_checks, []
+        for run_id in dict.fromkeys(event.run_id for event in held):
+            events = [event for event in held if event.run_id == run_id]
+            statements = [self.prepare_insert_event(event) for event in events]
+            with self.run_connection(run_id) as conn:
+                for statement in statements:
+                    conn.execute(statement)
+            for event, statement in zip(events, statements, strict=True):
+                # What `SqliteEventLogStorage.store_event` does for a check result after its run-shard insert.
+                with self.index_connection() as conn, db_result(conn, statement) as result:
+                    event_id = result.inserted_primary_key[0]
+                self.store_asset_check_event(event, event_id)
+
+    def dispose(self) -> None:
+        self._store_held_checks()
+        super().dispose()
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Store one step output's asset events: one run-shard and one index-shard transaction for all of them."""
         if not events:
             return
+        self._store_held_checks()
         # Anything else (asset failures, events of several runs) is stored as Dagster stores it.
         if len({event.run_id for event in events}) != 1 or any(
             event.dagster_event_type not in BATCHED_EVENT_TYPES or event.get_dagster_event().asset_key is None

@@ -165,25 +165,51 @@ def checked(context: dg.AssetExecutionContext):
     yield dg.AssetCheckResult(check_name="positive", passed=True)
 
 
-def test_per_day_check_results_read_back_and_the_live_log_view_sees_a_running_runs_events(tmp_path):
+def _check_history(instance: dg.DagsterInstance, run_id: str) -> list[tuple]:
+    """What the UI's check tab reads of `checked`'s results: day, status, run, and the day's materialization."""
+    executions = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(checked.key, "positive"), limit=100
+    )
+    return sorted(
+        (execution.partition or "", execution.status.value, execution.run_id == run_id, execution.event is not None)
+        for execution in executions
+    )
+
+
+def test_per_day_check_results_share_a_transaction_read_back_like_dagsters_and_the_live_view_sees_events(tmp_path):
+    keys = DAYS.get_partition_keys()[:5]
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as dagsters:
+        reference = dg.materialize([checked], instance=dagsters, tags=tags)
+        expected = _check_history(dagsters, reference.run_id)
     with dg.instance_for_test(overrides={"event_log_storage": PROJECT_EVENT_LOG}, temp_dir=str(tmp_path)) as instance:
-        assert isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage)
-        keys = DAYS.get_partition_keys()[:5]
-        result = dg.materialize(
-            [checked],
-            instance=instance,
-            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
-        )
+        storage = instance.event_log_storage
+        assert isinstance(storage, BatchedSqliteEventLogStorage)
+        run_transactions = []
+        run_connection = storage.run_connection
+
+        def counting_run_connection(run_id=None):
+            run_transactions.append(run_id)
+            return run_connection(run_id)
+
+        storage.run_connection = counting_run_connection  # type: ignore[method-assign]
+        result = dg.materialize([checked], instance=instance, tags=tags)
+        storage.run_connection = run_connection  # type: ignore[method-assign]
         assert result.success
-        # Every day's result reached the index (the pooled shard), as the UI's check tab reads it.
-        executions = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(checked.key, "positive"), limit=100
-        )
-        assert sorted(e.partition for e in executions if e.partition) == keys
+        # Every day's result reached the index, as with Dagster's own storage; not one transaction each.
+        assert [day for day, *_ in expected] == ["", *keys]
+        assert _check_history(instance, result.run_id) == expected
+        records = storage.get_records_for_run(result.run_id).records
+        checks = [
+            r for r in records if r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ]
+        assert len(checks) == len(keys) + 1
+        assert len(run_transactions) <= len(records) - len(checks) + 1, "a check result took a transaction of its own"
 
         # The UI's live view of a running run watches the run's .db file: a new event must reach it.
         seen: list[str] = []
-        storage, run_id = instance.event_log_storage, result.run_id
+        run_id = result.run_id
 
         def on_event(entry, _cursor):
             seen.append(entry.message)
