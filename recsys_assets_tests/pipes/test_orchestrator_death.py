@@ -1,4 +1,4 @@
-"""A training worker launched by the local subprocess launcher dies with its orchestrator."""
+"""A training worker launched by the local launcher (a subprocess, or a warm child and its starter) dies with its orchestrator."""
 
 import os
 import signal
@@ -38,22 +38,44 @@ def _alive(pid: int) -> bool:
         return False
 
 
+# The orchestrator starts a child warm, as the local launcher does, prints the child's pid once it runs, and waits.
+WARM_ORCHESTRATOR = textwrap.dedent(
+    """
+    import sys, time
+    from recsys_assets.pipes.warm_python import run_module
+    from recsys_assets.settings import process_environment
+    with open("/dev/null", "w") as sink, run_module(
+        "recsys_assets_tests.support.warm_child", ["sleep", "120"], process_environment(), stdout=sink.fileno()
+    ) as child:
+        print(child.pid, flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux only")
-def test_the_worker_stops_when_the_orchestrator_is_killed():
+@pytest.mark.parametrize("script", [ORCHESTRATOR, WARM_ORCHESTRATOR], ids=["subprocess", "warm"])
+def test_the_worker_stops_when_the_orchestrator_is_killed(script):
     orchestrator = subprocess.Popen(
-        [sys.executable, "-c", ORCHESTRATOR], stdout=subprocess.PIPE, env=os.environ.copy(), start_new_session=True
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=os.environ.copy(), start_new_session=True
     )
     try:
         assert orchestrator.stdout is not None
         worker_pid = int(orchestrator.stdout.readline())
-        assert _alive(worker_pid)
+        # A warm child's parent is the starter, which must not outlive the orchestrator either.
+        processes = {worker_pid, _parent(worker_pid)} - {orchestrator.pid}
+        assert all(_alive(pid) for pid in processes)
         os.kill(orchestrator.pid, signal.SIGKILL)
         orchestrator.wait()
         deadline = time.monotonic() + 5
-        while _alive(worker_pid) and time.monotonic() < deadline:
+        while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(worker_pid), "the training worker outlived its killed orchestrator"
+        assert not any(_alive(pid) for pid in processes), "a training process outlived its killed orchestrator"
     finally:
         if orchestrator.poll() is None:
             os.killpg(orchestrator.pid, signal.SIGKILL)

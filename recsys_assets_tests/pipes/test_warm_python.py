@@ -8,10 +8,7 @@ Real processes throughout: the starter is forked from, and the children run
 import json
 import os
 import signal
-import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -78,45 +75,3 @@ def test_a_busy_starter_is_not_shared_and_a_signal_ends_its_child(tmp_path):
         assert status == 0 and json.loads(report)["ppid"] != _parent(sleeper.pid)
         sleeper.send_signal(signal.SIGTERM)
         assert sleeper.wait(timeout=30) == -signal.SIGTERM
-
-
-# The orchestrator starts a child warm, prints the child's pid once it runs, and waits.
-ORCHESTRATOR = textwrap.dedent(
-    f"""
-    import sys, time
-    from recsys_assets.pipes.warm_python import run_module
-    from recsys_assets.settings import process_environment
-    with open("/dev/null", "w") as sink, run_module("{CHILD}", ["sleep", "120"], process_environment(), stdout=sink.fileno()) as child:
-        print(child.pid, flush=True)
-        time.sleep(120)
-    """
-)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "\tZ" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-@pytest.mark.slow
-def test_no_child_outlives_a_killed_orchestrator():
-    orchestrator = subprocess.Popen(
-        [sys.executable, "-c", ORCHESTRATOR], stdout=subprocess.PIPE, env=os.environ.copy(), start_new_session=True
-    )
-    try:
-        assert orchestrator.stdout is not None
-        child = int(orchestrator.stdout.readline())
-        starter = _parent(child)
-        assert _alive(child) and _alive(starter) and starter != orchestrator.pid
-        os.kill(orchestrator.pid, signal.SIGKILL)
-        orchestrator.wait()
-        deadline = time.monotonic() + 5
-        while (_alive(child) or _alive(starter)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(starter), "the starter outlived its killed orchestrator"
-        assert not _alive(child), "the child outlived its killed orchestrator"
-    finally:
-        if orchestrator.poll() is None:
-            os.killpg(orchestrator.pid, signal.SIGKILL)
