@@ -93,10 +93,11 @@ def skip_reason(current: dict[str, str], last: LastRetrain | None, code_version:
     )
 
 
-def last_retrain(context: dg.AssetExecutionContext, names: Iterable[str]) -> LastRetrain | None:
-    """This partition's last materialization of this asset, as `skip_reason` needs it (None: never materialized)."""
-    instance, key = context.instance, context.partition_key
-    previous = instance.get_latest_data_version_record(context.asset_key, partition_key=key)
+def last_retrain(
+    instance: dg.DagsterInstance, key: str, asset_key: dg.AssetKey, names: Iterable[str]
+) -> LastRetrain | None:
+    """Partition `key`'s last materialization of `asset_key`, as `skip_reason` needs it (None: never materialized)."""
+    previous = instance.get_latest_data_version_record(asset_key, partition_key=key)
     if previous is None or previous.asset_materialization is None:
         return None
     provenance = dg.DataProvenance.from_tags(previous.event_log_entry.tags or {})
@@ -146,7 +147,11 @@ def trained_model(
     search = SelectionParams.model_validate(config.model_dump(exclude={"use_gpu", "force"}))
     inputs = retrain_inputs(context, settings_hash(search))
     code = context.assets_def.code_versions_by_key.get(context.asset_key)
-    reason = None if config.force else skip_reason(inputs, last_retrain(context, inputs), code)
+    reason = (
+        None
+        if config.force
+        else skip_reason(inputs, last_retrain(context.instance, context.partition_key, context.asset_key, inputs), code)
+    )
     if reason is not None:
         context.log.info(f"retrain skipped: {reason}")
         # An observation, so the asset's own event list says why this run left it as it was.
