@@ -30,9 +30,8 @@ class ArtifactStore(dg.ConfigurableResource):
     def optional_layout_of(self, context: dg.AssetExecutionContext, asset: str) -> ArtifactLayout | None:
         """`layout_of`, or None when `asset` was never materialized for this partition (an optional input)."""
         key, partition = dg.AssetKey(asset), context.partition_key
-        selection = context.run.asset_selection
-        # Only a run that selects `asset` can have built it: its own files win over a concurrent run's later ones.
-        if (selection is None or key in selection) and _materialized_in(context, key, partition):
+        # This run's own files win over those of a concurrent run of the partition that materialized it later.
+        if _materialized_in(context, key, partition):
             return self.layout(context.run)
         latest = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1

@@ -53,7 +53,7 @@ SPARED = ("item_features", "training_set", "baseline_models", "trained_model")
 
 
 def recipe(parts: Mapping[str, Any]) -> str:
-    """A hash of what a build is made of: equal recipes make equal builds (every step is deterministic)."""
+    """A hash of what a build is made of: equal recipes make equal builds, which are deterministic (the same content hash)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -130,9 +130,8 @@ def _built_version(instance: dg.DagsterInstance, asset: str, partition_key: str,
 def run_assets(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
     """The assets this run executes: its selection (the job's when the run names none), less any steps left out."""
     run = context.run
-    keys = set(
-        run.asset_selection if run.asset_selection is not None else context.job_def.asset_layer.selected_asset_keys
-    )
+    # A job's run names no selection (None), `materialize`'s an empty one: both mean the job's assets.
+    keys = set(run.asset_selection or context.job_def.asset_layer.selected_asset_keys)
     if run.step_keys_to_execute is not None:  # a re-execution of some steps
         keys = {key for key in keys if key.to_python_identifier() in run.step_keys_to_execute}
     return keys
