@@ -22,8 +22,8 @@ from recsys_assets.extract.checks import CLOSED_AFTER_POSTED, ITEMS_CHECKS, POST
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.catalogue import ItemCatalogue
+from recsys_assets.retrain_plan import record_skip, unchanged_retrain
 from recsys_assets.step_errors import guarded_step
-from recsys_assets.training.retrain_plan import record_skip, unchanged_retrain
 
 COLUMN_DESCRIPTIONS = {
     "item_id": "The posting's id (a job).",

@@ -1,24 +1,20 @@
 """Item features: TF-IDF on posting text and one-hot category/location, fitted with scikit-learn."""
 
 import dagster as dg
-from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.item_features import features_to_bytes, fit_features
+from recsys_assets.domain.params import ItemFeatureParams
 from recsys_assets.domain.splitting import content_hash
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.retrain_plan import RECIPE, item_features_recipe, items_version
 from recsys_assets.step_errors import guarded_step
-from recsys_assets.training.retrain_plan import RECIPE, item_features_recipe, items_version
 
 
-class ItemFeaturesConfig(dg.Config):
-    min_df: int = Field(default=1, ge=1, description="A term must occur in at least this many postings.")
-    max_features: int = Field(default=50_000, ge=1, description="Largest TF-IDF vocabulary (most frequent terms).")
-    categorical_weight: float = Field(
-        default=0.5, ge=0, le=10, description="Weight of the one-hot category/location block against the text block."
-    )
+class ItemFeaturesConfig(dg.Config, ItemFeatureParams):
+    """The feature parameters, settable per run from the launchpad."""
 
 
 @dg.asset(
@@ -35,7 +31,7 @@ def item_features(
     key = context.partition_key
     made_of = item_features_recipe(
         items_version(context.instance, key),
-        config.model_dump(),
+        ItemFeatureParams.model_validate(config.model_dump()),
         context.assets_def.code_versions_by_key.get(context.asset_key),
     )
     snapshot = storage.table_from_bytes(storage.read_bytes(artifacts.layout_of(context, "items").items(key).items))

@@ -20,17 +20,12 @@ from recsys_assets.domain.quality import chunks, consecutive_runs, store_extract
 from recsys_assets.domain.records import SplitRequest, TrainingSetSummary, Window
 from recsys_assets.domain.reports import split_table
 from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, PROTOCOLS, small_holdouts
-from recsys_assets.partitions import daily_partitions
+from recsys_assets.partitions import TRAINING_WINDOW, daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
 from recsys_assets.resources.warehouse import Warehouse
-from recsys_assets.settings import SETTINGS
+from recsys_assets.retrain_plan import RECIPE, items_version, training_set_recipe
 from recsys_assets.step_errors import guarded_step
-from recsys_assets.training.retrain_plan import RECIPE, items_version, training_set_recipe
-
-WINDOW = dg.TimeWindowPartitionMapping(
-    start_offset=-(SETTINGS.training_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-)
 
 
 class TrainingSetConfig(dg.Config, SplitParams):
@@ -90,7 +85,7 @@ def catalogue_ids(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -
 @dg.asset(
     partitions_def=daily_partitions,
     ins={
-        "interactions": dg.AssetIn(partition_mapping=WINDOW, dagster_type=dg.Nothing),
+        "interactions": dg.AssetIn(partition_mapping=TRAINING_WINDOW, dagster_type=dg.Nothing),
         "items": dg.AssetIn(dagster_type=dg.Nothing),
     },
     group_name=GROUP,

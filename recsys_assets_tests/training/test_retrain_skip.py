@@ -1,6 +1,6 @@
 """The retrain-skip rule: a retrain is skipped only when nothing it depends on changed and the last one released."""
 
-from recsys_assets.training.trained_model import NO_VERSION, LastRetrain, skip_reason
+from recsys_assets.retrain_plan import NO_VERSION, LastRetrain, skip_reason
 
 CURRENT = {"training_set": "a" * 64, "item_features": "b" * 64, "settings_hash": "c" * 16}
 CODE = "0123456789abcdef"

@@ -1,9 +1,9 @@
-"""Whether a retrain run can stop at its first step: decided from what is recorded, before anything is rebuilt.
+"""When a retrain is skipped as unchanged: the rule, and the same rule judged before anything is rebuilt.
 
 `trained_model` skips a retrain whose training set and item features are the versions its partition's
 last (released) retrain was made from (`skip_reason`). By then the run has rebuilt them into its own
-folders, only to find them unchanged. This decides the same question earlier, in `items` (the first
-step of `retrain_job`), from what each build is made of, its **recipe**:
+folders, only to find them unchanged. `unchanged_retrain` decides the same question earlier, in `items`
+(the first step of `retrain_job`), from what each build is made of, its **recipe**:
 
 - `training_set`: the window's extracts (the storage id of each day's latest `interactions`
   materialization: a re-extract, a late row included, is a new one), the catalogue snapshot's content
@@ -22,27 +22,83 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from datetime import date, timedelta
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import dagster as dg
 from pydantic import BaseModel, ValidationError
 
-from recsys_assets.domain.params import SelectionParams, SplitParams
-from recsys_assets.partitions import daily_partitions
-from recsys_assets.settings import SETTINGS
-from recsys_assets.training.trained_model import (
-    NO_VERSION,
-    RETRAIN_TAG,
-    SKIPPED_UNCHANGED,
-    SelectionConfig,
-    last_retrain,
-    settings_hash,
-    skip_reason,
-)
+from recsys_assets.domain.params import ItemFeatureParams, SelectionParams, SplitParams
+from recsys_assets.partitions import TRAINING_WINDOW, daily_partitions
 
 M = TypeVar("M", bound=BaseModel)
+
+# Run tag saying a retrain was skipped because nothing it depends on changed.
+RETRAIN_TAG = "recsys/retrain"
+SKIPPED_UNCHANGED = "skipped: unchanged"
+
+
+def settings_hash(search: SelectionParams) -> str:
+    """Short hash of the search settings: a retrain with other settings is not the same retrain."""
+    return hashlib.sha256(json.dumps(search.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Data version of an input that was never materialized, as recorded.
+NO_VERSION = "none"
+
+
+@dataclass(frozen=True)
+class LastRetrain:
+    """What the instance recorded of this partition's last materialized retrain."""
+
+    run_id: str
+    # The inputs its materialization recorded (None where it recorded none), by the names of `retrain_inputs`.
+    inputs: dict[str, object]
+    code_version: str | None
+    # Whether the same run also materialized this partition's release.
+    released: bool
+
+
+def skip_reason(current: dict[str, str], last: LastRetrain | None, code_version: str | None) -> str | None:
+    """Why this partition's retrain can be skipped, or None when it must run (the rule, without Dagster).
+
+    It is skipped only when the last retrain of this partition reached its release in the same run and
+    was made from the same inputs (`current`: training set and item features data versions, search
+    settings) by the same code version.
+    """
+    if current["training_set"] == NO_VERSION or last is None or code_version is None:
+        return None
+    if last.code_version != code_version or last.inputs != current:
+        return None
+    if not last.released:
+        return None  # the last retrain did not reach its release: do it again
+    return (
+        f"training set {current['training_set'][:12]}, item features {current['item_features'][:12]}, "
+        f"code {code_version[:12]} and search settings are unchanged since run {last.run_id[:8]}, which released "
+        "its model; materialize with force: true to retrain anyway"
+    )
+
+
+def last_retrain(
+    instance: dg.DagsterInstance, key: str, asset_key: dg.AssetKey, names: Iterable[str]
+) -> LastRetrain | None:
+    """Partition `key`'s last materialization of `asset_key`, as `skip_reason` needs it (None: never materialized)."""
+    previous = instance.get_latest_data_version_record(asset_key, partition_key=key)
+    if previous is None or previous.asset_materialization is None:
+        return None
+    provenance = dg.DataProvenance.from_tags(previous.event_log_entry.tags or {})
+    metadata = previous.asset_materialization.metadata
+    released = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_release"), asset_partitions=[key]), limit=1
+    ).records
+    return LastRetrain(
+        run_id=previous.run_id,
+        inputs={name: metadata[name].value if name in metadata else None for name in names},
+        code_version=None if provenance is None else provenance.code_version,
+        released=bool(released) and released[0].run_id == previous.run_id,
+    )
+
 
 # Metadata key under which `training_set` and `item_features` record what they were made from.
 RECIPE = "recipe"
@@ -58,12 +114,11 @@ def recipe(parts: Mapping[str, Any]) -> str:
 
 
 def window_keys_ending(partition_key: str) -> list[str]:
-    """The partition keys of the interactions window that ends at `partition_key` (as `training_set`'s input)."""
-    end = date.fromisoformat(partition_key)
-    first = daily_partitions.get_first_partition_key()
-    start = (end - timedelta(days=SETTINGS.training_window_days - 1)).isoformat()
-    start = max(start, first) if first else start
-    return list(daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, partition_key)))
+    """The partition keys of the interactions window that ends at `partition_key`, by `training_set`'s own mapping."""
+    mapped = TRAINING_WINDOW.get_upstream_mapped_partitions_result_for_partitions(
+        daily_partitions.subset_with_partition_keys([partition_key]), daily_partitions, daily_partitions
+    )
+    return sorted(mapped.partitions_subset.get_partition_keys())
 
 
 def items_version(instance: dg.DagsterInstance, partition_key: str) -> str:
@@ -93,9 +148,9 @@ def training_set_recipe(
     )
 
 
-def item_features_recipe(items: str, params: Mapping[str, Any], code: str | None) -> str:
+def item_features_recipe(items: str, params: ItemFeatureParams, code: str | None) -> str:
     """What item features are made of: the catalogue snapshot, the feature settings, the code."""
-    return recipe({"items": items, "features": dict(params), "code": code})
+    return recipe({"items": items, "features": params.model_dump(mode="json"), "code": code})
 
 
 def code_version_of(context: dg.AssetExecutionContext, asset: str) -> str | None:
@@ -105,15 +160,20 @@ def code_version_of(context: dg.AssetExecutionContext, asset: str) -> str | None
     return graph.get(key).code_version if graph.has(key) else None
 
 
-def op_config(context: dg.AssetExecutionContext, op: str, model: type[M]) -> M | None:
-    """`op`'s config in this run's run config as `model` (defaults where unset), or None when it does not validate."""
+def op_config(context: dg.AssetExecutionContext, op: str) -> dict[str, Any]:
+    """`op`'s config as this run's run config gives it (the defaults are left to the caller)."""
     ops = (context.run.run_config or {}).get("ops")
     section = ops.get(op) if isinstance(ops, Mapping) else None
     raw = section.get("config") if isinstance(section, Mapping) else None
+    return dict(raw) if isinstance(raw, Mapping) else {}
+
+
+def validated(model: type[M], raw: Mapping[str, Any]) -> M | None:
+    """`raw` as `model`, defaults where unset; None when it does not validate."""
     try:
-        return model.model_validate(raw or {})
+        return model.model_validate(raw)
     except ValidationError:
-        return None  # the step itself refuses it, with its message
+        return None
 
 
 def _built_version(instance: dg.DagsterInstance, asset: str, partition_key: str, wanted: str) -> str | None:
@@ -146,16 +206,14 @@ def unchanged_retrain(context: dg.AssetExecutionContext, snapshot_version: str) 
     selection = run_assets(context)
     if INTERACTIONS in selection or not all(dg.AssetKey(name) in selection for name in SPARED):
         return None
-    from recsys_assets.features.item_features import ItemFeaturesConfig
-    from recsys_assets.features.training_set import TrainingSetConfig
-
-    search, split, features = (
-        op_config(context, "trained_model", SelectionConfig),
-        op_config(context, "training_set", TrainingSetConfig),
-        op_config(context, "item_features", ItemFeaturesConfig),
-    )
-    if search is None or search.force or search.use_gpu or split is None or features is None:
-        return None  # forced, or the step has something to say (a refusal) that a skip would hide
+    training = op_config(context, "trained_model")
+    if training.get("force") or training.get("use_gpu"):
+        return None  # forced, or the step refuses (CPU only): a skip would hide that
+    search = validated(SelectionParams, {k: v for k, v in training.items() if k not in ("force", "use_gpu")})
+    split = validated(SplitParams, op_config(context, "training_set"))
+    features = validated(ItemFeatureParams, op_config(context, "item_features"))
+    if search is None or split is None or features is None:
+        return None  # the step refuses its config itself, with its message
     instance, key = context.instance, context.partition_key
     training_set = _built_version(
         instance,
@@ -165,7 +223,7 @@ def unchanged_retrain(context: dg.AssetExecutionContext, snapshot_version: str) 
             instance,
             window_keys_ending(key),
             snapshot_version,
-            SplitParams.model_validate(split.model_dump()),
+            split,
             code_version_of(context, "training_set"),
         ),
     )
@@ -173,14 +231,14 @@ def unchanged_retrain(context: dg.AssetExecutionContext, snapshot_version: str) 
         instance,
         "item_features",
         key,
-        item_features_recipe(snapshot_version, features.model_dump(), code_version_of(context, "item_features")),
+        item_features_recipe(snapshot_version, features, code_version_of(context, "item_features")),
     )
     if training_set is None or item_features is None:
         return None
     current = {
         "training_set": training_set,
         "item_features": item_features,
-        "settings_hash": settings_hash(SelectionParams.model_validate(search.model_dump(exclude={"use_gpu", "force"}))),
+        "settings_hash": settings_hash(search),
     }
     code = code_version_of(context, "trained_model")
     reason = skip_reason(current, last_retrain(instance, key, dg.AssetKey("trained_model"), current), code)
