@@ -246,8 +246,9 @@ def unchanged_retrain(context: dg.AssetExecutionContext, snapshot_version: str) 
 
 
 def record_skip(context: dg.AssetExecutionContext, reason: str) -> None:
-    """Say why nothing was built: an observation on the step's asset and on `trained_model`, and the run tag."""
-    for asset in (context.asset_key, dg.AssetKey("trained_model")):
+    """Say why this run left the retrain as it was: an observation on the step's asset and on `trained_model`
+    (each asset's own event list then says why), and the run tag."""
+    for asset in dict.fromkeys((context.asset_key, dg.AssetKey("trained_model"))):
         context.log_event(
             dg.AssetObservation(asset_key=asset, partition=context.partition_key, metadata={"skipped": reason})
         )

@@ -15,9 +15,8 @@ from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
 from recsys_assets.retrain_plan import (
     NO_VERSION,
-    RETRAIN_TAG,
-    SKIPPED_UNCHANGED,
     last_retrain,
+    record_skip,
     settings_hash,
     skip_reason,
 )
@@ -93,13 +92,7 @@ def trained_model(
     )
     if reason is not None:
         context.log.info(f"retrain skipped: {reason}")
-        # An observation, so the asset's own event list says why this run left it as it was.
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key, partition=context.partition_key, metadata={"skipped": reason}
-            )
-        )
-        context.instance.add_run_tags(context.run.run_id, {RETRAIN_TAG: SKIPPED_UNCHANGED})
+        record_skip(context, reason)
         return
     release_free_memory()
     request = TrainingRequest(
