@@ -109,7 +109,7 @@ SPARED = ("item_features", "training_set", "baseline_models", "trained_model")
 
 
 def recipe(parts: Mapping[str, Any]) -> str:
-    """A hash of what a build is made of: equal recipes make equal builds, which are deterministic (the same content hash)."""
+    """A hash of what a build is made of: the builds are deterministic, so equal recipes give equal content hashes."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
