@@ -30,13 +30,15 @@ class ArtifactStore(dg.ConfigurableResource):
     def optional_layout_of(self, context: dg.AssetExecutionContext, asset: str) -> ArtifactLayout | None:
         """`layout_of`, or None when `asset` was never materialized for this partition (an optional input)."""
         key, partition = dg.AssetKey(asset), context.partition_key
-        # This run's own files win over those of a concurrent run of the partition that materialized it later.
-        if _materialized_in(context, key, partition):
-            return self.layout(context.run)
         latest = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
         ).records
-        producer = context.instance.get_run_by_id(latest[0].run_id) if latest else None
+        if not latest:
+            return None
+        # This run's own files, also when a concurrent run of the partition materialized the asset after it.
+        if latest[0].run_id == context.run.run_id or _materialized_in(context, key, partition):
+            return self.layout(context.run)
+        producer = context.instance.get_run_by_id(latest[0].run_id)
         return None if producer is None else self.layout(producer)
 
 
