@@ -50,6 +50,18 @@ class SplitParams(BaseModel):
 Protocol = Literal["per_user", "global_cut"]
 
 
+class ItemFeatureParams(BaseModel):
+    """How the catalogue's postings become item features (TF-IDF on text, one-hot category and location)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_df: int = Field(default=1, ge=1, description="A term must occur in at least this many postings.")
+    max_features: int = Field(default=50_000, ge=1, description="Largest TF-IDF vocabulary (most frequent terms).")
+    categorical_weight: float = Field(
+        default=0.5, ge=0, le=10, description="Weight of the one-hot category/location block against the text block."
+    )
+
+
 class SelectionParams(BaseModel):
     """Model selection across families: what is searched, for how long, and which protocol decides."""
 

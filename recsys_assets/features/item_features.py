@@ -1,23 +1,20 @@
 """Item features: TF-IDF on posting text and one-hot category/location, fitted with scikit-learn."""
 
 import dagster as dg
-from pydantic import Field
 
 from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.domain import storage
 from recsys_assets.domain.item_features import features_to_bytes, fit_features
+from recsys_assets.domain.params import ItemFeatureParams
 from recsys_assets.domain.splitting import content_hash
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
+from recsys_assets.retrain_plan import RECIPE, item_features_recipe, items_version
 from recsys_assets.step_errors import guarded_step
 
 
-class ItemFeaturesConfig(dg.Config):
-    min_df: int = Field(default=1, ge=1, description="A term must occur in at least this many postings.")
-    max_features: int = Field(default=50_000, ge=1, description="Largest TF-IDF vocabulary (most frequent terms).")
-    categorical_weight: float = Field(
-        default=0.5, ge=0, le=10, description="Weight of the one-hot category/location block against the text block."
-    )
+class ItemFeaturesConfig(dg.Config, ItemFeatureParams):
+    """The feature parameters, settable per run from the launchpad."""
 
 
 @dg.asset(
@@ -32,6 +29,11 @@ def item_features(
 ) -> dg.MaterializeResult:
     """L2-normalised sparse item features and the fitted transformer (arrays, no pickle) for new postings."""
     key = context.partition_key
+    made_of = item_features_recipe(
+        items_version(context.instance, key),
+        ItemFeatureParams.model_validate(config.model_dump()),
+        context.assets_def.code_versions_by_key.get(context.asset_key),
+    )
     snapshot = storage.table_from_bytes(storage.read_bytes(artifacts.layout_of(context, "items").items(key).items))
     files = artifacts.layout(context.run).item_features(key)
     # The item ids travel with the matrix: its rows are in this file's order.
@@ -40,7 +42,7 @@ def item_features(
     if snapshot.num_rows == 0:
         context.log.warning("the catalogue is empty: no item features; content-based families will be skipped")
         return dg.MaterializeResult(
-            metadata={"postings": 0, "features": 0, "path": dg.MetadataValue.path(files.folder)}
+            metadata={"postings": 0, "features": 0, RECIPE: made_of, "path": dg.MetadataValue.path(files.folder)}
         )
     featurizer, features = fit_features(snapshot, config.min_df, config.max_features, config.categorical_weight)
     payloads = {
@@ -61,6 +63,8 @@ def item_features(
             "vocabulary": len(featurizer.terms),
             "nnz": int(features.nnz),
             "matrix_mib": round(memory / 2**20, 3),
+            # What it was made of: a later run with the same recipe need not build it again.
+            RECIPE: made_of,
             "path": dg.MetadataValue.path(files.folder),
         },
     )

@@ -20,16 +20,12 @@ from recsys_assets.domain.quality import chunks, consecutive_runs, store_extract
 from recsys_assets.domain.records import SplitRequest, TrainingSetSummary, Window
 from recsys_assets.domain.reports import split_table
 from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, PROTOCOLS, small_holdouts
-from recsys_assets.partitions import daily_partitions
+from recsys_assets.partitions import TRAINING_WINDOW, daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
 from recsys_assets.resources.warehouse import Warehouse
-from recsys_assets.settings import SETTINGS
+from recsys_assets.retrain_plan import RECIPE, items_version, training_set_recipe
 from recsys_assets.step_errors import guarded_step
-
-WINDOW = dg.TimeWindowPartitionMapping(
-    start_offset=-(SETTINGS.training_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-)
 
 
 class TrainingSetConfig(dg.Config, SplitParams):
@@ -89,7 +85,7 @@ def catalogue_ids(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -
 @dg.asset(
     partitions_def=daily_partitions,
     ins={
-        "interactions": dg.AssetIn(partition_mapping=WINDOW, dagster_type=dg.Nothing),
+        "interactions": dg.AssetIn(partition_mapping=TRAINING_WINDOW, dagster_type=dg.Nothing),
         "items": dg.AssetIn(dagster_type=dg.Nothing),
     },
     group_name=GROUP,
@@ -106,8 +102,16 @@ def training_set(
     """Users x items confidence matrices over a rolling window, split for each evaluation protocol."""
     keys = window_keys(context)
     layout = artifacts.layout(context.run)
-    extracted = extract_missing_days(context, warehouse, layout, keys)
     params = SplitParams.model_validate(config.model_dump())
+    # What this build is made of, as recorded before it extracts anything: the next run compares its own with it.
+    made_of = training_set_recipe(
+        context.instance,
+        keys,
+        items_version(context.instance, context.partition_key),
+        params,
+        context.assets_def.code_versions_by_key.get(context.asset_key),
+    )
+    extracted = extract_missing_days(context, warehouse, layout, keys)
     files = layout.training_set(context.partition_key)
     pairs_hash = warehouse.build_pairs(
         PairsRequest(
@@ -162,6 +166,7 @@ def training_set(
             "window": f"{keys[0]}..{keys[-1]} ({len(keys)} days)",
             "days_extracted_here": dg.MetadataValue.json(extracted),
             "content_hash": summary.content_hash,
+            RECIPE: made_of,
             "pairs_built_by": warehouse.table_ref,
             "split_by": type(training_launcher).__name__,
             "path": dg.MetadataValue.path(files.folder),

@@ -18,8 +18,9 @@ class ArtifactStore(dg.ConfigurableResource):
         return ArtifactLayout(self.root_uri, run=run.root_run_id or run.run_id)
 
     def layout_of(self, context: dg.AssetExecutionContext, asset: str) -> ArtifactLayout:
-        """Where to read `asset`'s files for this partition: this run's, when this run builds `asset`,
-        else those of the run that materialized it last (an asset re-run on its own).
+        """Where to read `asset`'s files for this partition: this run's, when this run materialized `asset`,
+        else those of the run that materialized it last (an asset re-run on its own, or a retrain that
+        found nothing changed and built nothing).
         """
         layout = self.optional_layout_of(context, asset)
         if layout is None:
@@ -28,12 +29,27 @@ class ArtifactStore(dg.ConfigurableResource):
 
     def optional_layout_of(self, context: dg.AssetExecutionContext, asset: str) -> ArtifactLayout | None:
         """`layout_of`, or None when `asset` was never materialized for this partition (an optional input)."""
-        key = dg.AssetKey(asset)
-        selection = context.run.asset_selection
-        if selection is None or key in selection:
-            return self.layout(context.run)
+        key, partition = dg.AssetKey(asset), context.partition_key
         latest = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=1
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
         ).records
-        producer = context.instance.get_run_by_id(latest[0].run_id) if latest else None
+        if not latest:
+            return None
+        # This run's own files, also when a concurrent run of the partition materialized the asset after it.
+        if latest[0].run_id == context.run.run_id or _materialized_in(context, key, partition):
+            return self.layout(context.run)
+        producer = context.instance.get_run_by_id(latest[0].run_id)
         return None if producer is None else self.layout(producer)
+
+
+def _materialized_in(context: dg.AssetExecutionContext, key: dg.AssetKey, partition: str) -> bool:
+    """Whether this run recorded a materialization of `key` for `partition` (a step's own are recorded when it ends)."""
+    records = context.instance.get_records_for_run(
+        context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    return any(
+        (event := record.event_log_entry.dagster_event) is not None
+        and event.asset_key == key
+        and event.partition == partition
+        for record in records  # one per asset this run materialized, not per row
+    )

@@ -1,9 +1,6 @@
 """The selected recommender, trained out of process through Pipes (skipped when nothing it depends on changed)."""
 
-import hashlib
-import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import Field
@@ -16,6 +13,13 @@ from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
+from recsys_assets.retrain_plan import (
+    NO_VERSION,
+    last_retrain,
+    record_skip,
+    settings_hash,
+    skip_reason,
+)
 from recsys_assets.step_errors import guarded_step
 
 
@@ -28,22 +32,8 @@ class SelectionConfig(dg.Config, SelectionParams):
     )
 
 
-# Run tag saying a retrain was skipped because nothing it depends on changed.
-RETRAIN_TAG = "recsys/retrain"
-SKIPPED_UNCHANGED = "skipped: unchanged"
-
-
-def settings_hash(search: SelectionParams) -> str:
-    """Short hash of the search settings: a retrain with other settings is not the same retrain."""
-    return hashlib.sha256(json.dumps(search.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
-
-
 # The inputs whose Dagster data versions decide whether a retrain can be skipped.
 RETRAIN_INPUTS = ("training_set", "item_features")
-
-
-# Data version of an input that was never materialized, as recorded.
-NO_VERSION = "none"
 
 
 def retrain_inputs(context: dg.AssetExecutionContext, settings: str) -> dict[str, str]:
@@ -59,57 +49,6 @@ def retrain_inputs(context: dg.AssetExecutionContext, settings: str) -> dict[str
         version = (record.event_log_entry.tags or {}).get("dagster/data_version") if record else None
         inputs[name] = version or NO_VERSION
     return {**inputs, "settings_hash": settings}
-
-
-@dataclass(frozen=True)
-class LastRetrain:
-    """What the instance recorded of this partition's last materialized retrain."""
-
-    run_id: str
-    # The inputs its materialization recorded (None where it recorded none), by the names of `retrain_inputs`.
-    inputs: dict[str, object]
-    code_version: str | None
-    # Whether the same run also materialized this partition's release.
-    released: bool
-
-
-def skip_reason(current: dict[str, str], last: LastRetrain | None, code_version: str | None) -> str | None:
-    """Why this partition's retrain can be skipped, or None when it must run (the rule, without Dagster).
-
-    It is skipped only when the last retrain of this partition reached its release in the same run and
-    was made from the same inputs (`current`: training set and item features data versions, search
-    settings) by the same code version.
-    """
-    if current["training_set"] == NO_VERSION or last is None or code_version is None:
-        return None
-    if last.code_version != code_version or last.inputs != current:
-        return None
-    if not last.released:
-        return None  # the last retrain did not reach its release: do it again
-    return (
-        f"training set {current['training_set'][:12]}, item features {current['item_features'][:12]}, "
-        f"code {code_version[:12]} and search settings are unchanged since run {last.run_id[:8]}, which released "
-        "its model; materialize with force: true to retrain anyway"
-    )
-
-
-def last_retrain(context: dg.AssetExecutionContext, names: Iterable[str]) -> LastRetrain | None:
-    """This partition's last materialization of this asset, as `skip_reason` needs it (None: never materialized)."""
-    instance, key = context.instance, context.partition_key
-    previous = instance.get_latest_data_version_record(context.asset_key, partition_key=key)
-    if previous is None or previous.asset_materialization is None:
-        return None
-    provenance = dg.DataProvenance.from_tags(previous.event_log_entry.tags or {})
-    metadata = previous.asset_materialization.metadata
-    released = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_release"), asset_partitions=[key]), limit=1
-    ).records
-    return LastRetrain(
-        run_id=previous.run_id,
-        inputs={name: metadata[name].value if name in metadata else None for name in names},
-        code_version=None if provenance is None else provenance.code_version,
-        released=bool(released) and released[0].run_id == previous.run_id,
-    )
 
 
 def item_features_folder(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> str | None:
@@ -146,16 +85,14 @@ def trained_model(
     search = SelectionParams.model_validate(config.model_dump(exclude={"use_gpu", "force"}))
     inputs = retrain_inputs(context, settings_hash(search))
     code = context.assets_def.code_versions_by_key.get(context.asset_key)
-    reason = None if config.force else skip_reason(inputs, last_retrain(context, inputs), code)
+    reason = (
+        None
+        if config.force
+        else skip_reason(inputs, last_retrain(context.instance, context.partition_key, context.asset_key, inputs), code)
+    )
     if reason is not None:
         context.log.info(f"retrain skipped: {reason}")
-        # An observation, so the asset's own event list says why this run left it as it was.
-        context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key, partition=context.partition_key, metadata={"skipped": reason}
-            )
-        )
-        context.instance.add_run_tags(context.run.run_id, {RETRAIN_TAG: SKIPPED_UNCHANGED})
+        record_skip(context, reason)
         return
     release_free_memory()
     request = TrainingRequest(
