@@ -162,6 +162,13 @@ def main() -> None:
         " before (untimed), the timed run extracts the new day only (one more day of data is generated)",
     )
     parser.add_argument(
+        "--streamed",
+        action="store_true",
+        help="generate and load the data a few days at a time (`generate_event_blocks`: the same board, another"
+        " draw of its events), for data sets too large to draw in memory at once (100 M events)",
+    )
+    parser.add_argument("--generate-only", action="store_true", help="generate the data set, then stop")
+    parser.add_argument(
         "--via-import",
         action="store_true",
         help="the pipeline side first loads the events with `import-events` (a history file) into its own warehouse",
@@ -189,7 +196,8 @@ def main() -> None:
         # No effective budget: the search does the same trials on both sides, whatever the load.
         "time_budget_seconds": 1e9,
     }
-    data = args.workdir / f"data-{args.users}u-{args.items}i-{generated_days}d-{args.events_per_day}"
+    drawn = "-streamed" if args.streamed else ""
+    data = args.workdir / f"data-{args.users}u-{args.items}i-{generated_days}d-{args.events_per_day}{drawn}"
     warehouse = data / "warehouse.duckdb"
     env = {
         **os.environ,
@@ -201,7 +209,7 @@ def main() -> None:
     }
     if not warehouse.exists():
         data.mkdir(parents=True, exist_ok=True)
-        from recsys_assets.domain.synthetic import SyntheticSpec, generate_events
+        from recsys_assets.domain.synthetic import SyntheticSpec, generate_event_blocks, generate_events
         from recsys_assets.resources.warehouse import DuckDBWarehouse
 
         started = time.perf_counter()
@@ -212,10 +220,18 @@ def main() -> None:
             events_per_day=args.events_per_day,
             end_date=end,
         )
-        events = generate_events(spec)
-        DuckDBWarehouse(path=str(warehouse)).replace_days(events)
-        print(f"generated {events.num_rows:,} events in {time.perf_counter() - started:.1f} s into {warehouse}")
-        del events
+        # Written to a temporary name first: an interrupted generation leaves no warehouse to be reused.
+        partial = data / "warehouse.partial.duckdb"
+        partial.unlink(missing_ok=True)
+        store, rows = DuckDBWarehouse(path=str(partial)), 0
+        # Streamed: 5 days (5 M events at 1 M a day) held at once; otherwise the whole set (~16 GiB at 100 M).
+        for events in generate_event_blocks(spec, 5) if args.streamed else [generate_events(spec)]:
+            rows += sum(store.replace_days(events).values())
+            del events
+        partial.rename(warehouse)
+        print(f"generated {rows:,} events in {time.perf_counter() - started:.1f} s into {warehouse}")
+    if args.generate_only:
+        return
 
     plain_command = [sys.executable, "-m", "benchmarks.pipeline_overhead", "--plain", "--warehouse", str(warehouse)]
     plain_command += ["--partition", partition, "--window-days", str(args.window_days)]

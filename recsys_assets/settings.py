@@ -225,6 +225,12 @@ class Settings(BaseModel):
     duckdb_lock_timeout_seconds: float = _setting(
         "RECSYS_DUCKDB_LOCK_TIMEOUT_SECONDS", "how long a DuckDB writer waits for another's lock", 30.0, ge=0
     )
+    duckdb_pairs_memory_mib: int = _setting(
+        "RECSYS_DUCKDB_PAIRS_MEMORY_MIB",
+        "working memory of the DuckDB process that builds the training set's pairs (it spills beyond)",
+        4096,
+        ge=64,
+    )
     items_table: str = _setting("RECSYS_ITEMS_TABLE", "the catalogue table, beside the events", "items")
     recommendations_table: str = _setting(
         "RECSYS_RECOMMENDATIONS_TABLE",

@@ -7,7 +7,7 @@ per day without a Python loop over rows.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -42,20 +42,31 @@ class DayQuality:
 
 
 @dataclass(frozen=True)
-class ExtractSplit:
-    """An extract's rows classified: valid rows per day, and the rejected ones with their reasons."""
+class ExtractCounts:
+    """An extract's numbers without its rows: what each day's checks and metadata need, for any number of reads."""
 
-    valid: pa.Table
-    rejected: pa.Table
     rows_per_day: dict[str, int]
-    day_bounds: list[tuple[str, int, int]]
     days: list[DayQuality]  # one per partition day, in order: each day is judged on its own
     rows_outside: int
     rows_read: int
+    rows_rejected: int
 
     @property
     def share_outside(self) -> float:
         return self.rows_outside / max(self.rows_read, 1)
+
+
+@dataclass(frozen=True)
+class ExtractSplit(ExtractCounts):
+    """An extract's rows classified: valid rows per day, and the rejected ones with their reasons."""
+
+    valid: pa.Table
+    rejected: pa.Table
+    day_bounds: list[tuple[str, int, int]]
+
+    def counts(self) -> ExtractCounts:
+        """The numbers alone, so the rows can be let go."""
+        return ExtractCounts(self.rows_per_day, self.days, self.rows_outside, self.rows_read, self.rows_rejected)
 
 
 def _per_day(flags: np.ndarray, day_index: np.ndarray, in_range: np.ndarray, days: int) -> np.ndarray:
@@ -110,6 +121,7 @@ def split_extract(table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
         ],
         rows_outside=int(outside.sum()),
         rows_read=table.num_rows,
+        rows_rejected=int(rejected.sum()),
     )
 
 
@@ -139,7 +151,7 @@ def collapsed_days(rows_per_day: dict[str, int], baseline: float | None, collaps
 
 
 def store_extract(layout: ArtifactLayout, table: pa.Table, keys: Sequence[str]) -> ExtractSplit:
-    """Classify `table` against the days `keys` and write one Parquet file per day (rejected rows beside the last).
+    """Classify `table` against the days `keys` and write one Parquet file per day (the rejected rows are the caller's).
 
     One write per day replaces the whole partition, so writing the same days again is idempotent.
     """
@@ -147,20 +159,65 @@ def store_extract(layout: ArtifactLayout, table: pa.Table, keys: Sequence[str]) 
     storage.write_tables(
         {layout.interactions(key).events: split.valid.slice(lo, hi - lo) for key, lo, hi in split.day_bounds}
     )
-    if split.rejected.num_rows:
-        # Quarantined, not dropped: the rows stay inspectable next to the extract.
-        storage.write_bytes(layout.interactions(keys[-1]).rejected, storage.table_to_bytes(split.rejected))
     return split
 
 
-# Days read from the warehouse per query when training_set extracts missing window days: ~1 M events
-# (a few hundred MiB) at 300 k events a day, so it never holds a long run of days at once.
-EXTRACT_DAYS_PER_READ = 4
+def store_extracts(
+    layout: ArtifactLayout,
+    reads: Iterable[tuple[list[str], pa.Table]],
+    each: Callable[[ExtractSplit], None] | None = None,
+) -> ExtractCounts:
+    """Classify and write every read's days (`store_extract`), holding one read's rows at a time.
+
+    `reads` yields each read's days and rows (`Warehouse.read_days`); `each` sees every read's split
+    while its rows are held. Only the numbers stay, so a range's days are judged exactly as one read
+    of the whole range would judge them. The rejected rows of all reads are written once, beside the
+    range's last day (quarantined, not dropped: they stay inspectable next to the extract).
+    """
+    parts: list[ExtractCounts] = []
+    rejected: list[pa.Table] = []
+    last = ""
+    for days, table in reads:
+        split = store_extract(layout, table, days)
+        if each is not None:
+            each(split)
+        parts.append(split.counts())
+        if split.rows_rejected:
+            rejected.append(split.rejected)
+        last = days[-1]
+        # The next read must not sit beside this one's rows.
+        del split, table
+    if rejected:
+        storage.write_bytes(layout.interactions(last).rejected, storage.table_to_bytes(pa.concat_tables(rejected)))
+    return ExtractCounts(
+        rows_per_day={key: rows for part in parts for key, rows in part.rows_per_day.items()},
+        days=[day for part in parts for day in part.days],
+        rows_outside=sum(part.rows_outside for part in parts),
+        rows_read=sum(part.rows_read for part in parts),
+        rows_rejected=sum(part.rows_rejected for part in parts),
+    )
 
 
-def chunks(keys: Sequence[str], size: int = EXTRACT_DAYS_PER_READ) -> list[list[str]]:
-    """`keys` (consecutive days) in runs of at most `size`."""
-    return [list(keys[i : i + size]) for i in range(0, len(keys), size)]
+# Rows read from the warehouse at once when extracting a range of days (whole days: a larger day is
+# read alone): about 0.1 GiB of Arrow and a few times that while it is classified and written, so a
+# first run's 100-day backfill holds a few days at 300 k events a day and one at 1 M.
+EXTRACT_ROWS_PER_READ = 1_000_000
+
+
+def reads_of(keys: Sequence[str], rows_of_day: Mapping[str, int], rows_per_read: int) -> list[list[str]]:
+    """`keys` in runs of consecutive days, each of at most `rows_per_read` rows by `rows_of_day` (or one day)."""
+    reads: list[list[str]] = []
+    for run in consecutive_runs(keys):
+        reads.append([])
+        held = 0
+        for key in run:  # one step per day, not per row
+            rows = rows_of_day.get(key, 0)
+            if reads[-1] and held + rows > rows_per_read:
+                reads.append([])
+                held = 0
+            reads[-1].append(key)
+            held += rows
+    return reads
 
 
 def consecutive_runs(keys: Sequence[str]) -> list[list[str]]:

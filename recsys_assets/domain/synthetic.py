@@ -9,6 +9,7 @@ of a power-law base popularity; and a view can turn into a bookmark and then an 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -153,12 +154,21 @@ def _day_weights(spec: SyntheticSpec, catalogue: _Catalogue, day: int) -> np.nda
     return catalogue.popularity * decay * (open_now + spec.closed_interest * recently_closed)
 
 
-def generate_events(spec: SyntheticSpec) -> pa.Table:
-    """Events in the interactions contract for `spec.n_days` days ending at `spec.end_date`."""
-    catalogue_rng, user_rng, rng = _streams(spec)
-    catalogue = _catalogue(spec, catalogue_rng)
-    k = spec.segments
+@dataclass(frozen=True)
+class _Board:
+    """What stays fixed while days are drawn: the catalogue and the users' tastes."""
 
+    catalogue: _Catalogue
+    primary: np.ndarray
+    secondary: np.ndarray
+    activity: np.ndarray  # each user's share of the views
+    drift_to: np.ndarray
+    drift_day: np.ndarray  # day index a user's primary segment moves to `drift_to` (int32 max: never)
+
+
+def _board(spec: SyntheticSpec) -> _Board:
+    catalogue_rng, user_rng, _ = _streams(spec)
+    catalogue = _catalogue(spec, catalogue_rng)
     # Users' tastes are among the market's first segments: the drifted segment is new to all of them.
     user_primary = user_rng.integers(0, spec.n_segments, spec.n_users)
     user_secondary = (user_primary + user_rng.integers(1, spec.n_segments, spec.n_users)) % spec.n_segments
@@ -169,23 +179,32 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
     drifts = user_rng.random(spec.n_users) < spec.drift_share
     drift_to = (user_primary + user_rng.integers(1, spec.n_segments, spec.n_users)) % spec.n_segments
     drift_day = np.where(drifts, user_rng.integers(1, max(spec.n_days, 2), spec.n_users), np.iinfo(np.int32).max)
+    return _Board(catalogue, user_primary, user_secondary, user_activity, drift_to, drift_day)
+
+
+def _events_of_days(
+    spec: SyntheticSpec, board: _Board, first: int, last: int, rng: np.random.Generator, drift_rng: np.random.Generator
+) -> pa.Table:
+    """The events of day indices `first`..`last - 1`, drawn from `rng` (and `drift_rng` for the drifted market)."""
+    catalogue, k = board.catalogue, spec.segments
+    user_primary, user_secondary, drift_to, drift_day = board.primary, board.secondary, board.drift_to, board.drift_day
 
     # Segment affinity: strong on the diagonal, a little for neighbouring segments.
     affinity = np.full((k, k), 0.01)
     affinity[np.arange(k), np.arange(k)] = 1.0
     affinity[np.arange(k), (np.arange(k) + 1) % k] = 0.15
 
+    days = last - first
     views_per_day = max(1, round(spec.events_per_day / (1 + spec.bookmark_rate * (1 + spec.apply_rate))))
-    n_views = views_per_day * spec.n_days
-    view_day = np.repeat(np.arange(spec.n_days), views_per_day)
-    view_user = rng.choice(spec.n_users, size=n_views, p=user_activity)
+    n_views = views_per_day * days
+    view_day = np.repeat(np.arange(first, last), views_per_day)
+    view_user = rng.choice(spec.n_users, size=n_views, p=board.activity)
     drifted = view_day >= drift_day[view_user]
     primary = np.where(drifted, drift_to[view_user], user_primary[view_user])
     secondary = np.where(drifted, user_primary[view_user], user_secondary[view_user])
     taste = np.where(rng.random(n_views) < spec.primary_taste, primary, secondary)
     if spec.drift_day is not None:
         # Its own stream: the views before the drift day are those of the undrifted board.
-        drift_rng = np.random.default_rng([spec.seed, 21])
         moved = (drift_rng.random(n_views) < spec.drift_traffic_share) & (view_day >= spec.drift_day)
         taste = np.where(moved, spec.n_segments, taste)
         # Part of the new segment's traffic comes from people who never used the board before.
@@ -197,13 +216,13 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
 
     # Sample an item for every view from p(item | day, taste segment): one vectorised
     # inverse-CDF draw per (day, segment) group instead of a draw per event.
-    group = view_day * k + taste
+    group = (view_day - first) * k + taste
     order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(spec.n_days * k + 1))
-    for day in range(spec.n_days):
-        base = _day_weights(spec, catalogue, day)
+    bounds = np.searchsorted(group[order], np.arange(days * k + 1))
+    for offset in range(days):
+        base = _day_weights(spec, catalogue, first + offset)
         for segment in range(k):
-            lo, hi = bounds[day * k + segment], bounds[day * k + segment + 1]
+            lo, hi = bounds[offset * k + segment], bounds[offset * k + segment + 1]
             if lo == hi:
                 continue
             cdf = np.cumsum(base * affinity[segment, catalogue.segment])
@@ -240,6 +259,27 @@ def generate_events(spec: SyntheticSpec) -> pa.Table:
         },
         schema=EVENTS_SCHEMA,
     )
+
+
+def generate_events(spec: SyntheticSpec) -> pa.Table:
+    """Events in the interactions contract for `spec.n_days` days ending at `spec.end_date`."""
+    return _events_of_days(
+        spec, _board(spec), 0, spec.n_days, _streams(spec)[2], np.random.default_rng([spec.seed, 21])
+    )
+
+
+def generate_event_blocks(spec: SyntheticSpec, days_per_block: int) -> Iterator[pa.Table]:
+    """The same board's events, `days_per_block` days at a time, for data sets too large to draw at once.
+
+    Each block draws from its own stream (seeded by the spec's seed and the block), so the events are
+    not `generate_events(spec)`'s, but the board (catalogue, tastes, drifts) and the shape are the same,
+    and the memory held is one block's.
+    """
+    board = _board(spec)
+    for block, first in enumerate(range(0, spec.n_days, days_per_block)):
+        rng = np.random.default_rng([spec.seed, 1000 + block])
+        drift_rng = np.random.default_rng([spec.seed, 21, block])
+        yield _events_of_days(spec, board, first, min(first + days_per_block, spec.n_days), rng, drift_rng)
 
 
 # Named data sets, shared by the tests and the benchmarks, so a figure says which data it was measured on.

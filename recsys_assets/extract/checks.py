@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from recsys_assets.asset_checks import VerdictCheck
 from recsys_assets.domain.items import CatalogueQuality
-from recsys_assets.domain.quality import DayQuality, ExtractSplit, collapsed_days
+from recsys_assets.domain.quality import DayQuality, ExtractCounts, collapsed_days
 from recsys_assets.domain.verdict import Verdict
 
 
@@ -31,7 +31,7 @@ def bad_weights(day: DayQuality, limit: float) -> Verdict:
     return _day_share(day, day.bad_weights, "negative or missing weights", limit)
 
 
-def outside_partition(split: ExtractSplit, keys: Sequence[str], limit: float) -> Verdict:
+def outside_partition(split: ExtractCounts, keys: Sequence[str], limit: float) -> Verdict:
     """Whether the share of rows dated outside the partition days `keys` stays under `limit`.
 
     A row dated outside the days read belongs to none of them: the share is the run's, reported on each day.

@@ -17,7 +17,7 @@ from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA, rows_per_value
 from recsys_assets.domain.layout import ArtifactLayout
-from recsys_assets.domain.quality import ExtractSplit, store_extract
+from recsys_assets.domain.quality import EXTRACT_ROWS_PER_READ, ExtractCounts, ExtractSplit, store_extracts
 from recsys_assets.domain.quality import baselines as day_baselines
 from recsys_assets.domain.samples import markdown_sample
 from recsys_assets.extract.checks import (
@@ -70,6 +70,12 @@ class ExtractConfig(dg.Config):
     history_days: int = Field(
         default=7, ge=1, le=90, description="Previous extracted days the row-count check compares with."
     )
+    rows_per_read: int = Field(
+        default=EXTRACT_ROWS_PER_READ,
+        ge=1,
+        description="Rows read from the warehouse at once (whole days; a larger day is read alone): what bounds "
+        "this step's memory on a long range.",
+    )
 
 
 def _previous_row_counts(layout: ArtifactLayout, partition_key: str, days: int) -> dict[str, int]:
@@ -87,7 +93,7 @@ def _previous_row_counts(layout: ArtifactLayout, partition_key: str, days: int) 
 
 
 def _day_metadata(split: ExtractSplit, layout: ArtifactLayout) -> dict[str, dict[str, Any]]:
-    """Each day's own numbers and folder: what that day's materialization shows, whatever the range run."""
+    """Each day's own numbers and folder: what that day's materialization shows, whatever the range run or read."""
     metadata = {}
     for day, (key, lo, hi) in zip(split.days, split.day_bounds, strict=True):  # one entry per day, not per row
         rows = split.valid.slice(lo, hi - lo)
@@ -140,7 +146,7 @@ def _targets(context: dg.AssetExecutionContext) -> dict[str, TargetMaterializati
 def _day_results(
     context: dg.AssetExecutionContext,
     config: ExtractConfig,
-    split: ExtractSplit,
+    split: ExtractCounts,
     targets: dict[str, TargetMaterialization],
     baselines: dict[str, float | None],
 ) -> Iterator[dg.AssetCheckEvaluation | dg.AssetCheckResult | dg.Output]:
@@ -177,15 +183,18 @@ def interactions(
     context: dg.AssetExecutionContext, config: ExtractConfig, warehouse: Warehouse, artifacts: ArtifactStore
 ) -> Iterator[dg.AssetCheckEvaluation | dg.AssetCheckResult | dg.MaterializeResult | dg.Output]:
     """Daily extract of user-item interaction events from the warehouse, one Parquet file per day."""
-    window = context.partition_time_window
     keys = context.partition_keys
     layout = artifacts.layout(context.run)
-    table = warehouse.read_events(window.start, window.end)
-    context.log.info(f"read {table.num_rows:,} events for {keys[0]}..{keys[-1]} from {warehouse.table_ref}")
-
-    split = store_extract(layout, table, keys)
-    by_day = _day_metadata(split, layout)
-    if split.rejected.num_rows:
+    # A few days per read: a first run's backfill range is never held in this process at once; each
+    # read's days get their metadata while its rows are held, and only the numbers are kept.
+    by_day: dict[str, dict[str, Any]] = {}
+    split = store_extracts(
+        layout,
+        warehouse.read_days(keys, config.rows_per_read),
+        lambda part: by_day.update(_day_metadata(part, layout)),
+    )
+    context.log.info(f"read {split.rows_read:,} events for {keys[0]}..{keys[-1]} from {warehouse.table_ref}")
+    if split.rows_rejected:
         by_day[keys[-1]]["rejected_rows_of_run"] = dg.MetadataValue.path(layout.interactions(keys[-1]).rejected)
     _add_metadata_per_day(context, by_day)
 
@@ -197,5 +206,5 @@ def interactions(
         _previous_row_counts(layout, keys[0], config.history_days), split.rows_per_day, config.history_days
     )
     yield from _day_results(context, config, split, targets, baselines)
-    del table, split, by_day
+    # The next steps run in this process: the reads' freed Arrow buffers must not stay in its peak.
     release_free_memory()

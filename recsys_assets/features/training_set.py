@@ -16,7 +16,7 @@ from recsys_assets.domain import storage
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.pair_pipeline import PairsFiles, PairsRequest
 from recsys_assets.domain.params import SplitParams
-from recsys_assets.domain.quality import chunks, consecutive_runs, store_extract
+from recsys_assets.domain.quality import EXTRACT_ROWS_PER_READ, store_extracts
 from recsys_assets.domain.records import SplitRequest, TrainingSetSummary, Window
 from recsys_assets.domain.reports import split_table
 from recsys_assets.domain.splitting import GLOBAL_CUT, PER_USER, PROTOCOLS, small_holdouts
@@ -50,24 +50,22 @@ def extract_missing_days(
     of what every model was trained on.
     """
     missing = [key for key in keys if not storage.exists(layout.interactions(key).events)]
-    # A few days per read, so this process never holds a long run of missing days at once.
-    for days in (chunk for run in consecutive_runs(missing) for chunk in chunks(run)):
-        table = warehouse.read_events(_day_start(days[0]), _day_start(days[-1]) + timedelta(days=1))
-        split = store_extract(layout, table, days)
-        for key in days:
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key="interactions",
-                    partition=key,
-                    description="extracted by training_set: the day was missing from its window",
-                    metadata={
-                        "dagster/row_count": split.rows_per_day[key],
-                        "extracted_by": "training_set",
-                        "source": warehouse.table_ref,
-                        "path": dg.MetadataValue.path(layout.interactions(key).folder),
-                    },
-                )
+    # A few days per read, as the extract does: this process never holds a long run of missing days.
+    counts = store_extracts(layout, warehouse.read_days(missing, EXTRACT_ROWS_PER_READ))
+    for key in missing:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key="interactions",
+                partition=key,
+                description="extracted by training_set: the day was missing from its window",
+                metadata={
+                    "dagster/row_count": counts.rows_per_day[key],
+                    "extracted_by": "training_set",
+                    "source": warehouse.table_ref,
+                    "path": dg.MetadataValue.path(layout.interactions(key).folder),
+                },
             )
+        )
     if missing:
         context.log.info(f"extracted {len(missing)} missing window days from {warehouse.table_ref}: {missing}")
     return missing

@@ -108,6 +108,7 @@ def _duckdb_warehouse(settings: Settings, built: Mapping[str, Any]) -> DuckDBWar
         path=str(settings.warehouse_path),
         table=settings.events_table,
         lock_timeout_seconds=settings.duckdb_lock_timeout_seconds,
+        pairs_memory_mib=settings.duckdb_pairs_memory_mib,
     )
 
 

@@ -8,9 +8,9 @@ import re
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +22,7 @@ from pydantic import Field
 from recsys_assets.domain import pair_pipeline
 from recsys_assets.domain.events import EVENTS_SCHEMA, conform, day_of, rows_per_value
 from recsys_assets.domain.pair_pipeline import PairsRequest, catalogue_table
+from recsys_assets.domain.quality import reads_of
 from recsys_assets.pipes.warm_python import run_module
 from recsys_assets.settings import process_environment
 
@@ -56,6 +57,18 @@ class Warehouse(dg.ConfigurableResource, ABC):
     @abstractmethod
     def read_events(self, start: datetime, end: datetime) -> pa.Table:
         """Events with `start <= event_ts < end`, in the events contract's schema."""
+
+    def read_days(self, keys: Sequence[str], rows_per_read: int) -> Iterator[tuple[list[str], pa.Table]]:
+        """The events of the partition days `keys`, a few consecutive days per read (`quality.reads_of`).
+
+        Each read holds about `rows_per_read` rows by the warehouse's own count of each day
+        (`list_partitions`, asked only when there is more than one day to read), so a long range is never
+        held at once. Yields each read's days and rows.
+        """
+        rows_of_day = {p.partition_key: p.total_rows for p in self.list_partitions()} if len(keys) > 1 else {}
+        for days in reads_of(keys, rows_of_day, rows_per_read):
+            first = datetime.combine(date.fromisoformat(days[0]), datetime.min.time(), tzinfo=UTC)
+            yield days, self.read_events(first, first + timedelta(days=len(days)))
 
     @abstractmethod
     def replace_days(self, events: pa.Table) -> dict[str, int]:

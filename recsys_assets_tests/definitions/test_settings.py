@@ -76,6 +76,10 @@ def refusal(monkeypatch, capsys, env: dict[str, str], *command: str) -> str:
         ({**BIGQUERY, "RECSYS_BQ_TABLE": "clicks", "RECSYS_ITEMS_TABLE": "clicks"}, "RECSYS_ITEMS_TABLE='clicks'"),
         ({"RECSYS_WAREHOSUE": "bigquery"}, "unknown settings: RECSYS_WAREHOSUE (did you mean RECSYS_WAREHOUSE?)"),
         ({"RECSYS_WAREHOUSE": "snowflake"}, "RECSYS_WAREHOUSE='snowflake' is not one of duckdb, bigquery"),
+        (
+            {"RECSYS_DUCKDB_PAIRS_MEMORY_MIB": "32"},
+            "RECSYS_DUCKDB_PAIRS_MEMORY_MIB='32' should be greater than or equal to 64",
+        ),
         ({"RECSYS_RETRAIN_TIMEZONE": "Mars/Olympus"}, "RECSYS_RETRAIN_TIMEZONE='Mars/Olympus' is not an IANA"),
         ({"RECSYS_PARTITIONS_START": "20261301"}, "RECSYS_PARTITIONS_START='20261301' is not a date"),
         ({"RECSYS_CODE_VERSION": "abc\n<img src=x onerror=alert(1)>"}, "RECSYS_CODE_VERSION='abc\\n<img"),

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from recsys_assets.domain.events import EVENTS_SCHEMA, day_of
-from recsys_assets.domain.quality import split_extract
+from recsys_assets.domain.quality import reads_of, split_extract
 
 
 def test_non_finite_negative_missing_and_absurd_weights_are_rejected():
@@ -84,3 +84,17 @@ def test_blank_warehouse_ids_are_null_ids_as_in_the_importers():
     split = split_extract(table, ["2026-01-02"])
     assert split.valid["item_id"].to_pylist() == ["j1", "NA"]
     assert [day.null_ids for day in split.days] == [3]
+
+
+def test_reads_are_consecutive_days_within_the_row_budget_and_a_larger_day_alone():
+    rows = {"2026-01-01": 40, "2026-01-02": 50, "2026-01-03": 150, "2026-01-04": 10, "2026-01-07": 10}
+    keys = ["2026-01-07", "2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05"]
+    assert reads_of(keys, rows, 100) == [
+        ["2026-01-01", "2026-01-02"],
+        ["2026-01-03"],  # over the budget alone: a day is never split
+        ["2026-01-04", "2026-01-05"],  # a day the warehouse has no count of holds nothing
+        ["2026-01-07"],  # never read across a gap
+    ]
+    assert reads_of(keys, {}, 100) == [sorted(keys)[:-1], ["2026-01-07"]]
+    assert reads_of(keys[1:3], rows, 1) == [["2026-01-01"], ["2026-01-02"]]
+    assert reads_of([], rows, 100) == []

@@ -3,10 +3,17 @@
 from datetime import date
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from recsys_assets.domain.events import EVENTS_SCHEMA
-from recsys_assets.domain.synthetic import POSTINGS_SCHEMA, SyntheticSpec, generate_events, generate_postings
+from recsys_assets.domain.synthetic import (
+    POSTINGS_SCHEMA,
+    SyntheticSpec,
+    generate_event_blocks,
+    generate_events,
+    generate_postings,
+)
 
 SPEC = SyntheticSpec(n_users=500, n_items=400, n_days=20, events_per_day=3000, seed=11, end_date=date(2026, 2, 20))
 
@@ -24,6 +31,28 @@ def test_contract_size_and_day_range():
     days = pc.unique(pc.strftime(events["event_ts"], format="%Y-%m-%d")).to_pylist()
     assert sorted(days)[0] == "2026-02-01" and sorted(days)[-1] == "2026-02-20" and len(days) == 20
     assert sum(column.null_count for column in events.columns) == 0
+
+
+def _views_per_day(events: pa.Table) -> dict[str, int]:
+    views = events.filter(pc.equal(events["event_type"], "view"))
+    days = pc.value_counts(pc.strftime(views["event_ts"], format="%Y-%m-%d"))
+    return dict(zip(days.field("values").to_pylist(), days.field("counts").to_pylist(), strict=True))
+
+
+def test_blocks_of_days_draw_the_same_board_one_block_at_a_time():
+    blocks = list(generate_event_blocks(SPEC, 7))
+    whole = generate_events(SPEC)
+    assert [block.schema for block in blocks] == [EVENTS_SCHEMA] * 3
+    firsts = [pc.strftime(pc.min(block["event_ts"]), format="%Y-%m-%d").as_py() for block in blocks]
+    assert firsts == ["2026-02-01", "2026-02-08", "2026-02-15"]
+    events = pa.concat_tables(blocks)
+    # Each block in time order after the one before it, with the same views per day as the whole draw.
+    assert pc.all(pc.greater_equal(events["event_ts"][1:], events["event_ts"][:-1])).as_py()
+    assert _views_per_day(events) == _views_per_day(whole)
+    assert set(pc.unique(events["item_id"]).to_pylist()) <= set(generate_postings(SPEC)["item_id"].to_pylist())
+    # Another draw than the whole set's, and the same one every time.
+    assert not events.equals(whole)
+    assert events.equals(pa.concat_tables(generate_event_blocks(SPEC, 7)))
 
 
 def test_funnel_event_types_and_power_law_popularity():

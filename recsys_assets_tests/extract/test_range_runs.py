@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from dagster._core.execution.execution_result import ExecutionResult
@@ -13,6 +14,7 @@ from recsys_assets.cli.pipeline import LOCATION_NAME, run_job
 from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.synthetic import SyntheticSpec
 from recsys_assets.extract.checks import INTERACTIONS_CHECKS
+from recsys_assets.resources.warehouse import DuckDBWarehouse
 from recsys_assets_tests.support.environment import PROJECT_EVENT_LOG, REPO_ROOT, local_resources, seed
 
 SPEC = SyntheticSpec(n_users=80, n_items=40, n_days=5, events_per_day=60, seed=5, end_date=date(2026, 3, 10))
@@ -155,3 +157,89 @@ def test_a_range_longer_than_a_quarter_gets_one_result_per_check_naming_its_fail
     assert {day: m.metadata["dagster/row_count"].value for day, m in materializations.items()} == {
         day: rows_per_day[day] for day in DAYS
     }
+
+
+def _extract_in_reads(root, instance, rows_per_read: int, reads: list) -> tuple[ExecutionResult, dict]:
+    """The range run over a seeded warehouse (two broken days) with `rows_per_read`; each read's bounds go to `reads`."""
+    resources = local_resources(root)
+    seed(resources, SPEC)
+    for back, (user, weight) in ((2, (None, 1.0)), (4, ("u1", -1.0))):
+        start = datetime.combine(date.fromisoformat(DAYS[back]), datetime.min.time(), tzinfo=UTC)
+        broken = pa.table(
+            {
+                "user_id": [user] * 5 + ["u2"] * 30,
+                "item_id": ["j1"] * 35,
+                "event_type": ["view"] * 35,
+                "weight": [weight] * 5 + [1.0] * 30,
+                "event_ts": [start + timedelta(minutes=i) for i in range(35)],
+            },
+            schema=EVENTS_SCHEMA,
+        )
+        resources["warehouse"].replace_days(broken)
+    before = len(reads)
+    result = run_job(
+        "interactions_job",
+        resources,
+        instance,
+        {"ops": {"interactions": {"config": {"rows_per_read": rows_per_read}}}},
+        {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
+    )
+    del reads[:before]
+    return result, resources
+
+
+def _what_the_run_recorded(result: ExecutionResult, root) -> dict:
+    """Each day's metadata (paths relative to the run's root), check results and the step's failure."""
+    days = {
+        m.partition: {name: str(value.value).replace(str(root), "<root>") for name, value in m.metadata.items()}
+        for m in result.asset_materializations_for_node("interactions")
+    }
+    checks = {
+        (e.check_name, e.partition): (e.passed, e.description, {k: v.value for k, v in e.metadata.items()})
+        for e in (
+            event.asset_check_evaluation_data
+            for event in result.all_events
+            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    }
+    failures = [e.step_failure_data.user_failure_data for e in result.all_events if e.is_step_failure]
+    return {"days": days, "checks": checks, "failures": [f.description for f in failures if f is not None]}
+
+
+def _files(root) -> dict[str, pa.Table]:
+    return {str(path.relative_to(root)): pq.read_table(path) for path in sorted(root.rglob("interactions/*/*.parquet"))}
+
+
+def test_a_range_read_a_day_at_a_time_records_what_one_read_records(tmp_path, instance, monkeypatch):
+    reads: list[tuple[datetime, datetime]] = []
+    read_events = DuckDBWarehouse.read_events
+
+    def recorded(self, start, end):
+        reads.append((start, end))
+        return read_events(self, start, end)
+
+    monkeypatch.setattr(DuckDBWarehouse, "read_events", recorded)
+    whole, _ = _extract_in_reads(tmp_path / "whole", instance, 1_000_000, reads)
+    starts = [datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC) for day in DAYS]
+    assert reads == [(starts[0], starts[-1] + timedelta(days=1))]
+    reads.clear()
+    daily, _ = _extract_in_reads(tmp_path / "daily", instance, 1, reads)
+    assert reads == [(start, start + timedelta(days=1)) for start in starts]
+
+    recorded_whole = _what_the_run_recorded(whole, tmp_path / "whole")
+    assert recorded_whole == _what_the_run_recorded(daily, tmp_path / "daily")
+    # What is compared is what the broken days must show: their own failed blocking checks, the rest passing.
+    failed = {key for key, (passed, _, _) in recorded_whole["checks"].items() if not passed}
+    assert {key for key in failed if key[0] != "row_count_stable"} == {
+        ("no_null_ids", DAYS[2]),
+        ("non_negative_weights", DAYS[4]),
+    }
+    assert len(recorded_whole["checks"]) == len(INTERACTIONS_CHECKS) * len(DAYS)
+    assert recorded_whole["days"][DAYS[4]]["rejected_rows_of_run"].endswith(f"interactions/{DAYS[4]}/rejected.parquet")
+
+    files = _files(tmp_path / "whole")
+    assert files.keys() == _files(tmp_path / "daily").keys()
+    assert all(table.equals(_files(tmp_path / "daily")[name]) for name, table in files.items())
+    # Both broken days' rejected rows, from two reads, in the one file beside the range's last day.
+    (rejected,) = [table for name, table in files.items() if name.endswith("rejected.parquet")]
+    assert rejected.num_rows == 10 and rejected["item_id"].to_pylist() == ["j1"] * 10
