@@ -20,6 +20,7 @@ from recsys_assets.domain.records import (
 )
 from recsys_assets.domain.reports import gated_lifts, model_card
 from recsys_assets.domain.splitting import PER_USER, PROTOCOLS
+from recsys_assets.domain.storage import StoredFiles
 
 # Recorded in every manifest: what a bundle needs to be loaded and reproduced.
 RECORDED_LIBRARIES = ("implicit", "dagster", "numpy", "scipy")
@@ -125,27 +126,22 @@ def new_version(now: datetime, run_id: str) -> str:
 def bundle_files(
     manifest: Manifest,
     comparison: Mapping[str, Mapping[str, float]],
-    model: bytes,
-    evaluated: Mapping[str, bytes],
-    user_ids: bytes,
-    item_ids: bytes,
     report: TrainingReport,
-    history: bytes,
     plot: bytes,
-) -> dict[str, bytes]:
+    stored: Mapping[str, str],
+) -> StoredFiles:
     """Every file of a bundle except the manifest, by its name in the bundle.
 
-    `model` is the served model (refitted on the whole window); `evaluated` the model each protocol scored;
-    `history` the binary users x items matrix of that window (what each user saw, `BundleFile.HISTORY`);
-    `plot` the metrics plot of `comparison` (`reports.metrics_plot`).
+    `stored` names the artefacts shipped as they are, by their bundle name (`BundleFile`): the served
+    model (refitted on the whole window), the model each protocol scored, the id maps, the binary users x
+    items matrix of that window (what each user saw) and the item transformer. They are read one at a
+    time as the bundle is published. `plot` is the metrics plot of `comparison` (`reports.metrics_plot`).
     """
-    return {
-        BundleFile.MODEL: model,
-        **{BundleFile.evaluated(protocol): data for protocol, data in evaluated.items()},
-        BundleFile.USER_IDS: user_ids,
-        BundleFile.ITEM_IDS: item_ids,
-        BundleFile.HISTORY: history,
-        BundleFile.TRAINING_REPORT: report.to_json(),
-        BundleFile.METRICS_PLOT: plot,
-        BundleFile.MODEL_CARD: model_card(manifest, comparison, report).encode(),
-    }
+    return StoredFiles(
+        stored,
+        {
+            BundleFile.TRAINING_REPORT: report.to_json(),
+            BundleFile.METRICS_PLOT: plot,
+            BundleFile.MODEL_CARD: model_card(manifest, comparison, report).encode(),
+        },
+    )

@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -162,6 +162,29 @@ def read_bytes(uri: str) -> bytes:
             return source.read()
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"no artefact at {uri}") from exc
+
+
+class StoredFiles(Mapping[str, bytes]):
+    """Files by name, each read from its URI when it is looked up, beside files already in memory.
+
+    What a bundle is published from: the store writes and checks one file at a time, so the largest
+    file, not the whole bundle, is what the publishing process holds (the user x item history and the
+    models grow with the data).
+    """
+
+    def __init__(self, uris: Mapping[str, str], contents: Mapping[str, bytes]):
+        if set(uris) & set(contents):
+            raise ValueError(f"files given twice: {sorted(set(uris) & set(contents))}")
+        self._uris, self._contents = dict(uris), dict(contents)
+
+    def __getitem__(self, name: str) -> bytes:
+        return self._contents[name] if name in self._contents else read_bytes(self._uris[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._uris, *self._contents])
+
+    def __len__(self) -> int:
+        return len(self._uris) + len(self._contents)
 
 
 def exists(uri: str) -> bool:

@@ -260,8 +260,8 @@ def _child(request: dict, fds: list[int], starter_pid: int) -> None:
     process_settings.cache_clear()  # settings are read from the call's environment, on first use
     os.chdir(request["cwd"])
     # The import path `python -m` started in the caller's folder would have: that folder, then PYTHONPATH.
-    extra = [entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry]
-    sys.path[:1] = [request["cwd"], *(entry for entry in extra if entry not in sys.path)]
+    first = [request["cwd"], *(entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry)]
+    sys.path[:] = [*first, *(entry for entry in sys.path[1:] if entry not in first)]
     sys.argv = [request["module"], *request["args"]]
     status = 0
     try:

@@ -36,13 +36,13 @@ class BundleConfig(dg.Config):
 RELEASE_TAG = "recsys/release"
 
 
-def item_transformer(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> bytes | None:
-    """This partition's fitted item feature transformer (a bundle carries it), or None when none was built."""
+def item_transformer(context: dg.AssetExecutionContext, artifacts: ArtifactStore) -> str | None:
+    """Where this partition's fitted item feature transformer is (a bundle carries it), or None when none was built."""
     layout = artifacts.optional_layout_of(context, "item_features")
     if layout is None:
         return None
     files = layout.item_features(context.partition_key)
-    return storage.read_bytes(files.transformer) if storage.exists(files.transformer) else None
+    return files.transformer if storage.exists(files.transformer) else None
 
 
 @dg.asset(
@@ -82,26 +82,28 @@ def model_bundle(
     )
     comparison = comparison_table(evaluation)
     training_files = artifacts.layout_of(context, "training_set").training_set(key)
+    transformer = item_transformer(context, artifacts)
+    plot = (
+        # Drawn by the evaluation step; an evaluation from before it drew one gets it drawn here.
+        storage.read_bytes(evaluation_files.plot) if storage.exists(evaluation_files.plot) else metrics_plot(comparison)
+    )
     files = bundle_files(
         manifest,
         comparison,
-        # Served: the refit on the whole window; kept beside it, each protocol's scored model.
-        model=storage.read_bytes(trained.served_model),
-        evaluated={protocol: storage.read_bytes(trained.model(protocol)) for protocol in evaluation.protocols},
-        user_ids=storage.read_bytes(training_files.user_ids),
-        item_ids=storage.read_bytes(training_files.item_ids),
-        report=report,
-        # What each user saw in the served model's window: the online service excludes it and ranks from it.
-        # Written by the split step as it is shipped, so the matrix is never rebuilt here.
-        history=storage.read_bytes(training_files.history),
-        # Drawn by the evaluation step; an evaluation from before it drew one gets it drawn here.
-        plot=storage.read_bytes(evaluation_files.plot)
-        if storage.exists(evaluation_files.plot)
-        else metrics_plot(comparison),
+        report,
+        plot,
+        stored={
+            # Served: the refit on the whole window; kept beside it, each protocol's scored model.
+            BundleFile.MODEL: trained.served_model,
+            **{BundleFile.evaluated(protocol): trained.model(protocol) for protocol in evaluation.protocols},
+            BundleFile.USER_IDS: training_files.user_ids,
+            BundleFile.ITEM_IDS: training_files.item_ids,
+            # What each user saw in the served model's window: the online service excludes it and ranks from it.
+            # Written by the split step as it is shipped, so the matrix is never rebuilt here.
+            BundleFile.HISTORY: training_files.history,
+            **({BundleFile.ITEM_TRANSFORMER: transformer} if transformer is not None else {}),
+        },
     )
-    transformer = item_transformer(context, artifacts)
-    if transformer is not None:
-        files[BundleFile.ITEM_TRANSFORMER] = transformer
     uri = model_store.publish_bundle(SETTINGS.model_name, version, files, manifest.model_dump(mode="json"))
     storage.write_bytes(
         artifacts.layout(context.run).model_bundle(key).ref, BundleRef(version=version, uri=uri).to_json()
@@ -111,7 +113,6 @@ def model_bundle(
 
     check = NOT_WORSE_THAN_CHAMPION(evaluation, config.champion_tolerance)
     blocked = not check.passed
-    plot = files[BundleFile.METRICS_PLOT]
     # The materialization first: the check result then attaches to this run's materialization.
     yield dg.MaterializeResult(
         metadata={

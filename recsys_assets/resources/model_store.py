@@ -118,6 +118,8 @@ class ModelStore(dg.ConfigurableResource, ABC):
         conditional write, so a version is complete exactly when its manifest exists and an
         existing version is never overwritten. A failure midway leaves no manifest, and the files
         it uploaded are deleted again (as far as the store lets: its error is the one raised).
+        `files` is iterated once, so a mapping that reads each file on lookup (`storage.StoredFiles`)
+        keeps one file in memory at a time.
         """
         keys = ModelStoreKeys(model_name)
         prefix = keys.bundle_prefix(version)
@@ -134,6 +136,7 @@ class ModelStore(dg.ConfigurableResource, ABC):
                 stored = self.get_object(key)
                 if stored is None or sha256(stored) != checksums[name]:
                     raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
+                del data, stored  # before the next file is read (`files` may read each on lookup)
             manifest = {**manifest, "files": checksums}
             body = json.dumps(manifest, indent=2, sort_keys=True).encode()
             if not self.put_object_if_absent(keys.manifest(version), body):

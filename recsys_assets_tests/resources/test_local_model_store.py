@@ -6,6 +6,7 @@ import os
 import pytest
 
 from recsys_assets.domain.failures import classify
+from recsys_assets.domain.storage import StoredFiles
 from recsys_assets.resources.model_store import STAGING_FOLDER, BundleExistsError, LocalModelStore, ModelStoreError
 
 # What a serving process catches: the one BundleIntegrityError, whichever store or loader raised it.
@@ -23,6 +24,27 @@ def test_publish_then_read_back_with_checksums(tmp_path):
     assert set(manifest["files"]) == set(FILES)
     assert store.read_file("m", "v1", "model_card.md") == b"# card"
     assert store.list_versions("m") == ["v1"]
+
+
+def test_stored_files_are_read_one_at_a_time_as_the_bundle_is_published(tmp_path):
+    (tmp_path / "artefacts").mkdir()
+    for name in ("model.npz", "history.npz"):
+        (tmp_path / "artefacts" / name).write_bytes(name.encode() * 1000)
+    reads: list[str] = []
+
+    class Recorded(StoredFiles):
+        def __getitem__(self, name):
+            reads.append(name)
+            return super().__getitem__(name)
+
+    files = Recorded({n: str(tmp_path / "artefacts" / n) for n in ("model.npz", "history.npz")}, FILES)
+    assert reads == [], "nothing is read before the store asks for it"
+    store = LocalModelStore(root=str(tmp_path / "store"))
+    store.publish_bundle("m", "v1", files, {"version": "v1"})
+    assert sorted(reads) == sorted([*FILES, "model.npz", "history.npz"]), "each file read once, when published"
+    assert store.read_file("m", "v1", "history.npz") == b"history.npz" * 1000
+    with pytest.raises(ValueError, match="given twice"):
+        StoredFiles({"model_card.md": "x"}, FILES)
 
 
 def test_an_existing_version_is_never_overwritten(tmp_path):
