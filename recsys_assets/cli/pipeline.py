@@ -269,6 +269,8 @@ def materialize_partition(
             f"{partition_key} is outside the partitions ({process_settings().first_partition} to yesterday); "
             "set RECSYS_PARTITIONS_START earlier for older data"
         )
+    # The retrain run comes after the extract run: its launcher's preparation overlaps the extract.
+    resources["training_launcher"].prepare()
     dagster_instance = dagster_instance or instance()
     refuse_if_busy(dagster_instance, partition_key)
     # Step progress at INFO is what a person follows; DEBUG engine events drown it.

@@ -38,6 +38,12 @@ class TrainingLauncher(dg.ConfigurableResource, ABC):
     def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
         """Run the training entrypoint with `extras` as its Pipes extras and wait for it."""
 
+    def prepare(self) -> None:
+        """Get ready to launch soon, without waiting (called as a run that trains sets up its resources)."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.prepare()
+
 
 def refusal(invocation: dg.PipesClientCompletedInvocation) -> str | None:
     """Why the launched step refused its data or configuration (`TRAINING_REFUSED`), or None.
@@ -59,8 +65,8 @@ class SubprocessTrainingLauncher(TrainingLauncher):
         default=20.0, gt=0, description="How long an interrupted step's child may take to stop before it is killed."
     )
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # At the start of a run that trains: the starter's imports overlap the steps before the first child.
+    def prepare(self) -> None:
+        # The starter's imports overlap whatever runs before the first child.
         prestart()
 
     def launch(self, context: dg.AssetExecutionContext, extras: Mapping[str, Any]) -> dg.PipesClientCompletedInvocation:
