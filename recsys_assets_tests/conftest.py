@@ -40,3 +40,17 @@ def embedded_env(tmp_path, monkeypatch):
     for name, value in local_env(tmp_path).items():
         monkeypatch.setenv(name, value)
     return tmp_path
+
+
+@pytest.fixture
+def instance():
+    """A test Dagster instance with the project's event log (dagster.yaml's), the one the CLI and run workers write.
+
+    A module that needs another instance defines its own `instance` fixture.
+    """
+    import dagster as dg
+
+    from recsys_assets_tests.support.environment import PROJECT_EVENT_LOG
+
+    with dg.instance_for_test(overrides={"event_log_storage": PROJECT_EVENT_LOG}) as test_instance:
+        yield test_instance

@@ -15,10 +15,10 @@ from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.layout import ArtifactLayout
 from recsys_assets.domain.synthetic import SMALL_SPEC
 from recsys_assets.settings import SETTINGS
+from recsys_assets_tests.support.data import add_late_row
 from recsys_assets_tests.support.environment import (
     FAST_SELECTION,
     FORCED_SELECTION,
-    PROJECT_EVENT_LOG,
     local_resources,
     merge_release,
     seed,
@@ -35,13 +35,6 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict:
 
 def model_dir(root: Path) -> Path:
     return root / "model_store" / "models" / SETTINGS.model_name
-
-
-@pytest.fixture
-def instance():
-    # The local instance's own event log, so the skip logic reads what the batched writes stored.
-    with dg.instance_for_test(overrides={"event_log_storage": PROJECT_EVENT_LOG}) as instance:
-        yield instance
 
 
 def test_full_graph_materializes_with_real_values(tmp_path, instance):
@@ -323,15 +316,8 @@ def test_unchanged_window_skips_the_retrain_and_a_late_row_retrains(tmp_path, in
     assert {"model_evaluation", "model_bundle", "model_release"} <= skipped_steps
 
     # One late row in a day in the middle of the window makes it stale again.
-    warehouse = resources["warehouse"]
     day = SMALL_SPEC.end_date - timedelta(days=4)
-    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    rows = warehouse.read_events(start, start + timedelta(days=1))
-    late = rows.slice(0, 1).set_column(
-        rows.schema.get_field_index("item_id"), "item_id", pa.array([rows["item_id"][1].as_py()])
-    )
-    late = late.set_column(late.schema.get_field_index("event_type"), "event_type", pa.array(["apply"]))
-    warehouse.replace_days(pa.concat_tables([rows, late.cast(rows.schema)]))
+    add_late_row(resources["warehouse"], day, event_type="apply")
     changed = materialize_partition(PARTITION, resources, instance, run_config=FAST_SELECTION)
     assert changed.success and changed.skipped is None, changed.failures
     assert changed.extracted == (day.isoformat(), day.isoformat())  # only the changed day is extracted again

@@ -1,8 +1,6 @@
 """The service over a champion the pipeline trained, released and promoted: its lists are the bundle's own."""
 
-import dagster as dg
 import numpy as np
-import pytest
 
 from recsys_assets.cli.pipeline import materialize_partition
 from recsys_assets.domain.families.base import binary
@@ -18,7 +16,6 @@ from recsys_assets.serving import load_bundle
 from recsys_assets.settings import SETTINGS
 from recsys_assets_tests.support.environment import (
     FAST_SELECTION,
-    PROJECT_EVENT_LOG,
     local_env,
     local_resources,
     merge_release,
@@ -27,12 +24,6 @@ from recsys_assets_tests.support.environment import (
 from recsys_assets_tests.support.service import eventually, running
 
 PARTITION = SMALL_SPEC.end_date.isoformat()
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test(overrides={"event_log_storage": PROJECT_EVENT_LOG}) as instance:
-        yield instance
 
 
 def test_the_service_serves_the_promoted_pipeline_bundle_exactly_as_load_bundle_recommends(tmp_path, instance):

@@ -5,7 +5,6 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import yaml
 from dagster._core.execution.execution_result import ExecutionResult
 
@@ -15,7 +14,7 @@ from recsys_assets.domain.events import EVENTS_SCHEMA
 from recsys_assets.domain.synthetic import SyntheticSpec
 from recsys_assets.extract.checks import INTERACTIONS_CHECKS
 from recsys_assets.resources.warehouse import DuckDBWarehouse
-from recsys_assets_tests.support.environment import PROJECT_EVENT_LOG, REPO_ROOT, local_resources, seed
+from recsys_assets_tests.support.environment import REPO_ROOT, local_resources, seed
 
 SPEC = SyntheticSpec(n_users=80, n_items=40, n_days=5, events_per_day=60, seed=5, end_date=date(2026, 3, 10))
 DAYS = [(SPEC.end_date - timedelta(days=back)).isoformat() for back in range(SPEC.n_days - 1, -1, -1)]
@@ -24,13 +23,6 @@ DAYS = [(SPEC.end_date - timedelta(days=back)).isoformat() for back in range(SPE
 def workspace_location() -> str:
     (entry,) = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"]
     return entry["python_module"]["location_name"]
-
-
-@pytest.fixture
-def instance():
-    # The local instance's own event log: the one that writes a range's materializations as one batch.
-    with dg.instance_for_test(overrides={"event_log_storage": PROJECT_EVENT_LOG}) as instance:
-        yield instance
 
 
 def extract_range(resources: dict, instance: dg.DagsterInstance) -> ExecutionResult:

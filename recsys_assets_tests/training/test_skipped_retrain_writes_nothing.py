@@ -5,19 +5,18 @@ Whole `run`s (`materialize_partition`: the interactions job, then `retrain_job`)
 with the project's own event log, as the CLI runs them; folders are counted on disk.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 import pytest
 
 from recsys_assets.cli.pipeline import materialize_partition
 from recsys_assets.domain.synthetic import SMALL_SPEC
+from recsys_assets_tests.support.data import add_late_row
 from recsys_assets_tests.support.environment import (
     FAST_SELECTION,
     FORCED_SELECTION,
-    PROJECT_EVENT_LOG,
     local_resources,
     seed,
 )
@@ -50,12 +49,6 @@ def step_events(instance: dg.DagsterInstance, run_id: str) -> tuple[set[str], se
         if event is not None and event.is_step_skipped:
             skipped.add(event.step_key)
     return succeeded, skipped
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test(overrides={"event_log_storage": PROJECT_EVENT_LOG}) as instance:
-        yield instance
 
 
 def test_an_unchanged_retrain_writes_no_folder_and_every_change_writes_again(tmp_path, instance):
@@ -96,14 +89,8 @@ def test_an_unchanged_retrain_writes_no_folder_and_every_change_writes_again(tmp
     assert all(len(after_resplit[a] - after_forced[a]) == 1 for a in REBUILT), after_resplit
 
     # A late row in a window day: its extract is written again (it is the record) and the retrain runs.
-    warehouse = resources["warehouse"]
     day = SMALL_SPEC.end_date - timedelta(days=3)
-    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    rows = warehouse.read_events(start, start + timedelta(days=1))
-    late = rows.slice(0, 1).set_column(
-        rows.schema.get_field_index("item_id"), "item_id", pa.array([rows["item_id"][1].as_py()])
-    )
-    warehouse.replace_days(pa.concat_tables([rows, late.cast(rows.schema)]))
+    add_late_row(resources["warehouse"], day)
     changed = materialize_partition(PARTITION, resources, instance, run_config=with_split(3))
     assert changed.skipped is None and changed.report is not None, changed.failures
     assert changed.extracted == (day.isoformat(), day.isoformat())
