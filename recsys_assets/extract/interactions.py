@@ -188,12 +188,20 @@ def interactions(
     # A few days per read: a first run's backfill range is never held in this process at once; each
     # read's days get their metadata while its rows are held, and only the numbers are kept.
     by_day: dict[str, dict[str, Any]] = {}
+
+    def logged(reads: Iterator[tuple[list[str], pa.Table]]) -> Iterator[tuple[list[str], pa.Table]]:
+        # Each read said as it arrives, before its days are written: a long backfill shows its progress,
+        # and a write that hangs is seen to follow a read that finished.
+        for days, table in reads:
+            context.log.info(f"read {table.num_rows:,} events for {days[0]}..{days[-1]} from {warehouse.table_ref}")
+            yield days, table
+            del table  # before the next read: never two reads' rows at once
+
     split = store_extracts(
         layout,
-        warehouse.read_days(keys, config.rows_per_read),
+        logged(warehouse.read_days(keys, config.rows_per_read)),
         lambda part: by_day.update(_day_metadata(part, layout)),
     )
-    context.log.info(f"read {split.rows_read:,} events for {keys[0]}..{keys[-1]} from {warehouse.table_ref}")
     if split.rows_rejected:
         by_day[keys[-1]]["rejected_rows_of_run"] = dg.MetadataValue.path(layout.interactions(keys[-1]).rejected)
     _add_metadata_per_day(context, by_day)
