@@ -155,13 +155,14 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         batches materializations only), and each cost a run-shard transaction with a checkpoint on close
         (112 for a 28-day first run).
         """
-        if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION and event.run_id:
+        held = event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION and bool(event.run_id)
+        if held:
             with self._held_lock:
                 self._held_checks.append(event)
                 if len(self._held_checks) < HELD_CHECKS_MAX:
                     return
         self._store_held_checks()
-        if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or not event.run_id:
+        if not held:
             super().store_event(event)
 
     def _store_held_checks(self) -> None:

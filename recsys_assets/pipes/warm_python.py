@@ -219,28 +219,24 @@ def prestart() -> None:
             _idle.append(_Starter())
 
 
+@contextlib.contextmanager
 def run_module(
     module: str, args: Sequence[str], env: Mapping[str, str], *, stdout: int = 1, stderr: int = 2
-) -> contextlib.AbstractContextManager[WarmProcess]:
+) -> Iterator[WarmProcess]:
     """Start `python -m module *args` warm with `env`; use as `with run_module(...) as process: process.wait()`.
 
     `stdout` and `stderr` are file descriptors of this process the child writes to (by default this
     process's own, as `subprocess.Popen` leaves them).
     """
-
-    @contextlib.contextmanager
-    def started() -> Iterator[WarmProcess]:
-        with starter() as held:
-            process = held.start(module, args, env, stdout, stderr)
-            try:
-                yield process
-                process.wait()
-            except BaseException:
-                process.kill()
-                process.wait()
-                raise
-
-    return started()
+    with starter() as held:
+        process = held.start(module, args, env, stdout, stderr)
+        try:
+            yield process
+            process.wait()
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
 
 
 def _child(request: dict, fds: list[int], starter_pid: int) -> None:
