@@ -4,8 +4,9 @@ Run: `.venv/bin/python -m benchmarks.pipeline_overhead --events-per-day 36000 --
 
 The synthetic data is generated once into a warehouse under `--workdir`. The plain script then
 calls the project's own functions with the same settings (read the window, build the training
-set, search, refit per protocol, fit the baselines, evaluate both protocols), in one process,
-writing nothing. The pipeline runs the CLI a user runs, on a fresh Dagster instance (created, with
+set, search, refit per protocol and on the whole window, fit the baselines, score every protocol as
+the evaluation step does, and with `--daily` the champion too; draw the plot, write the served model),
+in one process. The pipeline runs the CLI a user runs, on a fresh Dagster instance (created, with
 the project's dagster.yaml, before the timed run, as a deployment's instance exists before its runs)
 and artefact folder each time, so every extract and step is really done. `--via-import` first loads
 the events as a history file with `import-events` into an empty warehouse, timed on its own.
@@ -34,6 +35,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# model_evaluation's default: items posted fewer days ago count as new.
+NEW_ITEM_DAYS = 7
 
 
 @dataclass
@@ -107,13 +112,25 @@ def measure(command: list[str], env: dict[str, str], log: Path) -> Measured:
 
 
 def plain(args: argparse.Namespace) -> None:
-    """The retrain without orchestration: the project's own functions, called in a row."""
+    """The retrain without orchestration: the project's own functions, called in a row in one process.
+
+    The same work as the pipeline's steps: the training set, the selection, the served refit, every
+    protocol's model and baselines scored by `score_protocol` (cold items, new-item share, paired
+    lifts), the champion (when given) scored by `score_champion`, the plot, and the files a bundle
+    holds; the benchmark's synthetic warehouse has no catalogue, as in the pipeline's runs.
+    """
     from datetime import UTC, datetime
 
-    from recsys_assets.domain.families.base import rank_users
+    import numpy as np
+
+    from recsys_assets.domain import serving, storage
+    from recsys_assets.domain.bootstrap import paired_lift
+    from recsys_assets.domain.champion import score_champion
+    from recsys_assets.domain.evaluation import score_protocol
     from recsys_assets.domain.families.registry import BASELINES, new_model
-    from recsys_assets.domain.metrics import evaluate
+    from recsys_assets.domain.metrics import headline
     from recsys_assets.domain.params import SelectionParams, SplitParams
+    from recsys_assets.domain.reports import metrics_plot
     from recsys_assets.domain.selection import select_model
     from recsys_assets.domain.splitting import build_training_set
     from recsys_assets.resources.warehouse import DuckDBWarehouse
@@ -130,14 +147,38 @@ def plain(args: argparse.Namespace) -> None:
     del events
     selection = select_model(data.protocols[settings.protocol], settings, print)
     # The served model: the selection refitted on the whole window, as the training entrypoint does.
-    new_model(selection.best.family, selection.best.params).fit(data.full, data.full_ages())
+    served = new_model(selection.best.family, selection.best.params).fit(data.full, data.full_ages())
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "model.npz").write_bytes(served.to_bytes())
+    no_catalogue = np.full(len(data.item_ids), np.nan)
+    results, model_by_user = {}, {}
     for protocol, split in data.protocols.items():
-        models = {"model": new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)}
-        for name, (family, params) in BASELINES.items():
-            models[name] = new_model(family, params).fit(split.train, split.train_ages)
-        for name, model in models.items():
-            metrics = evaluate(rank_users(model, split.train, settings.k), split.holdout, settings.k)
-            print(f"{protocol} {name}: ndcg@{settings.k} {metrics[f'ndcg@{settings.k}']:.4f}")
+        model = new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)
+        baselines = {
+            name: new_model(family, params).fit(split.train, split.train_ages)
+            for name, (family, params) in BASELINES.items()
+        }
+        results[protocol], model_by_user[protocol] = score_protocol(
+            split, model, baselines, k=settings.k, posted=no_catalogue, new_item_days=NEW_ITEM_DAYS
+        )
+        print(f"{protocol} model: ndcg@{settings.k} {results[protocol].model[f'ndcg@{settings.k}']:.4f}")
+    if args.champion:
+        gated = data.protocols[settings.protocol]
+
+        def read(name: str) -> bytes:
+            return storage.read_bytes(storage.join(args.champion, name))
+
+        bundle = serving.open_bundle(args.champion, read, settings.protocol)
+        champion, by_user = score_champion(bundle, gated.train, gated.holdout, data.user_ids, data.item_ids, settings.k)
+        lift = paired_lift(model_by_user[settings.protocol], by_user)
+        print(
+            f"champion {champion.version}: ndcg@{settings.k} {champion.metrics[f'ndcg@{settings.k}']:.4f}, {lift.text()}"
+        )
+    gated_result = results[settings.protocol]
+    series = {"model": headline(gated_result.model, settings.k)}
+    series |= {name: headline(metrics, settings.k) for name, metrics in gated_result.baselines.items()}
+    (output / "metrics.png").write_bytes(metrics_plot(series))
 
 
 def main() -> None:
@@ -178,6 +219,8 @@ def main() -> None:
     parser.add_argument("--warehouse", help=argparse.SUPPRESS)
     parser.add_argument("--partition", help=argparse.SUPPRESS)
     parser.add_argument("--selection", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    parser.add_argument("--champion", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.window_days = args.window_days or args.days
     if args.daily and args.via_import:
@@ -235,7 +278,12 @@ def main() -> None:
 
     plain_command = [sys.executable, "-m", "benchmarks.pipeline_overhead", "--plain", "--warehouse", str(warehouse)]
     plain_command += ["--partition", partition, "--window-days", str(args.window_days)]
-    plain_command += ["--selection", json.dumps(selection)]
+    plain_command += ["--selection", json.dumps(selection), "--output", str(data / "plain")]
+    # --daily: the champion the pipeline's timed run scores (its previous day's release), copied here
+    # by the pipeline's first run, which then goes first so the plain side scores the same bundle.
+    champion = data / "champion"
+    if args.daily:
+        plain_command += ["--champion", str(champion)]
     config = data / "run_config.json"  # JSON is YAML
     # The gate at -100% lets every run reach the bundle and release steps, whichever family wins.
     ops = {"trained_model": {"config": selection}, "model_evaluation": {"config": {"baseline_tolerance": 1}}}
@@ -244,6 +292,10 @@ def main() -> None:
     pipeline_command += ["--config", str(config)]
 
     def pipeline_run() -> Measured:
+        from recsys_assets.domain.layout import ModelStoreKeys
+        from recsys_assets.resources.model_store import LocalModelStore
+        from recsys_assets.settings import SETTINGS
+
         # A fresh instance and artefact folder: every extract and step is really done.
         run_dir = data / "pipeline"
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -260,6 +312,18 @@ def main() -> None:
             previous = [sys.executable, "-m", "recsys_assets", "run", "--partition", yesterday, "--config", str(config)]
             with open(data / "previous_day.log", "w") as out:
                 subprocess.run(previous, env=run_env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, check=True)
+            # Its release merged, as a reviewer does every day: the timed run then scores it as the champion.
+            store = LocalModelStore(root=str(run_dir / "data" / "model_store"))
+            proposals = sorted((Path(store.root) / "releases" / SETTINGS.model_name).iterdir())
+            if not proposals:
+                raise SystemExit(f"the previous day's run proposed no release; see {data / 'previous_day.log'}")
+            merge = [sys.executable, "-m", "recsys_assets", "models", "merge", proposals[-1].name]
+            subprocess.run(merge, env=run_env, stdout=subprocess.DEVNULL, cwd=REPO, check=True)
+            pointer = store.read_champion(SETTINGS.model_name)
+            assert pointer is not None, "a merged release promotes its version"
+            shutil.rmtree(champion, ignore_errors=True)
+            keys = ModelStoreKeys(SETTINGS.model_name)
+            shutil.copytree(Path(store.root) / keys.bundle_prefix(pointer["version"]), champion)
         if args.via_import:
             # The generated events as a user's history file, imported into an empty warehouse.
             history = data / "history.parquet"
@@ -278,11 +342,17 @@ def main() -> None:
     if args.via_import:
         runs["import-events"] = []
     # Alternated, so a change in the shared machine's load hits both sides alike; the best run counts.
+    sides = {
+        "plain": ("plain script", lambda: measure(plain_command, env, data / "plain.log")),
+        "pipeline": ("python -m recsys_assets run", pipeline_run),
+    }
+    order = [args.only] if args.only else ["pipeline", "plain"] if args.daily else ["plain", "pipeline"]
+    if args.daily and args.only == "plain" and not champion.exists():
+        raise SystemExit(f"--daily --only plain scores the champion a pipeline run copied to {champion}: run one first")
     for _ in range(args.repeat):
-        if args.only != "pipeline":
-            runs["plain script"].append(measure(plain_command, env, data / "plain.log"))
-        if args.only != "plain":
-            runs["python -m recsys_assets run"].append(pipeline_run())
+        for side in order:
+            name, run = sides[side]
+            runs[name].append(run())
     results = {name: min(measured, key=lambda m: m.wall) for name, measured in runs.items() if measured}
     if args.rerun and args.only != "plain":
         # Same instance, same data: nothing to extract, and the retrain is skipped.
