@@ -34,6 +34,7 @@ def champion(store) -> str | None:
     return pointer["version"] if pointer else None
 
 
+@pytest.mark.slow
 def test_promote_merge_reject_rollback_and_list(store, capsys):
     code, out, _ = models(capsys, "promote", "v1")
     assert code == 0 and "v1 proposed (opened)" in out and champion(store) is None

@@ -63,6 +63,7 @@ def release(capsys, version: str) -> None:
     assert models(capsys, "merge", version)[0] == 0
 
 
+@pytest.mark.slow
 def test_a_run_that_died_after_opening_its_proposal_costs_no_champion(data, capsys):
     store = build_resources()["model_store"]
     for version in ("v1", "v2", "v3"):
@@ -102,6 +103,7 @@ def test_an_open_proposal_whose_event_was_never_written_is_found_again(data, cap
     assert states() == {"v1": "released"} and champion_file(data) == "v1"
 
 
+@pytest.mark.slow
 def test_a_merge_whose_pointer_reached_the_base_branch_but_not_the_registry(data, capsys):
     store = build_resources()["model_store"]
     for version in ("v1", "v2"):

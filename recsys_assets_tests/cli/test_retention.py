@@ -140,6 +140,7 @@ def test_the_weekly_schedule_runs_the_gc_job():
     assert schedule.cron_schedule == GC_CRON and schedule.job_name == "gc_job"
 
 
+@pytest.mark.slow
 def test_the_gc_job_applies_the_policy(data):
     from recsys_assets.retention import gc_job
 

@@ -95,6 +95,7 @@ def test_a_run_whose_process_is_alive_is_never_terminated(home, capsys):
     assert status(result.run_id) == "SUCCESS"
 
 
+@pytest.mark.slow
 def test_an_unknown_run_is_refused_naming_the_instance(home, capsys):
     assert main(["runs", "terminate", "nope"]) == 4
     assert f"no run nope in this Dagster instance ({home})" in capsys.readouterr().err

@@ -104,6 +104,7 @@ def test_an_object_store_where_nothing_listens_fails_within_its_retry_limit():
     assert time.monotonic() - started < 30 and classify(err.value) == "transient"
 
 
+@pytest.mark.slow
 def test_artefacts_round_trip_through_a_gcs_stand_in_in_bounded_pieces(vertex_messages_gcs, monkeypatch):
     # The GCS stand-in (gcp-storage-emulator, the one the Vertex tests use) speaks GCS's JSON API to
     # pyarrow's real client; pieces of 1 kB so a file takes several bounded calls.

@@ -138,6 +138,7 @@ def test_the_walk_finds_environment_reads(tmp_path):
     assert environment_reads(sample) == ["2: from os import getenv", "3: os.environ", "4: os.getenv"]
 
 
+@pytest.mark.slow
 def test_no_module_but_the_settings_reader_reads_the_environment():
     readers = {
         module_name(path): reads
@@ -151,6 +152,7 @@ def test_no_module_but_the_settings_reader_reads_the_environment():
 # -- no import circle; the tests stay outside -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_import_circle_in_the_package():
     graph = {
         module_name(path): {t for t in imports_of(path, runtime_only=True) if t in GRAPH and t != module_name(path)}
@@ -174,6 +176,7 @@ def test_no_import_circle_in_the_package():
     assert circles == []
 
 
+@pytest.mark.slow
 def test_neither_the_package_nor_the_benchmarks_import_the_tests():
     sources = [*PACKAGE_ROOT.rglob("*.py"), *BENCHMARKS.rglob("*.py")]
     assert len(sources) > len(GRAPH)

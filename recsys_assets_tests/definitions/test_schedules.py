@@ -50,6 +50,7 @@ def evaluate(
     return list(data.run_requests)
 
 
+@pytest.mark.slow
 def test_daily_extract_requests_the_day_that_just_ended(tmp_path, instance):
     repo = repository(tmp_path)
     schedule = repo.get_schedule_def("daily_extract_schedule")
@@ -62,6 +63,7 @@ def test_daily_extract_requests_the_day_that_just_ended(tmp_path, instance):
     assert request.partition_key == "2026-05-04" and request.tags[TRIGGER_TAG] == "daily_extract_schedule"
 
 
+@pytest.mark.slow
 def test_retrain_defaults_to_weekly_on_the_latest_complete_day(tmp_path, instance):
     repo = repository(tmp_path)
     schedule = repo.get_schedule_def("retrain_schedule")
@@ -85,6 +87,7 @@ def retrain_schedule(env: dict[str, str]) -> dg.ScheduleDefinition:
     return schedule
 
 
+@pytest.mark.slow
 def test_retrain_cron_and_timezone_come_from_the_environment(tmp_path, instance):
     auckland = retrain_schedule({"RECSYS_RETRAIN_CRON": "30 1 * * *", "RECSYS_RETRAIN_TIMEZONE": "Pacific/Auckland"})
     assert (auckland.cron_schedule, auckland.execution_timezone) == ("30 1 * * *", "Pacific/Auckland")

@@ -28,6 +28,7 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in event.metadata.items()}
 
 
+@pytest.mark.slow
 def test_yesterdays_lists_are_judged_on_todays_interactions_beside_popularity(board, tmp_path, monkeypatch, capsys):
     publish(board, "v1", release=True)
     served_on = DAY - timedelta(days=1)

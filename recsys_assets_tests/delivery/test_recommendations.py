@@ -86,6 +86,7 @@ def test_the_released_champions_lists_are_written_once_per_day_never_a_proposed_
     assert set(board["recommendation_store"].read_day(DAY)["model_version"].to_pylist()) == {"v2"}
 
 
+@pytest.mark.slow
 def test_the_services_list_for_a_user_is_their_rows_in_the_table(board):
     # Trained through the day served: the service knows every interaction the table excludes (the table also
     # excludes interactions since a champion's build, which a bundle's history cannot hold).
@@ -109,6 +110,7 @@ def test_the_services_list_for_a_user_is_their_rows_in_the_table(board):
             assert body["source"] == rows["source"][0].as_py() and body["model_version"] == "v1"
 
 
+@pytest.mark.slow
 def test_without_a_champion_the_lists_are_popularity_with_a_warning_never_a_failure(board):
     publish(board, "v1", release=False)
     result = run(board, n=5)
@@ -122,6 +124,7 @@ def test_without_a_champion_the_lists_are_popularity_with_a_warning_never_a_fail
     assert meta["fallback_share"] == 1.0
 
 
+@pytest.mark.slow
 def test_a_day_without_active_users_writes_an_empty_partition_and_says_so(board):
     result = run(board, SPEC.start_date - timedelta(days=40), n=5, active_days=3)
     assert result.success
@@ -129,6 +132,7 @@ def test_a_day_without_active_users_writes_an_empty_partition_and_says_so(board)
     assert meta["rows"] == 0 and "no active users" in meta["note"]
 
 
+@pytest.mark.slow
 def test_an_unreadable_champion_fails_in_one_line_naming_version_and_file_and_keeps_earlier_days(board):
     publish(board, "v1", release=True)
     assert run(board, DAY - timedelta(days=1), n=5).success
@@ -166,6 +170,7 @@ def _one_row(day: date) -> pa.Table:
     )
 
 
+@pytest.mark.slow
 def test_the_recommend_command_prints_a_users_served_list_with_titles(board, tmp_path, monkeypatch, capsys):
     publish(board, "v1", release=True)
     assert run(board, n=5).success

@@ -68,6 +68,7 @@ def test_workspace_loads_the_code_location_over_grpc():
     assert [list(entry) for entry in workspace["load_from"]] == [["grpc_server"]]
 
 
+@pytest.mark.slow
 def test_the_chart_renders_the_same_instance_settings_as_the_compose_instance(manifests):
     rendered = yaml.safe_load(replay.by_kind(manifests, "ConfigMap")["dagster-instance"]["data"]["dagster.yaml"])
     instance = load(DEPLOY / "dagster.yaml")

@@ -34,6 +34,7 @@ HISTORY = sp.csr_matrix(
 )
 
 
+@pytest.mark.slow
 def test_features_are_sparse_l2_normalised_and_reload_without_pickle_identically():
     items = catalogue()
     featurizer, features = fit_features(items)
@@ -162,6 +163,7 @@ def test_training_set_keeps_catalogue_items_unseen_in_training_as_cold_items():
     assert with_catalogue.holdout.nnz == without.holdout.nnz
 
 
+@pytest.mark.slow
 def test_selection_skips_content_families_without_features_and_lets_a_hybrid_win_with_them():
     events, items = generate_events(SPEC), generate_catalogue(SPEC)
     data = build_training_set(events, SplitParams(cut_days=2), items["item_id"])
@@ -293,6 +295,7 @@ def test_a_collaborative_bundle_refuses_new_postings_with_the_reason():
         bundle.add_postings(catalogue())
 
 
+@pytest.mark.slow
 def test_the_recency_prior_prefers_the_newer_of_two_equally_similar_postings():
     items = catalogue()
     # job2 and job3 become twin backend postings; job3 was posted 20 days after job2.

@@ -158,6 +158,7 @@ def test_an_unclosed_quote_is_reported_as_such(tmp_path, kind):
         read_either(kind, path)
 
 
+@pytest.mark.slow
 def test_a_huge_row_is_counted_not_dropped(tmp_path):
     # 40 MiB: beyond DuckDB's read buffer, where its CSV reader drops a row without a trace.
     huge = b"u3," + b"x" * (40 * 1024 * 1024) + b",2026-01-02\n"

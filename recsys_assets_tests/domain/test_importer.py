@@ -80,6 +80,7 @@ def test_movielens_csv_with_wrong_header_is_refused(tmp_path):
         read_events_file(path, fmt="movielens")
 
 
+@pytest.mark.slow
 def test_cli_import_is_idempotent(tmp_path, monkeypatch, capsys):
     for name, value in local_env(tmp_path).items():
         monkeypatch.setenv(name, value)

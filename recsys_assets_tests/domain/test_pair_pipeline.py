@@ -58,6 +58,7 @@ def build_with(warehouse: Warehouse, extracts: list[str], catalogue: pa.ChunkedA
     )
 
 
+@pytest.mark.slow
 def test_the_duckdb_warehouse_pairs_give_the_in_memory_matrices_entry_for_entry(tmp_path, monkeypatch):
     # Small shards, so the pairs really span several files and their order across shards matters.
     monkeypatch.setattr(pair_pipeline, "SHARD_ROWS", 1_000)
@@ -80,6 +81,7 @@ def test_the_duckdb_warehouse_pairs_give_the_in_memory_matrices_entry_for_entry(
     assert build_with(warehouse, write_extracts(later, tmp_path / "later"), catalogue, tmp_path / "moved") != content
 
 
+@pytest.mark.slow
 def test_the_pipeline_text_holds_no_input_controlled_text(tmp_path):
     """Event types and catalogue ids travel as tables, never as SQL: a hostile one is just an unknown value."""
     hostile = "view'); DROP TABLE events; --"

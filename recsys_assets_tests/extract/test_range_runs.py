@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from dagster._core.execution.execution_result import ExecutionResult
 
@@ -36,6 +37,7 @@ def extract_range(resources: dict, instance: dg.DagsterInstance) -> ExecutionRes
     )
 
 
+@pytest.mark.slow
 def test_each_day_of_a_range_run_has_its_own_numbers_and_check_results(tmp_path, instance):
     resources = local_resources(tmp_path)
     rows_per_day = seed(resources, SPEC)
@@ -104,6 +106,7 @@ def test_each_day_of_a_range_run_has_its_own_numbers_and_check_results(tmp_path,
     assert len({round(record.timestamp * 1000) for record in records}) == len(DAYS)  # the UI's milliseconds
 
 
+@pytest.mark.slow
 def test_a_single_day_run_reports_the_same_way(tmp_path, instance):
     resources = local_resources(tmp_path)
     rows_per_day = seed(resources, SPEC)
@@ -122,6 +125,7 @@ def test_a_single_day_run_reports_the_same_way(tmp_path, instance):
     assert all(e.passed for e in evaluations)
 
 
+@pytest.mark.slow
 def test_a_range_longer_than_a_quarter_gets_one_result_per_check_naming_its_failed_days(
     tmp_path, instance, monkeypatch
 ):
@@ -202,6 +206,7 @@ def _files(root) -> dict[str, pa.Table]:
     return {str(path.relative_to(root)): pq.read_table(path) for path in sorted(root.rglob("interactions/*/*.parquet"))}
 
 
+@pytest.mark.slow
 def test_a_range_read_a_day_at_a_time_records_what_one_read_records(tmp_path, instance, monkeypatch):
     reads: list[tuple[datetime, datetime]] = []
     read_events = DuckDBWarehouse.read_events

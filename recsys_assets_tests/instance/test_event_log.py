@@ -85,6 +85,7 @@ def test_a_range_run_is_written_as_one_batch_and_reads_back_like_dagsters_own_st
     assert got["middle_day_version"] == "v1" and got["latest_partition"] == got["asset_record_partition"] == days[-1]
 
 
+@pytest.mark.slow
 def test_the_project_instance_uses_it_under_dagster_home_and_says_what_is_missing(tmp_path, monkeypatch):
     shutil.copy(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
@@ -176,6 +177,7 @@ def _check_history(instance: dg.DagsterInstance, run_id: str) -> list[tuple]:
     )
 
 
+@pytest.mark.slow
 def test_per_day_check_results_share_a_transaction_read_back_like_dagsters_and_the_live_view_sees_events(tmp_path):
     keys = DAYS.get_partition_keys()[:5]
     tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}

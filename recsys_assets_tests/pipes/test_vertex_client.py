@@ -16,7 +16,6 @@ import dagster as dg
 import pytest
 from dagster._core.errors import DagsterExecutionInterruptedError
 from google.auth.credentials import AnonymousCredentials
-from google.cloud.aiplatform_v1 import AcceleratorType, JobState
 
 from recsys_assets.pipes.channels import object_store_channels
 from recsys_assets.pipes.vertex import (
@@ -106,6 +105,8 @@ def instance():
 
 @pytest.mark.slow
 def test_success_reports_job_metadata_and_worker_metadata(vertex, vertex_messages_s3, instance):
+    from google.cloud import aiplatform_v1  # imported here: a second of import, only the slow tests need it
+
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -154,7 +155,7 @@ def test_success_reports_job_metadata_and_worker_metadata(vertex, vertex_message
     assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env), "credentials leaked into the job spec"
     assert pool.machine_spec.machine_type == "n1-highmem-8" and pool.replica_count == 1
     assert (
-        pool.machine_spec.accelerator_type == AcceleratorType.NVIDIA_TESLA_T4
+        pool.machine_spec.accelerator_type == aiplatform_v1.AcceleratorType.NVIDIA_TESLA_T4
         and pool.machine_spec.accelerator_count == 1
     )
     assert submitted.display_name == "recsys-train-test"
@@ -174,12 +175,14 @@ def test_success_reports_job_metadata_and_worker_metadata(vertex, vertex_message
 
 @pytest.mark.slow
 def test_failed_job_surfaces_vertex_error_and_worker_exception(vertex, vertex_messages_s3, instance):
+    from google.cloud import aiplatform_v1
+
     result = run_asset(make_client(vertex, vertex_messages_s3), worker_spec(vertex_messages_s3), "fail", instance)
 
     assert not result.success
     error = step_error(result)
     assert "ended FAILED" in error and "exited with a non-zero status of 1" in error
-    assert vertex.only_job.job.state == JobState.JOB_STATE_FAILED
+    assert vertex.only_job.job.state == aiplatform_v1.JobState.JOB_STATE_FAILED
     assert "boom: the training set is empty" in vertex.only_job.log
     # Dagster also hears the worker's own exception through the message channel.
     closed = [

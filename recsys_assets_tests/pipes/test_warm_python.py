@@ -64,6 +64,7 @@ def test_exit_statuses_are_those_of_the_module(tmp_path):
     assert err.strip().splitlines()[-1] == "LookupError: raised in the child" and "Traceback" in err
 
 
+@pytest.mark.slow
 def test_a_busy_starter_is_not_shared_and_a_signal_ends_its_child(tmp_path):
     env = process_environment()
     with (

@@ -12,6 +12,7 @@ from recsys_assets.pipes.worker import open_training_pipes
 WORKER = Path(__file__).with_name("pipes_worker.py")
 
 
+@pytest.mark.slow
 def test_local_subprocess_keeps_the_default_channel():
     """Under PipesSubprocessClient (no store in the params) it behaves exactly like open_dagster_pipes()."""
 

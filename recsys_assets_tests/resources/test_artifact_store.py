@@ -5,6 +5,7 @@ Real materializations on a test instance; the assets here only write and read on
 """
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import create_execution_plan, execute_run
 from dagster._core.storage.tags import PARTITION_NAME_TAG
@@ -48,6 +49,7 @@ def read_by(instance: dg.DagsterInstance, asset: str) -> str:
     return str(event.asset_materialization.metadata["read"].value)
 
 
+@pytest.mark.slow
 def test_a_run_that_did_not_build_an_asset_reads_the_last_builders_files(tmp_path):
     definitions = dg.Definitions(
         assets=[items, reader, dependent],

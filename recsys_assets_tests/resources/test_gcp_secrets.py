@@ -93,6 +93,7 @@ def test_corrupted_payload_is_refused_without_showing_it(secret_manager_standin)
     assert VALUE not in full_text(caught.value)
 
 
+@pytest.mark.slow
 def test_unreachable_service_is_a_clear_error_within_the_deadline():
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))

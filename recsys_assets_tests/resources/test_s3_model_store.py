@@ -19,6 +19,7 @@ from recsys_assets_tests.support.clients import PREFIX, make_store, secrets_dir
 FILES = {"item_factors.npy": b"\x93NUMPY factors", "model_card.md": b"# card", "metrics.png": b"\x89PNG"}
 
 
+@pytest.mark.slow
 def test_publish_round_trip(s3_standin, tmp_path):
     store = make_store(s3_standin, tmp_path)
     uri = store.publish_bundle("m", "v1", FILES, {"version": "v1"})
@@ -70,6 +71,7 @@ class FailingStore(S3ModelStore):
         super().put_object(key, data)
 
 
+@pytest.mark.slow
 def test_failure_midway_leaves_nothing_behind_and_a_retry_completes(s3_standin, tmp_path):
     with pytest.raises(ModelStoreError):
         make_store(s3_standin, tmp_path, FailingStore).publish_bundle("m", "v1", FILES, {"version": "v1"})
@@ -89,6 +91,7 @@ class CorruptingStore(S3ModelStore):
         return data[:-1] + b"!" if data and not key.endswith("manifest.json") else data
 
 
+@pytest.mark.slow
 def test_checksum_mismatch_stops_before_the_manifest(s3_standin, tmp_path):
     with pytest.raises(BundleIntegrityError, match=f"checksum mismatch after uploading s3://{s3_standin.bucket}/"):
         make_store(s3_standin, tmp_path, CorruptingStore).publish_bundle("m", "v1", FILES, {"version": "v1"})
@@ -106,6 +109,7 @@ def test_champion_pointer_only_names_complete_bundles(s3_standin, tmp_path):
     assert pointer["version"] == "v1" and store.read_champion("m")["release"] == "https://github.example/pr/1"
 
 
+@pytest.mark.slow
 def test_credentials_come_from_the_secrets_resource(s3_standin, tmp_path):
     key_id, secret_key = s3_standin.require_signed_requests()
     secrets = LocalSecretStore(directory=secrets_dir(tmp_path, key_id, secret_key), env_prefix="RECSYS_TEST_UNSET_")
@@ -139,6 +143,7 @@ def test_missing_credential_secret_names_it(s3_standin, tmp_path):
         store.get_object("models/m/champion.json")
 
 
+@pytest.mark.slow
 def test_default_credential_chain_when_no_secret_names(s3_standin, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-environment")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-environment")

@@ -83,6 +83,7 @@ def test_the_decay_reason_compares_the_latest_week_with_the_first_week_after_rel
     assert decay_reason(decayed, "v2", thresholds) is None
 
 
+@pytest.mark.slow
 def test_the_served_lists_follow_new_days_and_a_new_champion(tmp_path):
     resources = seeded_board(tmp_path)
     sensor = build_served_lists(SETTINGS)

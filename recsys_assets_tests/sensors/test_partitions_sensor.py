@@ -203,6 +203,7 @@ def test_sensor_targets_the_extract_job():
     assert new_interaction_partitions.minimum_interval_seconds == 300
 
 
+@pytest.mark.slow
 def test_ticks_on_duckdb_new_days_nothing_late_data_and_an_outage(tmp_path, instance, defs):
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     warehouse.replace_days(pa.concat_tables([events(DAY, 3), events(DAY + timedelta(days=1), 2)]))
@@ -257,6 +258,7 @@ def test_days_materialized_elsewhere_are_not_extracted_again(tmp_path, instance,
     assert Ticker(instance, defs).requested(warehouse) == [("2026-05-05", "new_partition")]
 
 
+@pytest.mark.slow
 def test_unreadable_cursor_starts_over_without_failing(tmp_path, instance, defs):
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     warehouse.replace_days(events(DAY, 2))
@@ -265,6 +267,7 @@ def test_unreadable_cursor_starts_over_without_failing(tmp_path, instance, defs)
     assert ticker.requested(warehouse) == [("2026-05-04", "new_partition")]
 
 
+@pytest.mark.slow
 def test_unreachable_bigquery_fails_the_tick_and_keeps_the_cursor(instance, defs):
     unreachable = BigQueryWarehouse(
         project="recsys-test",

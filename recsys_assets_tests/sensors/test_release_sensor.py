@@ -114,6 +114,7 @@ def test_the_observation_lands_on_model_release_for_the_bundles_partition(releas
         ("GET /contents/" + POINTER, 500, "HTTP 500"),
     ],
 )
+@pytest.mark.slow
 def test_github_failures_fail_the_tick_and_change_nothing(release, override, status, message):
     release.propose("v1")
     release.tick()
@@ -137,6 +138,7 @@ def test_a_rejected_token_fails_the_tick_without_showing_it(release, tmp_path):
     assert wrong not in str(caught.value) and release.state("v1") == "proposed"
 
 
+@pytest.mark.slow
 def test_racing_ticks_record_the_merge_once(release):
     release.github.merge(release.propose("v1"))
     barrier = threading.Barrier(4)

@@ -96,6 +96,7 @@ def test_without_a_champion_readiness_and_lists_answer_503_saying_why_while_heal
     ("family", "params"),
     [("item_knn", {"neighbours": 20}), ("als", ALS), ("ease", {"regularization": 5.0})],
 )
+@pytest.mark.slow
 def test_a_known_users_list_is_the_bundles_own_list_from_their_history(store, family, params):
     fitted = publish_fitted(store, "v1", family, params)
     store.write_champion(MODEL, "v1")
@@ -130,6 +131,7 @@ def blas_restored(monkeypatch) -> Iterator[None]:
         library.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_the_service_process_pins_blas_once_and_lets_requests_first_while_a_champion_loads(
     store, blas_restored, monkeypatch
 ):
@@ -190,6 +192,7 @@ def catalogue_with(tmp_path: Path, item_ids: list[str], closed: dict[str, date])
     return catalogue
 
 
+@pytest.mark.slow
 def test_closed_postings_follow_the_days_catalogue_not_the_mask_the_bundle_was_built_with(store, tmp_path):
     fitted = publish_fitted(store, "v0", "item_knn", {"neighbours": 20})
     # The three most popular items: the first was closed when the bundle was built, but the catalogue
@@ -361,6 +364,7 @@ def test_metrics_count_and_time_requests_by_route_template_and_status_and_name_t
     assert value(after, "process_resident_memory_bytes") > 0
 
 
+@pytest.mark.slow
 def test_a_promotion_is_picked_up_without_a_restart_and_the_old_version_serves_until_the_new_one_is_verified(store):
     publish_fitted(store, "v1", "item_knn", {"neighbours": 20})
     store.write_champion(MODEL, "v1")
@@ -452,6 +456,7 @@ def test_an_unreadable_or_removed_pointer_keeps_the_champion_serving_and_says_so
         assert user_list(client, "u0001").headers["X-Model-Version"] == "v1"
 
 
+@pytest.mark.slow
 def test_the_champion_is_followed_in_an_s3_model_store(s3_standin, tmp_path):
     # moto's S3 server (support/standins/s3.py), reached by the project's S3ModelStore through boto3.
     store = make_store(s3_standin, tmp_path)

@@ -34,6 +34,7 @@ def test_only_service_errors_are_left_to_the_retry_policy(error, service):
     assert is_service_error(error) is service
 
 
+@pytest.mark.slow
 def test_the_training_child_starts_without_importing_dagster():
     # Every retrain starts the child several times (split, baselines, training, evaluation): Dagster's
     # import (about 0.9 s) in each would be most of the run's fixed cost on small data.

@@ -29,15 +29,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import bigquery
 
-from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
 from recsys_assets.settings import REPO_ROOT
+
+# The client libraries are imported where used: every test process loads this plugin, few use BigQuery.
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+    from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
 
 EMULATOR_DIR = Path(os.environ.get("BIGQUERY_EMULATOR_DIR", REPO_ROOT / ".emulators" / "bigquery"))
 EMULATOR_BIN = EMULATOR_DIR / "venv" / "bin" / "bqemulator"
@@ -75,6 +77,10 @@ class BigQueryEmulator:
 
     def client(self) -> bigquery.Client:
         """A real BigQuery client on the emulator, with no credentials."""
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
         return bigquery.Client(
             project=self.project,
             credentials=AnonymousCredentials(),
@@ -118,6 +124,8 @@ class BigQueryStandIn:
             "retry_deadline_seconds": 10.0,
             "job_timeout_seconds": 120.0,
         }
+        from recsys_assets.resources.bigquery_warehouse import BigQueryWarehouse
+
         return BigQueryWarehouse(**{**config, **overrides})
 
     def env(self) -> dict[str, str]:
@@ -135,6 +143,8 @@ class BigQueryStandIn:
 
     def query_texts(self) -> list[str]:
         """SQL of every query job the emulator ran that mentions this test's dataset, as the server saw it."""
+        from google.cloud import bigquery
+
         return [
             job.query
             for job in self.client().list_jobs(max_results=1000)

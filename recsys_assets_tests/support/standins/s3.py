@@ -17,10 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-import requests
-from moto.server import ThreadedMotoServer
 
 BUCKET = "recsys-models"
 REGION = "us-east-1"
@@ -45,6 +42,8 @@ class S3StandIn:
 
     def client(self, **credentials: str) -> Any:
         """A boto3 S3 client for the test's own checks (the issued key once signatures are checked)."""
+        import boto3
+
         return boto3.client(
             "s3", endpoint_url=self.endpoint_url, region_name=self.region, **(credentials or self._issued or ADMIN)
         )
@@ -62,6 +61,8 @@ class S3StandIn:
         Returns:
             The (access key id, secret access key) pair; any other pair is refused from now on.
         """
+        import boto3
+
         iam = boto3.client("iam", endpoint_url=self.endpoint_url, region_name=self.region, **ADMIN)
         iam.create_user(UserName="recsys-model-store")
         policy = {
@@ -82,12 +83,16 @@ class S3StandIn:
 
 
 def _post(endpoint_url: str, path: str, data: str = "") -> None:
+    import requests
+
     requests.post(endpoint_url + path, data=data, timeout=10).raise_for_status()
 
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """One moto S3 server for the session (stand-in for AWS S3; see the module docstring)."""
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -29,25 +29,25 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import grpc
 import pytest
-from google.cloud.aiplatform_v1 import JobServiceClient
-from google.cloud.aiplatform_v1.services.job_service.transports import (
-    JobServiceGrpcTransport,
-)
-from google.cloud.aiplatform_v1.types import (
-    CancelCustomJobRequest,
-    CreateCustomJobRequest,
-    CustomJob,
-    GetCustomJobRequest,
-    JobState,
-)
 from google.protobuf import empty_pb2
 from google.rpc import code_pb2, status_pb2
 
 from recsys_assets_tests.support.standins.s3 import S3StandIn
+
+# aiplatform_v1 takes over a second to import: every test process loads this plugin, few use Vertex.
+if TYPE_CHECKING:
+    from google.cloud.aiplatform_v1 import JobServiceClient
+    from google.cloud.aiplatform_v1.types import (
+        CancelCustomJobRequest,
+        CreateCustomJobRequest,
+        CustomJob,
+        GetCustomJobRequest,
+        JobState,
+    )
 
 SERVICE = "google.cloud.aiplatform.v1.JobService"
 VERTEX_EXIT_MESSAGE = (
@@ -122,6 +122,8 @@ class VertexStandIn:
     # -- RPCs -------------------------------------------------------------------------------
 
     def create(self, request: CreateCustomJobRequest, context: grpc.ServicerContext) -> CustomJob:
+        from google.cloud.aiplatform_v1.types import JobState
+
         with self._lock:
             # `submitted` keeps the jobs exactly as the client sent them, in creation order.
             self.submitted.append(_copy(request.custom_job))
@@ -142,6 +144,8 @@ class VertexStandIn:
             return _copy(fake.job)
 
     def cancel(self, request: CancelCustomJobRequest, context: grpc.ServicerContext) -> empty_pb2.Empty:
+        from google.cloud.aiplatform_v1.types import JobState
+
         with self._lock:
             fake = self.jobs.get(request.name)
             if fake is None:
@@ -156,6 +160,8 @@ class VertexStandIn:
     # -- state machine ----------------------------------------------------------------------
 
     def _advance(self, fake: FakeJob) -> None:
+        from google.cloud.aiplatform_v1.types import JobState
+
         job, now = fake.job, datetime.now(UTC)
         fake.polls += 1
         if job.state == JobState.JOB_STATE_PENDING:
@@ -225,6 +231,8 @@ class VertexStandIn:
 
 
 def _copy(job: CustomJob) -> CustomJob:
+    from google.cloud.aiplatform_v1.types import CustomJob
+
     return CustomJob.deserialize(CustomJob.serialize(job))
 
 
@@ -237,6 +245,15 @@ def _handler(fn, request_type, response_serializer):
 @pytest.fixture
 def vertex_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VertexStandIn]:
     """A running fake `JobService` and a real `JobServiceClient` connected to it."""
+    from google.cloud.aiplatform_v1 import JobServiceClient
+    from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+    from google.cloud.aiplatform_v1.types import (
+        CancelCustomJobRequest,
+        CreateCustomJobRequest,
+        CustomJob,
+        GetCustomJobRequest,
+    )
+
     state = VertexStandIn(workdir=tmp_path_factory.mktemp("vertex"))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     server.add_generic_rpc_handlers(
