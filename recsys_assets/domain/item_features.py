@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from recsys_assets.domain.events import filled_numpy
 
-# scikit-learn is imported where a catalogue is featurised, not with this module: it costs ~1 s of
-# import (and teardown) in every process that loads the graph or the training child, and a run on
-# an empty catalogue never needs it (benchmarks/README.md, issue 14).
+# scikit-learn and pandas are imported where a catalogue is featurised, not with this module: they
+# cost ~1.5 s of import (and teardown) in every process that loads the graph or the training child,
+# and a run on an empty catalogue never needs them (benchmarks/README.md, issue 14).
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import Pipeline
@@ -45,6 +45,8 @@ def l2_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 def _frame(items: pa.Table) -> pd.DataFrame:
     """The columns the pipeline reads: one text column (title + description) and the categoricals."""
+    import pandas as pd
+
     # pyarrow's stubs type fill_null's result after the fill value; with a column in, a column comes out.
     title: Any = pc.fill_null(items["title"], pa.scalar(""))
     description: Any = pc.fill_null(items["description"], pa.scalar(""))
@@ -112,6 +114,8 @@ class ItemFeaturizer:
             handle_unknown="ignore",
             dtype=cast(Any, np.float32),
         )
+        import pandas as pd
+
         # With fixed categories, fitting only checks them: nothing is learned from this frame.
         onehot.fit(
             pd.DataFrame(

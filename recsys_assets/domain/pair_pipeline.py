@@ -21,17 +21,19 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
 from pydantic import BaseModel
 
 from recsys_assets.domain import storage
 from recsys_assets.domain.events import EVENTS_SCHEMA, MAX_WEIGHT
 from recsys_assets.domain.params import SplitParams
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 DAY_SECONDS = 86_400
 # Split codes of a pair under each protocol (the label expressions return them).
@@ -505,6 +507,9 @@ class PairsRequest:
 
 def extract_dataset(uris: list[str]) -> pads.Dataset:
     """The daily extracts at `uris` as one Arrow dataset in the events contract, scanned lazily batch by batch."""
+    # Imported here: it loads pandas (half a second), and only the pairs engine process scans extracts.
+    import pyarrow.dataset as pads
+
     if not uris:
         return pads.dataset(EVENTS_SCHEMA.empty_table())
     filesystem, _ = storage.resolve(uris[0])

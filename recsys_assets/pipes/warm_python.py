@@ -43,8 +43,9 @@ from typing import IO
 
 # What the starter imports before it forks, with everything they import: all a child needs, but its settings.
 ENTRYPOINTS = ("recsys_assets.train", "recsys_assets.domain.pairs_job")
-# Imported by a step only when it runs (the evaluation draws the bundle's plot): half a second each time.
-LAZY_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+# Imported by a step only when it runs (the evaluation draws the bundle's plot, the pairs engine scans
+# the extracts as an Arrow dataset, which loads pandas): half a second each time.
+LAZY_IMPORTS = ("matplotlib.figure", "matplotlib.backends.backend_agg", "pyarrow.dataset")
 # BLAS libraries size their thread pools when they load, in the starter: implicit's ALS is
 # multithreaded itself, and a multithreaded BLAS underneath it makes it much slower. OMP_NUM_THREADS
 # is deliberately absent: implicit's own workers are OpenMP threads, and pinning OpenMP to one thread
@@ -259,6 +260,9 @@ def _child(request: dict, fds: list[int], starter_pid: int) -> None:
     first = [request["cwd"], *(entry for entry in request["env"].get("PYTHONPATH", "").split(os.pathsep) if entry)]
     sys.path[:] = [*first, *(entry for entry in sys.path[1:] if entry not in first)]
     sys.argv = [request["module"], *request["args"]]
+    # As under `python -m`, the module runs only as __main__: the starter's imported copy is taken out of
+    # sys.modules (its imports stay), or runpy warns on stderr that it is running a module already imported.
+    sys.modules.pop(request["module"], None)
     status = 0
     try:
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
-import requests
-from dagster_slack import SlackResource
 from pydantic import Field
-from slack_sdk.errors import SlackApiError
 
 from recsys_assets.domain.alerts import RunFailureAlert, StaleAssetAlert
 from recsys_assets.resources.secrets import SecretStore
@@ -54,6 +51,10 @@ class AlertNotifier(dg.ConfigurableResource):
         Raises:
             AlertDeliveryError: At least one target failed; the message names which.
         """
+        # Imported on delivery: every run's process loads this module, and most never alert.
+        import requests
+        from slack_sdk.errors import SlackApiError
+
         failures = []
         if self.slack_channel:
             try:
@@ -70,6 +71,8 @@ class AlertNotifier(dg.ConfigurableResource):
             raise AlertDeliveryError(f"alert for {alert.subject} not delivered to " + "; ".join(failures))
 
     def _send_slack(self, alert: Alert, channel: str) -> None:
+        from dagster_slack import SlackResource
+
         token = self.secrets.access(self.slack_token_secret).value
         client = SlackResource(token=token).get_client()
         client.timeout = int(self.timeout_seconds)
@@ -78,6 +81,8 @@ class AlertNotifier(dg.ConfigurableResource):
         client.chat_postMessage(channel=channel, text=alert.text())
 
     def _send_webhook(self, alert: Alert, url_secret: str) -> None:
+        import requests
+
         url = self.secrets.access(url_secret).value
         response = requests.post(url, json=alert.payload(), timeout=self.timeout_seconds)
         response.raise_for_status()

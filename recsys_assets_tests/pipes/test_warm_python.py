@@ -64,6 +64,22 @@ def test_exit_statuses_are_those_of_the_module(tmp_path):
     assert err.strip().splitlines()[-1] == "LookupError: raised in the child" and "Traceback" in err
 
 
+def test_a_preloaded_entrypoint_runs_as_main_without_runpys_warning(tmp_path):
+    # The starter imported the pairs engine already; its stderr must hold only what the module wrote.
+    with (
+        open(tmp_path / "err", "w") as err,
+        run_module(
+            "recsys_assets.domain.pairs_job",
+            [str(tmp_path / "no-spec.json")],
+            process_environment(),
+            stderr=err.fileno(),
+        ) as child,
+    ):
+        status = child.wait(timeout=60)
+    lines = (tmp_path / "err").read_text().splitlines()
+    assert status == 1 and len(lines) == 1 and lines[0].startswith("FileNotFoundError:"), lines
+
+
 @pytest.mark.slow
 def test_a_busy_starter_is_not_shared_and_a_signal_ends_its_child(tmp_path):
     env = process_environment()
