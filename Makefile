@@ -29,8 +29,10 @@ test: $(VENV)/.installed emulators browser tools
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; exit $$status
 
 ## test-fast: the quick tier a developer runs often (one worker per core: pytest-xdist)
+# --dist loadfile: a module's tests share a worker, so a library only some modules use (scikit-learn,
+# moto, a cloud client) is imported by one worker rather than by each.
 test-fast: $(VENV)/.installed tools
-	$(PY) -m pytest -m "not slow" -q -n auto
+	$(PY) -m pytest -m "not slow" -q -n auto --dist loadfile
 
 ## dev: the Dagster UI on http://127.0.0.1:3000
 dev: $(VENV)/.installed
