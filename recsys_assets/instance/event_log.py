@@ -21,6 +21,8 @@ creates this storage from dagster.yaml, so it is where the batch size is set: no
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +31,7 @@ from typing import Any
 
 import sqlalchemy.event
 from dagster import DagsterEventType, Field, StringSource
+from dagster import __version__ as dagster_version
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
@@ -136,7 +139,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 if shard == INDEX_SHARD_NAME:
                     sqlalchemy.event.listen(engine, "connect", _commit_without_fsync)
                 if shard not in self._initialized_dbs:
-                    self._initdb(engine)
+                    self._init_shard(shard, engine)
                     self._initialized_dbs.add(shard)
                 self._engines[shard] = engine
                 if len(self._engines) > CACHED_ENGINES:
@@ -145,6 +148,43 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                 self._engines.move_to_end(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _init_shard(self, shard: str, engine: Engine) -> None:
+        """Dagster's `_initdb`, except that a new run's shard is a copy of an empty one made by it once.
+
+        Dagster creates every run's database with its tables and stamps its schema revision with alembic:
+        40-90 ms a run, against about 1 ms for a file copy. The template is named after the Dagster
+        version that made it, so an upgraded Dagster makes its own. Another process creating the same
+        shard first (a run worker and the webserver) leaves its file in place and the usual check runs.
+        """
+        path = self.path_for_shard(shard)
+        if shard == INDEX_SHARD_NAME or os.path.exists(path):
+            self._initdb(engine)
+            return
+        staged = f"{path}.{os.getpid()}-{threading.get_ident()}.new"
+        shutil.copyfile(self._run_shard_template(), staged)
+        try:
+            os.link(staged, path)  # never replaces a shard another process created meanwhile
+        except FileExistsError:
+            self._initdb(engine)
+        finally:
+            os.unlink(staged)
+
+    def _run_shard_template(self) -> str:
+        """The empty run shard Dagster's `_initdb` makes, created on first use (by whichever process is first)."""
+        template = os.path.join(self._base_dir, f".run-shard-dagster-{dagster_version}.db")
+        if not os.path.exists(template):
+            fd, staged = tempfile.mkstemp(dir=self._base_dir, prefix=".run-shard-", suffix=".new")
+            os.close(fd)
+            os.unlink(staged)  # SQLite creates the file itself
+            engine = create_engine(f"sqlite:///{staged}", poolclass=NullPool)
+            try:
+                self._initdb(engine)
+            finally:
+                # The last connection closed: the write-ahead log is checkpointed into the file and removed.
+                engine.dispose()
+            os.replace(staged, template)  # concurrent creators write identical files
+        return template
 
     def store_event(self, event: EventLogEntry) -> None:
         """Dagster's `store_event`, except that a step's consecutive check results share one run-shard transaction.

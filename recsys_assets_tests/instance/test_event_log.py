@@ -225,3 +225,40 @@ def test_per_day_check_results_share_a_transaction_read_back_like_dagsters_and_t
         finally:
             storage.end_watch(run_id, on_event)
         assert "still running" in seen
+
+
+def _shard_schema(path: Path) -> dict:
+    """What makes a run shard Dagster's: its tables and indexes, its alembic revision and its journal mode."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as conn:
+        return {
+            "schema": sorted(row[0] for row in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")),
+            "revision": conn.execute("SELECT version_num FROM alembic_version").fetchall(),
+            "journal": conn.execute("PRAGMA journal_mode").fetchone(),
+        }
+
+
+def test_a_new_run_shard_is_a_copy_of_the_empty_one_dagster_makes(tmp_path):
+    from dagster._core.storage.event_log import SqliteEventLogStorage
+
+    ours = BatchedSqliteEventLogStorage(str(tmp_path / "ours"))
+    theirs = SqliteEventLogStorage(str(tmp_path / "theirs"))
+    for storage in (ours, theirs):
+        for run_id in ("run-a", "run-b"):
+            with storage.run_connection(run_id):
+                pass
+    expected = _shard_schema(tmp_path / "theirs" / "run-a.db")
+    assert expected["revision"], "Dagster stamps its run shards"
+    for run_id in ("run-a", "run-b"):
+        assert _shard_schema(tmp_path / "ours" / f"{run_id}.db") == expected
+    # One template, hidden from Dagster's listing of runs; nothing half-made left beside the shards.
+    assert sorted(ours.get_all_run_ids()) == ["run-a", "run-b"]
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir() if not p.name.startswith("index")) == [
+        f".run-shard-dagster-{dg.__version__}.db",
+        "run-a.db",
+        "run-b.db",
+    ]
+    ours.dispose()
+    theirs.dispose()
