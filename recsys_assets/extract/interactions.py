@@ -214,5 +214,7 @@ def interactions(
         _previous_row_counts(layout, keys[0], config.history_days), split.rows_per_day, config.history_days
     )
     yield from _day_results(context, config, split, targets, baselines)
-    # The next steps run in this process: the reads' freed Arrow buffers must not stay in its peak.
-    release_free_memory()
+    # The next steps run in this process: a large extract's freed Arrow buffers must not stay in its
+    # peak. A small one's are not worth the full garbage collection (0.1-0.2 s with the run's objects).
+    if split.rows_read >= EXTRACT_ROWS_PER_READ:
+        release_free_memory()

@@ -9,7 +9,6 @@ from recsys_assets.asset_attributes import GROUP, asset_attributes
 from recsys_assets.automation import SERVICE_RETRY_POLICY
 from recsys_assets.domain.params import SelectionParams
 from recsys_assets.domain.records import TrainingRequest
-from recsys_assets.memory import release_free_memory
 from recsys_assets.partitions import daily_partitions
 from recsys_assets.resources.artifacts import ArtifactStore
 from recsys_assets.resources.training_launcher import TrainingLauncher, refusal
@@ -94,7 +93,6 @@ def trained_model(
         context.log.info(f"retrain skipped: {reason}")
         record_skip(context, reason)
         return
-    release_free_memory()
     request = TrainingRequest(
         training_set=artifacts.layout_of(context, "training_set").training_set(context.partition_key).folder,
         output=artifacts.layout(context.run).trained_model(context.partition_key).folder,
