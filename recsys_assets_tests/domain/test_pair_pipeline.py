@@ -102,6 +102,7 @@ def test_the_pipeline_text_holds_no_input_controlled_text(tmp_path):
     assert_same_training_set(build_training_set(events, params, request.catalogue_ids), from_pairs)
 
 
+@pytest.mark.slow
 def test_an_empty_window_writes_empty_pairs(tmp_path):
     files = PairsFiles(str(tmp_path / "set"))
     DuckDBWarehouse(path=str(tmp_path / "unused.duckdb")).build_pairs(
@@ -119,6 +120,7 @@ def test_an_empty_window_writes_empty_pairs(tmp_path):
     assert loaded.summary.pairs == loaded.summary.events == 0 and len(loaded.columns["u"]) == 0
 
 
+@pytest.mark.slow
 def test_a_failing_engine_process_is_reported_in_one_line_and_writes_no_summary(tmp_path):
     """The DuckDB engine runs in its own process: its failure reaches the orchestrator as one named line."""
     files = PairsFiles(str(tmp_path / "set"))

@@ -20,7 +20,10 @@ CHILD = "recsys_assets_tests.support.warm_child"
 # The child imports the test package from here, as `python -m` run elsewhere would with PYTHONPATH.
 REPO = str(Path(__file__).resolve().parents[2])
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the warm starter is Linux only")
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the warm starter is Linux only"),
+    pytest.mark.slow,  # every test starts a starter process, which imports the training libraries
+]
 
 
 def _parent(pid: int) -> int:
@@ -80,7 +83,6 @@ def test_a_preloaded_entrypoint_runs_as_main_without_runpys_warning(tmp_path):
     assert status == 1 and len(lines) == 1 and lines[0].startswith("FileNotFoundError:"), lines
 
 
-@pytest.mark.slow
 def test_a_busy_starter_is_not_shared_and_a_signal_ends_its_child(tmp_path):
     env = process_environment()
     with (
