@@ -114,10 +114,11 @@ def measure(command: list[str], env: dict[str, str], log: Path) -> Measured:
 def plain(args: argparse.Namespace) -> None:
     """The retrain without orchestration: the project's own functions, called in a row in one process.
 
-    The same work as the pipeline's steps: the training set, the selection, the served refit, every
-    protocol's model and baselines scored by `score_protocol` (cold items, new-item share, paired
-    lifts), the champion (when given) scored by `score_champion`, the plot, and the files a bundle
-    holds; the benchmark's synthetic warehouse has no catalogue, as in the pipeline's runs.
+    The same work as the pipeline's steps: the training set, the selection, its refit on each protocol,
+    the holdout ceiling and the served refit (the training entrypoint), every protocol's baselines, the
+    model and baselines scored by `score_protocol` (cold items, new-item share, paired lifts), the
+    champion (when given) scored by `score_champion`, the plot, and the served model written; the
+    benchmark's synthetic warehouse has no catalogue, as in the pipeline's runs.
     """
     from datetime import UTC, datetime
 
@@ -131,9 +132,15 @@ def plain(args: argparse.Namespace) -> None:
     from recsys_assets.domain.metrics import headline
     from recsys_assets.domain.params import SelectionParams, SplitParams
     from recsys_assets.domain.reports import metrics_plot
-    from recsys_assets.domain.selection import select_model
+    from recsys_assets.domain.selection import holdout_ceiling, select_model
     from recsys_assets.domain.splitting import build_training_set
     from recsys_assets.resources.warehouse import DuckDBWarehouse
+
+    started = time.perf_counter()
+
+    def phase(text: str) -> None:
+        # Each phase with its end time, to set beside the pipeline's step timeline.
+        print(f"[{time.perf_counter() - started:7.1f} s] {text}", flush=True)
 
     settings = SelectionParams.model_validate(json.loads(args.selection))
     end = date.fromisoformat(args.partition)
@@ -143,26 +150,38 @@ def plain(args: argparse.Namespace) -> None:
     events = warehouse.read_events(
         datetime.combine(start, day, tzinfo=UTC), datetime.combine(end + timedelta(days=1), day, tzinfo=UTC)
     )
+    phase(f"read {events.num_rows:,} events")
     data = build_training_set(events, SplitParams())
     del events
+    phase(f"training set: {data.full.nnz:,} pairs")
     selection = select_model(data.protocols[settings.protocol], settings, print)
-    # The served model: the selection refitted on the whole window, as the training entrypoint does.
+    phase("selection")
+    # As the training entrypoint: the selection refitted on each protocol's training data, the holdout
+    # ceiling (each family's best trial on each holdout, time-boxed), then the served refit.
+    refits = {
+        protocol: new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)
+        for protocol, split in data.protocols.items()
+    }
+    holdout_ceiling(data.protocols, selection, refits, settings.k, settings.ceiling_seconds, lambda _: None)
+    phase("refitted per protocol, holdout ceiling")
     served = new_model(selection.best.family, selection.best.params).fit(data.full, data.full_ages())
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "model.npz").write_bytes(served.to_bytes())
+    phase("served model refitted and written")
     no_catalogue = np.full(len(data.item_ids), np.nan)
     results, model_by_user = {}, {}
     for protocol, split in data.protocols.items():
-        model = new_model(selection.best.family, selection.best.params).fit(split.train, split.train_ages)
         baselines = {
             name: new_model(family, params).fit(split.train, split.train_ages)
             for name, (family, params) in BASELINES.items()
         }
         results[protocol], model_by_user[protocol] = score_protocol(
-            split, model, baselines, k=settings.k, posted=no_catalogue, new_item_days=NEW_ITEM_DAYS
+            split, refits[protocol], baselines, k=settings.k, posted=no_catalogue, new_item_days=NEW_ITEM_DAYS
         )
-        print(f"{protocol} model: ndcg@{settings.k} {results[protocol].model[f'ndcg@{settings.k}']:.4f}")
+        phase(
+            f"{protocol}: baselines fitted, scored; model ndcg@{settings.k} {results[protocol].model[f'ndcg@{settings.k}']:.4f}"
+        )
     if args.champion:
         gated = data.protocols[settings.protocol]
 
@@ -172,13 +191,14 @@ def plain(args: argparse.Namespace) -> None:
         bundle = serving.open_bundle(args.champion, read, settings.protocol)
         champion, by_user = score_champion(bundle, gated.train, gated.holdout, data.user_ids, data.item_ids, settings.k)
         lift = paired_lift(model_by_user[settings.protocol], by_user)
-        print(
+        phase(
             f"champion {champion.version}: ndcg@{settings.k} {champion.metrics[f'ndcg@{settings.k}']:.4f}, {lift.text()}"
         )
     gated_result = results[settings.protocol]
     series = {"model": headline(gated_result.model, settings.k)}
     series |= {name: headline(metrics, settings.k) for name, metrics in gated_result.baselines.items()}
     (output / "metrics.png").write_bytes(metrics_plot(series))
+    phase("plot drawn")
 
 
 def main() -> None:
