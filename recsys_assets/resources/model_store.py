@@ -119,7 +119,7 @@ class ModelStore(dg.ConfigurableResource, ABC):
         existing version is never overwritten. A failure midway leaves no manifest, and the files
         it uploaded are deleted again (as far as the store lets: its error is the one raised).
         `files` is iterated once, so a mapping that reads each file on lookup (`storage.StoredFiles`)
-        keeps one file in memory at a time.
+        keeps one file in memory at a time: the file, then its read-back copy.
         """
         keys = ModelStoreKeys(model_name)
         prefix = keys.bundle_prefix(version)
@@ -133,10 +133,13 @@ class ModelStore(dg.ConfigurableResource, ABC):
                 written.append(key)
                 self.put_object(key, data)
                 checksums[name] = sha256(data)
+                # Dropped before the read-back and before the next file is read (`files` may read each on
+                # lookup): one file in memory at a time (history.npz is 0.3 GiB at 100 M events).
+                del data
                 stored = self.get_object(key)
                 if stored is None or sha256(stored) != checksums[name]:
                     raise BundleIntegrityError(f"checksum mismatch after uploading {self.uri(key)}")
-                del data, stored  # before the next file is read (`files` may read each on lookup)
+                del stored
             manifest = {**manifest, "files": checksums}
             body = json.dumps(manifest, indent=2, sort_keys=True).encode()
             if not self.put_object_if_absent(keys.manifest(version), body):

@@ -2,6 +2,7 @@
 
 import json
 import os
+from collections.abc import Mapping
 
 import pytest
 
@@ -45,6 +46,46 @@ def test_stored_files_are_read_one_at_a_time_as_the_bundle_is_published(tmp_path
     assert store.read_file("m", "v1", "history.npz") == b"history.npz" * 1000
     with pytest.raises(ValueError, match="given twice"):
         StoredFiles({"model_card.md": "x"}, FILES)
+
+
+def test_each_file_is_dropped_before_it_is_read_back_so_one_is_held_at_a_time(tmp_path):
+    alive: set[str] = set()
+
+    class Tracked(bytes):
+        """A file's bytes that say when they are freed."""
+
+        name = ""
+
+        def __del__(self):
+            alive.discard(self.name)
+
+    class Lazy(Mapping):
+        """Each file made on lookup, as `StoredFiles` reads it."""
+
+        names = ("model.npz", "history.npz", "user_ids.parquet")
+
+        def __getitem__(self, name):
+            data = Tracked(name.encode() * 1000)
+            data.name = name
+            alive.add(name)
+            return data
+
+        def __iter__(self):
+            return iter(self.names)
+
+        def __len__(self):
+            return len(self.names)
+
+    held_at_read_back: list[set[str]] = []
+
+    class Store(LocalModelStore):
+        def get_object(self, key):
+            held_at_read_back.append(set(alive))
+            return super().get_object(key)
+
+    Store(root=str(tmp_path)).publish_bundle("m", "v1", Lazy(), {"version": "v1"})
+    # The first read-back is the "already published?" check; each file's comes after it was written.
+    assert held_at_read_back[1:4] == [set(), set(), set()]
 
 
 def test_an_existing_version_is_never_overwritten(tmp_path):
