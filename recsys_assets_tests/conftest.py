@@ -1,6 +1,7 @@
 """Shared fixtures. Stand-ins for cloud services live in `support/standins/`, one module per service."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,24 @@ pytest_plugins: list[str] = [
     "recsys_assets_tests.support.standins.github",
     "recsys_assets_tests.support.standins.bigquery",
 ]
+
+
+# How a module says all its tests are the slow tier; the fast tier then does not even import it.
+SLOW_MODULE = "pytestmark = pytest.mark.slow\n"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m "not slow"`, leave out the modules marked slow as a whole without importing them.
+
+    Deselection needs the module imported first, and each xdist worker imports every module: the
+    cloud clients some of them load (aiplatform_v1, BigQuery's) cost each worker a second or more for no
+    test it runs.
+    """
+    if config.getoption("markexpr") != "not slow" or not collection_path.name.startswith("test_"):
+        return None
+    if collection_path.suffix == ".py" and SLOW_MODULE in collection_path.read_text():
+        return True
+    return None
 
 
 @pytest.hookimpl(wrapper=True)

@@ -15,6 +15,9 @@ from recsys_assets.resources import build_resources
 from recsys_assets.resources.bigquery_recommendation_store import BigQueryRecommendationStore
 from recsys_assets_tests.support.standins.bigquery import BigQueryStandIn
 
+# Emulator-backed throughout (and BigQuery's client is a slow import): the fast tier skips the module.
+pytestmark = pytest.mark.slow
+
 DAY = date(2026, 5, 4)
 
 
@@ -34,7 +37,6 @@ def lists(day: date, users: int, version: str = "v1") -> pa.Table:
     )
 
 
-@pytest.mark.slow
 def test_each_day_is_replaced_whole_and_a_rerun_leaves_one_copy(bigquery_standin: BigQueryStandIn, tmp_path):
     env = {**bigquery_standin.env(), "RECSYS_DATA_DIR": str(tmp_path), "RECSYS_BQ_USE_STORAGE_API": "false"}
     store = build_resources(env, only=["recommendation_store"])["recommendation_store"]
@@ -57,7 +59,6 @@ def test_each_day_is_replaced_whole_and_a_rerun_leaves_one_copy(bigquery_standin
     assert store.read_day(DAY).num_rows == 0 and store.read_day(DAY + timedelta(days=1)).num_rows == 4
 
 
-@pytest.mark.slow
 def test_the_asset_writes_its_day_to_bigquery_and_a_rerun_keeps_one_copy(bigquery_standin: BigQueryStandIn, tmp_path):
     from recsys_assets_tests.delivery.test_recommendations import run
     from recsys_assets_tests.support.board import DAY as BOARD_DAY
